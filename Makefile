@@ -1,0 +1,37 @@
+# One command each: `make run` (set up + try the encoder), `make test`, `make lint`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: venv run test lint format bench train-tiny-shapes
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+run: venv
+	$(BIN)/latentspace models
+	$(BIN)/latentspace encode --model tiny-shapes --text "a red circle"
+
+test: venv
+	$(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+format: venv
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
+
+bench: venv
+	$(BIN)/python bench/bench_encoder.py
+
+train-tiny-shapes: venv
+	$(BIN)/python -m latentspace.embedder.models.train_tiny_shapes

@@ -1,0 +1,111 @@
+"""The ``latentspace`` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from latentspace.errors import LatentspaceError
+from latentspace.settings import Settings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="latentspace",
+    help="Text and images in one CLIP latent space: encode, index, search.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _fail(error: Exception) -> typer.Exit:
+    typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code=2)
+
+
+@app.command()
+def encode(
+    model: Annotated[str, typer.Option("--model", "-m", help="Model spec.")] = "tiny-shapes",
+    text: Annotated[list[str] | None, typer.Option("--text", "-t", help="A text to embed.")] = None,
+    image: Annotated[
+        list[Path] | None, typer.Option("--image", "-i", help="An image file to embed.")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Write vectors to .npy (else JSON lines on stdout)."),
+    ] = None,
+) -> None:
+    """Embed texts and/or image files with MODEL; one vector per input, texts first."""
+    from latentspace.embedder import create_encoder, encode_image_files
+
+    texts, images = text or [], image or []
+    if not texts and not images:
+        raise _fail(ValueError("give at least one --text or --image"))
+    settings = Settings()
+    try:
+        encoder = create_encoder(model, settings.encoder)
+        rows: list[tuple[str, np.ndarray | None, str | None]] = [
+            (t, v, None) for t, v in zip(texts, encoder.encode_text(texts), strict=True)
+        ]
+        image_rows: list[tuple[str, np.ndarray | None, str | None]] = [
+            (str(p), None, None) for p in images
+        ]
+        for batch in encode_image_files(
+            encoder, images, settings=settings.encoder, limits=settings.limits
+        ):
+            for position, vector in zip(batch.positions, batch.vectors, strict=True):
+                image_rows[position] = (str(images[position]), vector, None)
+            for position, problem in batch.errors.items():
+                image_rows[position] = (str(images[position]), None, str(problem))
+        rows += image_rows
+    except LatentspaceError as e:
+        raise _fail(e) from e
+    failed = [r for r in rows if r[2] is not None]
+    for name, _, error in failed:
+        typer.secho(f"skipped {name}: {error}", fg=typer.colors.YELLOW, err=True)
+    if out is not None:
+        good = [v for _, v, _ in rows if v is not None]
+        matrix = np.stack(good) if good else np.zeros((0, encoder.dim), np.float32)
+        np.save(out, matrix)
+        typer.echo(f"wrote {matrix.shape[0]}×{encoder.dim} vectors to {out}", err=True)
+    else:
+        for name, vector, _ in rows:
+            if vector is not None:
+                record = {"input": name, "model": encoder.name, "vector": vector.tolist()}
+                sys.stdout.write(json.dumps(record) + "\n")
+    if failed:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def models(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    all_openclip: Annotated[
+        bool, typer.Option("--all", help="List every open_clip pretrained tag too.")
+    ] = False,
+) -> None:
+    """List model specs and whether each can load on this machine without a download."""
+    from latentspace.embedder.availability import list_models
+
+    settings = Settings()
+    entries = list_models(settings.encoder, include_all_openclip=all_openclip)
+    if as_json:
+        typer.echo(json.dumps([e.as_dict() for e in entries], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("spec", "modalities", "offline", "where")
+    for e in entries:
+        table.add_row(e.spec, ",".join(e.modalities), "yes" if e.offline else "no", e.where)
+    Console().print(table)
+
+
+def main() -> None:
+    """Entry point of the ``latentspace`` script."""
+    app()

@@ -1,0 +1,33 @@
+"""Encoders: text and images into one latent space, built from model spec strings."""
+
+from __future__ import annotations
+
+from latentspace.embedder.base import Encoder, ImageEncoder, TextCache, l2_normalise
+from latentspace.embedder.bulk import EncodedBatch, encode_image_files
+from latentspace.embedder.images import ALLOWED_FORMATS, decode_image, load_image
+from latentspace.embedder.registry import (
+    KNOWN_SPECS,
+    EncoderRegistry,
+    ModelSpec,
+    create_encoder,
+    default_registry,
+    parse_spec,
+)
+
+__all__ = [
+    "ALLOWED_FORMATS",
+    "KNOWN_SPECS",
+    "EncodedBatch",
+    "Encoder",
+    "EncoderRegistry",
+    "ImageEncoder",
+    "ModelSpec",
+    "TextCache",
+    "create_encoder",
+    "decode_image",
+    "default_registry",
+    "encode_image_files",
+    "l2_normalise",
+    "load_image",
+    "parse_spec",
+]

@@ -1,0 +1,106 @@
+"""Which model specs can load on this machine without a download (the ``models`` command)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from latentspace.embedder.models import TINY_SHAPES_DIR
+from latentspace.embedder.openclip import WEIGHT_FILES, find_weights
+from latentspace.embedder.registry import KNOWN_SPECS, parse_spec
+from latentspace.settings import EncoderSettings
+
+__all__ = ["ModelEntry", "list_models", "locate_offline"]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One spec with what it embeds and where its weights are (if on this machine)."""
+
+    spec: str
+    modalities: tuple[str, ...]
+    offline: bool
+    where: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def _hf_cached(repo_id: str, filenames: tuple[str, ...], cache_dir: str | None) -> str | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    for filename in filenames:
+        found = try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir)
+        if isinstance(found, str):
+            return found
+    return None
+
+
+def _openclip_location(target: str, cache_dir: str | None) -> str | None:
+    from open_clip.pretrained import get_pretrained_cfg
+
+    path = Path(target).expanduser()
+    if path.is_dir():
+        weights = find_weights(path)
+        return str(weights) if weights else None
+    arch, _, tag = target.partition("/")
+    cfg = get_pretrained_cfg(arch, tag)
+    if not cfg:
+        return None
+    hub = cfg.get("hf_hub", "")
+    if hub:
+        repo_id, filename = os.path.split(hub)  # "org/repo/" names the default file
+        names = (f"{Path(filename).stem}.safetensors", filename) if filename else WEIGHT_FILES
+        return _hf_cached(repo_id, names, cache_dir)
+    url = cfg.get("url", "")
+    if url:
+        local = Path(cache_dir or Path("~/.cache/clip").expanduser()) / os.path.basename(url)
+        return str(local) if local.is_file() else None
+    return None
+
+
+def _st_location(target: str, cache_dir: str | None) -> str | None:
+    path = Path(target).expanduser()
+    if path.is_dir():
+        return str(path) if (path / "modules.json").is_file() else None
+    repo_id = target if "/" in target else f"sentence-transformers/{target}"
+    found = _hf_cached(repo_id, ("modules.json",), cache_dir)
+    return str(Path(found).parent) if found else None
+
+
+def locate_offline(spec: str, settings: EncoderSettings) -> str | None:
+    """Where the weights of ``spec`` are on this machine, or ``None`` if a download is needed."""
+    cache_dir = str(settings.cache_dir) if settings.cache_dir else None
+    parsed = parse_spec(spec)
+    if parsed.scheme == "tiny-shapes":
+        weights = find_weights(TINY_SHAPES_DIR)
+        return str(weights) if weights else None
+    if parsed.scheme == "openclip":
+        return _openclip_location(parsed.target, cache_dir)
+    if parsed.scheme == "st":
+        return _st_location(parsed.target, cache_dir)
+    return None
+
+
+def list_models(
+    settings: EncoderSettings, *, include_all_openclip: bool = False
+) -> list[ModelEntry]:
+    """tiny-shapes, the well-known specs and (optionally) every open_clip pretrained tag."""
+    specs = ["tiny-shapes", *KNOWN_SPECS]
+    if include_all_openclip:
+        import open_clip
+
+        specs += [
+            f"openclip:{arch}/{tag}"
+            for arch, tag in open_clip.list_pretrained()
+            if f"openclip:{arch}/{tag}" not in specs
+        ]
+    entries = []
+    for spec in specs:
+        where = locate_offline(spec, settings)
+        modalities = ("text",) if spec.startswith("st:") else ("text", "image")
+        entries.append(ModelEntry(spec, modalities, where is not None, where or "needs download"))
+    return entries

@@ -1,0 +1,133 @@
+"""sentence-transformers backend: text-only encoders for RAG collections."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from latentspace.embedder.base import TextCache, l2_normalise, state_dict_fingerprint
+from latentspace.embedder.device import DevicePlan, plan_device
+from latentspace.embedder.openclip import offline_hint
+from latentspace.errors import EncoderError, InvalidInput, ModelUnavailable, UnsupportedModality
+from latentspace.settings import EncoderSettings
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+__all__ = ["SentenceTransformerEncoder", "looks_like_path"]
+
+logger = logging.getLogger(__name__)
+
+
+def looks_like_path(target: str) -> bool:
+    """True for spec targets meant as local paths rather than hub names."""
+    return target.startswith(("/", "./", "../", "~")) or Path(target).expanduser().is_dir()
+
+
+class SentenceTransformerEncoder:
+    """A sentence-transformers model; embeds text only."""
+
+    def __init__(
+        self, model: Any, *, name: str, plan: DevicePlan, settings: EncoderSettings
+    ) -> None:
+        self._model = model
+        self._name = name
+        self._plan = plan
+        self._batch_size = settings.batch_size
+        self._cache = TextCache(settings.text_cache_size)
+        self._fingerprint = state_dict_fingerprint(model.state_dict())
+        # sentence-transformers 6 renamed get_sentence_embedding_dimension.
+        get_dim = getattr(model, "get_embedding_dimension", None)
+        dim = get_dim() if get_dim else model.get_sentence_embedding_dimension()
+        self._dim = int(dim) if dim else int(self._encode_uncached(["the"]).shape[1])
+
+    @classmethod
+    def load(cls, target: str, settings: EncoderSettings) -> SentenceTransformerEncoder:
+        """Load a model by hub name (cache or download) or from a local directory.
+
+        Raises:
+            ModelUnavailable: the directory is missing, or the model is not cached and
+                cannot be downloaded.
+            EncoderError: the files do not make a model.
+        """
+        from sentence_transformers import SentenceTransformer
+
+        spec = f"st:{target}"
+        plan = plan_device(settings)
+        local = looks_like_path(target)
+        if local:
+            path = Path(target).expanduser().resolve()
+            if not path.is_dir():
+                raise ModelUnavailable(f"no sentence-transformers model directory at {path}")
+            target = str(path)
+            spec = f"st:{path}"
+        try:
+            model = SentenceTransformer(
+                target,
+                device=str(plan.device),
+                cache_folder=str(settings.cache_dir) if settings.cache_dir else None,
+                local_files_only=local,
+            )
+        except OSError as e:
+            if local:
+                raise EncoderError(f"could not load sentence-transformers model {spec}: {e}") from e
+            raise ModelUnavailable(offline_hint(spec, e)) from e
+        except Exception as e:
+            raise EncoderError(f"could not load sentence-transformers model {spec}: {e}") from e
+        return cls(model, name=spec, plan=plan, settings=settings)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    @property
+    def modalities(self) -> frozenset[str]:
+        return frozenset({"text"})
+
+    @property
+    def text_cache(self) -> TextCache:
+        """The LRU cache of text vectors."""
+        return self._cache
+
+    def encode_text(self, texts: Sequence[str]) -> np.ndarray:
+        if isinstance(texts, str):
+            raise InvalidInput("encode_text takes a sequence of strings, not one string")
+        if not texts:
+            return np.zeros((0, self._dim), dtype=np.float32)
+        return self._cache.encode(texts, self._encode_uncached)
+
+    def encode_images(self, images: Sequence[Image]) -> np.ndarray:
+        raise UnsupportedModality(
+            f"{self._name} is a text-only model; it cannot embed images. "
+            "Use an open_clip model (e.g. tiny-shapes) for image collections."
+        )
+
+    def _encode_uncached(self, texts: Sequence[str]) -> np.ndarray:
+        with torch.inference_mode(), self._plan.autocast():
+            out = self._model.encode(
+                list(texts),
+                batch_size=self._batch_size,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        vectors = np.asarray(out, dtype=np.float32)
+        empty = np.flatnonzero(np.linalg.norm(vectors, axis=1) == 0)
+        if empty.size:
+            raise InvalidInput(
+                f"text {texts[int(empty[0])]!r} embeds to a zero vector: "
+                f"{self._name} knows none of its tokens"
+            )
+        return l2_normalise(vectors)

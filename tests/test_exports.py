@@ -1,0 +1,27 @@
+"""Every package's ``__all__`` is sorted and names things that exist (httpx-style)."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+MODULES = [
+    "latentspace",
+    "latentspace.errors",
+    "latentspace.settings",
+    "latentspace.embedder",
+    "latentspace.embedder.base",
+    "latentspace.embedder.images",
+    "latentspace.embedder.registry",
+    "latentspace.embedder.models",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_exported_members(name: str) -> None:
+    module = importlib.import_module(name)
+    exported = module.__all__
+    assert exported == sorted(exported, key=lambda s: (not s.isupper(), s.startswith("_"), s))
+    for member in exported:
+        assert hasattr(module, member), f"{name}.{member}"
