@@ -5,7 +5,7 @@
 Two models: the bundled tiny-shapes CLIP, and an open_clip ViT-B-32 with random weights (the
 compute of the real ViT-B-32 without needing its weights). Images are 256×256 JPEG files of
 generated shapes. "model-only" feeds already preprocessed tensors; "decode+encode" reads the
-files through the bulk path (decode + preprocess in N worker processes, model in the main one).
+files through the bulk path (decode + preprocess on N worker threads, model on the main one).
 Writes the "encoder" section of bench/RESULTS.md.
 """
 
@@ -68,7 +68,7 @@ def measure(encoder: ImageEncoder, paths: list[Path], batch: int) -> dict[str, f
             for _ in encode_image_files(encoder, paths, settings=settings, limits=limits):
                 pass
 
-        out[f"decode+encode images/s ({workers} decode workers)"] = rate(len(paths), run)
+        out[f"decode+encode images/s ({workers} decode threads)"] = rate(len(paths), run)
     texts = [
         t.format(colour=f"c{i}", shape=f"s{i}") for i in range(len(paths)) for t in TEMPLATES[:1]
     ]

@@ -35,7 +35,7 @@ class EncoderSettings(BaseModel):
         default=4096, ge=0, description="Entries in each encoder's LRU cache of text vectors."
     )
     decode_workers: int = Field(
-        default=2, ge=0, description="Worker processes that decode images in bulk; 0 = inline."
+        default=2, ge=0, description="Threads that decode images in bulk; 0 = inline."
     )
     cache_dir: Path | None = Field(
         default=None, description="Where downloaded weights are kept (default: the HF cache)."

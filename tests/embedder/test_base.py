@@ -18,7 +18,7 @@ def test_l2_normalise_returns_unit_float32_rows() -> None:
 
 @pytest.mark.parametrize("bad", [[0.0, 0.0], [np.nan, 1.0], [np.inf, 1.0]])
 def test_l2_normalise_refuses_rows_without_direction(bad: list[float]) -> None:
-    with pytest.raises(InvalidInput, match=r"rows \[1\]"):
+    with pytest.raises(InvalidInput, match=r"rows \[1\] are zero or not finite"):
         l2_normalise(np.array([[1.0, 0.0], bad]))
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import io
 import struct
 import zlib
@@ -32,6 +33,7 @@ def png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
+@functools.cache
 def png_bomb(side: int = 20_000) -> bytes:
     """A real 20000×20000 greyscale PNG of zeros: 400 MB of pixels in a few hundred KB."""
     compressor = zlib.compressobj(9)

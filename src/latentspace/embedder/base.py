@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
-from latentspace.errors import InvalidInput
+from latentspace.vectors import l2_normalise
 
 if TYPE_CHECKING:
     import torch
@@ -85,21 +85,6 @@ class ImageEncoder(Encoder, Protocol):
     def encode_pixels(self, pixels: torch.Tensor) -> np.ndarray:
         """Embed a preprocessed batch ``(n, 3, H, W)``; returns ``(n, dim)`` float32, unit rows."""
         ...
-
-
-def l2_normalise(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length, as float32.
-
-    Raises:
-        InvalidInput: a row is zero or not finite (it has no direction).
-    """
-    out = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(out, axis=-1, keepdims=True)
-    bad = ~np.isfinite(norms) | (norms == 0)
-    if bad.any():
-        rows = np.flatnonzero(bad.reshape(-1)).tolist()
-        raise InvalidInput(f"vector rows {rows[:10]} are zero or not finite; cannot normalise")
-    return np.ascontiguousarray(out / norms, dtype=np.float32)
 
 
 def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:

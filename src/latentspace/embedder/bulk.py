@@ -1,4 +1,4 @@
-"""Bulk image encoding: parallel decode in worker processes, batched forward passes."""
+"""Bulk image encoding: parallel decode on worker threads, batched forward passes."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def encode_image_files(
     """Encode image files in batches; a bad file is reported, never fatal to the run.
 
     Encoders with a split image path (:class:`ImageEncoder`) get their files decoded and
-    preprocessed in ``settings.decode_workers`` processes while the model runs; others
+    preprocessed on ``settings.decode_workers`` threads while the model runs; others
     decode inline.
 
     Raises:

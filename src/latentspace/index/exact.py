@@ -1,0 +1,125 @@
+"""The NumPy exact index: the reference every FAISS kind is tested against."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from latentspace.index.base import (
+    Metric,
+    Predicate,
+    SearchParams,
+    SearchResult,
+    check_ids,
+    check_matrix,
+    finish_search,
+)
+from latentspace.vectors import l2_normalise
+
+__all__ = ["ExactIndex", "exact_knn"]
+
+
+def exact_knn(
+    database: np.ndarray, queries: np.ndarray, k: int, metric: Metric = "cosine"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions and scores (higher is better) of the ``k`` nearest rows of ``database``."""
+    if metric == "l2":
+        scores = -(
+            (queries**2).sum(1)[:, None] - 2 * queries @ database.T + (database**2).sum(1)[None, :]
+        )
+    else:
+        scores = queries @ database.T
+    k = min(k, database.shape[0])
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k else np.zeros((len(queries), 0), int)
+    top_scores = np.take_along_axis(scores, top, axis=1)
+    order = np.argsort(-top_scores, axis=1, kind="stable")
+    return np.take_along_axis(top, order, axis=1), np.take_along_axis(top_scores, order, axis=1)
+
+
+class ExactIndex:
+    """Brute-force search over an in-memory matrix; simple enough to be obviously right."""
+
+    def __init__(self, dim: int, metric: Metric = "cosine") -> None:
+        self._dim, self._metric = dim, metric
+        self._vectors: dict[int, np.ndarray] = {}
+
+    @property
+    def kind(self) -> str:
+        return "exact"
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def metric(self) -> Metric:
+        return self._metric
+
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._vectors
+
+    def _prepare(self, vectors: np.ndarray, name: str) -> np.ndarray:
+        x = check_matrix(vectors, self._dim, name=name)
+        return l2_normalise(x, name=name) if self._metric == "cosine" else x
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        x = self._prepare(vectors, "vectors")
+        for key, row in zip(check_ids(ids, count=x.shape[0]).tolist(), x, strict=True):
+            self._vectors[key] = row
+
+    def remove(self, ids: np.ndarray) -> int:
+        keys = np.asarray(ids, dtype=np.int64).reshape(-1).tolist()
+        return sum(self._vectors.pop(k, None) is not None for k in keys)
+
+    def save(self, directory: Path, *, fingerprint: str = "", oplog_seq: int = 0) -> None:
+        """Write ids and vectors as ``exact.npz`` (atomically); see :meth:`load`."""
+        from latentspace.index.persist import atomic_write
+
+        ids = np.fromiter(self._vectors, dtype=np.int64, count=len(self._vectors))
+        matrix = np.stack(list(self._vectors.values())) if ids.size else np.zeros((0, self._dim))
+        buffer = io.BytesIO()
+        np.savez(buffer, ids=ids, vectors=matrix.astype(np.float32), metric=self._metric)
+        atomic_write(Path(directory) / "exact.npz", buffer.getvalue())
+
+    @classmethod
+    def load(cls, directory: Path) -> ExactIndex:
+        """Read an index written by :meth:`save`."""
+        with np.load(Path(directory) / "exact.npz", allow_pickle=False) as data:
+            index = cls(int(data["vectors"].shape[1]), str(data["metric"]))  # type: ignore[arg-type]
+            if data["ids"].size:
+                index.add(data["ids"], data["vectors"])
+        return index
+
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        *,
+        params: SearchParams | None = None,
+        allow: np.ndarray | None = None,
+        predicate: Predicate | None = None,
+        min_score: float | None = None,
+        offset: int = 0,
+    ) -> SearchResult:
+        q = self._prepare(queries, "queries")
+        keys = np.fromiter(self._vectors, dtype=np.int64, count=len(self._vectors))
+        if allow is not None:
+            keys = keys[np.isin(keys, np.asarray(allow, dtype=np.int64))]
+        matrix = (
+            np.stack([self._vectors[k] for k in keys.tolist()])
+            if keys.size
+            else np.zeros((0, self._dim), np.float32)
+        )
+
+        def raw(qs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+            positions, scores = exact_knn(matrix, qs, n, self._metric)
+            return keys[positions], scores.astype(np.float32)
+
+        return finish_search(
+            raw, q, k, total=keys.size, predicate=predicate, min_score=min_score, offset=offset
+        )

@@ -1,0 +1,373 @@
+"""FAISS-backed :class:`VectorIndex`: flat, HNSW, IVF-Flat, IVF-PQ or any factory string.
+
+Labels inside FAISS are *slots* (a counter this class owns), not the caller's ids: HNSW and
+refined IVF-PQ cannot delete, so a removed or replaced vector stays there as a dead slot and
+is excluded with an id selector at search time until a rebuild
+(:class:`~latentspace.index.managed.ManagedIndex`) drops the tombstones.
+Kinds that can delete (flat, IVF) drop the slot at once. ``slot → id`` is a NumPy array and
+``id → slot`` a dict, so upsert, remove and allow-lists translate in O(1) per id.
+
+Concurrency: searches share a readers–writer lock, writes take it alone. Per-query
+``nprobe``/``efSearch`` go through FAISS ``SearchParameters``; the shared index is never
+mutated for a query.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from latentspace.errors import InvalidInput, VectorIndexError
+from latentspace.index.base import (
+    Metric,
+    Predicate,
+    SearchParams,
+    SearchResult,
+    check_ids,
+    check_matrix,
+    finish_search,
+)
+from latentspace.index.exact import exact_knn
+from latentspace.index.locks import ReadWriteLock
+from latentspace.index.spec import IndexSpec
+from latentspace.vectors import l2_normalise
+
+__all__ = ["BRUTE_FORCE_LIMIT", "FaissIndex", "gpu_available"]
+
+logger = logging.getLogger(__name__)
+
+# An allow-list this short is searched exactly instead of through the ANN structure.
+BRUTE_FORCE_LIMIT = 20_000
+
+
+def gpu_available() -> bool:
+    """True when this faiss build has GPU support and sees a GPU."""
+    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+
+
+class FaissIndex:
+    """A mutable FAISS index keyed by caller-owned int64 ids."""
+
+    def __init__(self, spec: IndexSpec, dim: int, *, use_gpu: bool = False) -> None:
+        if dim < 1:
+            raise InvalidInput(f"dim must be positive, got {dim}")
+        self._requested = spec  # parameters left open are chosen when the data arrives
+        self._spec = spec
+        self._dim = dim
+        self._metric: Metric = spec.metric
+        self._faiss_metric = faiss.METRIC_L2 if spec.metric == "l2" else faiss.METRIC_INNER_PRODUCT
+        # IndexIDMap2 over the FAISS index (IVF-Flat: the IVF itself), labels are slots; built
+        # on the first add because IVF kinds train on the first data.
+        self._cpu: Any = None
+        self._gpu: Any = None
+        self._gpu_resources: Any = None
+        self._use_gpu = use_gpu and gpu_available() and self._spec.kind in ("flat", "ivf")
+        self._slot_ids = np.empty(0, dtype=np.int64)  # slot → id, -1 for dead/removed slots
+        self._id_slot: dict[int, int] = {}
+        self._dead: set[int] = set()  # slots still inside the FAISS index but not live
+        self._lock = ReadWriteLock()
+        self._read_only = False  # set for memory-mapped loads
+
+    # -- properties ----------------------------------------------------------------------
+    @property
+    def kind(self) -> str:
+        return self._spec.kind
+
+    @property
+    def spec(self) -> IndexSpec:
+        """The spec with every parameter filled in."""
+        return self._spec
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def metric(self) -> Metric:
+        return self._metric
+
+    @property
+    def dead_ratio(self) -> float:
+        """Share of FAISS entries that are tombstones (HNSW, IVF-PQ)."""
+        total = len(self._id_slot) + len(self._dead)
+        return len(self._dead) / total if total else 0.0
+
+    @property
+    def on_gpu(self) -> bool:
+        """Whether searches run on a GPU copy."""
+        return self._gpu is not None
+
+    def __len__(self) -> int:
+        return len(self._id_slot)
+
+    def __contains__(self, item_id: object) -> bool:
+        return isinstance(item_id, int | np.integer) and int(item_id) in self._id_slot
+
+    def ids(self) -> np.ndarray:
+        """The live ids, in slot order."""
+        with self._lock.read():
+            return self._slot_ids[self._slot_ids >= 0].copy()
+
+    # -- building ------------------------------------------------------------------------
+    def _factory_string(self, n_train: int) -> str:
+        self._spec = self._requested.with_defaults(n_train, self._dim)
+        p, kind = self._spec.params, self._spec.kind
+        if kind == "flat":
+            return "Flat"
+        if kind == "hnsw":
+            return f"HNSW{int(p['m'])},Flat"
+        if kind == "factory":
+            return str(p["factory"])
+        nlist = min(int(p["nlist"]), max(1, n_train // 39))
+        if nlist != p["nlist"]:
+            logger.info("IVF trained on %d vectors: nlist lowered to %d", n_train, nlist)
+            self._spec = IndexSpec(kind, self._metric, {**p, "nlist": nlist})
+        if kind == "ivf":
+            return f"IVF{nlist},Flat"
+        # "np": no polysemous training, which costs ~2 s per sub-quantizer and buys nothing here
+        return f"IVF{nlist},PQ{int(p['m'])}x{int(p['nbits'])}np,Refine(SQ8)"
+
+    def _create(self, train: np.ndarray) -> None:
+        inner: Any = faiss.index_factory(
+            self._dim, self._factory_string(train.shape[0]), self._faiss_metric
+        )
+        if self._spec.kind == "hnsw":
+            inner.hnsw.efConstruction = int(self._spec.params["ef_construction"])
+            inner.hnsw.efSearch = int(self._spec.params["ef_search"])
+        if not inner.is_trained:
+            sample = train
+            cap = max(64 * 1024, 64 * int(self._spec.params.get("nlist", 1)))
+            if train.shape[0] > cap:
+                rng = np.random.default_rng(0)
+                sample = train[rng.choice(train.shape[0], cap, replace=False)]
+            inner.train(sample)
+        if self._spec.kind == "ivf":
+            # IVF keeps labels itself; IndexIDMap's remove_ids would renumber them wrongly.
+            # a hashtable direct map gives remove and reconstruct by label
+            inner.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
+            self._cpu = inner
+        else:
+            self._cpu = faiss.IndexIDMap2(inner)
+
+    def _sync_gpu(self) -> None:
+        if not self._use_gpu or self._cpu is None:
+            return
+        if self._gpu_resources is None:
+            self._gpu_resources = faiss.StandardGpuResources()
+        self._gpu = faiss.index_cpu_to_gpu(self._gpu_resources, 0, self._cpu)
+
+    def _prepare(self, vectors: np.ndarray, name: str) -> np.ndarray:
+        x = check_matrix(vectors, self._dim, name=name)
+        return l2_normalise(x, name=name) if self._metric == "cosine" else x
+
+    # -- writes --------------------------------------------------------------------------
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Insert or replace the vectors of ``ids`` (upsert)."""
+        x = self._prepare(vectors, "vectors")
+        keys = check_ids(ids, count=x.shape[0])
+        if keys.shape[0] == 0:
+            return
+        self._check_writable()
+        with self._lock.write():
+            if self._cpu is None:
+                self._create(x)
+            self._drop(keys)
+            slots = np.arange(self._slot_ids.shape[0], self._slot_ids.shape[0] + keys.shape[0])
+            self._cpu.add_with_ids(x, slots)
+            self._slot_ids = np.concatenate([self._slot_ids, keys])
+            self._id_slot.update(zip(keys.tolist(), slots.tolist(), strict=True))
+            self._sync_gpu()
+
+    def remove(self, ids: np.ndarray) -> int:
+        """Remove ``ids``; returns how many were present."""
+        keys = np.asarray(ids, dtype=np.int64).reshape(-1)
+        self._check_writable()
+        with self._lock.write():
+            removed = self._drop(keys)
+            self._sync_gpu()
+        return removed
+
+    def save(self, directory: Path, *, fingerprint: str = "", oplog_seq: int = 0) -> None:
+        """Write the index and its manifest into ``directory`` (see :mod:`.persist`)."""
+        from latentspace.index.persist import save_index
+
+        save_index(self, directory, fingerprint=fingerprint, oplog_seq=oplog_seq)
+
+    def _check_writable(self) -> None:
+        if self._read_only:
+            raise VectorIndexError("this index was loaded memory-mapped and is read-only")
+
+    def _drop(self, keys: np.ndarray) -> int:
+        slots = [self._id_slot.pop(k) for k in keys.tolist() if k in self._id_slot]
+        if not slots:
+            return 0
+        slot_array = np.asarray(slots, dtype=np.int64)
+        self._slot_ids[slot_array] = -1
+        if self._spec.kind == "flat":
+            self._cpu.remove_ids(faiss.IDSelectorBatch(slot_array))
+        elif self._spec.kind == "ivf":  # the hashtable direct map takes only an id array
+            self._cpu.remove_ids(
+                faiss.IDSelectorArray(slot_array.shape[0], faiss.swig_ptr(slot_array))
+            )
+        else:  # HNSW, refined IVF-PQ and factory strings: tombstones until a rebuild
+            self._dead.update(slots)
+        return len(slots)
+
+    # -- reads ---------------------------------------------------------------------------
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        *,
+        params: SearchParams | None = None,
+        allow: np.ndarray | None = None,
+        predicate: Predicate | None = None,
+        min_score: float | None = None,
+        offset: int = 0,
+    ) -> SearchResult:
+        """The ``k`` best live ids per query (see :class:`VectorIndex`)."""
+        q = self._prepare(queries, "queries")
+        with self._lock.read():
+            if self._cpu is None:
+                return finish_search(_empty, q, k, total=0)
+            selector: Any = None
+            total = len(self._id_slot)
+            if allow is not None:
+                wanted = np.asarray(allow, dtype=np.int64).reshape(-1).tolist()
+                slots = np.fromiter(
+                    (self._id_slot[i] for i in wanted if i in self._id_slot), dtype=np.int64
+                )
+                total = slots.shape[0]
+                if self.kind != "flat" and total <= BRUTE_FORCE_LIMIT:
+                    return self._search_subset(slots, q, k, predicate, min_score, offset)
+                if self._gpu is not None:  # GPU indexes take no selector: post-filter
+                    allowed = set(wanted)
+                    predicate = _and(predicate, lambda ids: np.isin(ids, list(allowed)))
+                    total = len(self._id_slot)
+                else:
+                    selector = faiss.IDSelectorBatch(slots)
+            elif self._dead:
+                dead = faiss.IDSelectorBatch(np.fromiter(self._dead, dtype=np.int64))
+                selector = faiss.IDSelectorNot(dead)
+                selector.referenced = dead  # keep the inner selector alive
+            faiss_params = self._faiss_params(params or SearchParams(), selector)
+
+            def raw(qs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+                index = self._gpu if self._gpu is not None else self._cpu
+                if faiss_params is None:
+                    distances, labels = index.search(qs, n)
+                else:
+                    distances, labels = index.search(qs, n, params=faiss_params)
+                ids = np.where(labels >= 0, self._slot_ids[np.maximum(labels, 0)], -1)
+                scores = -distances if self._metric == "l2" else distances
+                return ids, scores.astype(np.float32)
+
+            return finish_search(
+                raw, q, k, total=total, predicate=predicate, min_score=min_score, offset=offset
+            )
+
+    def _search_subset(
+        self,
+        slots: np.ndarray,
+        queries: np.ndarray,
+        k: int,
+        predicate: Predicate | None,
+        min_score: float | None,
+        offset: int,
+    ) -> SearchResult:
+        # A selective filter starves a graph walk or a few IVF lists of candidates (the
+        # allowed points may lie nowhere near the route), so score the allowed few exactly.
+        vectors = (
+            np.asarray(self._cpu.reconstruct_batch(slots), dtype=np.float32)
+            if slots.size
+            else np.zeros((0, self._dim), np.float32)
+        )
+        ids = self._slot_ids[slots]
+
+        def raw(qs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+            positions, scores = exact_knn(vectors, qs, n, self._metric)
+            return ids[positions], scores.astype(np.float32)
+
+        return finish_search(
+            raw,
+            queries,
+            k,
+            total=slots.size,
+            predicate=predicate,
+            min_score=min_score,
+            offset=offset,
+        )
+
+    def _faiss_params(self, params: SearchParams, selector: Any) -> Any:
+        kind, p = self._spec.kind, self._spec.params
+        out: Any
+        if self._gpu is not None:
+            if kind == "ivf" and params.nprobe is not None:
+                out = faiss.SearchParametersIVF()
+                out.nprobe = params.nprobe
+                return out
+            return None
+        if kind == "hnsw":
+            out = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]  # missing from the stubs
+            out.efSearch = int(params.ef_search or p["ef_search"])
+        elif kind in ("ivf", "ivfpq"):
+            out = faiss.SearchParametersIVF()
+            out.nprobe = int(params.nprobe or p["nprobe"])
+            if kind == "ivfpq":
+                base, out = out, faiss.IndexRefineSearchParameters()
+                base.sel = selector
+                out.base_index_params = base
+                out.k_factor = float(p["refine_factor"])
+                out.referenced = base
+        elif selector is None:
+            return None
+        else:
+            out = faiss.SearchParameters()
+        if selector is not None:
+            out.sel = selector
+        return out
+
+    # -- vectors, rebuild ---------------------------------------------------------------
+    def reconstruct(self, ids: np.ndarray) -> np.ndarray:
+        """Stored vectors of ``ids`` (approximate for PQ kinds).
+
+        Raises:
+            InvalidInput: an id is not in the index.
+        """
+        keys = np.asarray(ids, dtype=np.int64).reshape(-1)
+        with self._lock.read():
+            missing = [k for k in keys.tolist() if k not in self._id_slot]
+            if missing:
+                raise InvalidInput(f"ids not in the index: {missing[:10]}")
+            slots = np.asarray([self._id_slot[k] for k in keys.tolist()], dtype=np.int64)
+            if slots.size == 0:
+                return np.zeros((0, self._dim), dtype=np.float32)
+            return np.asarray(self._cpu.reconstruct_batch(slots), dtype=np.float32)
+
+    def iter_vectors(self, batch: int = 65_536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """All live (ids, vectors) in batches."""
+        ids = self.ids()
+        for start in range(0, ids.shape[0], batch):
+            chunk = ids[start : start + batch]
+            yield chunk, self.reconstruct(chunk)
+
+    @property
+    def lossless(self) -> bool:
+        """Whether :meth:`reconstruct` returns the vectors exactly as added (normalised)."""
+        return self._spec.kind in ("flat", "hnsw", "ivf")
+
+
+def _empty(queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    shape = (queries.shape[0], n)
+    return np.full(shape, -1, np.int64), np.full(shape, -np.inf, np.float32)
+
+
+def _and(first: Predicate | None, second: Predicate) -> Predicate:
+    if first is None:
+        return second
+    return lambda ids: first(ids) & second(ids)

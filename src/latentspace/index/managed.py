@@ -1,0 +1,191 @@
+"""A collection's live index: grows into a better kind and compacts, in the background.
+
+:class:`ManagedIndex` holds the current :class:`FaissIndex`. After writes it checks whether
+the ``auto`` planner would now pick another kind (exact → HNSW → IVF-PQ as the collection
+grows) or whether tombstones passed ``compact_ratio``; if so a background thread builds the
+replacement from a snapshot while writes go on, replays the writes made meanwhile, and swaps
+it in under the lock. Searches never wait for a rebuild.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+from latentspace.index.base import Predicate, SearchParams, SearchResult
+from latentspace.index.faiss_index import FaissIndex
+from latentspace.index.spec import EXACT_LIMIT, IndexSpec, plan_index
+
+__all__ = ["ManagedIndex", "VectorSource"]
+
+logger = logging.getLogger(__name__)
+
+VectorSource = Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
+_ORDER = {"flat": 0, "ivf": 1, "hnsw": 1, "ivfpq": 2}
+
+
+class ManagedIndex:
+    """The current index of one collection, rebuilt in the background when it should be."""
+
+    def __init__(
+        self,
+        index: FaissIndex,
+        *,
+        auto: bool = False,
+        memory_budget: int | None = None,
+        compact_ratio: float = 0.2,
+        source: VectorSource | None = None,
+        use_gpu: bool = False,
+        exact_limit: int = EXACT_LIMIT,
+    ) -> None:
+        self._current = index
+        self._auto = auto
+        self._budget = memory_budget
+        self._compact_ratio = compact_ratio
+        self._source = source
+        self._use_gpu = use_gpu
+        self._exact_limit = exact_limit
+        self._lock = threading.Lock()  # orders writes against the swap
+        self._pending: list[tuple[str, np.ndarray, np.ndarray | None]] | None = None
+        self._thread: threading.Thread | None = None
+        self.rebuilds = 0
+        self.last_error: BaseException | None = None
+
+    @property
+    def current(self) -> FaissIndex:
+        """The index searches go to right now."""
+        return self._current
+
+    @property
+    def rebuilding(self) -> bool:
+        """Whether a background rebuild is running."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def __len__(self) -> int:
+        return len(self._current)
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Upsert into the current index (and into the one being built)."""
+        with self._lock:
+            self._current.add(ids, vectors)
+            if self._pending is not None:
+                self._pending.append(("add", np.asarray(ids), np.asarray(vectors)))
+        self._maybe_rebuild()
+
+    def remove(self, ids: np.ndarray) -> int:
+        """Remove from the current index (and from the one being built)."""
+        with self._lock:
+            removed = self._current.remove(ids)
+            if self._pending is not None:
+                self._pending.append(("remove", np.asarray(ids), None))
+        self._maybe_rebuild()
+        return removed
+
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        *,
+        params: SearchParams | None = None,
+        allow: np.ndarray | None = None,
+        predicate: Predicate | None = None,
+        min_score: float | None = None,
+        offset: int = 0,
+    ) -> SearchResult:
+        """Search the current index (see :meth:`FaissIndex.search`)."""
+        return self._current.search(
+            queries,
+            k,
+            params=params,
+            allow=allow,
+            predicate=predicate,
+            min_score=min_score,
+            offset=offset,
+        )
+
+    def target_spec(self) -> IndexSpec | None:
+        """The spec a rebuild would produce now, or ``None`` if none is due."""
+        current = self._current
+        if self._auto:
+            planned = plan_index(
+                len(current),
+                current.dim,
+                current.metric,
+                self._budget,
+                exact_limit=self._exact_limit,
+            )
+            if _ORDER[planned.kind] > _ORDER.get(current.kind, 0):
+                return planned
+        if current.dead_ratio > self._compact_ratio:
+            return IndexSpec(current.kind, current.metric, dict(current.spec.params))
+        return None
+
+    def _maybe_rebuild(self) -> None:
+        spec = self.target_spec()
+        if spec is None or self.rebuilding:
+            return
+        self.rebuild(spec, background=True)
+
+    def rebuild(self, spec: IndexSpec | None = None, *, background: bool = False) -> None:
+        """Rebuild into ``spec`` (default: the same kind), from the source or the index."""
+        target = spec or IndexSpec(self._current.kind, self._current.metric, {})
+        with self._lock:
+            self._pending = []
+        if background:
+            self._thread = threading.Thread(
+                target=self._build_and_swap, args=(target,), name="index-rebuild", daemon=True
+            )
+            self._thread.start()
+        else:
+            self._build_and_swap(target)
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until a running background rebuild has finished (tests, shutdown)."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def _snapshot(self) -> Iterable[tuple[np.ndarray, np.ndarray]]:
+        if self._source is not None:
+            return self._source()
+        if not self._current.lossless:
+            raise RuntimeError(f"no vector source to rebuild a {self._current.kind} index")
+        return self._current.iter_vectors()
+
+    def _build_and_swap(self, spec: IndexSpec) -> None:
+        try:
+            batches = list(self._snapshot())
+            ids = np.concatenate([b[0] for b in batches]) if batches else np.empty(0, np.int64)
+            fresh = FaissIndex(spec, self._current.dim, use_gpu=self._use_gpu)
+            if ids.size:
+                fresh.add(ids, np.concatenate([b[1] for b in batches]))
+            with self._lock:
+                for op, op_ids, op_vectors in self._pending or []:
+                    if op == "add":
+                        fresh.add(op_ids, op_vectors)  # type: ignore[arg-type]
+                    else:
+                        fresh.remove(op_ids)
+                old, self._current, self._pending = self._current, fresh, None
+            self.rebuilds += 1
+            logger.info("index rebuilt: %s → %s, %d vectors", old.kind, fresh.kind, len(fresh))
+        except Exception as e:  # a failed rebuild leaves the old index serving
+            with self._lock:
+                self._pending = None
+            self.last_error = e
+            logger.exception("index rebuild into %s failed; the old index keeps serving", spec)
+
+    def describe(self) -> dict[str, Any]:
+        """Kind, parameters, size and tombstones, for collection stats."""
+        current = self._current
+        return {
+            "kind": current.kind,
+            "params": dict(current.spec.params),
+            "count": len(current),
+            "dead_ratio": current.dead_ratio,
+            "rebuilding": self.rebuilding,
+            "on_gpu": current.on_gpu,
+        }

@@ -1,0 +1,109 @@
+"""Index kinds, their parameters, and the ``auto`` planner.
+
+``auto`` follows autofaiss' reasoning: exact search while it is cheap (below ~50k vectors),
+then HNSW while its graph and full vectors fit the memory budget, then IVF-PQ, whose codes
+take a fraction of the memory. The choice and its parameters are recorded in the spec.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from latentspace.errors import InvalidInput
+from latentspace.index.base import METRICS, Metric
+
+__all__ = [
+    "EXACT_LIMIT",
+    "KINDS",
+    "IndexSpec",
+    "estimate_bytes",
+    "plan_index",
+]
+
+KINDS: tuple[str, ...] = ("flat", "hnsw", "ivf", "ivfpq")
+EXACT_LIMIT = 50_000
+_HNSW_M = 32
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """What to build: ``kind`` with ``params``; ``factory`` holds a FAISS factory string."""
+
+    kind: str
+    metric: Metric = "cosine"
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in (*KINDS, "factory"):
+            raise InvalidInput(f"unknown index kind {self.kind!r}; expected one of {KINDS}")
+        if self.metric not in METRICS:
+            raise InvalidInput(f"unknown metric {self.metric!r}; expected one of {METRICS}")
+        if self.kind == "factory" and not isinstance(self.params.get("factory"), str):
+            raise InvalidInput("a factory index needs params.factory, e.g. 'IVF256,SQ8'")
+
+    def with_defaults(self, n: int, dim: int) -> IndexSpec:
+        """Fill in the parameters this spec leaves open, for ``n`` vectors of ``dim``."""
+        defaults: dict[str, Any] = {}
+        if self.kind == "hnsw":
+            defaults = {"m": _HNSW_M, "ef_construction": 80, "ef_search": 64}
+        elif self.kind in ("ivf", "ivfpq"):
+            nlist = _nlist(n)
+            defaults = {"nlist": nlist, "nprobe": max(8, nlist // 8)}
+            if self.kind == "ivfpq":
+                defaults.update({"m": _pq_m(dim), "nbits": 8, "refine_factor": 4})
+        return replace(self, params={**defaults, **self.params})
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form (for manifests and the collections table)."""
+        return {"kind": self.kind, "metric": self.metric, "params": dict(self.params)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> IndexSpec:
+        """Inverse of :meth:`to_json`."""
+        return cls(data["kind"], data.get("metric", "cosine"), dict(data.get("params", {})))
+
+
+def _nlist(n: int) -> int:
+    # ~4·√n lists, a power of two, and at least 39 training points per list.
+    target = 4 * math.sqrt(max(n, 1))
+    nlist = int(2 ** max(0, round(math.log2(target))))
+    return max(1, min(nlist, max(1, n // 39), 65_536))
+
+
+def _pq_m(dim: int) -> int:
+    # Two dimensions per sub-quantizer, rounded to a divisor of dim.
+    m = max(1, dim // 2)
+    while dim % m:
+        m -= 1
+    return m
+
+
+def estimate_bytes(spec: IndexSpec, n: int, dim: int) -> int:
+    """Rough resident size of an index of ``n`` vectors (ids and graph links included)."""
+    per_vector = 8  # the id map
+    if spec.kind == "hnsw":
+        per_vector += 4 * dim + 2 * 4 * int(spec.params.get("m", _HNSW_M)) + 8
+    elif spec.kind == "ivfpq":
+        per_vector += int(spec.params.get("m", _pq_m(dim))) + 8 + dim  # codes + SQ8 refine
+    else:
+        per_vector += 4 * dim
+    return n * per_vector
+
+
+def plan_index(
+    n: int,
+    dim: int,
+    metric: Metric = "cosine",
+    memory_budget: int | None = None,
+    *,
+    exact_limit: int = EXACT_LIMIT,
+) -> IndexSpec:
+    """The ``auto`` choice for ``n`` vectors of ``dim`` under ``memory_budget`` bytes."""
+    if n < exact_limit:
+        return IndexSpec("flat", metric).with_defaults(n, dim)
+    hnsw = IndexSpec("hnsw", metric).with_defaults(n, dim)
+    if memory_budget is None or estimate_bytes(hnsw, n, dim) <= memory_budget:
+        return hnsw
+    return IndexSpec("ivfpq", metric).with_defaults(n, dim)
