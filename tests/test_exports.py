@@ -15,6 +15,8 @@ MODULES = [
     "latentspace.embedder.images",
     "latentspace.embedder.registry",
     "latentspace.embedder.models",
+    "latentspace.index",
+    "latentspace.vectors",
 ]
 
 

@@ -15,7 +15,6 @@ mutated for a query.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -130,7 +129,8 @@ class FaissIndex:
         if kind == "ivf":
             return f"IVF{nlist},Flat"
         # "np": no polysemous training, which costs ~2 s per sub-quantizer and buys nothing here
-        return f"IVF{nlist},PQ{int(p['m'])}x{int(p['nbits'])}np,Refine(SQ8)"
+        refine = ",Refine(SQ8)" if p.get("refine", "SQ8") == "SQ8" else ""
+        return f"IVF{nlist},PQ{int(p['m'])}x{int(p['nbits'])}np{refine}"
 
     def _create(self, train: np.ndarray) -> None:
         inner: Any = faiss.index_factory(
@@ -318,7 +318,7 @@ class FaissIndex:
         elif kind in ("ivf", "ivfpq"):
             out = faiss.SearchParametersIVF()
             out.nprobe = int(params.nprobe or p["nprobe"])
-            if kind == "ivfpq":
+            if kind == "ivfpq" and p.get("refine", "SQ8") == "SQ8":
                 base, out = out, faiss.IndexRefineSearchParameters()
                 base.sel = selector
                 out.base_index_params = base
@@ -349,12 +349,14 @@ class FaissIndex:
                 return np.zeros((0, self._dim), dtype=np.float32)
             return np.asarray(self._cpu.reconstruct_batch(slots), dtype=np.float32)
 
-    def iter_vectors(self, batch: int = 65_536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """All live (ids, vectors) in batches."""
-        ids = self.ids()
-        for start in range(0, ids.shape[0], batch):
-            chunk = ids[start : start + batch]
-            yield chunk, self.reconstruct(chunk)
+    def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
+        """All live ids and their vectors, read at one instant (writers wait)."""
+        with self._lock.read():
+            live = np.flatnonzero(self._slot_ids >= 0)
+            if live.size == 0:
+                return np.empty(0, np.int64), np.zeros((0, self._dim), np.float32)
+            vectors = np.asarray(self._cpu.reconstruct_batch(live), dtype=np.float32)
+            return self._slot_ids[live].copy(), vectors
 
     @property
     def lossless(self) -> bool:

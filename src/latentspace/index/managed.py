@@ -154,7 +154,7 @@ class ManagedIndex:
             return self._source()
         if not self._current.lossless:
             raise RuntimeError(f"no vector source to rebuild a {self._current.kind} index")
-        return self._current.iter_vectors()
+        return [self._current.snapshot()]
 
     def _build_and_swap(self, spec: IndexSpec) -> None:
         try:

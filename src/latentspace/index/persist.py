@@ -1,11 +1,15 @@
 """Saving and loading indexes with a manifest; atomic writes, verified reads.
 
-A saved index is a folder with ``index.faiss`` (the FAISS index), ``slots.npy`` (slot → id)
-and ``manifest.json``, written last. Each file goes to a temporary name, is fsynced, renamed
-over the old one with ``os.replace``, and the folder is fsynced, so a crash leaves either the
-old or the new index, never half of one. The manifest records the faiss version, kind and
-parameters, dim, metric, encoder fingerprint, count, the last applied oplog sequence and the
-sha256 of each file; :func:`load_index` checks every one and refuses a mismatch.
+A saved index is a folder with ``index.<generation>.faiss`` (the FAISS index),
+``slots.<generation>.npy`` (slot → id) and ``manifest.json``, which names the files of its
+generation. Data files of a new generation never overwrite the ones the current manifest
+names; each is written to a temporary name, fsynced and renamed; then the manifest is replaced
+the same way (the commit point) and the folder fsynced; only then are older generations
+deleted. A crash at any moment leaves the old index or the new one, whole.
+
+The manifest records the faiss version, kind and parameters, dim, metric, encoder
+fingerprint, count, the last applied oplog sequence and the sha256 of each file;
+:func:`load_index` checks every one and refuses a mismatch.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import json
 import os
 import tempfile
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +42,7 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
-_INDEX_FILE, _SLOTS_FILE, _MANIFEST_FILE = "index.faiss", "slots.npy", "manifest.json"
+_MANIFEST_FILE = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -98,8 +103,10 @@ def save_index(
         slots = io.BytesIO()
         np.save(slots, index._slot_ids, allow_pickle=False)
         count, dead = len(index), sorted(index._dead)
-    atomic_write(directory / _INDEX_FILE, blob)
-    atomic_write(directory / _SLOTS_FILE, slots.getvalue())
+    generation = uuid.uuid4().hex[:12]
+    index_file, slots_file = f"index.{generation}.faiss", f"slots.{generation}.npy"
+    atomic_write(directory / index_file, blob)
+    atomic_write(directory / slots_file, slots.getvalue())
     manifest = Manifest(
         format_version=FORMAT_VERSION,
         faiss_version=faiss.__version__,
@@ -109,14 +116,27 @@ def save_index(
         fingerprint=fingerprint,
         oplog_seq=oplog_seq,
         checksums={
-            _INDEX_FILE: hashlib.sha256(blob).hexdigest(),
-            _SLOTS_FILE: hashlib.sha256(slots.getvalue()).hexdigest(),
+            index_file: hashlib.sha256(blob).hexdigest(),
+            slots_file: hashlib.sha256(slots.getvalue()).hexdigest(),
         },
         dead=dead,
         saved_at=time.time(),
     )
     atomic_write(directory / _MANIFEST_FILE, json.dumps(asdict(manifest), indent=1).encode())
+    _remove_stale(directory, keep=set(manifest.checksums))
     return manifest
+
+
+def _data_files(directory: Path) -> list[Path]:
+    return [*directory.glob("index.*.faiss"), *directory.glob("slots.*.npy")]
+
+
+def _remove_stale(directory: Path, keep: set[str]) -> None:
+    for path in _data_files(directory):
+        if path.name not in keep:
+            path.unlink(missing_ok=True)
+    for path in directory.glob(".*.*"):  # temporary files of writes that were killed
+        path.unlink(missing_ok=True)
 
 
 def read_manifest(directory: str | Path) -> Manifest:
@@ -175,13 +195,17 @@ def load_index(
             raise IndexCorrupted(f"{path} is missing")
         if _sha256(path) != expected:
             raise IndexCorrupted(f"{path} does not match its checksum (truncated or altered)")
+    index_file = next((n for n in manifest.checksums if n.endswith(".faiss")), None)
+    slots_file = next((n for n in manifest.checksums if n.endswith(".npy")), None)
+    if index_file is None or slots_file is None:
+        raise IndexCorrupted(f"{directory}: the manifest names no index or slots file")
     try:
-        slot_ids = np.load(directory / _SLOTS_FILE, allow_pickle=False)
+        slot_ids = np.load(directory / slots_file, allow_pickle=False)
         spec = IndexSpec.from_json(manifest.spec)
         index = FaissIndex(spec, manifest.dim, use_gpu=use_gpu)
-        if (directory / _INDEX_FILE).stat().st_size:
+        if (directory / index_file).stat().st_size:
             flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
-            index._cpu = faiss.read_index(str(directory / _INDEX_FILE), flags)
+            index._cpu = faiss.read_index(str(directory / index_file), flags)
     except (OSError, RuntimeError, ValueError, KeyError) as e:
         raise IndexCorrupted(f"{directory}: cannot read index: {e}") from e
     index._spec = spec
@@ -204,8 +228,8 @@ def load_index(
 def remove_index(directory: str | Path) -> None:
     """Delete a saved index's files (manifest first, so a half-deleted index never loads)."""
     directory = Path(directory)
-    for name in (_MANIFEST_FILE, _INDEX_FILE, _SLOTS_FILE):
-        (directory / name).unlink(missing_ok=True)
+    (directory / _MANIFEST_FILE).unlink(missing_ok=True)
+    _remove_stale(directory, keep=set())
     if directory.is_dir() and not any(directory.iterdir()):
         directory.rmdir()
     if directory.exists() and not directory.is_dir():

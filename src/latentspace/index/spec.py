@@ -7,6 +7,7 @@ take a fraction of the memory. The choice and its parameters are recorded in the
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -25,6 +26,8 @@ __all__ = [
 KINDS: tuple[str, ...] = ("flat", "hnsw", "ivf", "ivfpq")
 EXACT_LIMIT = 50_000
 _HNSW_M = 32
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,9 @@ class IndexSpec:
             nlist = _nlist(n)
             defaults = {"nlist": nlist, "nprobe": max(8, nlist // 8)}
             if self.kind == "ivfpq":
-                defaults.update({"m": _pq_m(dim), "nbits": 8, "refine_factor": 4})
+                defaults.update(
+                    {"m": _pq_m(dim, 2), "nbits": 8, "refine": "SQ8", "refine_factor": 4}
+                )
         return replace(self, params={**defaults, **self.params})
 
     def to_json(self) -> dict[str, Any]:
@@ -72,9 +77,9 @@ def _nlist(n: int) -> int:
     return max(1, min(nlist, max(1, n // 39), 65_536))
 
 
-def _pq_m(dim: int) -> int:
-    # Two dimensions per sub-quantizer, rounded to a divisor of dim.
-    m = max(1, dim // 2)
+def _pq_m(dim: int, dims_per_code: int) -> int:
+    # ``dims_per_code`` dimensions per sub-quantizer, rounded down to a divisor of dim.
+    m = max(1, dim // dims_per_code)
     while dim % m:
         m -= 1
     return m
@@ -86,7 +91,9 @@ def estimate_bytes(spec: IndexSpec, n: int, dim: int) -> int:
     if spec.kind == "hnsw":
         per_vector += 4 * dim + 2 * 4 * int(spec.params.get("m", _HNSW_M)) + 8
     elif spec.kind == "ivfpq":
-        per_vector += int(spec.params.get("m", _pq_m(dim))) + 8 + dim  # codes + SQ8 refine
+        per_vector += int(spec.params.get("m", _pq_m(dim, 2))) + 8  # codes + list id
+        if spec.params.get("refine", "SQ8") == "SQ8":
+            per_vector += dim  # one byte a dimension for the exact-ish re-ranking
     else:
         per_vector += 4 * dim
     return n * per_vector
@@ -106,4 +113,14 @@ def plan_index(
     hnsw = IndexSpec("hnsw", metric).with_defaults(n, dim)
     if memory_budget is None or estimate_bytes(hnsw, n, dim) <= memory_budget:
         return hnsw
-    return IndexSpec("ivfpq", metric).with_defaults(n, dim)
+    # IVF-PQ: the most accurate codes that fit, re-ranked with SQ8 while that fits too.
+    candidates = [
+        IndexSpec("ivfpq", metric, {"m": _pq_m(dim, per), "refine": refine}).with_defaults(n, dim)
+        for refine in ("SQ8", "none")
+        for per in (2, 4, 8, 16, 32)
+    ]
+    for spec in candidates:
+        if estimate_bytes(spec, n, dim) <= memory_budget:
+            return spec
+    logger.warning("no index of %d × %d fits %d bytes; using the smallest", n, dim, memory_budget)
+    return candidates[-1]
