@@ -170,19 +170,20 @@ def finish_search(
         raise InvalidInput(f"offset must be non-negative, got {offset}")
     want = k + offset
     nq = queries.shape[0]
+    if predicate is None and total > 0:  # the common case, kept cheap for single queries
+        ids, scores = raw(queries, min(total, want))
+        if ids.shape[1] < want:
+            pad = ((0, 0), (0, want - ids.shape[1]))
+            ids = np.pad(ids, pad, constant_values=-1)
+            scores = np.pad(scores, pad, constant_values=-np.inf)
+        return _trim(ids, scores, offset, min_score)
     out_ids = np.full((nq, want), -1, dtype=np.int64)
     out_scores = np.full((nq, want), -np.inf, dtype=np.float32)
     if total == 0:
         return _trim(out_ids, out_scores, offset, min_score)
-    fetch = min(total, want if predicate is None else want * 4)
-    while True:
+    fetch = min(total, want * 4)
+    while predicate is not None:
         ids, scores = raw(queries, fetch)
-        if predicate is None:
-            out_ids[:, : ids.shape[1]], out_scores[:, : ids.shape[1]] = (
-                ids[:, :want],
-                scores[:, :want],
-            )
-            break
         done = True
         for row in range(nq):
             valid = ids[row] >= 0
@@ -201,10 +202,12 @@ def finish_search(
 def _trim(
     ids: np.ndarray, scores: np.ndarray, offset: int, min_score: float | None
 ) -> SearchResult:
-    ids, scores = ids[:, offset:].copy(), scores[:, offset:].copy()
+    ids = np.array(ids[:, offset:], dtype=np.int64)
+    scores = np.array(scores[:, offset:], dtype=np.float32)
     missing = ids < 0
     if min_score is not None:
         missing |= scores < min_score
-    ids[missing] = -1
-    scores[missing] = -np.inf
-    return SearchResult(ids, scores.astype(np.float32))
+    if missing.any():
+        ids[missing] = -1
+        scores[missing] = -np.inf
+    return SearchResult(ids, scores)

@@ -1,11 +1,13 @@
 """FAISS-backed :class:`VectorIndex`: flat, HNSW, IVF-Flat, IVF-PQ or any factory string.
 
-Labels inside FAISS are *slots* (a counter this class owns), not the caller's ids: HNSW and
-refined IVF-PQ cannot delete, so a removed or replaced vector stays there as a dead slot and
-is excluded with an id selector at search time until a rebuild
-(:class:`~latentspace.index.managed.ManagedIndex`) drops the tombstones.
-Kinds that can delete (flat, IVF) drop the slot at once. ``slot → id`` is a NumPy array and
-``id → slot`` a dict, so upsert, remove and allow-lists translate in O(1) per id.
+Labels inside FAISS are *slots* (a counter this class owns), not the caller's ids, and
+``slot → id`` is a NumPy array (``id → slot`` a dict), so upsert, remove and allow-lists
+translate in O(1) per id. For flat, HNSW and IVF-PQ the slot is FAISS's own sequential
+position: nothing is ever deleted from them, a removed or replaced vector stays as a dead slot
+excluded by an id selector until a rebuild (:class:`~latentspace.index.managed.ManagedIndex`)
+drops the tombstones. That avoids ``IndexIDMap``, whose per-search label translation runs an
+OpenMP loop that costs milliseconds per single query. IVF-Flat stores labels itself and
+deletes in place.
 
 Concurrency: searches share a readers–writer lock, writes take it alone. Per-query
 ``nprobe``/``efSearch`` go through FAISS ``SearchParameters``; the shared index is never
@@ -60,8 +62,7 @@ class FaissIndex:
         self._dim = dim
         self._metric: Metric = spec.metric
         self._faiss_metric = faiss.METRIC_L2 if spec.metric == "l2" else faiss.METRIC_INNER_PRODUCT
-        # IndexIDMap2 over the FAISS index (IVF-Flat: the IVF itself), labels are slots; built
-        # on the first add because IVF kinds train on the first data.
+        # The FAISS index, labels are slots; built on the first add (IVF kinds train on it).
         self._cpu: Any = None
         self._gpu: Any = None
         self._gpu_resources: Any = None
@@ -71,6 +72,7 @@ class FaissIndex:
         self._dead: set[int] = set()  # slots still inside the FAISS index but not live
         self._lock = ReadWriteLock()
         self._read_only = False  # set for memory-mapped loads
+        self._params_cache: dict[tuple[int | None, int | None, bool], Any] = {}
 
     # -- properties ----------------------------------------------------------------------
     @property
@@ -92,7 +94,7 @@ class FaissIndex:
 
     @property
     def dead_ratio(self) -> float:
-        """Share of FAISS entries that are tombstones (HNSW, IVF-PQ)."""
+        """Share of FAISS entries that are tombstones (every kind but IVF-Flat)."""
         total = len(self._id_slot) + len(self._dead)
         return len(self._dead) / total if total else 0.0
 
@@ -147,12 +149,9 @@ class FaissIndex:
                 sample = train[rng.choice(train.shape[0], cap, replace=False)]
             inner.train(sample)
         if self._spec.kind == "ivf":
-            # IVF keeps labels itself; IndexIDMap's remove_ids would renumber them wrongly.
             # a hashtable direct map gives remove and reconstruct by label
             inner.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
-            self._cpu = inner
-        else:
-            self._cpu = faiss.IndexIDMap2(inner)
+        self._cpu = inner
 
     def _sync_gpu(self) -> None:
         if not self._use_gpu or self._cpu is None:
@@ -178,7 +177,11 @@ class FaissIndex:
                 self._create(x)
             self._drop(keys)
             slots = np.arange(self._slot_ids.shape[0], self._slot_ids.shape[0] + keys.shape[0])
-            self._cpu.add_with_ids(x, slots)
+            if self._spec.kind == "ivf":
+                self._cpu.add_with_ids(x, slots)
+            else:  # sequential labels: the next slot is FAISS's next position
+                assert self._cpu.ntotal == slots[0], "slot counter out of step with FAISS"
+                self._cpu.add(x)
             self._slot_ids = np.concatenate([self._slot_ids, keys])
             self._id_slot.update(zip(keys.tolist(), slots.tolist(), strict=True))
             self._sync_gpu()
@@ -208,13 +211,11 @@ class FaissIndex:
             return 0
         slot_array = np.asarray(slots, dtype=np.int64)
         self._slot_ids[slot_array] = -1
-        if self._spec.kind == "flat":
-            self._cpu.remove_ids(faiss.IDSelectorBatch(slot_array))
-        elif self._spec.kind == "ivf":  # the hashtable direct map takes only an id array
+        if self._spec.kind == "ivf":  # the hashtable direct map takes only an id array
             self._cpu.remove_ids(
                 faiss.IDSelectorArray(slot_array.shape[0], faiss.swig_ptr(slot_array))
             )
-        else:  # HNSW, refined IVF-PQ and factory strings: tombstones until a rebuild
+        else:  # positions must stay put: tombstones until a rebuild
             self._dead.update(slots)
         return len(slots)
 
@@ -251,6 +252,8 @@ class FaissIndex:
                     total = len(self._id_slot)
                 else:
                     selector = faiss.IDSelectorBatch(slots)
+            elif self._dead and self._gpu is not None:  # no selectors on GPU: skip the dead
+                predicate = _and(predicate, lambda ids: np.ones(ids.shape[0], dtype=bool))
             elif self._dead:
                 dead = faiss.IDSelectorBatch(np.fromiter(self._dead, dtype=np.int64))
                 selector = faiss.IDSelectorNot(dead)
@@ -304,6 +307,16 @@ class FaissIndex:
         )
 
     def _faiss_params(self, params: SearchParams, selector: Any) -> Any:
+        if selector is not None:
+            return self._build_params(params, selector)
+        # FAISS only reads SearchParameters, so one object per setting serves every thread.
+        key = (params.nprobe, params.ef_search, self._gpu is not None)
+        cached = self._params_cache.get(key)
+        if cached is None:
+            cached = self._params_cache[key] = self._build_params(params, None)
+        return cached
+
+    def _build_params(self, params: SearchParams, selector: Any) -> Any:
         kind, p = self._spec.kind, self._spec.params
         out: Any
         if self._gpu is not None:

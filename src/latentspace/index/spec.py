@@ -53,7 +53,7 @@ class IndexSpec:
             defaults = {"m": _HNSW_M, "ef_construction": 80, "ef_search": 64}
         elif self.kind in ("ivf", "ivfpq"):
             nlist = _nlist(n)
-            defaults = {"nlist": nlist, "nprobe": max(8, nlist // 8)}
+            defaults = {"nlist": nlist, "nprobe": max(8, nlist // 32)}
             if self.kind == "ivfpq":
                 defaults.update(
                     {"m": _pq_m(dim, 2), "nbits": 8, "refine": "SQ8", "refine_factor": 4}
