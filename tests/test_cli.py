@@ -82,3 +82,14 @@ def test_models_table(runner: CliRunner) -> None:
 def test_png_written_by_helper_is_valid(tmp_path: Path) -> None:
     with Image.open(write_shape(tmp_path / "x.png", "red", "circle")) as image:
         assert image.size == (64, 64)
+
+
+def test_db_upgrade_current_downgrade(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LATENTSPACE_DATA_DIR", str(tmp_path / "data"))
+    assert runner.invoke(app, ["db", "current"]).stdout.strip() == "empty (no revision)"
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    assert runner.invoke(app, ["db", "current"]).stdout.strip() == "0001"
+    assert runner.invoke(app, ["db", "downgrade", "base"]).exit_code == 0
+    assert runner.invoke(app, ["db", "current"]).stdout.strip() == "empty (no revision)"

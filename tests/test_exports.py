@@ -17,6 +17,12 @@ MODULES = [
     "latentspace.embedder.models",
     "latentspace.index",
     "latentspace.vectors",
+    "latentspace.store",
+    "latentspace.store.filters",
+    "latentspace.store.repository",
+    "latentspace.migrations",
+    "latentspace.indexes",
+    "latentspace.service",
 ]
 
 

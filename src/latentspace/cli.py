@@ -106,6 +106,49 @@ def models(
     Console().print(table)
 
 
+def _database_url() -> str:
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # the default SQLite file lives there
+    return settings.resolved_database_url()
+
+
+db_app = typer.Typer(help="Database schema migrations (Alembic, shipped in the package).")
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Migrate the database (LATENTSPACE_DATABASE_URL, default SQLite in the data dir) up."""
+    from latentspace import migrations
+
+    migrations.upgrade(_database_url(), revision)
+    typer.echo(f"database at {revision}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision, e.g. base.")],
+) -> None:
+    """Migrate the database down to REVISION."""
+    from latentspace import migrations
+
+    migrations.downgrade(_database_url(), revision)
+    typer.echo(f"database at {revision}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's current revision."""
+    from latentspace import migrations
+    from latentspace.store.engine import make_engine
+
+    engine = make_engine(_database_url())
+    typer.echo(migrations.current_revision(engine) or "empty (no revision)")
+    engine.dispose()
+
+
 def main() -> None:
     """Entry point of the ``latentspace`` script."""
     app()

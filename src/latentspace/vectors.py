@@ -16,7 +16,7 @@ def l2_normalise(vectors: np.ndarray, *, name: str = "vectors") -> np.ndarray:
         InvalidInput: a row is zero or not finite (it has no direction).
     """
     out = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(out, axis=-1, keepdims=True)
+    norms = np.sqrt(np.einsum("...i,...i->...", out, out))[..., None]
     bad = ~np.isfinite(norms) | (norms == 0)
     if bad.any():
         rows = np.flatnonzero(bad.reshape(-1)).tolist()

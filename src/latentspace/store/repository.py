@@ -1,0 +1,408 @@
+"""Repository functions: every SQL read and write latentspace makes, ``session`` keyword-only.
+
+Writes only add to the session; the caller commits, so one batch is one transaction: item
+rows, vector rows and oplog rows become visible together or not at all, before any index is
+touched.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from latentspace.errors import Conflict, InvalidInput, NotFound
+from latentspace.store.filters import compile_filter
+from latentspace.store.tables import (
+    CollectionRow,
+    IndexManifestRow,
+    ItemRow,
+    ItemVectorRow,
+    OplogRow,
+    utcnow,
+)
+
+__all__ = [
+    "ItemInput",
+    "UpsertOutcome",
+    "count_live",
+    "create_collection",
+    "delete_collection",
+    "delete_items",
+    "filter_item_ids",
+    "get_collection",
+    "get_item",
+    "get_manifest",
+    "items_by_ids",
+    "iter_live_vectors",
+    "last_seq",
+    "list_collections",
+    "oplog_after",
+    "put_manifest",
+    "update_metadata",
+    "upsert_items",
+    "vectors_of",
+]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class ItemInput:
+    """One item to store: its external id, content hash, vector and metadata."""
+
+    external_id: str
+    kind: str
+    sha256: str
+    vector: np.ndarray
+    text: str | None = None
+    uri: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    document_id: str | None = None
+
+
+@dataclass(frozen=True)
+class UpsertOutcome:
+    """What an upsert did to one item: ``created``, ``updated`` or ``unchanged``."""
+
+    external_id: str
+    item_id: int
+    status: str
+    vector_changed: bool
+
+
+# -- collections ---------------------------------------------------------------------------
+def create_collection(
+    *,
+    session: Session,
+    name: str,
+    model: str | None,
+    dim: int,
+    fingerprint: str,
+    metric: str = "cosine",
+    index_kind: str = "auto",
+    index_params: dict[str, Any] | None = None,
+) -> CollectionRow:
+    """Add a collection row (flushed, not committed).
+
+    Raises:
+        InvalidInput: a bad name or dim.
+        Conflict: the name is taken.
+    """
+    if not _NAME.match(name):
+        raise InvalidInput(
+            f"invalid collection name {name!r}: 1-128 letters, digits, '_', '.', '-', "
+            "starting with a letter or digit"
+        )
+    if not 1 <= dim <= 65_536:
+        raise InvalidInput(f"dim must be between 1 and 65536, got {dim}")
+    if session.scalar(select(CollectionRow.id).where(CollectionRow.name == name)) is not None:
+        raise Conflict(f"collection {name!r} already exists")
+    row = CollectionRow(
+        name=name,
+        model=model,
+        dim=dim,
+        fingerprint=fingerprint,
+        metric=metric,
+        index_kind=index_kind,
+        index_params=index_params or {},
+        created_at=utcnow(),
+    )
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError as e:
+        raise Conflict(f"collection {name!r} already exists") from e
+    return row
+
+
+def get_collection(*, session: Session, name: str) -> CollectionRow:
+    """The collection called ``name``.
+
+    Raises:
+        NotFound: no such collection.
+    """
+    row = session.scalar(select(CollectionRow).where(CollectionRow.name == name))
+    if row is None:
+        raise NotFound(f"collection {name!r} does not exist")
+    return row
+
+
+def list_collections(*, session: Session) -> list[CollectionRow]:
+    """All collections, by name."""
+    return list(session.scalars(select(CollectionRow).order_by(CollectionRow.name)))
+
+
+def delete_collection(*, session: Session, name: str) -> CollectionRow:
+    """Delete a collection and everything in it (cascades)."""
+    row = get_collection(session=session, name=name)
+    item_ids = select(ItemRow.id).where(ItemRow.collection_id == row.id)
+    session.execute(delete(ItemVectorRow).where(ItemVectorRow.item_id.in_(item_ids)))
+    for table in (ItemRow, OplogRow, IndexManifestRow):
+        session.execute(delete(table).where(table.collection_id == row.id))
+    session.delete(row)
+    session.flush()
+    return row
+
+
+# -- items ---------------------------------------------------------------------------------
+def _log(session: Session, collection: CollectionRow, op: str, item_id: int) -> None:
+    session.add(OplogRow(collection_id=collection.id, op=op, item_id=item_id, created_at=utcnow()))
+
+
+def _vector_bytes(vector: np.ndarray, dim: int, external_id: str) -> bytes:
+    v = np.asarray(vector, dtype=np.float32).reshape(-1)
+    if v.shape[0] != dim:
+        raise InvalidInput(f"item {external_id!r}: vector has {v.shape[0]} dimensions, not {dim}")
+    return v.tobytes()
+
+
+def upsert_items(
+    *, session: Session, collection: CollectionRow, items: Sequence[ItemInput]
+) -> list[UpsertOutcome]:
+    """Insert or update items by external id; one oplog row per changed vector.
+
+    Same content (sha256) and metadata → ``unchanged`` and nothing is written; same content
+    with new metadata → ``updated`` without a new vector; new content → a new vector.
+    """
+    ids = [item.external_id for item in items]
+    if len(set(ids)) != len(ids):
+        raise InvalidInput("an item id appears twice in one batch")
+    existing = {
+        row.external_id: row
+        for row in session.scalars(
+            select(ItemRow).where(
+                ItemRow.collection_id == collection.id, ItemRow.external_id.in_(ids)
+            )
+        )
+    }
+    outcomes = []
+    now = utcnow()
+    for item in items:
+        blob = _vector_bytes(item.vector, collection.dim, item.external_id)
+        row = existing.get(item.external_id)
+        if row is None:
+            row = ItemRow(
+                collection_id=collection.id,
+                external_id=item.external_id,
+                created_at=now,
+                updated_at=now,
+                deleted=False,
+                kind=item.kind,
+                sha256=item.sha256,
+                uri=item.uri,
+                text=item.text,
+                metadata_=item.metadata,
+                document_id=item.document_id,
+            )
+            session.add(row)
+            session.flush()
+            session.add(ItemVectorRow(item_id=row.id, vector=blob))
+            _log(session, collection, "upsert", row.id)
+            outcomes.append(UpsertOutcome(item.external_id, row.id, "created", True))
+            continue
+        revived = row.deleted
+        content_changed = revived or row.sha256 != item.sha256 or row.kind != item.kind
+        fields_changed = (row.metadata_, row.text, row.uri, row.document_id) != (
+            item.metadata,
+            item.text,
+            item.uri,
+            item.document_id,
+        )
+        if not content_changed and not fields_changed:
+            outcomes.append(UpsertOutcome(item.external_id, row.id, "unchanged", False))
+            continue
+        row.kind, row.sha256, row.uri, row.text = item.kind, item.sha256, item.uri, item.text
+        row.metadata_, row.document_id = item.metadata, item.document_id
+        row.deleted, row.updated_at = False, now
+        if content_changed:
+            vector_row = session.get(ItemVectorRow, row.id)
+            if vector_row is None:
+                session.add(ItemVectorRow(item_id=row.id, vector=blob))
+            else:
+                vector_row.vector = blob
+            _log(session, collection, "upsert", row.id)
+        status = "created" if revived else "updated"
+        outcomes.append(UpsertOutcome(item.external_id, row.id, status, content_changed))
+    session.flush()
+    return outcomes
+
+
+def get_item(*, session: Session, collection: CollectionRow, external_id: str) -> ItemRow:
+    """A live item by external id.
+
+    Raises:
+        NotFound: no live item with that id.
+    """
+    row = session.scalar(
+        select(ItemRow).where(
+            ItemRow.collection_id == collection.id,
+            ItemRow.external_id == external_id,
+            ItemRow.deleted.is_(False),
+        )
+    )
+    if row is None:
+        raise NotFound(f"item {external_id!r} not found in collection {collection.name!r}")
+    return row
+
+
+def update_metadata(
+    *, session: Session, collection: CollectionRow, external_id: str, metadata: dict[str, Any]
+) -> ItemRow:
+    """Merge ``metadata`` into an item's (a key set to ``None`` is removed)."""
+    row = get_item(session=session, collection=collection, external_id=external_id)
+    merged = {**row.metadata_, **metadata}
+    row.metadata_ = {k: v for k, v in merged.items() if v is not None}
+    row.updated_at = utcnow()
+    session.flush()
+    return row
+
+
+def delete_items(
+    *, session: Session, collection: CollectionRow, external_ids: Sequence[str]
+) -> list[int]:
+    """Soft-delete live items; returns their item ids (absent ids are ignored)."""
+    rows = list(
+        session.scalars(
+            select(ItemRow).where(
+                ItemRow.collection_id == collection.id,
+                ItemRow.external_id.in_(list(external_ids)),
+                ItemRow.deleted.is_(False),
+            )
+        )
+    )
+    now = utcnow()
+    for row in rows:
+        row.deleted, row.updated_at = True, now
+        _log(session, collection, "delete", row.id)
+    session.flush()
+    return [row.id for row in rows]
+
+
+def items_by_ids(*, session: Session, item_ids: Sequence[int]) -> dict[int, ItemRow]:
+    """Live items by primary key, in one query."""
+    if not item_ids:
+        return {}
+    rows = session.scalars(
+        select(ItemRow).where(ItemRow.id.in_(list(item_ids)), ItemRow.deleted.is_(False))
+    )
+    return {row.id: row for row in rows}
+
+
+def vectors_of(*, session: Session, item_ids: Sequence[int], dim: int) -> dict[int, np.ndarray]:
+    """Stored vectors by item id."""
+    if not item_ids:
+        return {}
+    rows = session.execute(
+        select(ItemVectorRow.item_id, ItemVectorRow.vector).where(
+            ItemVectorRow.item_id.in_(list(item_ids))
+        )
+    )
+    return {item_id: np.frombuffer(blob, dtype=np.float32, count=dim) for item_id, blob in rows}
+
+
+def iter_live_vectors(
+    *, session: Session, collection: CollectionRow, batch: int = 10_000
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Every live item's (id, vector), in id order, ``batch`` at a time."""
+    after = -1
+    while True:
+        rows = session.execute(
+            select(ItemRow.id, ItemVectorRow.vector)
+            .join(ItemVectorRow, ItemVectorRow.item_id == ItemRow.id)
+            .where(
+                ItemRow.collection_id == collection.id,
+                ItemRow.deleted.is_(False),
+                ItemRow.id > after,
+            )
+            .order_by(ItemRow.id)
+            .limit(batch)
+        ).all()
+        if not rows:
+            return
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+        yield ids, vectors.reshape(len(rows), collection.dim)
+        after = int(ids[-1])
+
+
+def count_live(*, session: Session, collection: CollectionRow) -> int:
+    """Live (not deleted) items in the collection."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(ItemRow)
+            .where(ItemRow.collection_id == collection.id, ItemRow.deleted.is_(False))
+        )
+        or 0
+    )
+
+
+def filter_item_ids(
+    *, session: Session, collection: CollectionRow, spec: dict[str, Any], limit: int | None = None
+) -> np.ndarray:
+    """Ids of live items whose metadata matches the filter ``spec``."""
+    dialect = session.get_bind().dialect.name
+    query = select(ItemRow.id).where(
+        ItemRow.collection_id == collection.id,
+        ItemRow.deleted.is_(False),
+        compile_filter(spec, ItemRow.metadata_, dialect),
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return np.fromiter(session.scalars(query), dtype=np.int64)
+
+
+# -- oplog and manifests --------------------------------------------------------------------
+def last_seq(*, session: Session, collection: CollectionRow) -> int:
+    """The newest oplog sequence of the collection (0 when empty)."""
+    return int(
+        session.scalar(
+            select(func.max(OplogRow.seq)).where(OplogRow.collection_id == collection.id)
+        )
+        or 0
+    )
+
+
+def oplog_after(
+    *, session: Session, collection: CollectionRow, seq: int
+) -> list[tuple[int, str, int]]:
+    """(seq, op, item id) of every oplog row after ``seq``, in order."""
+    rows = session.execute(
+        select(OplogRow.seq, OplogRow.op, OplogRow.item_id)
+        .where(OplogRow.collection_id == collection.id, OplogRow.seq > seq)
+        .order_by(OplogRow.seq)
+    )
+    return [(int(s), str(op), int(i)) for s, op, i in rows]
+
+
+def get_manifest(*, session: Session, collection: CollectionRow) -> IndexManifestRow | None:
+    """The recorded state of the collection's saved index, if any."""
+    return session.get(IndexManifestRow, collection.id)
+
+
+def put_manifest(
+    *,
+    session: Session,
+    collection: CollectionRow,
+    kind: str,
+    params: dict[str, Any],
+    count: int,
+    oplog_seq: int,
+    recall_at_10: float | None = None,
+) -> IndexManifestRow:
+    """Record what the collection's saved index holds."""
+    row = session.get(IndexManifestRow, collection.id)
+    if row is None:
+        row = IndexManifestRow(collection_id=collection.id)
+        session.add(row)
+    row.kind, row.params, row.count, row.oplog_seq = kind, params, count, oplog_seq
+    row.recall_at_10, row.saved_at = recall_at_10, utcnow()
+    session.flush()
+    return row

@@ -1,0 +1,147 @@
+"""SQLAlchemy 2 tables: the source of truth for collections, items, vectors and the oplog."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "Base",
+    "CollectionRow",
+    "DirectionRow",
+    "IndexManifestRow",
+    "ItemRow",
+    "ItemVectorRow",
+    "OplogRow",
+    "utcnow",
+]
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a real BIGINT.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+JsonDoc = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now, for timestamps."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every latentspace table."""
+
+
+class CollectionRow(Base):
+    """A collection: one encoder, one dim, one index, for life."""
+
+    __tablename__ = "collections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    model: Mapped[str | None] = mapped_column(String(512))
+    dim: Mapped[int] = mapped_column(Integer)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    metric: Mapped[str] = mapped_column(String(16), default="cosine")
+    index_kind: Mapped[str] = mapped_column(String(32), default="auto")
+    index_params: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ItemRow(Base):
+    """One item (an image, a text, a chunk or a raw vector) with its metadata."""
+
+    __tablename__ = "items"
+    __table_args__ = (
+        UniqueConstraint("collection_id", "external_id", name="uq_items_collection_external"),
+        Index("ix_items_collection_sha256", "collection_id", "sha256"),
+        Index("ix_items_collection_document", "collection_id", "document_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    collection_id: Mapped[int] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), index=True
+    )
+    external_id: Mapped[str] = mapped_column(String(256))
+    kind: Mapped[str] = mapped_column(String(16))
+    sha256: Mapped[str] = mapped_column(String(64))
+    uri: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(Text)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JsonDoc, default=dict)
+    document_id: Mapped[str | None] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ItemVectorRow(Base):
+    """An item's vector as float32 bytes, so index rebuilds never re-encode."""
+
+    __tablename__ = "item_vectors"
+
+    item_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True
+    )
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class OplogRow(Base):
+    """Every write to a collection's items, in commit order; the index replays it."""
+
+    __tablename__ = "oplog"
+
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    collection_id: Mapped[int] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), index=True
+    )
+    op: Mapped[str] = mapped_column(String(16))
+    item_id: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class IndexManifestRow(Base):
+    """What the last saved index of a collection holds (mirrors its manifest.json)."""
+
+    __tablename__ = "index_manifests"
+
+    collection_id: Mapped[int] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    params: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    count: Mapped[int] = mapped_column(BigInteger)
+    oplog_seq: Mapped[int] = mapped_column(BigInteger)
+    recall_at_10: Mapped[float | None] = mapped_column()
+    saved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DirectionRow(Base):
+    """A named direction in a collection's space: mean(positive) − mean(negative)."""
+
+    __tablename__ = "directions"
+    __table_args__ = (UniqueConstraint("collection_id", "name", name="uq_directions_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(128))
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    definition: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
