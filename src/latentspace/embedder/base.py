@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
+from latentspace.errors import InvalidInput
+from latentspace.settings import EncoderSettings
 from latentspace.vectors import l2_normalise
 
 if TYPE_CHECKING:
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
     from PIL.Image import Image
 
 __all__ = [
+    "BaseEncoder",
     "Encoder",
     "ImageEncoder",
     "TextCache",
@@ -150,3 +153,46 @@ class TextCache:
                 while len(self._entries) > self._capacity:
                     self._entries.popitem(last=False)
         return np.stack([found[t] for t in texts]).astype(np.float32, copy=False)
+
+
+class BaseEncoder:
+    """What every backend shares: identity, batching and the cached text path.
+
+    Subclasses set ``_dim`` and implement :meth:`_encode_text_uncached`; they return
+    float32 unit rows, which :meth:`encode_text` caches per text.
+    """
+
+    def __init__(self, *, name: str, fingerprint: str, settings: EncoderSettings) -> None:
+        self._name = name
+        self._fingerprint = fingerprint
+        self._batch_size = settings.batch_size
+        self._cache = TextCache(settings.text_cache_size)
+        self._dim = 0
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    @property
+    def text_cache(self) -> TextCache:
+        """The LRU cache of text vectors (hits and misses are counted)."""
+        return self._cache
+
+    def encode_text(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed texts; returns ``(len(texts), dim)`` float32, unit rows."""
+        if isinstance(texts, str):
+            raise InvalidInput("encode_text takes a sequence of strings, not one string")
+        if not texts:
+            return np.zeros((0, self._dim), dtype=np.float32)
+        return self._cache.encode(texts, self._encode_text_uncached)
+
+    def _encode_text_uncached(self, texts: Sequence[str]) -> np.ndarray:
+        raise NotImplementedError

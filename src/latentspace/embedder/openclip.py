@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from latentspace.embedder.base import TextCache, batched, l2_normalise, state_dict_fingerprint
+from latentspace.embedder.base import BaseEncoder, batched, l2_normalise, state_dict_fingerprint
 from latentspace.embedder.device import DevicePlan, plan_device
 from latentspace.errors import EncoderError, InvalidInput, ModelUnavailable
 from latentspace.settings import EncoderSettings
@@ -50,7 +50,7 @@ def offline_hint(spec: str, cause: object) -> str:
     )
 
 
-class OpenClipEncoder:
+class OpenClipEncoder(BaseEncoder):
     """A CLIP model from open_clip: text and images into one space."""
 
     def __init__(
@@ -64,14 +64,11 @@ class OpenClipEncoder:
         plan: DevicePlan,
         settings: EncoderSettings,
     ) -> None:
+        super().__init__(name=name, fingerprint=fingerprint, settings=settings)
         self._model: Any = model.eval().to(plan.device)
         self._preprocess = preprocess
         self._tokenizer = tokenizer
-        self._name = name
-        self._fingerprint = fingerprint
         self._plan = plan
-        self._batch_size = settings.batch_size
-        self._cache = TextCache(settings.text_cache_size)
         with torch.no_grad():
             probe = self._encode_tokens(self._tokenizer(["probe"]))
         self._dim = int(probe.shape[1])
@@ -172,19 +169,7 @@ class OpenClipEncoder:
             settings=settings,
         )
 
-    # -- the Encoder protocol ----------------------------------------------------------
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    @property
-    def fingerprint(self) -> str:
-        return self._fingerprint
-
+    # -- the Encoder protocol (name, dim, fingerprint, encode_text: BaseEncoder) --------
     @property
     def modalities(self) -> frozenset[str]:
         return frozenset({"text", "image"})
@@ -192,18 +177,6 @@ class OpenClipEncoder:
     @property
     def preprocess(self) -> Callable[[Image], torch.Tensor]:
         return self._preprocess
-
-    @property
-    def text_cache(self) -> TextCache:
-        """The LRU cache of text vectors (hits/misses are counted)."""
-        return self._cache
-
-    def encode_text(self, texts: Sequence[str]) -> np.ndarray:
-        if isinstance(texts, str):
-            raise InvalidInput("encode_text takes a sequence of strings, not one string")
-        if not texts:
-            return np.zeros((0, self._dim), dtype=np.float32)
-        return self._cache.encode(texts, self._encode_text_uncached)
 
     def encode_images(self, images: Sequence[Image]) -> np.ndarray:
         if not images:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from latentspace.embedder.base import TextCache, l2_normalise, state_dict_fingerprint
+from latentspace.embedder.base import BaseEncoder, l2_normalise, state_dict_fingerprint
 from latentspace.embedder.device import DevicePlan, plan_device
 from latentspace.embedder.openclip import offline_hint
 from latentspace.errors import EncoderError, InvalidInput, ModelUnavailable, UnsupportedModality
@@ -29,22 +29,20 @@ def looks_like_path(target: str) -> bool:
     return target.startswith(("/", "./", "../", "~")) or Path(target).expanduser().is_dir()
 
 
-class SentenceTransformerEncoder:
+class SentenceTransformerEncoder(BaseEncoder):
     """A sentence-transformers model; embeds text only."""
 
     def __init__(
         self, model: Any, *, name: str, plan: DevicePlan, settings: EncoderSettings
     ) -> None:
+        fingerprint = state_dict_fingerprint(model.state_dict())
+        super().__init__(name=name, fingerprint=fingerprint, settings=settings)
         self._model = model
-        self._name = name
         self._plan = plan
-        self._batch_size = settings.batch_size
-        self._cache = TextCache(settings.text_cache_size)
-        self._fingerprint = state_dict_fingerprint(model.state_dict())
         # sentence-transformers 6 renamed get_sentence_embedding_dimension.
         get_dim = getattr(model, "get_embedding_dimension", None)
         dim = get_dim() if get_dim else model.get_sentence_embedding_dimension()
-        self._dim = int(dim) if dim else int(self._encode_uncached(["the"]).shape[1])
+        self._dim = int(dim) if dim else int(self._encode_text_uncached(["the"]).shape[1])
 
     @classmethod
     def load(cls, target: str, settings: EncoderSettings) -> SentenceTransformerEncoder:
@@ -82,32 +80,8 @@ class SentenceTransformerEncoder:
         return cls(model, name=spec, plan=plan, settings=settings)
 
     @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    @property
-    def fingerprint(self) -> str:
-        return self._fingerprint
-
-    @property
     def modalities(self) -> frozenset[str]:
         return frozenset({"text"})
-
-    @property
-    def text_cache(self) -> TextCache:
-        """The LRU cache of text vectors."""
-        return self._cache
-
-    def encode_text(self, texts: Sequence[str]) -> np.ndarray:
-        if isinstance(texts, str):
-            raise InvalidInput("encode_text takes a sequence of strings, not one string")
-        if not texts:
-            return np.zeros((0, self._dim), dtype=np.float32)
-        return self._cache.encode(texts, self._encode_uncached)
 
     def encode_images(self, images: Sequence[Image]) -> np.ndarray:
         raise UnsupportedModality(
@@ -115,7 +89,7 @@ class SentenceTransformerEncoder:
             "Use an open_clip model (e.g. tiny-shapes) for image collections."
         )
 
-    def _encode_uncached(self, texts: Sequence[str]) -> np.ndarray:
+    def _encode_text_uncached(self, texts: Sequence[str]) -> np.ndarray:
         with torch.inference_mode(), self._plan.autocast():
             out = self._model.encode(
                 list(texts),
