@@ -31,7 +31,9 @@ format: venv
 	$(BIN)/ruff format src tests bench
 
 bench: venv
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
 	$(BIN)/python bench/bench_encoder.py
+	$(BIN)/python bench/bench_index.py
 
 train-tiny-shapes: venv
 	$(BIN)/python -m latentspace.embedder.models.train_tiny_shapes

@@ -18,7 +18,7 @@ import numpy as np
 from sqlalchemy import Engine
 
 from latentspace import migrations
-from latentspace.errors import InvalidInput
+from latentspace.errors import InvalidInput, StoreError
 from latentspace.index import KINDS, METRICS, SearchParams
 from latentspace.index.algebra import as_vector
 from latentspace.indexes import CollectionIndexes, OpenReport
@@ -68,9 +68,19 @@ class LatentSpace:
 
     @classmethod
     def open(cls, settings: Settings, *, engine: Engine | None = None) -> LatentSpace:
-        """Upgrade the database to the newest schema and bring every index up to date."""
+        """Upgrade the database (if ``auto_migrate``) and bring every index up to date.
+
+        Raises:
+            StoreError: the schema is not at the newest revision and may not be upgraded.
+        """
         space = cls(settings, engine=engine)
-        migrations.upgrade(space._url, engine=space.engine)
+        if settings.auto_migrate:
+            migrations.upgrade(space._url, engine=space.engine)
+        elif migrations.current_revision(space.engine) != migrations.head_revision():
+            raise StoreError(
+                "the database schema is not up to date; run `latentspace db upgrade` "
+                "or set LATENTSPACE_AUTO_MIGRATE=true"
+            )
         for name, report in space.verify().items():
             logger.info("collection %s: %s", name, report)
         return space

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     )
     api_keys: str = Field(default="", description="Comma-separated API keys.")
     auth: Literal["on", "off"] = "on"
+    auto_migrate: bool = Field(
+        default=True, description="Upgrade the database schema to the newest on start."
+    )
     encoder: EncoderSettings = Field(default_factory=EncoderSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
 

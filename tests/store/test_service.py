@@ -137,3 +137,32 @@ def test_delete_collection_removes_index_files(space: LatentSpace) -> None:
     assert not directory.exists()
     with pytest.raises(NotFound):
         space.count("c")
+
+
+def test_save_records_measured_recall(space: LatentSpace) -> None:
+    from latentspace.store import repository as repo
+
+    space.create_collection("h", dim=DIM, index="hnsw")
+    space.create_collection("f", dim=DIM, index="flat")
+    for name in ("h", "f"):
+        space.upsert(name, items(vectors(300, seed=5)))
+        space.save(name)
+    with space.sessions() as session:
+        for name in ("h", "f"):
+            row = repo.get_manifest(
+                session=session, collection=repo.get_collection(session=session, name=name)
+            )
+            assert row is not None
+            assert row.count == 300
+            assert row.recall_at_10 is not None
+            assert row.recall_at_10 >= 0.95
+
+
+def test_schema_check_without_auto_migrate(tmp_path: Path) -> None:
+    from latentspace.errors import StoreError
+
+    settings = Settings(data_dir=tmp_path, auto_migrate=False)
+    with pytest.raises(StoreError, match="latentspace db upgrade"):
+        LatentSpace.open(settings)
+    LatentSpace.open(settings.model_copy(update={"auto_migrate": True})).close()
+    LatentSpace.open(settings).close()  # now at head: opens without migrating

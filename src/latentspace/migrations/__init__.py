@@ -8,7 +8,14 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
 
-__all__ = ["MIGRATIONS_DIR", "alembic_config", "current_revision", "downgrade", "upgrade"]
+__all__ = [
+    "MIGRATIONS_DIR",
+    "alembic_config",
+    "current_revision",
+    "downgrade",
+    "head_revision",
+    "upgrade",
+]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
 
@@ -35,6 +42,13 @@ def upgrade(url: str, revision: str = "head", *, engine: Engine | None = None) -
 def downgrade(url: str, revision: str = "base", *, engine: Engine | None = None) -> None:
     """Migrate the database at ``url`` down to ``revision``."""
     command.downgrade(_with_engine(alembic_config(url), engine), revision)
+
+
+def head_revision() -> str | None:
+    """The newest revision this package ships."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:
