@@ -213,8 +213,30 @@ def bench_ours(
             )
         )
         print(f"  {label or 'exact'}: {describe(points[-1])}", flush=True)
+    if kind == "hnsw":
+        points += bench_bare_hnsw(index, queries, truth, single)
     del index
     gc.collect()
+    return points
+
+
+def bench_bare_hnsw(
+    index: FaissIndex, queries: np.ndarray, truth_ids: np.ndarray, single: int
+) -> list[Point]:
+    """The same FAISS HNSW graph searched directly: what our wrapper costs per call."""
+    bare = index.faiss_index
+    slot_ids = index.ids()  # nothing was removed, so slot i holds the i-th live id
+    points = []
+    for ef in EF_VALUES:
+        params = faiss.SearchParametersHNSW()
+        params.efSearch = ef
+
+        def search(q: np.ndarray, params: Any = params) -> np.ndarray:
+            return np.asarray(slot_ids[bare.search(q, K, params=params)[1]], dtype=np.int64)
+
+        recall, qps_b, qps_1 = measure(search, queries, truth_ids, single)
+        points.append(Point("faiss HNSW (bare)", f"ef_search={ef}", recall, qps_b, qps_1))
+        print(f"  bare faiss ef_search={ef}: {describe(points[-1])}", flush=True)
     return points
 
 

@@ -252,3 +252,13 @@ def test_concurrent_searches_and_writes(
         t.join()
     assert not errors
     assert len(index) == 3000 - 100
+
+
+def test_tombstones_added_after_a_search_are_honoured(
+    small: VectorIndex, small_data: tuple[np.ndarray, np.ndarray]
+) -> None:
+    ids, x = small_data
+    small.remove(ids[:10])
+    assert not np.isin(small.search(x[:20], 5).ids, ids[:10]).any()
+    small.remove(ids[10:20])  # the cached selector must see these too
+    assert not np.isin(small.search(x[:20], 5).ids, ids[:20]).any()

@@ -73,6 +73,7 @@ class FaissIndex:
         self._lock = ReadWriteLock()
         self._read_only = False  # set for memory-mapped loads
         self._params_cache: dict[tuple[int | None, int | None, bool], Any] = {}
+        self._dead_selector: Any = None  # cached IDSelector excluding the tombstones
 
     # -- properties ----------------------------------------------------------------------
     @property
@@ -97,6 +98,11 @@ class FaissIndex:
         """Share of FAISS entries that are tombstones (every kind but IVF-Flat)."""
         total = len(self._id_slot) + len(self._dead)
         return len(self._dead) / total if total else 0.0
+
+    @property
+    def faiss_index(self) -> Any:
+        """The underlying FAISS index (labels are slots), for diagnostics and benchmarks."""
+        return self._cpu
 
     @property
     def on_gpu(self) -> bool:
@@ -217,6 +223,7 @@ class FaissIndex:
             )
         else:  # positions must stay put: tombstones until a rebuild
             self._dead.update(slots)
+            self._dead_selector = None
         return len(slots)
 
     # -- reads ---------------------------------------------------------------------------
@@ -255,9 +262,7 @@ class FaissIndex:
             elif self._dead and self._gpu is not None:  # no selectors on GPU: skip the dead
                 predicate = _and(predicate, lambda ids: np.ones(ids.shape[0], dtype=bool))
             elif self._dead:
-                dead = faiss.IDSelectorBatch(np.fromiter(self._dead, dtype=np.int64))
-                selector = faiss.IDSelectorNot(dead)
-                selector.referenced = dead  # keep the inner selector alive
+                selector = self._live_selector()
             faiss_params = self._faiss_params(params or SearchParams(), selector)
 
             def raw(qs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -273,6 +278,16 @@ class FaissIndex:
             return finish_search(
                 raw, q, k, total=total, predicate=predicate, min_score=min_score, offset=offset
             )
+
+    def _live_selector(self) -> Any:
+        # Built once per set of tombstones, not per query; FAISS only reads selectors.
+        selector: Any = self._dead_selector
+        if selector is None:
+            dead = faiss.IDSelectorBatch(np.fromiter(self._dead, dtype=np.int64))
+            selector = faiss.IDSelectorNot(dead)
+            selector.referenced = dead  # keep the inner selector alive
+            self._dead_selector = selector
+        return selector
 
     def _search_subset(
         self,
