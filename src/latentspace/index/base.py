@@ -107,8 +107,13 @@ class VectorIndex(Protocol):
         ...
 
 
-def check_matrix(vectors: object, dim: int, *, name: str = "vectors") -> np.ndarray:
+def check_matrix(
+    vectors: object, dim: int, *, name: str = "vectors", finite: bool = True
+) -> np.ndarray:
     """A C-contiguous float32 ``(n, dim)`` matrix of finite values.
+
+    ``finite=False`` skips the scan for NaN/Inf, for callers that detect them more cheaply
+    (a row's norm is not finite exactly when the row is not).
 
     Raises:
         InvalidInput: wrong shape or NaN/Inf.
@@ -124,7 +129,7 @@ def check_matrix(vectors: object, dim: int, *, name: str = "vectors") -> np.ndar
         raise InvalidInput(f"{name} must be a 2-D matrix, got shape {array.shape}")
     if array.shape[1] != dim:
         raise DimensionMismatch(f"{name} have {array.shape[1]} dimensions; the index has {dim}")
-    if not np.isfinite(array).all():
+    if finite and not np.isfinite(array).all():
         raise InvalidInput(f"{name} contain NaN or infinite values")
     return np.ascontiguousarray(array)
 
@@ -202,8 +207,8 @@ def finish_search(
 def _trim(
     ids: np.ndarray, scores: np.ndarray, offset: int, min_score: float | None
 ) -> SearchResult:
-    ids = np.array(ids[:, offset:], dtype=np.int64)
-    scores = np.array(scores[:, offset:], dtype=np.float32)
+    # ``ids`` and ``scores`` are fresh arrays from a raw search: safe to edit in place.
+    ids, scores = ids[:, offset:], scores[:, offset:]
     missing = ids < 0
     if min_score is not None:
         missing |= scores < min_score

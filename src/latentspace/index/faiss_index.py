@@ -167,8 +167,16 @@ class FaissIndex:
         self._gpu = faiss.index_cpu_to_gpu(self._gpu_resources, 0, self._cpu)
 
     def _prepare(self, vectors: np.ndarray, name: str) -> np.ndarray:
-        x = check_matrix(vectors, self._dim, name=name)
-        return l2_normalise(x, name=name) if self._metric == "cosine" else x
+        if self._metric != "cosine":
+            return check_matrix(vectors, self._dim, name=name)
+        # One pass for the norms doubles as the NaN/Inf/zero check: few NumPy calls matter
+        # for single queries, whose caches FAISS has just flushed.
+        x = check_matrix(vectors, self._dim, name=name, finite=False)
+        squared = np.einsum("ij,ij->i", x, x)
+        if not (np.isfinite(squared).all() and squared.all()):
+            check_matrix(x, self._dim, name=name)  # raises for NaN/Inf
+            return l2_normalise(x, name=name)  # raises for zero rows
+        return np.ascontiguousarray(x / np.sqrt(squared)[:, None], dtype=np.float32)
 
     # -- writes --------------------------------------------------------------------------
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
@@ -271,9 +279,11 @@ class FaissIndex:
                     distances, labels = index.search(qs, n)
                 else:
                     distances, labels = index.search(qs, n, params=faiss_params)
-                ids = np.where(labels >= 0, self._slot_ids[np.maximum(labels, 0)], -1)
-                scores = -distances if self._metric == "l2" else distances
-                return ids, scores.astype(np.float32)
+                ids = self._slot_ids[labels]
+                missing = labels < 0  # FAISS pads short rows with -1
+                if missing.any():
+                    ids[missing] = -1
+                return ids, -distances if self._metric == "l2" else distances
 
             return finish_search(
                 raw, q, k, total=total, predicate=predicate, min_score=min_score, offset=offset
