@@ -25,6 +25,7 @@ from latentspace.indexes import CollectionIndexes, OpenReport
 from latentspace.settings import Settings
 from latentspace.store import repository as repo
 from latentspace.store.engine import make_engine, make_session_factory
+from latentspace.store.filters import matches
 from latentspace.store.repository import ItemInput, UpsertOutcome
 from latentspace.store.tables import CollectionRow
 
@@ -209,7 +210,7 @@ class LatentSpace:
             if matching.shape[0] <= ALLOW_LIST_LIMIT:
                 allow = matching
             else:
-                predicate = self._sql_predicate(collection, filter)
+                predicate = self._metadata_predicate(filter)
         result = index.search(
             query[None, :],
             k,
@@ -228,13 +229,13 @@ class LatentSpace:
             if (row := rows.get(item_id)) is not None
         ]
 
-    def _sql_predicate(self, collection: CollectionRow, spec: dict[str, Any]) -> Any:
+    def _metadata_predicate(self, spec: dict[str, Any]) -> Any:
+        # The post-filter for broad filters: candidates' metadata checked with the reference
+        # semantics, which the tests hold equal to the SQL the allow-list path runs.
         def predicate(ids: np.ndarray) -> np.ndarray:
             with self.sessions() as session:
                 rows = repo.items_by_ids(session=session, item_ids=ids.tolist())
-                from latentspace.store.filters import matches
-
-                keep = {i for i, row in rows.items() if matches(spec, row.metadata_)}
-            return np.isin(ids, list(keep))
+            keep = [i for i, row in rows.items() if matches(spec, row.metadata_)]
+            return np.isin(ids, keep)
 
         return predicate

@@ -17,6 +17,7 @@ mutated for a query.
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +173,10 @@ class FaissIndex:
         # One pass for the norms doubles as the NaN/Inf/zero check: few NumPy calls matter
         # for single queries, whose caches FAISS has just flushed.
         x = check_matrix(vectors, self._dim, name=name, finite=False)
+        if x.shape[0] == 1:  # a single query: scalar arithmetic, one NumPy call fewer each
+            norm2 = float(np.dot(x[0], x[0]))
+            if math.isfinite(norm2) and norm2 > 0:
+                return np.ascontiguousarray(x / math.sqrt(norm2), dtype=np.float32)
         squared = np.einsum("ij,ij->i", x, x)
         if not (np.isfinite(squared).all() and squared.all()):
             check_matrix(x, self._dim, name=name)  # raises for NaN/Inf

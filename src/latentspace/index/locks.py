@@ -17,21 +17,25 @@ class ReadWriteLock:
         self._readers = 0
         self._writer = False
         self._writers_waiting = 0
+        self._read_guard = _ReadGuard(self)
 
-    @contextmanager
-    def read(self) -> Iterator[None]:
-        """Hold the lock shared."""
+    def read(self) -> _ReadGuard:
+        """Hold the lock shared (a context manager)."""
+        return self._read_guard
+
+    def acquire_read(self) -> None:
+        """Take a shared hold; pair with :meth:`release_read`."""
         with self._cond:
             while self._writer or self._writers_waiting:
                 self._cond.wait()
             self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if self._readers == 0:
-                    self._cond.notify_all()
+
+    def release_read(self) -> None:
+        """Drop a shared hold."""
+        with self._cond:
+            self._readers -= 1
+            if self._readers == 0:
+                self._cond.notify_all()
 
     @contextmanager
     def write(self) -> Iterator[None]:
@@ -48,3 +52,18 @@ class ReadWriteLock:
             with self._cond:
                 self._writer = False
                 self._cond.notify_all()
+
+
+class _ReadGuard:
+    """``with lock.read():`` without a generator per call (searches take it per query)."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self, lock: ReadWriteLock) -> None:
+        self._lock = lock
+
+    def __enter__(self) -> None:
+        self._lock.acquire_read()
+
+    def __exit__(self, *_: object) -> None:
+        self._lock.release_read()
