@@ -18,7 +18,7 @@ from latentspace.index.base import (
 )
 from latentspace.vectors import l2_normalise
 
-__all__ = ["ExactIndex", "exact_knn"]
+__all__ = ["ExactIndex", "exact_knn", "search_exactly"]
 
 
 def exact_knn(
@@ -36,6 +36,28 @@ def exact_knn(
     top_scores = np.take_along_axis(scores, top, axis=1)
     order = np.argsort(-top_scores, axis=1, kind="stable")
     return np.take_along_axis(top, order, axis=1), np.take_along_axis(top_scores, order, axis=1)
+
+
+def search_exactly(
+    ids: np.ndarray,
+    vectors: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    metric: Metric,
+    *,
+    predicate: Predicate | None = None,
+    min_score: float | None = None,
+    offset: int = 0,
+) -> SearchResult:
+    """Brute-force search over ``(ids, vectors)`` with the shared post-processing."""
+
+    def raw(qs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        positions, scores = exact_knn(vectors, qs, n, metric)
+        return ids[positions], scores.astype(np.float32)
+
+    return finish_search(
+        raw, queries, k, total=ids.size, predicate=predicate, min_score=min_score, offset=offset
+    )
 
 
 class ExactIndex:
@@ -116,10 +138,13 @@ class ExactIndex:
             else np.zeros((0, self._dim), np.float32)
         )
 
-        def raw(qs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-            positions, scores = exact_knn(matrix, qs, n, self._metric)
-            return keys[positions], scores.astype(np.float32)
-
-        return finish_search(
-            raw, q, k, total=keys.size, predicate=predicate, min_score=min_score, offset=offset
+        return search_exactly(
+            keys,
+            matrix,
+            q,
+            k,
+            self._metric,
+            predicate=predicate,
+            min_score=min_score,
+            offset=offset,
         )

@@ -34,7 +34,7 @@ from latentspace.index.base import (
     check_matrix,
     finish_search,
 )
-from latentspace.index.exact import exact_knn
+from latentspace.index.exact import search_exactly
 from latentspace.index.locks import ReadWriteLock
 from latentspace.index.spec import IndexSpec
 from latentspace.vectors import l2_normalise
@@ -320,17 +320,12 @@ class FaissIndex:
             if slots.size
             else np.zeros((0, self._dim), np.float32)
         )
-        ids = self._slot_ids[slots]
-
-        def raw(qs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-            positions, scores = exact_knn(vectors, qs, n, self._metric)
-            return ids[positions], scores.astype(np.float32)
-
-        return finish_search(
-            raw,
+        return search_exactly(
+            self._slot_ids[slots],
+            vectors,
             queries,
             k,
-            total=slots.size,
+            self._metric,
             predicate=predicate,
             min_score=min_score,
             offset=offset,
