@@ -99,7 +99,7 @@ class CollectionIndexes:
         def source() -> list[tuple[np.ndarray, np.ndarray]]:
             with self._sessions() as session:
                 row = repo.get_collection(session=session, name=collection.name)
-                return list(repo.iter_live_vectors(session=session, collection=row))
+                return [repo.live_vectors(session=session, collection=row)]
 
         return ManagedIndex(
             index,
@@ -161,14 +161,12 @@ class CollectionIndexes:
         self, collection: CollectionRow, session: Session, sql_seq: int, reason: str
     ) -> _Live:
         logger.warning("collection %s: rebuilding index from SQL (%s)", collection.name, reason)
-        batches = list(repo.iter_live_vectors(session=session, collection=collection))
-        n = sum(ids.shape[0] for ids, _ in batches)
-        index = FaissIndex(self._spec(collection, n), collection.dim, use_gpu=self._use_gpu)
-        if batches:
-            index.add(
-                np.concatenate([ids for ids, _ in batches]),
-                np.concatenate([vectors for _, vectors in batches]),
-            )
+        ids, vectors = repo.live_vectors(session=session, collection=collection)
+        index = FaissIndex(
+            self._spec(collection, ids.shape[0]), collection.dim, use_gpu=self._use_gpu
+        )
+        if ids.size:
+            index.add(ids, vectors)
         report = OpenReport("rebuilt", reason=reason)
         return _Live(self._managed(collection, index), sql_seq, report, threading.Lock())
 
@@ -227,9 +225,7 @@ class CollectionIndexes:
             ids, vectors = index.snapshot()
         else:
             with self._sessions() as session:
-                batches = list(repo.iter_live_vectors(session=session, collection=collection))
-            ids = np.concatenate([b[0] for b in batches])
-            vectors = np.concatenate([b[1] for b in batches])
+                ids, vectors = repo.live_vectors(session=session, collection=collection)
         return estimate_recall(index, ids, vectors, k=10, sample=sample)
 
     def save_all(self, collections: list[CollectionRow]) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from latentspace.errors import IndexCorrupted, VectorIndexError
+from latentspace.errors import IndexCorrupted
 from latentspace.index.faiss_index import FaissIndex
 from latentspace.index.spec import IndexSpec
 
@@ -223,14 +223,3 @@ def load_index(
     if mmap and index._cpu is not None:
         index._read_only = True
     return index, manifest
-
-
-def remove_index(directory: str | Path) -> None:
-    """Delete a saved index's files (manifest first, so a half-deleted index never loads)."""
-    directory = Path(directory)
-    (directory / _MANIFEST_FILE).unlink(missing_ok=True)
-    _remove_stale(directory, keep=set())
-    if directory.is_dir() and not any(directory.iterdir()):
-        directory.rmdir()
-    if directory.exists() and not directory.is_dir():
-        raise VectorIndexError(f"{directory} is not a directory")

@@ -43,6 +43,7 @@ __all__ = [
     "iter_live_vectors",
     "last_seq",
     "list_collections",
+    "live_vectors",
     "oplog_after",
     "put_manifest",
     "update_metadata",
@@ -330,6 +331,14 @@ def iter_live_vectors(
         vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
         yield ids, vectors.reshape(len(rows), collection.dim)
         after = int(ids[-1])
+
+
+def live_vectors(*, session: Session, collection: CollectionRow) -> tuple[np.ndarray, np.ndarray]:
+    """All live items' ids and vectors as two arrays (empty arrays for an empty collection)."""
+    batches = list(iter_live_vectors(session=session, collection=collection))
+    if not batches:
+        return np.empty(0, np.int64), np.zeros((0, collection.dim), np.float32)
+    return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
 
 
 def count_live(*, session: Session, collection: CollectionRow) -> int:
