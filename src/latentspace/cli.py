@@ -106,6 +106,36 @@ def models(
     Console().print(table)
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
+    json_logs: Annotated[bool, typer.Option(help="JSON-lines logs (else plain text).")] = True,
+) -> None:
+    """Serve the HTTP API (and its OpenAPI docs at /docs) with uvicorn."""
+    import uvicorn
+
+    from latentspace.api import create_app
+    from latentspace.api.auth import is_loopback
+    from latentspace.logs import configure_logging
+
+    settings = Settings()
+    if settings.auth == "on" and not settings.api_keys.strip() and not is_loopback(host):
+        raise _fail(
+            ValueError(
+                f"refusing to serve on {host} without API keys: set LATENTSPACE_API_KEYS, "
+                "bind 127.0.0.1, or set LATENTSPACE_AUTH=off if this network is trusted"
+            )
+        )
+    configure_logging(log_level, json_lines=json_logs)
+    try:
+        application = create_app(settings)
+    except LatentspaceError as e:
+        raise _fail(e) from e
+    uvicorn.run(application, host=host, port=port, log_config=None, access_log=False)
+
+
 def _database_url() -> str:
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # the default SQLite file lives there

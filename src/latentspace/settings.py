@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["EncoderSettings", "LimitSettings", "Settings"]
+__all__ = ["EncoderSettings", "LimitSettings", "SearchSettings", "Settings"]
 
 
 class EncoderSettings(BaseModel):
@@ -50,7 +50,32 @@ class LimitSettings(BaseModel):
     )
     max_image_bytes: int = Field(default=32 * 1024 * 1024, ge=1)
     max_text_chars: int = Field(default=8192, ge=1)
-    max_batch: int = Field(default=1024, ge=1)
+    max_batch: int = Field(default=1024, ge=1, description="Items, texts or queries per request.")
+    max_body_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1,
+        description="Largest request body, counted as it arrives (with or without Content-Length).",
+    )
+    max_k: int = Field(default=1000, ge=1, description="Most results one search may ask for.")
+    max_path_steps: int = Field(default=64, ge=2, description="Most steps of a path walk.")
+    max_documents_chars: int = Field(
+        default=2_000_000, ge=1, description="Largest document (characters) to chunk."
+    )
+
+
+class SearchSettings(BaseModel):
+    """How searches and duplicate checks run."""
+
+    micro_batch: bool = Field(
+        default=True,
+        description="Run concurrent unfiltered single-vector searches as one FAISS call.",
+    )
+    duplicate_threshold: float = Field(
+        default=0.95,
+        gt=0.0,
+        le=1.0,
+        description="Cosine at or above which an ingested item is reported as a near duplicate.",
+    )
 
 
 class Settings(BaseSettings):
@@ -64,13 +89,32 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default SQLite in data_dir."
     )
-    api_keys: str = Field(default="", description="Comma-separated API keys.")
-    auth: Literal["on", "off"] = "on"
+    api_keys: str = Field(
+        default="",
+        description=(
+            "Comma-separated API keys, each `[read:|admin:]SECRET` (admin when unprefixed); "
+            "SECRET may be given as `sha256:HEX` so the plain key never sits in config."
+        ),
+    )
+    auth: Literal["on", "off"] = Field(
+        default="on",
+        description="off = no API keys checked, for local use only; on without keys = "
+        "loopback clients only.",
+    )
+    embedding_models: str = Field(
+        default="tiny-shapes",
+        description="Comma-separated model specs /v1/embeddings may load, besides those of "
+        "existing collections.",
+    )
+    store_images: bool = Field(
+        default=True, description="Keep uploaded image files in data_dir/blobs (served back)."
+    )
     auto_migrate: bool = Field(
         default=True, description="Upgrade the database schema to the newest on start."
     )
     encoder: EncoderSettings = Field(default_factory=EncoderSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    search: SearchSettings = Field(default_factory=SearchSettings)
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file inside ``data_dir``."""

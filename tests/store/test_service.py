@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine
 
-from latentspace import service as service_module
+from latentspace.service import space as service_module
 from latentspace.errors import DimensionMismatch, InvalidInput, NotFound
 from latentspace.service import LatentSpace
 from latentspace.settings import Settings

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from latentspace.embedder.base import Encoder, ImageEncoder, TextCache, l2_normalise
+from latentspace.embedder.base import (
+    Encoder,
+    ImageEncoder,
+    TextCache,
+    count_tokens,
+    count_words,
+    l2_normalise,
+)
 from latentspace.embedder.bulk import EncodedBatch, encode_image_files
 from latentspace.embedder.images import ALLOWED_FORMATS, decode_image, load_image
 from latentspace.embedder.registry import (
@@ -23,6 +30,8 @@ __all__ = [
     "ImageEncoder",
     "ModelSpec",
     "TextCache",
+    "count_tokens",
+    "count_words",
     "create_encoder",
     "decode_image",
     "default_registry",

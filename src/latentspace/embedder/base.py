@@ -7,6 +7,7 @@ strict: a float32 NumPy array of shape ``(n, dim)`` whose rows have unit L2 norm
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
@@ -28,6 +29,8 @@ __all__ = [
     "ImageEncoder",
     "TextCache",
     "batched",
+    "count_tokens",
+    "count_words",
     "l2_normalise",
     "state_dict_fingerprint",
 ]
@@ -88,6 +91,20 @@ class ImageEncoder(Encoder, Protocol):
     def encode_pixels(self, pixels: torch.Tensor) -> np.ndarray:
         """Embed a preprocessed batch ``(n, 3, H, W)``; returns ``(n, dim)`` float32, unit rows."""
         ...
+
+
+_WORDS = re.compile(r"\w+|[^\w\s]")
+
+
+def count_words(text: str) -> int:
+    """Words and punctuation marks in ``text``: the token count of a model without a tokenizer."""
+    return len(_WORDS.findall(text))
+
+
+def count_tokens(encoder: object, text: str) -> int:
+    """``encoder.count_tokens(text)`` where the encoder has one, else :func:`count_words`."""
+    counter = getattr(encoder, "count_tokens", None)
+    return int(counter(text)) if callable(counter) else count_words(text)
 
 
 def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:

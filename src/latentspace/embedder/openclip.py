@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from latentspace.embedder.base import BaseEncoder, batched, l2_normalise, state_dict_fingerprint
+from latentspace.embedder.base import (
+    BaseEncoder,
+    batched,
+    count_words,
+    l2_normalise,
+    state_dict_fingerprint,
+)
 from latentspace.embedder.device import DevicePlan, plan_device
 from latentspace.errors import EncoderError, InvalidInput, ModelUnavailable
 from latentspace.settings import EncoderSettings
@@ -196,6 +202,16 @@ class OpenClipEncoder(BaseEncoder):
                 )
                 parts.append(self._model.encode_image(chunk).float().cpu().numpy())
         return l2_normalise(np.concatenate(parts))
+
+    def count_tokens(self, text: str) -> int:
+        """BPE tokens in ``text`` (without start/end markers), as the model would see them."""
+        encode = getattr(self._tokenizer, "encode", None)  # open_clip's SimpleTokenizer
+        if callable(encode):
+            return len(encode(text))
+        hf = getattr(self._tokenizer, "tokenizer", None)  # open_clip's HFTokenizer
+        if hf is not None:
+            return len(hf(text, add_special_tokens=False)["input_ids"])
+        return count_words(text)
 
     def _encode_text_uncached(self, texts: Sequence[str]) -> np.ndarray:
         parts = [

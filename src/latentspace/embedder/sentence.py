@@ -89,6 +89,10 @@ class SentenceTransformerEncoder(BaseEncoder):
             "Use an open_clip model (e.g. tiny-shapes) for image collections."
         )
 
+    def count_tokens(self, text: str) -> int:
+        """Word-piece tokens in ``text`` (without special tokens)."""
+        return len(self._model.tokenizer(text, add_special_tokens=False)["input_ids"])
+
     def _encode_text_uncached(self, texts: Sequence[str]) -> np.ndarray:
         with torch.inference_mode(), self._plan.autocast():
             out = self._model.encode(

@@ -21,6 +21,7 @@ from latentspace.errors import Conflict, InvalidInput, NotFound
 from latentspace.store.filters import compile_filter
 from latentspace.store.tables import (
     CollectionRow,
+    DirectionRow,
     IndexManifestRow,
     ItemRow,
     ItemVectorRow,
@@ -29,29 +30,35 @@ from latentspace.store.tables import (
 )
 
 __all__ = [
+    "NAME_PATTERN",
     "ItemInput",
     "UpsertOutcome",
     "count_live",
     "create_collection",
     "delete_collection",
     "delete_items",
+    "document_items",
     "filter_item_ids",
     "get_collection",
     "get_item",
     "get_manifest",
     "items_by_ids",
+    "items_by_sha256",
     "iter_live_vectors",
     "last_seq",
     "list_collections",
+    "list_items",
     "live_vectors",
     "oplog_after",
     "put_manifest",
+    "sha256_groups",
     "update_metadata",
     "upsert_items",
+    "vector_bytes",
     "vectors_of",
 ]
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -96,7 +103,7 @@ def create_collection(
         InvalidInput: a bad name or dim.
         Conflict: the name is taken.
     """
-    if not _NAME.match(name):
+    if not NAME_PATTERN.match(name):
         raise InvalidInput(
             f"invalid collection name {name!r}: 1-128 letters, digits, '_', '.', '-', "
             "starting with a letter or digit"
@@ -145,7 +152,7 @@ def delete_collection(*, session: Session, name: str) -> CollectionRow:
     row = get_collection(session=session, name=name)
     item_ids = select(ItemRow.id).where(ItemRow.collection_id == row.id)
     session.execute(delete(ItemVectorRow).where(ItemVectorRow.item_id.in_(item_ids)))
-    for table in (ItemRow, OplogRow, IndexManifestRow):
+    for table in (ItemRow, OplogRow, IndexManifestRow, DirectionRow):
         session.execute(delete(table).where(table.collection_id == row.id))
     session.delete(row)
     session.flush()
@@ -157,7 +164,7 @@ def _log(session: Session, collection: CollectionRow, op: str, item_id: int) -> 
     session.add(OplogRow(collection_id=collection.id, op=op, item_id=item_id, created_at=utcnow()))
 
 
-def _vector_bytes(vector: np.ndarray, dim: int, external_id: str) -> bytes:
+def vector_bytes(vector: np.ndarray, dim: int, external_id: str) -> bytes:
     v = np.asarray(vector, dtype=np.float32).reshape(-1)
     if v.shape[0] != dim:
         raise InvalidInput(f"item {external_id!r}: vector has {v.shape[0]} dimensions, not {dim}")
@@ -186,7 +193,7 @@ def upsert_items(
     outcomes = []
     now = utcnow()
     for item in items:
-        blob = _vector_bytes(item.vector, collection.dim, item.external_id)
+        blob = vector_bytes(item.vector, collection.dim, item.external_id)
         row = existing.get(item.external_id)
         if row is None:
             row = ItemRow(
@@ -415,3 +422,83 @@ def put_manifest(
     row.recall_at_10, row.saved_at = recall_at_10, utcnow()
     session.flush()
     return row
+
+
+# -- lookups for duplicates, documents and listing -------------------------------------------
+def items_by_sha256(
+    *, session: Session, collection: CollectionRow, digests: Sequence[str]
+) -> dict[str, list[ItemRow]]:
+    """Live items whose content hash is one of ``digests``, grouped by hash (id order)."""
+    if not digests:
+        return {}
+    rows = session.scalars(
+        select(ItemRow)
+        .where(
+            ItemRow.collection_id == collection.id,
+            ItemRow.sha256.in_(list(set(digests))),
+            ItemRow.deleted.is_(False),
+        )
+        .order_by(ItemRow.id)
+    )
+    out: dict[str, list[ItemRow]] = {}
+    for row in rows:
+        out.setdefault(row.sha256, []).append(row)
+    return out
+
+
+def sha256_groups(*, session: Session, collection: CollectionRow) -> list[list[ItemRow]]:
+    """Groups of two or more live items with the same content hash (exact duplicates)."""
+    shared = (
+        select(ItemRow.sha256)
+        .where(ItemRow.collection_id == collection.id, ItemRow.deleted.is_(False))
+        .group_by(ItemRow.sha256)
+        .having(func.count() > 1)
+    )
+    rows = session.scalars(
+        select(ItemRow)
+        .where(
+            ItemRow.collection_id == collection.id,
+            ItemRow.deleted.is_(False),
+            ItemRow.sha256.in_(shared),
+        )
+        .order_by(ItemRow.sha256, ItemRow.id)
+    )
+    groups: dict[str, list[ItemRow]] = {}
+    for row in rows:
+        groups.setdefault(row.sha256, []).append(row)
+    return list(groups.values())
+
+
+def document_items(
+    *, session: Session, collection: CollectionRow, document_ids: Sequence[str]
+) -> list[ItemRow]:
+    """Live items (chunks) that belong to any of ``document_ids``."""
+    if not document_ids:
+        return []
+    return list(
+        session.scalars(
+            select(ItemRow).where(
+                ItemRow.collection_id == collection.id,
+                ItemRow.document_id.in_(list(document_ids)),
+                ItemRow.deleted.is_(False),
+            )
+        )
+    )
+
+
+def list_items(
+    *, session: Session, collection: CollectionRow, limit: int, after: int = 0
+) -> list[ItemRow]:
+    """Live items in id order, ``limit`` at a time after item id ``after`` (keyset paging)."""
+    return list(
+        session.scalars(
+            select(ItemRow)
+            .where(
+                ItemRow.collection_id == collection.id,
+                ItemRow.deleted.is_(False),
+                ItemRow.id > after,
+            )
+            .order_by(ItemRow.id)
+            .limit(limit)
+        )
+    )

@@ -1,6 +1,7 @@
-"""The use-cases the API and the CLI share: collections, writes, vector search.
+"""The core of the service: collections, writes and vector search over one database.
 
-:class:`LatentSpace` owns the database engine and every collection's index. A write is one
+:class:`LatentSpace` owns the database engine, the encoders and every collection's index.
+A write is one
 SQL transaction (items + vectors + oplog), committed, then applied to the index under the
 collection's writer lock; a search asks SQL for the filter's ids, FAISS for the neighbours,
 and SQL again for the hits' metadata, dropping anything no longer live.
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,18 +21,21 @@ import numpy as np
 from sqlalchemy import Engine
 
 from latentspace import migrations
+from latentspace.embedder import Encoder
 from latentspace.errors import InvalidInput, StoreError
 from latentspace.index import KINDS, METRICS, SearchParams
 from latentspace.index.algebra import as_vector
+from latentspace.index.batcher import MicroBatcher
 from latentspace.indexes import CollectionIndexes, OpenReport
+from latentspace.service.encoders import EncoderFactory, EncoderPool, TimingHook
 from latentspace.settings import Settings
 from latentspace.store import repository as repo
 from latentspace.store.engine import make_engine, make_session_factory
 from latentspace.store.filters import matches
 from latentspace.store.repository import ItemInput, UpsertOutcome
-from latentspace.store.tables import CollectionRow
+from latentspace.store.tables import CollectionRow, ItemRow
 
-__all__ = ["ALLOW_LIST_LIMIT", "Hit", "LatentSpace", "raw_vectors_fingerprint"]
+__all__ = ["ALLOW_LIST_LIMIT", "CollectionStats", "Hit", "LatentSpace", "raw_vectors_fingerprint"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,27 +60,70 @@ class Hit:
     uri: str | None
     document_id: str | None
     item_id: int
+    sha256: str = ""
+
+
+@dataclass(frozen=True)
+class CollectionStats:
+    """What ``GET /v1/collections/{name}`` reports."""
+
+    name: str
+    model: str | None
+    dim: int
+    metric: str
+    fingerprint: str
+    count: int
+    index_requested: str
+    index_kind: str
+    index_params: dict[str, Any]
+    recall_at_10: float | None
+    created_at: str
 
 
 class LatentSpace:
-    """Collections, items and search over one database and one data directory."""
+    """Collections, items and search over one database and one data directory.
 
-    def __init__(self, settings: Settings, *, engine: Engine | None = None) -> None:
+    Args:
+        settings: everything configurable.
+        engine: an engine to use instead of one made from ``settings``.
+        encoder_factory: builds an encoder from a spec (tests inject fakes); default the
+            registry's ``create_encoder``.
+        on_timing: called with ``(what, label, seconds)`` after each encode and search.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        engine: Engine | None = None,
+        encoder_factory: EncoderFactory | None = None,
+        on_timing: TimingHook | None = None,
+    ) -> None:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self._url = settings.resolved_database_url()
         self.engine = engine or make_engine(self._url)
         self.sessions = make_session_factory(self.engine)
         self.indexes = CollectionIndexes(data_dir=settings.data_dir, sessions=self.sessions)
+        self.encoders = EncoderPool(settings.encoder, factory=encoder_factory, on_timing=on_timing)
+        self._batchers: dict[int, MicroBatcher] = {}
+        self._batchers_lock = threading.Lock()
 
     @classmethod
-    def open(cls, settings: Settings, *, engine: Engine | None = None) -> LatentSpace:
+    def open(
+        cls,
+        settings: Settings,
+        *,
+        engine: Engine | None = None,
+        encoder_factory: EncoderFactory | None = None,
+        on_timing: TimingHook | None = None,
+    ) -> LatentSpace:
         """Upgrade the database (if ``auto_migrate``) and bring every index up to date.
 
         Raises:
             StoreError: the schema is not at the newest revision and may not be upgraded.
         """
-        space = cls(settings, engine=engine)
+        space = cls(settings, engine=engine, encoder_factory=encoder_factory, on_timing=on_timing)
         if settings.auto_migrate:
             migrations.upgrade(space._url, engine=space.engine)
         elif migrations.current_revision(space.engine) != migrations.head_revision():
@@ -105,18 +154,67 @@ class LatentSpace:
         with self.sessions() as session:
             return repo.get_collection(session=session, name=name)
 
+    def list_collections(self) -> list[CollectionRow]:
+        """Every collection, by name."""
+        with self.sessions() as session:
+            return repo.list_collections(session=session)
+
+    def stats(self, name: str) -> CollectionStats:
+        """Count, dim, model, fingerprint, live index kind and its measured recall@10."""
+        with self.sessions() as session:
+            row = repo.get_collection(session=session, name=name)
+            count = repo.count_live(session=session, collection=row)
+            manifest = repo.get_manifest(session=session, collection=row)
+        current = self.indexes.get(row).current
+        recall = 1.0 if current.kind == "flat" else None
+        if manifest is not None and manifest.kind == current.kind and recall is None:
+            recall = manifest.recall_at_10
+        return CollectionStats(
+            name=row.name,
+            model=row.model,
+            dim=row.dim,
+            metric=row.metric,
+            fingerprint=row.fingerprint,
+            count=count,
+            index_requested=row.index_kind,
+            index_kind=current.kind,
+            index_params=dict(current.spec.params),
+            recall_at_10=recall,
+            created_at=row.created_at.isoformat(),
+        )
+
+    def encoder_for(self, collection: CollectionRow) -> Encoder | None:
+        """The collection's encoder (checked against its fingerprint); None for raw vectors."""
+        if collection.model is None:
+            return None
+        return self.encoders.checked(collection.model, collection.fingerprint)
+
     def create_collection(
         self,
         name: str,
         *,
-        dim: int,
+        dim: int | None = None,
         model: str | None = None,
         fingerprint: str | None = None,
         metric: str = "cosine",
         index: str = "auto",
         index_params: dict[str, Any] | None = None,
     ) -> CollectionRow:
-        """Create a collection; without a model it stores raw vectors of ``dim``."""
+        """Create a collection of ``model``'s vectors, or of raw vectors of ``dim``.
+
+        Raises:
+            InvalidInput: unknown metric or index kind, no model and no dim, or a dim that
+                is not the model's.
+            Conflict: the name is taken.
+            EncoderError: the model cannot be loaded.
+        """
+        if model is not None:
+            encoder = self.encoders.get(model)
+            if dim is not None and dim != encoder.dim:
+                raise InvalidInput(f"model {model!r} makes {encoder.dim}-d vectors, not {dim}")
+            dim, fingerprint = encoder.dim, fingerprint or encoder.fingerprint
+        if dim is None:
+            raise InvalidInput("a collection needs a model, or a dim for raw vectors")
         if metric not in METRICS:
             raise InvalidInput(f"unknown metric {metric!r}; use one of {list(METRICS)}")
         if index != "auto" and index not in KINDS:
@@ -138,12 +236,50 @@ class LatentSpace:
         with self.sessions.begin() as session:
             row = repo.delete_collection(session=session, name=name)
         self.indexes.drop(row)
+        with self._batchers_lock:
+            self._batchers.pop(row.id, None)
 
     def count(self, name: str) -> int:
         """Live items in a collection."""
         with self.sessions() as session:
             row = repo.get_collection(session=session, name=name)
             return repo.count_live(session=session, collection=row)
+
+    def index_sizes(self) -> dict[str, tuple[int, str]]:
+        """Vectors in each collection's live index, and its kind."""
+        out = {}
+        for row in self.list_collections():
+            index = self.indexes.get(row)
+            out[row.name] = (len(index), index.current.kind)
+        return out
+
+    def vectors(self, name: str, item_ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """Stored vectors of items (by item id)."""
+        collection = self.collection(name)
+        with self.sessions() as session:
+            return repo.vectors_of(session=session, item_ids=item_ids, dim=collection.dim)
+
+    def get_item(self, name: str, external_id: str) -> tuple[ItemRow, np.ndarray]:
+        """A live item and its vector (raises NotFound)."""
+        collection = self.collection(name)
+        with self.sessions() as session:
+            row = repo.get_item(session=session, collection=collection, external_id=external_id)
+            stored = repo.vectors_of(session=session, item_ids=[row.id], dim=collection.dim)
+            return row, stored[row.id]
+
+    def list_items(self, name: str, *, limit: int, after: int = 0) -> list[ItemRow]:
+        """Live items in id order after item id ``after``."""
+        collection = self.collection(name)
+        with self.sessions() as session:
+            return repo.list_items(session=session, collection=collection, limit=limit, after=after)
+
+    def update_metadata(self, name: str, external_id: str, metadata: dict[str, Any]) -> ItemRow:
+        """Merge metadata into an item (a key set to None is removed); no re-embedding."""
+        collection = self.collection(name)
+        with self.sessions.begin() as session:
+            return repo.update_metadata(
+                session=session, collection=collection, external_id=external_id, metadata=metadata
+            )
 
     # -- writes --------------------------------------------------------------------------
     def upsert(self, name: str, items: Sequence[ItemInput]) -> list[UpsertOutcome]:
@@ -176,6 +312,15 @@ class LatentSpace:
             self.indexes.apply(collection, upserts={}, deletes=item_ids, seq=seq)
         return len(item_ids)
 
+    def delete_document(self, name: str, document_id: str) -> int:
+        """Soft-delete every chunk of a document; returns how many were live."""
+        collection = self.collection(name)
+        with self.sessions() as session:
+            rows = repo.document_items(
+                session=session, collection=collection, document_ids=[document_id]
+            )
+        return self.delete(name, [row.external_id for row in rows]) if rows else 0
+
     def save(self, name: str) -> None:
         """Persist a collection's index now (it is also saved on close)."""
         collection = self.collection(name)
@@ -193,10 +338,17 @@ class LatentSpace:
         min_score: float | None = None,
         offset: int = 0,
         params: SearchParams | None = None,
+        exclude: Sequence[int] = (),
     ) -> list[Hit]:
-        """The ``k`` live items nearest ``vector`` that match ``filter``."""
+        """The ``k`` live items nearest ``vector`` that match ``filter``.
+
+        ``exclude`` holds item ids never to return (the items a query was built from);
+        ``offset`` counts results after exclusion.
+        """
         collection = self.collection(name)
         query = as_vector(vector, dim=collection.dim, name="query vector")
+        skip = set(exclude)
+        want, offset = (k + offset + len(skip), 0) if skip else (k, offset)
         index = self.indexes.get(collection)
         allow = predicate = None
         if filter is not None:
@@ -211,23 +363,61 @@ class LatentSpace:
                 allow = matching
             else:
                 predicate = self._metadata_predicate(filter)
-        result = index.search(
-            query[None, :],
-            k,
-            params=params,
-            allow=allow,
-            predicate=predicate,
-            min_score=min_score,
-            offset=offset,
-        )
-        hits = result.hits(0)
+        started = time.perf_counter()
+        if (
+            self.settings.search.micro_batch
+            and allow is None
+            and predicate is None
+            and min_score is None
+            and offset == 0
+            and params is None
+        ):
+            ids, scores = self._batcher(collection).search(query, want)
+            keep = ids >= 0
+            hits = list(zip(ids[keep].tolist(), scores[keep].tolist(), strict=True))
+        else:
+            hits = index.search(
+                query[None, :],
+                want,
+                params=params,
+                allow=allow,
+                predicate=predicate,
+                min_score=min_score,
+                offset=offset,
+            ).hits(0)
+        self.encoders.on_timing("search", index.current.kind, time.perf_counter() - started)
+        if skip:
+            first = want - k - len(skip)
+            hits = [h for h in hits if h[0] not in skip][first : first + k]
         with self.sessions() as session:
             rows = repo.items_by_ids(session=session, item_ids=[i for i, _ in hits])
         return [
-            Hit(row.external_id, score, row.metadata_, row.text, row.uri, row.document_id, row.id)
+            Hit(
+                row.external_id,
+                score,
+                row.metadata_,
+                row.text,
+                row.uri,
+                row.document_id,
+                row.id,
+                row.sha256,
+            )
             for item_id, score in hits
             if (row := rows.get(item_id)) is not None
         ]
+
+    def _batcher(self, collection: CollectionRow) -> MicroBatcher:
+        with self._batchers_lock:
+            batcher = self._batchers.get(collection.id)
+            if batcher is None:
+
+                def search_batch(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+                    result = self.indexes.get(collection).search(queries, k)
+                    return result.ids, result.scores
+
+                batcher = MicroBatcher(search_batch)
+                self._batchers[collection.id] = batcher
+            return batcher
 
     def _metadata_predicate(self, spec: dict[str, Any]) -> Any:
         # The post-filter for broad filters: candidates' metadata checked with the reference

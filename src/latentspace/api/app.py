@@ -1,0 +1,95 @@
+"""The app factory: ``create_app(settings)`` → a FastAPI app whose lifespan opens everything.
+
+Run it with ``latentspace serve`` or ``uvicorn latentspace.api.app:create_app --factory``.
+Nothing is built at import time: the database, encoders and indexes are opened in the
+lifespan (the database upgraded, every index verified, replayed or rebuilt) and closed
+(indexes saved) on shutdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+
+from latentspace import __version__
+from latentspace.api.auth import KeyRing
+from latentspace.api.deps import AppContext
+from latentspace.api.errors import PROBLEM_RESPONSES, install_error_handlers
+from latentspace.api.metrics import Metrics
+from latentspace.api.middleware import RequestContextMiddleware
+from latentspace.api.routes import (
+    collections,
+    documents,
+    duplicates,
+    embeddings,
+    health,
+    items,
+    search,
+)
+from latentspace.service import EncoderFactory, LatentSpace
+from latentspace.settings import Settings
+
+__all__ = ["create_app"]
+
+_DESCRIPTION = """
+Text and images in one CLIP latent space: collections of items, composite (latent
+arithmetic) search, directions, slerp paths, duplicates, RAG documents and
+OpenAI-compatible embeddings. Errors are `application/problem+json` with a stable `type`.
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    encoder_factory: EncoderFactory | None = None,
+    engine: Engine | None = None,
+) -> FastAPI:
+    """Build the app; nothing is opened until its lifespan starts.
+
+    Args:
+        settings: default ``Settings()`` (read from the environment).
+        encoder_factory: builds encoders from specs (tests inject fakes).
+        engine: a SQLAlchemy engine to use instead of one from the settings.
+
+    Raises:
+        InvalidInput: malformed API keys in the settings.
+    """
+    settings = settings or Settings()
+    keys = KeyRing.from_settings(settings)
+    metrics = Metrics()
+    holder: dict[str, LatentSpace] = {}
+    metrics.watch_indexes(lambda: holder["space"].index_sizes() if "space" in holder else {})
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        space = await run_in_threadpool(
+            lambda: LatentSpace.open(
+                settings, engine=engine, encoder_factory=encoder_factory, on_timing=metrics.timing
+            )
+        )
+        holder["space"] = space
+        try:
+            yield {"context": AppContext(settings, space, keys, metrics)}
+        finally:
+            holder.pop("space", None)
+            await run_in_threadpool(space.close)
+
+    app = FastAPI(
+        title="latentspace",
+        version=__version__,
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+        responses=PROBLEM_RESPONSES,
+    )
+    install_error_handlers(app)
+    app.add_middleware(
+        RequestContextMiddleware, max_body_bytes=settings.limits.max_body_bytes, metrics=metrics
+    )
+    for module in (health, collections, items, search, duplicates, documents, embeddings):
+        app.include_router(module.router)
+    return app

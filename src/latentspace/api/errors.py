@@ -1,0 +1,164 @@
+"""Every error as ``application/problem+json`` (RFC 9457) with a stable ``type``.
+
+Domain exceptions (:mod:`latentspace.errors`) map to a status and a type in one table;
+request validation, HTTP errors and anything unexpected go through the same renderer, so
+a client only ever parses one error shape. Unexpected errors are logged with the request
+id and answered without internals.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from latentspace import errors
+
+__all__ = [
+    "PROBLEM_RESPONSES",
+    "ApiError",
+    "BodyTooLarge",
+    "install_error_handlers",
+    "problem_for",
+    "problem_response",
+]
+
+logger = logging.getLogger(__name__)
+
+# Most specific class first: the first isinstance match wins.
+_DOMAIN: list[tuple[type[errors.LatentspaceError], int, str]] = [
+    (errors.DimensionMismatch, 422, "dimension-mismatch"),
+    (errors.LimitExceeded, 413, "limit-exceeded"),
+    (errors.InvalidInput, 422, "invalid-input"),
+    (errors.ModelMismatch, 409, "model-mismatch"),
+    (errors.NotFound, 404, "not-found"),
+    (errors.Conflict, 409, "conflict"),
+    (errors.ModelUnavailable, 422, "model-unavailable"),
+    (errors.UnsupportedModality, 422, "unsupported-modality"),
+    (errors.EncoderError, 500, "encoder-error"),
+    (errors.IndexCorrupted, 500, "index-corrupted"),
+    (errors.VectorIndexError, 500, "index-error"),
+    (errors.StoreError, 503, "store-error"),
+]
+
+_BY_STATUS = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "limit-exceeded",
+    415: "unsupported-media-type",
+    422: "validation-error",
+}
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {
+        "description": HTTPStatus(status).phrase,
+        "content": {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        },
+    }
+    for status in (401, 403, 404, 409, 413, 422)
+}
+
+
+class ApiError(StarletteHTTPException):
+    """An HTTP error raised inside ``api/`` with a stable problem type."""
+
+    def __init__(
+        self, status: int, kind: str, detail: str, *, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(status_code=status, detail=detail, headers=headers)
+        self.kind = kind
+
+
+class BodyTooLarge(ApiError):
+    """The request body passed ``max_body_bytes`` while it was being read."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, "limit-exceeded", f"request body is over the limit of {limit} bytes")
+
+
+def problem_for(error: errors.LatentspaceError) -> tuple[int, str]:
+    """The HTTP status and problem type of a domain error."""
+    for cls, status, kind in _DOMAIN:
+        if isinstance(error, cls):
+            return status, kind
+    return 500, "internal-error"
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    kind: str,
+    detail: str,
+    *,
+    errors_: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """A problem+json response that names the request's id."""
+    body: dict[str, Any] = {
+        "type": f"/problems/{kind}",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        "request_id": getattr(request.state, "request_id", None),
+    }
+    if errors_ is not None:
+        body["errors"] = jsonable_encoder(errors_)
+    return JSONResponse(
+        body, status_code=status, media_type="application/problem+json", headers=headers
+    )
+
+
+def _validation_errors(error: RequestValidationError) -> list[dict[str, Any]]:
+    out = []
+    for e in error.errors():
+        out.append({"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type")})
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that render every error as a problem."""
+
+    async def domain(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, errors.LatentspaceError)
+        status, kind = problem_for(exc)
+        if status >= 500:
+            logger.error("request failed: %s", exc, exc_info=exc)
+        return problem_response(request, status, kind, str(exc))
+
+    async def validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        details = _validation_errors(exc)
+        first = details[0] if details else {"loc": [], "msg": "invalid request"}
+        where = ".".join(str(p) for p in first["loc"])
+        return problem_response(
+            request, 422, "validation-error", f"{where}: {first['msg']}", errors_=details
+        )
+
+    async def http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        kind = getattr(exc, "kind", None) or _BY_STATUS.get(exc.status_code, "http-error")
+        return problem_response(
+            request, exc.status_code, kind, str(exc.detail), headers=dict(exc.headers or {})
+        )
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.error("unhandled error", exc_info=exc)
+        return problem_response(
+            request, 500, "internal-error", "internal error; the server log has the details"
+        )
+
+    app.add_exception_handler(errors.LatentspaceError, domain)
+    app.add_exception_handler(RequestValidationError, validation)
+    app.add_exception_handler(StarletteHTTPException, http)
+    app.add_exception_handler(Exception, unexpected)

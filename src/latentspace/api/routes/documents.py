@@ -1,0 +1,58 @@
+"""RAG documents: chunked into items that remember their document."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from latentspace.api.deps import AdminDep, SpaceDep
+from latentspace.api.routes.common import problem_of
+from latentspace.api.schemas import DocumentsCreate, DocumentsResult, DocumentStatus
+from latentspace.errors import NotFound
+from latentspace.service import NewDocument, ingest_documents
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/collections/{name}/documents", tags=["documents"])
+
+
+@router.post("", dependencies=[AdminDep], summary="Chunk, embed and store documents")
+def create_documents(name: str, body: DocumentsCreate, space: SpaceDep) -> DocumentsResult:
+    """Each document is split into chunks of at most ``chunk.size`` characters or tokens
+    (sentence boundaries preferred, ``chunk.overlap`` shared between neighbours); chunk
+    ``i`` becomes item ``{id}#{i}`` with ``document_id`` and offsets in its metadata.
+    Posting a document again replaces its chunks."""
+    results = ingest_documents(
+        space,
+        name,
+        [NewDocument(d.id, d.text, d.metadata) for d in body.documents],
+        size=body.chunk.size,
+        overlap=body.chunk.overlap,
+        unit=body.chunk.unit,
+    )
+    return DocumentsResult(
+        documents=[
+            DocumentStatus(
+                id=r.id,
+                status="error" if r.error else "ok",
+                chunks=r.chunks,
+                created=r.created,
+                updated=r.updated,
+                unchanged=r.unchanged,
+                removed=r.removed,
+                error=problem_of(r.error) if r.error else None,
+            )
+            for r in results
+        ]
+    )
+
+
+@router.delete(
+    "/{document_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[AdminDep],
+    summary="Delete a document's chunks",
+)
+def delete_document(name: str, document_id: str, space: SpaceDep) -> Response:
+    if not space.delete_document(name, document_id):
+        raise NotFound(f"document {document_id!r} not found in collection {name!r}")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,46 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from sqlalchemy import text
+
+from latentspace.api.deps import ContextDep, ReadDep
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="Liveness: the process answers")
+def healthz() -> dict[str, str]:
+    """Always ``{"status": "ok"}`` while the process serves requests."""
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: database reachable, indexes open",
+    responses={503: {"description": "Not ready"}},
+)
+def readyz(context: ContextDep, response: Response) -> dict[str, str]:
+    """``ok`` once the lifespan has opened every index and the database answers."""
+    try:
+        with context.space.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as e:  # any driver error means "not ready", never a crash
+        response.status_code = 503
+        return {"status": "unavailable", "detail": f"database: {type(e).__name__}"}
+    return {"status": "ok"}
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    dependencies=[ReadDep],
+    responses={200: {"content": {"text/plain": {}}}},
+)
+def metrics(context: ContextDep) -> Response:
+    """Request latency per route, encode and search timings, index sizes."""
+    return Response(context.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

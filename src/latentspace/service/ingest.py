@@ -1,0 +1,277 @@
+"""Ingest: texts, image bytes and raw vectors become stored, indexed items.
+
+Each item is checked and embedded on its own, so one corrupt image in a batch of a thousand
+is reported as that item's error and the rest are stored. Items whose id already holds the
+same content reuse the stored vector instead of being re-encoded, which makes re-running an
+ingest cheap. After the write, each new vector is checked against the collection: the answer
+says when an item duplicates another, exactly (same sha256) or nearly (cosine ≥ threshold).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL.Image import Image
+
+from latentspace.errors import EncoderError, InvalidInput, LatentspaceError, LimitExceeded
+from latentspace.index.algebra import as_vector
+from latentspace.service.embedding import (
+    check_text,
+    content_sha256,
+    decode_checked,
+    require_encoder,
+)
+from latentspace.service.space import LatentSpace
+from latentspace.store import repository as repo
+from latentspace.store.repository import ItemInput
+from latentspace.store.tables import CollectionRow, ItemRow
+
+__all__ = ["Duplicate", "ItemResult", "NewItem", "blob_path", "ingest", "read_blob"]
+
+SOURCES = ("text", "image", "vector")
+
+
+@dataclass(frozen=True)
+class NewItem:
+    """An item to store: exactly one of ``text``, ``image`` (bytes) or ``vector``.
+
+    Without an ``id`` the content's sha256 is used, so sending the same content twice
+    stores it once.
+    """
+
+    id: str | None = None
+    text: str | None = None
+    image: bytes | None = None
+    vector: Sequence[float] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    uri: str | None = None
+    document_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """The stored item an item duplicates: ``exact`` (same bytes) or ``near`` (cosine)."""
+
+    id: str
+    kind: str
+    score: float
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """What happened to one item: created, updated, unchanged or error."""
+
+    index: int
+    id: str | None
+    status: str
+    error: LatentspaceError | None = None
+    duplicate_of: Duplicate | None = None
+
+
+@dataclass
+class _Prepared:
+    index: int
+    external_id: str
+    kind: str
+    sha256: str
+    item: NewItem
+    vector: np.ndarray | None = None
+    image: Image | None = None
+
+
+def blob_path(data_dir: Path, sha256: str) -> Path:
+    """Where a stored original with this content hash lives."""
+    return Path(data_dir) / "blobs" / sha256[:2] / sha256
+
+
+def read_blob(data_dir: Path, sha256: str) -> bytes | None:
+    """A stored original's bytes, or None."""
+    if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
+        return None
+    path = blob_path(data_dir, sha256)
+    return path.read_bytes() if path.is_file() else None
+
+
+def _write_blob(data_dir: Path, sha256: str, data: bytes) -> None:
+    path = blob_path(data_dir, sha256)
+    if path.is_file():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _identify(i: int, item: NewItem, limits: Any) -> _Prepared:
+    given = [s for s in SOURCES if getattr(item, s) is not None]
+    if len(given) != 1:
+        raise InvalidInput(f"an item needs exactly one of text, image or vector; got {given}")
+    kind = given[0]
+    if kind == "text":
+        assert item.text is not None
+        check_text(item.text, limits)
+        digest = content_sha256(item.text)
+    elif kind == "image":
+        assert item.image is not None
+        digest = content_sha256(item.image)
+    else:
+        digest = content_sha256(as_vector(item.vector, name="vector").tobytes())
+    external_id = item.id if item.id is not None else digest
+    if not external_id or len(external_id) > 256:
+        raise InvalidInput(f"item id must be 1-256 characters, got {len(external_id)}")
+    return _Prepared(i, external_id, kind, digest, item)
+
+
+def ingest(
+    space: LatentSpace, name: str, items: Sequence[NewItem], *, report_duplicates: bool = True
+) -> list[ItemResult]:
+    """Store ``items`` in collection ``name``; one result per item, in order.
+
+    Raises:
+        NotFound: no such collection.
+        LimitExceeded: more items than ``max_batch``.
+        InvalidInput: an id appears twice in the batch.
+    """
+    limits = space.settings.limits
+    if len(items) > limits.max_batch:
+        raise LimitExceeded(f"{len(items)} items, over the batch limit of {limits.max_batch}")
+    collection = space.collection(name)
+    results: dict[int, ItemResult] = {}
+    prepared: list[_Prepared] = []
+    for i, item in enumerate(items):
+        try:
+            prepared.append(_identify(i, item, limits))
+        except InvalidInput as e:
+            results[i] = ItemResult(i, item.id, "error", e)
+    ids = [p.external_id for p in prepared]
+    if len(set(ids)) != len(ids):
+        dupe = next(x for x in ids if ids.count(x) > 1)
+        raise InvalidInput(f"item id {dupe!r} appears twice in one batch")
+    _reuse_stored(space, collection, prepared)
+    _embed(space, collection, prepared, results)
+    ready = [p for p in prepared if p.index not in results]
+    if space.settings.store_images:
+        for p in ready:
+            if p.kind == "image":
+                assert p.item.image is not None
+                _write_blob(space.settings.data_dir, p.sha256, p.item.image)
+    inputs = [
+        ItemInput(
+            external_id=p.external_id,
+            kind=p.kind,
+            sha256=p.sha256,
+            vector=p.vector,  # type: ignore[arg-type]
+            text=p.item.text,
+            uri=p.item.uri,
+            metadata=p.item.metadata,
+            document_id=p.item.document_id,
+        )
+        for p in ready
+    ]
+    outcomes = space.upsert(name, inputs) if inputs else []
+    for p, outcome in zip(ready, outcomes, strict=True):
+        duplicate = None
+        if report_duplicates and outcome.vector_changed:
+            assert p.vector is not None
+            duplicate = _duplicate_of(space, collection, outcome.item_id, p.sha256, p.vector)
+        results[p.index] = ItemResult(p.index, p.external_id, outcome.status, None, duplicate)
+    return [results[i] for i in range(len(items))]
+
+
+def _reuse_stored(space: LatentSpace, collection: CollectionRow, prepared: list[_Prepared]) -> None:
+    # Same id and same content as a live stored item: its vector is already known.
+    if not prepared:
+        return
+    with space.sessions() as session:
+        rows = repo.items_by_sha256(
+            session=session, collection=collection, digests=[p.sha256 for p in prepared]
+        )
+        by_id = {row.external_id: row for group in rows.values() for row in group}
+        same = {
+            p.index: by_id[p.external_id].id
+            for p in prepared
+            if p.external_id in by_id and by_id[p.external_id].sha256 == p.sha256
+        }
+        stored = repo.vectors_of(session=session, item_ids=list(same.values()), dim=collection.dim)
+    for p in prepared:
+        if p.index in same:
+            p.vector = stored.get(same[p.index])
+
+
+def _embed(
+    space: LatentSpace,
+    collection: CollectionRow,
+    prepared: list[_Prepared],
+    results: dict[int, ItemResult],
+) -> None:
+    limits = space.settings.limits
+    todo = [p for p in prepared if p.vector is None]
+    encoder = None
+    if any(p.kind in ("text", "image") for p in todo):
+        try:
+            encoder = space.encoder_for(collection)
+        except EncoderError as e:
+            for p in todo:
+                if p.kind != "vector":
+                    results[p.index] = ItemResult(p.index, p.external_id, "error", e)
+            todo = [p for p in todo if p.kind == "vector"]
+    texts, images = [], []
+    for p in todo:
+        try:
+            if p.kind == "vector":
+                p.vector = as_vector(p.item.vector, dim=collection.dim, name="vector")
+                if collection.metric == "cosine" and not np.linalg.norm(p.vector):
+                    raise InvalidInput("a zero vector has no direction")
+            elif p.kind == "text":
+                require_encoder(encoder, collection, "text")
+                texts.append(p)
+            else:
+                require_encoder(encoder, collection, "image")
+                assert p.item.image is not None
+                p.image = decode_checked(p.item.image, limits, name=f"item {p.external_id!r}")
+                images.append(p)
+        except LatentspaceError as e:
+            results[p.index] = ItemResult(p.index, p.external_id, "error", e)
+    batch = space.settings.encoder.batch_size
+    for start in range(0, len(texts), batch):
+        chunk = texts[start : start + batch]
+        assert encoder is not None
+        vectors = space.encoders.encode_text(encoder, [p.item.text or "" for p in chunk])
+        for p, v in zip(chunk, vectors, strict=True):
+            p.vector = v
+    for start in range(0, len(images), batch):
+        chunk = images[start : start + batch]
+        assert encoder is not None
+        vectors = space.encoders.encode_images(encoder, [p.image for p in chunk])  # type: ignore[misc]
+        for p, v in zip(chunk, vectors, strict=True):
+            p.vector, p.image = v, None
+
+
+def _duplicate_of(
+    space: LatentSpace, collection: CollectionRow, item_id: int, sha256: str, vector: np.ndarray
+) -> Duplicate | None:
+    with space.sessions() as session:
+        same = repo.items_by_sha256(session=session, collection=collection, digests=[sha256])
+    exact: list[ItemRow] = [r for r in same.get(sha256, []) if r.id != item_id]
+    if exact:
+        return Duplicate(exact[0].external_id, "exact", 1.0)
+    if collection.metric != "cosine":
+        return None  # "near" is a cosine threshold
+    threshold = space.settings.search.duplicate_threshold
+    hits = space.search_vector(collection.name, vector, 1, exclude=[item_id])
+    if hits and hits[0].score >= threshold:
+        return Duplicate(hits[0].id, "near", hits[0].score)
+    return None
