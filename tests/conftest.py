@@ -153,3 +153,8 @@ def static_st_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     path = tmp_path_factory.mktemp("st") / "static-words"
     model.save(str(path))
     return str(path)
+
+
+from tests.db_fixtures import engine  # noqa: E402  (shared by the store and API tests)
+
+__all__ = ["engine"]

@@ -65,7 +65,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
             "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
         },
     }
-    for status in (401, 403, 404, 409, 413, 422)
+    for status in (400, 401, 403, 404, 409, 413, 422)
 }
 
 
