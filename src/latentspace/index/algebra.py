@@ -57,7 +57,8 @@ def as_vector(value: object, *, dim: int | None = None, name: str = "vector") ->
         DimensionMismatch: its length is not ``dim``.
     """
     try:
-        array = np.asarray(value, dtype=np.float32)
+        with np.errstate(over="ignore"):  # a float64 beyond float32 becomes inf, refused below
+            array = np.asarray(value, dtype=np.float32)
     except (TypeError, ValueError) as e:
         raise InvalidInput(f"{name} is not a list of numbers: {e}") from e
     if array.ndim != 1 or array.size == 0:

@@ -112,9 +112,14 @@ def chunk_text(
             chunks.append(Chunk(stripped, start + lead, start + lead + len(stripped)))
         if last + 1 >= len(units):
             break
-        # Step back over trailing units that fit in the overlap, but always advance.
-        nxt, carried = last + 1, 0
-        while nxt - 1 > first and carried + units[nxt - 1][2] <= overlap:
+        # Step back over trailing units that fit in the overlap and still leave room for
+        # the next new unit, so every chunk ends later than the one before.
+        nxt, carried, fresh = last + 1, 0, units[last + 1][2]
+        while (
+            nxt - 1 > first
+            and carried + units[nxt - 1][2] <= overlap
+            and carried + units[nxt - 1][2] + fresh <= size
+        ):
             nxt -= 1
             carried += units[nxt][2]
         first = nxt
