@@ -95,7 +95,7 @@ def test_image_query_by_upload_and_by_base64(
     r = client.post(
         f"/v1/collections/{shapes_collection}/search/image",
         files={"file": ("q.jpg", data, "image/jpeg")},
-        data={"k": "3", "filter": '{"shape": "%s"}' % target.shape},
+        data={"k": "3", "filter": f'{{"shape": "{target.shape}"}}'},
     )
     assert r.status_code == 200, r.text
     assert r.json()["results"][0]["id"] == "s7"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -77,7 +79,7 @@ def test_any_text_is_covered_in_order(text: str, size: int, overlap: int) -> Non
         assert 0 < len(c.text) <= size
         assert text[c.start : c.end] == c.text
     # Chunks advance (each ends later, none starts earlier), and cover every non-space.
-    pairs = list(zip(chunks, chunks[1:], strict=False))
+    pairs = list(itertools.pairwise(chunks))
     assert all(a.end < b.end and a.start <= b.start for a, b in pairs)
     covered = set()
     for c in chunks:
