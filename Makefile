@@ -1,4 +1,4 @@
-# One command each: `make run` (set up + try the encoder), `make test`, `make lint`.
+# One command each: `make run` (set up + serve the API), `make test`, `make lint`.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -15,8 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: venv
-	$(BIN)/latentspace models
-	$(BIN)/latentspace encode --model tiny-shapes --text "a red circle"
+	$(BIN)/latentspace serve --host 127.0.0.1 --port 8000
 
 test: venv
 	$(BIN)/python -m pytest
