@@ -208,3 +208,16 @@ def test_concurrent_searches_agree_with_single_ones(
         t.join(60)
     for text in texts:
         assert [h["id"] for h in together[text]] == [h["id"] for h in alone[text]]
+
+
+def test_flush_measures_recall_of_an_approximate_index(client: TestClient) -> None:
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(300, 16)).astype(np.float32)
+    client.post("/v1/collections", json={"name": "ann", "dim": 16, "index": "hnsw"})
+    items = [{"id": f"v{i}", "vector": v.tolist()} for i, v in enumerate(vectors)]
+    assert client.post("/v1/collections/ann/items", json={"items": items}).status_code == 200
+    before = client.get("/v1/collections/ann").json()["index"]
+    assert (before["kind"], before["recall_at_10"]) == ("hnsw", None)
+    after = client.post("/v1/collections/ann/flush").json()["index"]
+    assert after["kind"] == "hnsw"
+    assert after["recall_at_10"] >= 0.95
