@@ -1,4 +1,4 @@
-"""Database fixtures: tests run on SQLite always and on PostgreSQL when LATENTSPACE_TEST_POSTGRES_URL is set."""
+"""Database fixtures: SQLite always, PostgreSQL when LATENTSPACE_TEST_POSTGRES_URL is set."""
 
 from __future__ import annotations
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine
 
-from latentspace.service import space as service_module
 from latentspace.errors import DimensionMismatch, InvalidInput, NotFound
 from latentspace.service import LatentSpace
+from latentspace.service import space as service_module
 from latentspace.settings import Settings
 from latentspace.store.repository import ItemInput
 

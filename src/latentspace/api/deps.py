@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from latentspace.api.auth import KeyRing, is_loopback
@@ -17,10 +19,12 @@ from latentspace.settings import Settings
 __all__ = [
     "AdminDep",
     "AppContext",
+    "AuthorizedRoute",
     "ContextDep",
     "ReadDep",
     "SettingsDep",
     "SpaceDep",
+    "authorize",
     "require_admin",
     "require_read",
 ]
@@ -62,7 +66,14 @@ _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: 
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def _check(request: Request, context: AppContext, credentials: BearerDep, needed: str) -> str:
+def authorize(request: Request, needed: str) -> str:
+    """The caller's scope, if it may do what needs ``needed`` (read or admin).
+
+    Raises:
+        ApiError: 401 without a valid key, 403 with a read key for admin work, or 403 for a
+            non-loopback client when no key is configured.
+    """
+    context = get_context(request)
     keys = context.keys
     if not keys.enabled:
         return "admin"
@@ -77,14 +88,15 @@ def _check(request: Request, context: AppContext, credentials: BearerDep, needed
             "set LATENTSPACE_API_KEYS (or LATENTSPACE_AUTH=off for local use)",
         )
     challenge = {"WWW-Authenticate": "Bearer"}
-    if credentials is None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(
             401,
             "unauthorized",
             "missing API key: send `Authorization: Bearer KEY`",
             headers=challenge,
         )
-    scope = keys.scope_of(credentials.credentials)
+    scope = keys.scope_of(token.strip())
     if scope is None:
         raise ApiError(401, "unauthorized", "invalid API key", headers=challenge)
     if needed == "admin" and scope != "admin":
@@ -92,14 +104,37 @@ def _check(request: Request, context: AppContext, credentials: BearerDep, needed
     return scope
 
 
-def require_read(request: Request, context: ContextDep, credentials: BearerDep) -> str:
-    """Any valid key (read or admin)."""
-    return _check(request, context, credentials, "read")
+def require_read(request: Request, credentials: BearerDep) -> str:
+    """Any valid key (read or admin). Declared so OpenAPI shows the bearer scheme."""
+    del credentials
+    return authorize(request, "read")
 
 
-def require_admin(request: Request, context: ContextDep, credentials: BearerDep) -> str:
+def require_admin(request: Request, credentials: BearerDep) -> str:
     """An admin key."""
-    return _check(request, context, credentials, "admin")
+    del credentials
+    return authorize(request, "admin")
+
+
+class AuthorizedRoute(APIRoute):
+    """A route that checks its API key before FastAPI reads and parses the body.
+
+    FastAPI resolves dependencies only after parsing the body, so without this a caller
+    with no key could make the server read and validate a body of ``max_body_bytes``.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        wanted = {d.dependency for d in self.dependencies}
+        needed = "admin" if require_admin in wanted else "read" if require_read in wanted else None
+        if needed is None:
+            return handler
+
+        async def checked(request: Request) -> Response:
+            authorize(request, needed)
+            return await handler(request)
+
+        return checked
 
 
 ReadDep = Depends(require_read)

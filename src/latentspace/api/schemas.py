@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 __all__ = [
     "ChunkSpec",
@@ -265,6 +265,13 @@ class CompositeQuery(_In):
     terms: list[TermIn] = Field(min_length=1)
 
 
+def _query_kind(value: Any) -> str:
+    # Route the error to the model the caller meant: {terms: [...]} is a composite query.
+    if isinstance(value, dict):
+        return "composite" if "terms" in value else "single"
+    return "composite" if isinstance(value, CompositeQuery) else "single"
+
+
 class SearchParamsIn(_In):
     """Per-query index knobs (ignored by kinds they do not apply to)."""
 
@@ -296,7 +303,10 @@ class SearchRequest(_In):
         },
     )
 
-    query: TermIn | CompositeQuery
+    query: Annotated[
+        Annotated[TermIn, Tag("single")] | Annotated[CompositeQuery, Tag("composite")],
+        Discriminator(_query_kind),
+    ]
     k: int = Field(default=10, ge=1)
     filter: dict[str, Any] | None = None
     min_score: float | None = Field(default=None, allow_inf_nan=False)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from latentspace.api.deps import AdminDep, ReadDep, SpaceDep
+from latentspace.api.deps import AdminDep, AuthorizedRoute, ReadDep, SpaceDep
 from latentspace.api.schemas import CollectionCreate, CollectionList, CollectionPublic, IndexInfo
 from latentspace.service import CollectionStats, LatentSpace
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/collections", tags=["collections"])
+router = APIRouter(prefix="/v1/collections", tags=["collections"], route_class=AuthorizedRoute)
 
 
 def _public(stats: CollectionStats) -> CollectionPublic:

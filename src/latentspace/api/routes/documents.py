@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from latentspace.api.deps import AdminDep, SpaceDep
+from latentspace.api.deps import AdminDep, AuthorizedRoute, SpaceDep
 from latentspace.api.routes.common import problem_of
 from latentspace.api.schemas import DocumentsCreate, DocumentsResult, DocumentStatus
 from latentspace.errors import NotFound
@@ -12,7 +12,9 @@ from latentspace.service import NewDocument, ingest_documents
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/collections/{name}/documents", tags=["documents"])
+router = APIRouter(
+    prefix="/v1/collections/{name}/documents", tags=["documents"], route_class=AuthorizedRoute
+)
 
 
 @router.post("", dependencies=[AdminDep], summary="Chunk, embed and store documents")

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from latentspace.api.deps import ReadDep, SpaceDep
+from latentspace.api.deps import AuthorizedRoute, ReadDep, SpaceDep
 from latentspace.api.routes.common import decode_base64
 from latentspace.api.schemas import (
     ClusterPublic,
@@ -20,7 +20,9 @@ from latentspace.service.embedding import content_sha256
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/collections/{name}/duplicates", tags=["duplicates"])
+router = APIRouter(
+    prefix="/v1/collections/{name}/duplicates", tags=["duplicates"], route_class=AuthorizedRoute
+)
 
 
 @router.get("", dependencies=[ReadDep], summary="Clusters of exact and near duplicates")

@@ -8,7 +8,7 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from latentspace.api.deps import ReadDep, SpaceDep
+from latentspace.api.deps import AuthorizedRoute, ReadDep, SpaceDep
 from latentspace.embedder import Encoder, count_tokens
 from latentspace.errors import InvalidInput, LimitExceeded, NotFound
 from latentspace.service import LatentSpace
@@ -16,7 +16,7 @@ from latentspace.service.embedding import embed_texts
 
 __all__ = ["EmbeddingsRequest", "EmbeddingsResponse", "router"]
 
-router = APIRouter(prefix="/v1", tags=["embeddings"])
+router = APIRouter(prefix="/v1", tags=["embeddings"], route_class=AuthorizedRoute)
 
 
 class EmbeddingsRequest(BaseModel):

@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from sqlalchemy import text
 
-from latentspace.api.deps import ContextDep, ReadDep
+from latentspace.api.deps import AuthorizedRoute, ContextDep, ReadDep
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=AuthorizedRoute)
 
 
 @router.get("/healthz", summary="Liveness: the process answers")

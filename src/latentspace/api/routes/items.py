@@ -10,7 +10,7 @@ from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile,
 from fastapi.responses import JSONResponse
 from PIL import Image
 
-from latentspace.api.deps import AdminDep, ReadDep, SpaceDep
+from latentspace.api.deps import AdminDep, AuthorizedRoute, ReadDep, SpaceDep
 from latentspace.api.errors import problem_for, problem_response
 from latentspace.api.routes.common import decode_base64, item_public, problem_of
 from latentspace.api.schemas import (
@@ -28,7 +28,7 @@ from latentspace.service.ingest import ingest, read_blob
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/collections/{name}", tags=["items"])
+router = APIRouter(prefix="/v1/collections/{name}", tags=["items"], route_class=AuthorizedRoute)
 
 _BATCH_DOC = (
     "Answers 200 when every item was stored, 207 when some failed (each failure has its "
@@ -100,7 +100,11 @@ def upsert_items(request: Request, name: str, body: ItemsUpsert, space: SpaceDep
     items, early = [], {}
     for i, item in enumerate(body.items):
         try:
-            image = decode_base64(item.image, name=f"item {i} image") if item.image else None
+            image = (
+                decode_base64(item.image, name=f"item {i} image")
+                if item.image is not None
+                else None
+            )
         except InvalidInput as e:
             early[i] = e
             image = None

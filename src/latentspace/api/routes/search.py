@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
 
-from latentspace.api.deps import AdminDep, ReadDep, SpaceDep
+from latentspace.api.deps import AdminDep, AuthorizedRoute, ReadDep, SpaceDep
 from latentspace.api.routes.common import hits_public, query_term
 from latentspace.api.schemas import (
     CompositeQuery,
@@ -29,7 +29,7 @@ from latentspace.service.query import DirectionInfo
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/collections/{name}", tags=["search"])
+router = APIRouter(prefix="/v1/collections/{name}", tags=["search"], route_class=AuthorizedRoute)
 
 
 def _direction(info: DirectionInfo) -> DirectionPublic:
