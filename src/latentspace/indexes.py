@@ -113,6 +113,11 @@ class CollectionIndexes:
         with self._sessions() as session:
             sql_seq = repo.last_seq(session=session, collection=collection)
             live_count = repo.count_live(session=session, collection=collection)
+            if sql_seq == 0 and not (self.directory(collection) / "manifest.json").exists():
+                # A new collection: nothing saved and nothing written yet, nothing to warn of.
+                index = FaissIndex(self._spec(collection, 0), collection.dim, use_gpu=self._use_gpu)
+                report = OpenReport("created")
+                return _Live(self._managed(collection, index), 0, report, threading.Lock())
             try:
                 index, manifest = load_index(
                     self.directory(collection),

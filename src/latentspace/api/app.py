@@ -2,8 +2,8 @@
 
 Run it with ``latentspace serve`` or ``uvicorn latentspace.api.app:create_app --factory``.
 Nothing is built at import time: the database, encoders and indexes are opened in the
-lifespan (the database upgraded, every index verified, replayed or rebuilt) and closed
-(indexes saved) on shutdown.
+lifespan (the database upgraded, every index verified, replayed or rebuilt, every
+collection's encoder loaded) and closed (indexes saved) on shutdown.
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ def create_app(
             )
         )
         holder["space"] = space
+        await run_in_threadpool(space.warm_encoders)
         try:
             yield {"context": AppContext(settings, space, keys, metrics)}
         finally:

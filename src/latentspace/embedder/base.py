@@ -157,8 +157,9 @@ class TextCache:
                     self._entries.move_to_end(text)
                     found[text] = vector
         missing = list(dict.fromkeys(t for t in texts if t not in found))
-        self.hits += len(texts) - len(missing)  # repeats within a call count as hits
-        self.misses += len(missing)
+        with self._lock:
+            self.hits += len(texts) - len(missing)  # repeats within a call count as hits
+            self.misses += len(missing)
         if missing:
             fresh = compute(missing)
             with self._lock:

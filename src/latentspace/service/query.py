@@ -134,6 +134,8 @@ def resolve_terms(
         embedded = space.encoders.encode_images(image_encoder, decoded)
         vectors.update({i: embedded[row] for row, (i, _) in enumerate(images)})
     used: list[int] = []
+    if not {"item", "direction", "vector"} & set(kinds):
+        return [Term(vectors[i], float(t.weight), t.label()) for i, t in enumerate(terms)], used
     with space.sessions() as session:
         for i, term in enumerate(terms):
             if term.item is not None:

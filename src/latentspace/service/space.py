@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 
 from latentspace import migrations
 from latentspace.embedder import Encoder
-from latentspace.errors import InvalidInput, StoreError
+from latentspace.errors import InvalidInput, LatentspaceError, StoreError
 from latentspace.index import KINDS, METRICS, SearchParams
 from latentspace.index.algebra import as_vector
 from latentspace.index.batcher import MicroBatcher
@@ -108,6 +108,7 @@ class LatentSpace:
         self.encoders = EncoderPool(settings.encoder, factory=encoder_factory, on_timing=on_timing)
         self._batchers: dict[int, MicroBatcher] = {}
         self._batchers_lock = threading.Lock()
+        self._collections: dict[str, CollectionRow] = {}
 
     @classmethod
     def open(
@@ -150,9 +151,17 @@ class LatentSpace:
 
     # -- collections ---------------------------------------------------------------------
     def collection(self, name: str) -> CollectionRow:
-        """The collection row (raises NotFound)."""
-        with self.sessions() as session:
-            return repo.get_collection(session=session, name=name)
+        """The collection row (raises NotFound).
+
+        Rows never change after creation, so they are cached; deleting a collection
+        through this object forgets it. (One process owns a data directory's indexes.)
+        """
+        row = self._collections.get(name)
+        if row is None:
+            with self.sessions() as session:
+                row = repo.get_collection(session=session, name=name)
+            self._collections[name] = row
+        return row
 
     def list_collections(self) -> list[CollectionRow]:
         """Every collection, by name."""
@@ -182,6 +191,23 @@ class LatentSpace:
             recall_at_10=recall,
             created_at=row.created_at.isoformat(),
         )
+
+    def warm_encoders(self) -> dict[str, str]:
+        """Load every collection's encoder now, so first queries do not pay for it.
+
+        Returns the specs that failed to load and why (they are logged, not raised: the
+        other collections can still serve, and that collection's requests say why not).
+        """
+        failed = {}
+        for spec, fingerprint in {(c.model, c.fingerprint) for c in self.list_collections()}:
+            if spec is None:
+                continue
+            try:
+                self.encoders.checked(spec, fingerprint)
+            except LatentspaceError as e:
+                logger.error("model %s of a collection cannot be loaded: %s", spec, e)
+                failed[spec] = str(e)
+        return failed
 
     def encoder_for(self, collection: CollectionRow) -> Encoder | None:
         """The collection's encoder (checked against its fingerprint); None for raw vectors."""
@@ -233,8 +259,10 @@ class LatentSpace:
 
     def delete_collection(self, name: str) -> None:
         """Delete a collection, its items and its index files."""
+        self._collections.pop(name, None)
         with self.sessions.begin() as session:
             row = repo.delete_collection(session=session, name=name)
+        self._collections.pop(name, None)
         self.indexes.drop(row)
         with self._batchers_lock:
             self._batchers.pop(row.id, None)

@@ -190,8 +190,9 @@ def upsert_items(
             )
         )
     }
-    outcomes = []
+    outcomes: list[UpsertOutcome | None] = []
     now = utcnow()
+    fresh: list[tuple[int, ItemRow, bytes]] = []  # new rows get their ids in one flush
     for item in items:
         blob = vector_bytes(item.vector, collection.dim, item.external_id)
         row = existing.get(item.external_id)
@@ -210,10 +211,8 @@ def upsert_items(
                 document_id=item.document_id,
             )
             session.add(row)
-            session.flush()
-            session.add(ItemVectorRow(item_id=row.id, vector=blob))
-            _log(session, collection, "upsert", row.id)
-            outcomes.append(UpsertOutcome(item.external_id, row.id, "created", True))
+            fresh.append((len(outcomes), row, blob))
+            outcomes.append(None)
             continue
         revived = row.deleted
         content_changed = revived or row.sha256 != item.sha256 or row.kind != item.kind
@@ -238,8 +237,14 @@ def upsert_items(
             _log(session, collection, "upsert", row.id)
         status = "created" if revived else "updated"
         outcomes.append(UpsertOutcome(item.external_id, row.id, status, content_changed))
+    if fresh:
+        session.flush()
+        for position, row, blob in fresh:
+            session.add(ItemVectorRow(item_id=row.id, vector=blob))
+            _log(session, collection, "upsert", row.id)
+            outcomes[position] = UpsertOutcome(row.external_id, row.id, "created", True)
     session.flush()
-    return outcomes
+    return [o for o in outcomes if o is not None]
 
 
 def get_item(*, session: Session, collection: CollectionRow, external_id: str) -> ItemRow:
