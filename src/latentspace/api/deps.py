@@ -1,4 +1,8 @@
-"""Dependencies: the app context, the service, and the auth checks (``Annotated`` aliases)."""
+"""Dependencies: the app context, the service, and the auth checks (``Annotated`` aliases).
+
+They are ``async def`` because none of them blocks: FastAPI runs a plain ``def`` dependency
+on the thread pool, one thread hop per dependency per request.
+"""
 
 from __future__ import annotations
 
@@ -40,7 +44,7 @@ class AppContext:
     metrics: Metrics
 
 
-def get_context(request: Request) -> AppContext:
+async def get_context(request: Request) -> AppContext:
     """The lifespan's context."""
     context: AppContext = request.state.context
     return context
@@ -49,12 +53,12 @@ def get_context(request: Request) -> AppContext:
 ContextDep = Annotated[AppContext, Depends(get_context)]
 
 
-def get_space(context: ContextDep) -> LatentSpace:
+async def get_space(context: ContextDep) -> LatentSpace:
     """The service."""
     return context.space
 
 
-def get_settings(context: ContextDep) -> Settings:
+async def get_settings(context: ContextDep) -> Settings:
     """The settings the app was built with."""
     return context.settings
 
@@ -73,7 +77,7 @@ def authorize(request: Request, needed: str) -> str:
         ApiError: 401 without a valid key, 403 with a read key for admin work, or 403 for a
             non-loopback client when no key is configured.
     """
-    context = get_context(request)
+    context: AppContext = request.state.context
     keys = context.keys
     if not keys.enabled:
         return "admin"
@@ -104,13 +108,13 @@ def authorize(request: Request, needed: str) -> str:
     return scope
 
 
-def require_read(request: Request, credentials: BearerDep) -> str:
+async def require_read(request: Request, credentials: BearerDep) -> str:
     """Any valid key (read or admin). Declared so OpenAPI shows the bearer scheme."""
     del credentials
     return authorize(request, "read")
 
 
-def require_admin(request: Request, credentials: BearerDep) -> str:
+async def require_admin(request: Request, credentials: BearerDep) -> str:
     """An admin key."""
     del credentials
     return authorize(request, "admin")

@@ -418,7 +418,7 @@ class LatentSpace:
             first = want - k - len(skip)
             hits = [h for h in hits if h[0] not in skip][first : first + k]
         with self.sessions() as session:
-            rows = repo.items_by_ids(session=session, item_ids=[i for i, _ in hits])
+            rows = repo.hit_rows(session=session, item_ids=[i for i, _ in hits])
         return [
             Hit(
                 row.external_id,

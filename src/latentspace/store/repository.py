@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import Row, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,6 +30,7 @@ from latentspace.store.tables import (
 )
 
 __all__ = [
+    "HIT_COLUMNS",
     "NAME_PATTERN",
     "ItemInput",
     "UpsertOutcome",
@@ -42,6 +43,7 @@ __all__ = [
     "get_collection",
     "get_item",
     "get_manifest",
+    "hit_rows",
     "items_by_ids",
     "items_by_sha256",
     "iter_live_vectors",
@@ -304,6 +306,28 @@ def items_by_ids(*, session: Session, item_ids: Sequence[int]) -> dict[int, Item
         return {}
     rows = session.scalars(
         select(ItemRow).where(ItemRow.id.in_(list(item_ids)), ItemRow.deleted.is_(False))
+    )
+    return {row.id: row for row in rows}
+
+
+HIT_COLUMNS = (
+    ItemRow.id,
+    ItemRow.external_id,
+    ItemRow.metadata_,
+    ItemRow.text,
+    ItemRow.uri,
+    ItemRow.document_id,
+    ItemRow.sha256,
+)
+
+
+def hit_rows(*, session: Session, item_ids: Sequence[int]) -> dict[int, Row[Any]]:
+    """What a search result shows of live items (columns of :data:`HIT_COLUMNS`, the
+    metadata under ``metadata_``), by primary key, in one query without ORM objects."""
+    if not item_ids:
+        return {}
+    rows = session.execute(
+        select(*HIT_COLUMNS).where(ItemRow.id.in_(list(item_ids)), ItemRow.deleted.is_(False))
     )
     return {row.id: row for row in rows}
 
