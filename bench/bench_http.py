@@ -395,8 +395,9 @@ class Bench:
             f"part micro-batching shares between requests, is a small part of a request.",
             f"- Not in the table: after each start of the micro-batch-on server, the first text "
             f"query plus one for each other phrase took "
-            f"{' / '.join(f'{s:.1f}' for s in stats['first_text_s'])} s: the text encoder is "
-            f"loaded on first use, after `/readyz` already answers ok.",
+            f"{' / '.join(f'{s:.1f}' for s in stats['first_text_s'])} s in all: those phrases "
+            f"are not yet in the text cache (the encoder itself is loaded before `/readyz` "
+            f"answers ok).",
         ]
 
     def report(self, minutes: float) -> str:
