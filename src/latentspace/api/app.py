@@ -13,6 +13,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
@@ -33,6 +35,7 @@ from latentspace.api.routes import (
 )
 from latentspace.service import EncoderFactory, LatentSpace
 from latentspace.settings import Settings
+from latentspace.web import WEB_DIR
 
 __all__ = ["create_app"]
 
@@ -93,4 +96,10 @@ def create_app(
     )
     for module in (health, collections, items, search, duplicates, documents, embeddings):
         app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(WEB_DIR / "index.html")
+
     return app
