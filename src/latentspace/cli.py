@@ -10,6 +10,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
+from latentspace.commands import register
 from latentspace.errors import LatentspaceError
 from latentspace.settings import Settings
 
@@ -179,6 +180,13 @@ def db_current() -> None:
     engine.dispose()
 
 
+register(app)
+
+
 def main() -> None:
     """Entry point of the ``latentspace`` script."""
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -240,11 +241,10 @@ def _embed(
                 texts.append(p)
             else:
                 require_encoder(encoder, collection, "image")
-                assert p.item.image is not None
-                p.image = decode_checked(p.item.image, limits, name=f"item {p.external_id!r}")
                 images.append(p)
         except LatentspaceError as e:
             results[p.index] = ItemResult(p.index, p.external_id, "error", e)
+    images = _decode_all(images, limits, space.settings.encoder.decode_workers, results)
     batch = space.settings.encoder.batch_size
     for start in range(0, len(texts), batch):
         chunk = texts[start : start + batch]
@@ -258,6 +258,30 @@ def _embed(
         vectors = space.encoders.encode_images(encoder, [p.image for p in chunk])  # type: ignore[misc]
         for p, v in zip(chunk, vectors, strict=True):
             p.vector, p.image = v, None
+
+
+def _decode_all(
+    todo: list[_Prepared], limits: Any, workers: int, results: dict[int, ItemResult]
+) -> list[_Prepared]:
+    # Pillow releases the GIL while decoding, so threads decode a batch in parallel.
+    def decode(p: _Prepared) -> LatentspaceError | None:
+        assert p.item.image is not None
+        try:
+            name = p.item.uri or f"item {p.external_id!r}"
+            p.image = decode_checked(p.item.image, limits, name=name)
+        except LatentspaceError as e:
+            return e
+        return None
+
+    if workers > 1 and len(todo) > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            errors = list(pool.map(decode, todo))
+    else:
+        errors = [decode(p) for p in todo]
+    for p, error in zip(todo, errors, strict=True):
+        if error is not None:
+            results[p.index] = ItemResult(p.index, p.external_id, "error", error)
+    return [p for p, error in zip(todo, errors, strict=True) if error is None]
 
 
 def _duplicate_of(

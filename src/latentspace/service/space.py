@@ -295,6 +295,13 @@ class LatentSpace:
             stored = repo.vectors_of(session=session, item_ids=[row.id], dim=collection.dim)
             return row, stored[row.id]
 
+    def items_with_hashes(self, name: str, digests: Sequence[str]) -> dict[str, list[str]]:
+        """External ids of live items by content hash, for the hashes that are stored."""
+        collection = self.collection(name)
+        with self.sessions() as session:
+            rows = repo.items_by_sha256(session=session, collection=collection, digests=digests)
+        return {digest: [row.external_id for row in group] for digest, group in rows.items()}
+
     def list_items(self, name: str, *, limit: int, after: int = 0) -> list[ItemRow]:
         """Live items in id order after item id ``after``."""
         collection = self.collection(name)
@@ -348,6 +355,16 @@ class LatentSpace:
                 session=session, collection=collection, document_ids=[document_id]
             )
         return self.delete(name, [row.external_id for row in rows]) if rows else 0
+
+    def reindex(self, name: str) -> None:
+        """Rebuild a collection's index from the stored vectors, then save it."""
+        collection = self.collection(name)
+        with self.indexes.writer_lock(collection):
+            self.indexes.drop(collection)
+            with self._batchers_lock:
+                self._batchers.pop(collection.id, None)
+        with self.indexes.writer_lock(collection):  # reopening finds no files: rebuilds
+            self.indexes.save(collection)
 
     def save(self, name: str) -> None:
         """Persist a collection's index now (it is also saved on close)."""

@@ -74,6 +74,14 @@ def flush_collection(name: str, space: SpaceDep) -> CollectionPublic:
     return public_stats(space, name)
 
 
+@router.post("/{name}/reindex", dependencies=[AdminDep], summary="Rebuild the index")
+def reindex_collection(name: str, space: SpaceDep) -> CollectionPublic:
+    """Rebuild the collection's index from the vectors stored in SQL (no re-encoding), in
+    the kind the collection asks for, and save it."""
+    space.reindex(name)
+    return public_stats(space, name)
+
+
 @router.delete(
     "/{name}",
     status_code=status.HTTP_204_NO_CONTENT,

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
 from fastapi.responses import JSONResponse
 from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field
 
 from latentspace.api.deps import AdminDep, AuthorizedRoute, ReadDep, SpaceDep
 from latentspace.api.errors import problem_for, problem_response
@@ -196,6 +197,36 @@ def upload_images(
             )
         )
     return _answer(request, ingest(space, name, items))
+
+
+class HashLookup(BaseModel):
+    """Content hashes to look up."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"sha256": ["ab" * 32]}]}
+    )
+
+    sha256: list[str] = Field(min_length=1)
+
+
+class HashLookupResult(BaseModel):
+    """The ids of live items holding each hash that is stored (absent hashes are left out)."""
+
+    found: dict[str, list[str]]
+
+
+@router.post(
+    "/items/lookup",
+    dependencies=[ReadDep],
+    summary="Which of these content hashes are stored?",
+    description="Lets a client skip files it already uploaded (a resumable ingest): send "
+    "the sha256 of each file's bytes (of a text's UTF-8), get back the ids holding each.",
+)
+def lookup_hashes(name: str, body: HashLookup, space: SpaceDep) -> HashLookupResult:
+    limit = space.settings.limits.max_batch
+    if len(body.sha256) > limit:
+        raise LimitExceeded(f"{len(body.sha256)} hashes, over the batch limit of {limit}")
+    return HashLookupResult(found=space.items_with_hashes(name, body.sha256))
 
 
 @router.get("/items", dependencies=[ReadDep], summary="List items (keyset pages)")

@@ -1,0 +1,415 @@
+"""The CLI data commands: ingest, search, dedup, reindex, demo (local data dir or --url)."""
+
+from __future__ import annotations
+
+import base64
+import glob
+import hashlib
+import html
+import json
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from latentspace.client import ApiClient, ClientError, open_client
+from latentspace.settings import Settings
+
+__all__ = ["IMAGE_SUFFIXES", "find_images", "register"]
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+
+UrlOpt = Annotated[
+    str | None, typer.Option("--url", help="A server's base URL (default: the local data dir).")
+]
+KeyOpt = Annotated[
+    str | None, typer.Option("--api-key", envvar="LATENTSPACE_API_KEY", help="Bearer key.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code=2)
+
+
+def find_images(paths: Sequence[str]) -> list[Path]:
+    """Image files under ``paths``: folders recursively, glob patterns, or files (sorted)."""
+    found: dict[Path, None] = {}
+    for raw in paths:
+        matches = [Path(p) for p in sorted(glob.glob(raw, recursive=True))] or [Path(raw)]
+        for path in matches:
+            if path.is_dir():
+                for f in sorted(path.rglob("*")):
+                    if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
+                        found[f] = None
+            elif path.is_file():
+                found[path] = None
+            else:
+                raise FileNotFoundError(f"no such file or folder: {raw}")
+    return list(found)
+
+
+@dataclass
+class IngestSummary:
+    """Counts of an ingest run and why files failed."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """For ``--json``."""
+        return {
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _read(path: Path) -> tuple[Path, bytes | None, str]:
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        return path, None, str(e)
+    return path, data, hashlib.sha256(data).hexdigest()
+
+
+def _chunks(items: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def run_ingest(
+    client: ApiClient,
+    collection: str,
+    files: Sequence[Path],
+    *,
+    batch: int,
+    workers: int,
+    progress: Progress | None,
+) -> IngestSummary:
+    """Upload ``files`` in batches, skipping those whose bytes are already stored."""
+    summary = IngestSummary()
+    started = time.perf_counter()
+    task = progress.add_task("ingest", total=len(files)) if progress else None
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for group in _chunks(files, batch):
+            read = list(pool.map(_read, group))  # files are read (and hashed) in parallel
+            for path, data, why in read:
+                if data is None:
+                    summary.failed[str(path)] = why
+            ok = [(p, d, h) for p, d, h in read if d is not None]
+            known: dict[str, list[str]] = {}
+            if ok:
+                known = client.call(
+                    "POST",
+                    f"/v1/collections/{collection}/items/lookup",
+                    json={"sha256": [h for _, _, h in ok]},
+                )["found"]
+            fresh = [(p, d, h) for p, d, h in ok if h not in known]
+            summary.skipped += len(ok) - len(fresh)
+            if fresh:
+                _upload(client, collection, fresh, summary)
+            if progress is not None and task is not None:
+                progress.advance(task, len(group))
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _upload(
+    client: ApiClient,
+    collection: str,
+    fresh: list[tuple[Path, bytes, str]],
+    summary: IngestSummary,
+) -> None:
+    files = [("files", (str(p), d, "application/octet-stream")) for p, d, _ in fresh]
+    meta = [{"path": str(p)} for p, _, _ in fresh]
+    try:
+        answer = client.call(
+            "POST",
+            f"/v1/collections/{collection}/images",
+            files=files,
+            data={"metadata": json.dumps(meta)},
+        )
+        statuses = answer["items"]
+    except ClientError as e:
+        if e.status not in (413, 422):
+            raise
+        # Every file of the batch failed: the problem's detail names the first; retry one
+        # by one so each file gets its own reason.
+        if len(fresh) == 1:
+            summary.failed[str(fresh[0][0])] = str(e)
+            return
+        for one in fresh:
+            _upload(client, collection, [one], summary)
+        return
+    for (path, _, _), status in zip(fresh, statuses, strict=True):
+        if status["status"] == "error":
+            summary.failed[str(path)] = status["error"]["detail"]
+        else:
+            setattr(summary, status["status"], getattr(summary, status["status"]) + 1)
+
+
+class _Rate(TextColumn):
+    def __init__(self) -> None:
+        super().__init__("")
+
+    def render(self, task: Any) -> Any:
+        from rich.text import Text
+
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} images/s" if speed else "– images/s")
+
+
+def ingest(
+    collection: Annotated[str, typer.Argument(help="Collection (created if absent).")],
+    paths: Annotated[list[str], typer.Argument(help="Image files, folders or glob patterns.")],
+    model: Annotated[str, typer.Option(help="Model for a new collection.")] = "tiny-shapes",
+    batch: Annotated[int, typer.Option(help="Files per upload.", min=1, max=1024)] = 64,
+    workers: Annotated[int, typer.Option(help="Threads reading files.", min=1)] = 4,
+    url: UrlOpt = None,
+    api_key: KeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add images to COLLECTION; files already stored (same bytes) are skipped, so a rerun
+    resumes where the last one stopped. Bad files are reported and do not stop the run."""
+    try:
+        files = find_images(paths)
+    except FileNotFoundError as e:
+        raise _fail(str(e)) from e
+    console = Console(stderr=True)
+    try:
+        with open_client(url, api_key) as client:
+            client.ensure_collection(collection, model)
+            columns = (
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TaskProgressColumn(),
+                _Rate(),
+                TimeElapsedColumn(),
+            )
+            with Progress(*columns, console=console, disable=as_json) as progress:
+                summary = run_ingest(
+                    client, collection, files, batch=batch, workers=workers, progress=progress
+                )
+    except ClientError as e:
+        raise _fail(str(e)) from e
+    stored = summary.created + summary.updated + summary.unchanged
+    if as_json:
+        typer.echo(json.dumps({"files": len(files), **summary.as_dict()}))
+    else:
+        rate = stored / summary.seconds if summary.seconds else 0.0
+        console.print(
+            f"{len(files)} files: {summary.created} created, {summary.updated} updated, "
+            f"{summary.unchanged} unchanged, {summary.skipped} skipped (already stored), "
+            f"{len(summary.failed)} failed — {summary.seconds:.1f} s, {rate:,.0f} images/s"
+        )
+        for path, why in list(summary.failed.items())[:20]:
+            console.print(f"  [yellow]failed[/yellow] {path}: {why.removeprefix(f'{path}: ')}")
+        if len(summary.failed) > 20:
+            console.print(f"  … and {len(summary.failed) - 20} more")
+    if summary.failed:
+        raise typer.Exit(code=1)
+
+
+def _term(raw: str) -> dict[str, Any]:
+    # "item:ID" names a stored item, "direction:NAME" a direction; anything else is text.
+    kind, sep, value = raw.partition(":")
+    if sep and kind in ("item", "direction") and value:
+        return {kind: value}
+    return {"text": raw}
+
+
+def search(
+    collection: Annotated[str, typer.Argument(help="Collection to search.")],
+    query: Annotated[str | None, typer.Argument(help="Text, or item:ID.")] = None,
+    image: Annotated[Path | None, typer.Option("--image", help="Search with an image.")] = None,
+    plus: Annotated[list[str] | None, typer.Option("--plus", help="Add a term.")] = None,
+    minus: Annotated[list[str] | None, typer.Option("--minus", help="Subtract a term.")] = None,
+    k: Annotated[int, typer.Option("-k", help="Results.", min=1)] = 10,
+    filter: Annotated[str | None, typer.Option("--filter", help="A filter as JSON.")] = None,
+    url: UrlOpt = None,
+    api_key: KeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search COLLECTION with text, an image, stored items and +/− terms."""
+    terms = [_term(query)] if query else []
+    if image is not None:
+        try:
+            terms.append({"image": base64.b64encode(image.read_bytes()).decode()})
+        except OSError as e:
+            raise _fail(str(e)) from e
+    terms += [_term(t) for t in plus or []]
+    terms += [{**_term(t), "weight": -1.0} for t in minus or []]
+    if not terms:
+        raise _fail("give a QUERY, --image or --plus terms")
+    body: dict[str, Any] = {"query": {"terms": terms}, "k": k}
+    if filter:
+        try:
+            body["filter"] = json.loads(filter)
+        except json.JSONDecodeError as e:
+            raise _fail(f"--filter is not JSON: {e}") from e
+    try:
+        with open_client(url, api_key) as client:
+            answer = client.call("POST", f"/v1/collections/{collection}/search", json=body)
+    except ClientError as e:
+        raise _fail(str(e)) from e
+    if as_json:
+        typer.echo(json.dumps(answer))
+        return
+    table = Table("#", "id", "score", "metadata", "text / uri")
+    for rank, hit in enumerate(answer["results"], 1):
+        shown = hit.get("text") or hit.get("uri") or ""
+        table.add_row(
+            str(rank),
+            hit["id"],
+            f"{hit['score']:.4f}",
+            json.dumps(hit.get("metadata") or {}),
+            shown[:60],
+        )
+    Console().print(table)
+
+
+def dedup(
+    collection: Annotated[str, typer.Argument(help="Collection to scan.")],
+    threshold: Annotated[float, typer.Option(help="Cosine for near duplicates.")] = 0.95,
+    limit: Annotated[int, typer.Option(help="Most clusters.", min=1)] = 100,
+    html_out: Annotated[
+        Path | None, typer.Option("--html", help="Write a report with thumbnails.")
+    ] = None,
+    url: UrlOpt = None,
+    api_key: KeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Clusters of exact (same bytes) and near (cosine ≥ threshold) duplicates."""
+    params = {"threshold": threshold, "limit": limit}
+    try:
+        with open_client(url, api_key) as client:
+            answer = client.call("GET", f"/v1/collections/{collection}/duplicates", params=params)
+            if html_out is not None:
+                html_out.write_text(_report(client, collection, answer))
+    except ClientError as e:
+        raise _fail(str(e)) from e
+    if as_json:
+        typer.echo(json.dumps(answer))
+        return
+    console = Console()
+    console.print(f"{len(answer['clusters'])} clusters at cosine ≥ {answer['threshold']}")
+    for i, cluster in enumerate(answer["clusters"], 1):
+        members = ", ".join(f"{m['id']} ({m['score']:.3f})" for m in cluster["items"])
+        console.print(f"{i}. {cluster['kind']}: {members}")
+    if html_out is not None:
+        console.print(f"wrote {html_out}")
+
+
+def _report(client: ApiClient, collection: str, answer: dict[str, Any]) -> str:
+    rows = []
+    for i, cluster in enumerate(answer["clusters"], 1):
+        cells = []
+        for member in cluster["items"]:
+            data = client.content(f"/v1/collections/{collection}/items/{member['id']}/image")
+            img = (
+                f'<img src="data:image;base64,{base64.b64encode(data).decode()}" '
+                f'alt="{html.escape(member["id"])}">'
+                if data
+                else "<div class='none'>no image</div>"
+            )
+            cells.append(
+                f"<figure>{img}<figcaption>{html.escape(member['id'][:24])}<br>"
+                f"{member['score']:.3f}</figcaption></figure>"
+            )
+        rows.append(
+            f"<section><h2>{i}. {cluster['kind']} ({len(cluster['items'])})</h2>"
+            f"<div class='row'>{''.join(cells)}</div></section>"
+        )
+    style = (
+        "body{font-family:sans-serif;margin:2em}.row{display:flex;flex-wrap:wrap;gap:8px}"
+        "figure{margin:0;text-align:center;font-size:12px}img{width:96px;height:96px;"
+        "object-fit:contain;border:1px solid #ccc}"
+    )
+    title = f"Duplicates in {html.escape(collection)} (cosine ≥ {answer['threshold']})"
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
+        f"<style>{style}</style></head><body><h1>{title}</h1>{''.join(rows)}</body></html>"
+    )
+
+
+def reindex(
+    collection: Annotated[str, typer.Argument(help="Collection to rebuild.")],
+    url: UrlOpt = None,
+    api_key: KeyOpt = None,
+) -> None:
+    """Rebuild COLLECTION's index from the stored vectors (no re-encoding) and save it."""
+    try:
+        with open_client(url, api_key) as client:
+            stats = client.call("POST", f"/v1/collections/{collection}/reindex")
+    except ClientError as e:
+        raise _fail(str(e)) from e
+    index = stats["index"]
+    typer.echo(
+        f"{collection}: {stats['count']} vectors in a {index['kind']} index, "
+        f"recall@10 {index['recall_at_10']}"
+    )
+
+
+def demo(
+    images: Annotated[int, typer.Option(help="Generated images.", min=8)] = 320,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    serve_page: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve after.")] = True,
+) -> None:
+    """Build the offline demo collection (generated tiny-shapes images) and serve the page."""
+    from latentspace.embedder.models.shapes import generate
+
+    settings = Settings()
+    folder = settings.data_dir / "demo-images"
+    with open_client(None, None, settings) as client:
+        client.ensure_collection("demo", "tiny-shapes")
+        have = client.call("GET", "/v1/collections/demo")["count"]
+        if have < images:
+            folder.mkdir(parents=True, exist_ok=True)
+            for i, sample in enumerate(generate(images, seed=2024)):
+                path = folder / f"{i:04d}-{sample.colour}-{sample.shape}.png"
+                if not path.exists():
+                    sample.image.resize((128, 128)).save(path)
+            summary = run_ingest(
+                client, "demo", find_images([str(folder)]), batch=64, workers=2, progress=None
+            )
+            typer.echo(
+                f"demo: {summary.created} images added ({summary.skipped} already there) "
+                f"in {summary.seconds:.1f} s",
+                err=True,
+            )
+    if serve_page:
+        from latentspace.cli import serve
+
+        typer.echo(f"open http://{host}:{port}/ (collection 'demo')", err=True)
+        serve(host=host, port=port, log_level="warning", json_logs=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the data commands to the CLI."""
+    for command in (ingest, search, dedup, reindex, demo):
+        app.command()(command)

@@ -1,0 +1,470 @@
+"use strict";
+// The latentspace page: plain JS against the v1 API (no framework, no build step).
+
+const $ = (selector, root = document) => root.querySelector(selector);
+const els = {
+  collection: $("#collection"),
+  collectionInfo: $("#collection-info"),
+  keyForm: $("#key-form"),
+  key: $("#api-key"),
+  error: $("#error"),
+  searchForm: $("#search-form"),
+  searchText: $("#search-text"),
+  k: $("#k"),
+  dropzone: $("#dropzone"),
+  file: $("#image-file"),
+  preview: $("#preview"),
+  dupPanel: $("#dup-panel"),
+  termsForm: $("#terms-form"),
+  terms: $("#terms"),
+  addTerm: $("#add-term"),
+  termTemplate: $("#term-row"),
+  dupsForm: $("#dups-form"),
+  threshold: $("#threshold"),
+  tabs: [$("#tab-results"), $("#tab-clusters")],
+  status: $("#status"),
+  results: $("#results"),
+  clustersStatus: $("#clusters-status"),
+  clusters: $("#clusters"),
+};
+
+const STORE = { key: "latentspace.apiKey", collection: "latentspace.collection" };
+const state = {
+  key: localStorage.getItem(STORE.key) || "",
+  collection: "",
+  collections: new Map(),
+  thumbs: new Map(), // "collection\nid" -> Promise<object URL | null>
+  searchSeq: 0,
+  dupSeq: 0,
+  termCount: 0,
+};
+
+// -- helpers ---------------------------------------------------------------------------------
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name === "class") node.className = value;
+    else node.setAttribute(name, value === true ? "" : String(value));
+  }
+  node.append(...children);
+  return node;
+}
+
+function showError(err) {
+  els.error.textContent = err instanceof Error ? err.message : String(err);
+  els.error.hidden = false;
+}
+
+function clearError() {
+  els.error.hidden = true;
+  els.error.textContent = "";
+}
+
+function bump(node) {
+  node.dataset.generation = String(Number(node.dataset.generation || 0) + 1);
+}
+
+function resultCount() {
+  const k = Math.round(Number(els.k.value));
+  return Number.isFinite(k) ? Math.min(Math.max(k, 1), 200) : 12;
+}
+
+function formatScore(score) {
+  const short = score.toFixed(3); // a near copy at 0.9999 should not read as 1.000
+  return short === "1.000" && score < 0.99995 ? score.toFixed(4) : short;
+}
+
+// -- the API ---------------------------------------------------------------------------------
+// Every request sends the API key when one is set; errors are problem+json: show `detail`.
+async function api(path, { method = "GET", json, form } = {}) {
+  const headers = {};
+  if (state.key) headers.Authorization = `Bearer ${state.key}`;
+  let body;
+  if (json !== undefined) {
+    headers["Content-Type"] = "application/json";
+    body = JSON.stringify(json);
+  } else if (form) {
+    body = form;
+  }
+  const response = await fetch(path, { method, headers, body });
+  if (!response.ok) throw await problemOf(response);
+  return response;
+}
+
+async function problemOf(response) {
+  let message = `${response.status} ${response.statusText}`.trim();
+  try {
+    const problem = await response.json();
+    message = problem.detail || problem.title || message;
+  } catch {
+    // not JSON: keep the status line
+  }
+  const err = new Error(message);
+  err.status = response.status;
+  return err;
+}
+
+const getJSON = async (path, options) => (await api(path, options)).json();
+const inCollection = (suffix) => `/v1/collections/${encodeURIComponent(state.collection)}${suffix}`;
+
+// -- thumbnails: fetched with the key (an <img src> cannot send one), cached as object URLs ----
+function clearThumbs() {
+  for (const pending of state.thumbs.values()) {
+    pending.then((url) => url && URL.revokeObjectURL(url));
+  }
+  state.thumbs.clear();
+}
+
+function thumbURL(id) {
+  const cacheKey = `${state.collection}\n${id}`;
+  if (!state.thumbs.has(cacheKey)) {
+    const pending = api(inCollection(`/items/${encodeURIComponent(id)}/image`))
+      .then(async (response) => URL.createObjectURL(await response.blob()))
+      .catch(() => null); // a text item, or gone: the caller shows the id instead
+    state.thumbs.set(cacheKey, pending);
+  }
+  return state.thumbs.get(cacheKey);
+}
+
+function thumb(id) {
+  const img = el("img", { alt: `item ${id}`, width: 96, height: 96, class: "thumb" });
+  thumbURL(id).then((url) => {
+    if (url) img.src = url;
+    else img.replaceWith(el("span", { class: "thumb placeholder", role: "img", "aria-label": `item ${id} (no image)` }, id));
+  });
+  return img;
+}
+
+// -- collections -----------------------------------------------------------------------------
+async function loadCollections() {
+  clearError();
+  let collections = [];
+  try {
+    ({ collections } = await getJSON("/v1/collections"));
+  } catch (err) {
+    showError(err);
+  }
+  state.collections = new Map(collections.map((c) => [c.name, c]));
+  els.collection.replaceChildren(
+    ...collections.map((c) => el("option", { value: c.name }, c.name)),
+  );
+  if (!collections.length) els.collection.append(el("option", { value: "" }, "no collections"));
+  els.collection.disabled = !collections.length;
+  const saved = state.collection || localStorage.getItem(STORE.collection);
+  setCollection(state.collections.has(saved) ? saved : collections[0]?.name ?? "");
+  document.body.dataset.ready = "true";
+}
+
+function setCollection(name) {
+  if (name !== state.collection) {
+    clearThumbs();
+    els.results.replaceChildren();
+    els.clusters.replaceChildren();
+    els.dupPanel.hidden = true;
+    els.status.textContent = "Search with words, an image, or a sum of terms.";
+  }
+  state.collection = name;
+  els.collection.value = name;
+  if (name) localStorage.setItem(STORE.collection, name);
+  const c = state.collections.get(name);
+  els.collectionInfo.textContent = c
+    ? `${c.count} items · ${c.model ?? "raw vectors"} · ${c.dim}-d · ${c.index.kind} index`
+    : "";
+}
+
+// -- searching -------------------------------------------------------------------------------
+async function runSearch(label, request) {
+  clearError();
+  showView("results");
+  if (!state.collection) return showError("Pick a collection first.");
+  const seq = ++state.searchSeq;
+  els.results.setAttribute("aria-busy", "true");
+  els.status.textContent = `Searching for ${label}…`;
+  try {
+    const body = await request();
+    if (seq !== state.searchSeq) return; // a newer search took over
+    renderResults(body.results);
+    const n = body.results.length;
+    els.status.textContent = n
+      ? `${n} result${n === 1 ? "" : "s"} for ${label} · ${body.took_ms.toFixed(1)} ms`
+      : `Nothing found for ${label}.`;
+  } catch (err) {
+    if (seq !== state.searchSeq) return;
+    showError(err);
+    els.status.textContent = `The search for ${label} failed.`;
+  } finally {
+    if (seq === state.searchSeq) {
+      els.results.setAttribute("aria-busy", "false");
+      bump(els.results);
+    }
+  }
+}
+
+function search(query, label) {
+  const json = { query, k: resultCount(), include: ["metadata", "text", "uri"] };
+  return runSearch(label, () => getJSON(inCollection("/search"), { method: "POST", json }));
+}
+
+function describeMetadata(metadata) {
+  return Object.entries(metadata || {})
+    .filter(([key, value]) => key !== "filename" && typeof value !== "object")
+    .slice(0, 4)
+    .map(([key, value]) => `${key}: ${value}`)
+    .join(" · ");
+}
+
+function renderResults(hits) {
+  els.results.replaceChildren(
+    ...hits.map((hit) => {
+      const visual = hit.text != null
+        ? el("blockquote", { class: "thumb text" }, hit.text)
+        : thumb(hit.id);
+      return el(
+        "li",
+        { class: "card", "data-testid": "result", "data-id": hit.id },
+        visual,
+        el("p", { class: "card-title" },
+          el("span", { class: "id", title: hit.id }, hit.id),
+          el("span", { class: "score", title: "cosine similarity" }, formatScore(hit.score))),
+        el("p", { class: "meta" }, describeMetadata(hit.metadata)),
+        el("div", { class: "actions" },
+          el("button", { type: "button", "data-action": "more", "data-id": hit.id,
+            "data-testid": "more-like-this", "aria-label": `More like ${hit.id}` }, "More like this"),
+          el("button", { type: "button", class: "secondary", "data-action": "use", "data-id": hit.id,
+            "data-testid": "use-in-query", "aria-label": `Use ${hit.id} in the query builder` }, "+ query")),
+      );
+    }),
+  );
+}
+
+// -- an image: search with it, and check whether it is already stored ------------------------
+function readAsDataURL(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result);
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
+}
+
+function searchWithImage(file) {
+  if (!file) return;
+  if (els.preview.src) URL.revokeObjectURL(els.preview.src);
+  els.preview.src = URL.createObjectURL(file);
+  els.preview.alt = `query image ${file.name}`;
+  els.preview.hidden = false;
+  const form = new FormData();
+  form.append("file", file);
+  form.append("k", String(resultCount()));
+  runSearch(`the image “${file.name}”`, () =>
+    getJSON(inCollection("/search/image"), { method: "POST", form }));
+  checkDuplicates(file);
+}
+
+async function checkDuplicates(file) {
+  const panel = els.dupPanel;
+  const seq = ++state.dupSeq;
+  panel.hidden = false;
+  panel.dataset.state = "loading";
+  panel.replaceChildren(el("p", { class: "muted" }, "Checking for duplicates…"));
+  try {
+    const image = await readAsDataURL(file);
+    const body = await getJSON(inCollection("/duplicates/check"), { method: "POST", json: { image } });
+    if (seq !== state.dupSeq) return;
+    if (!body.duplicate) {
+      panel.replaceChildren(el("p", { class: "ok" }, "No duplicates in this collection."));
+    } else {
+      const found = [
+        ...body.exact.map((id) => ({ id, note: "exact copy", kind: "exact" })),
+        ...body.near.map((d) => ({ id: d.id, note: `near · ${formatScore(d.score)}`, kind: "near" })),
+      ];
+      panel.replaceChildren(
+        el("p", { class: "warn" }, "Already here:"),
+        el("ul", { class: "strip" }, ...found.map(figure)),
+      );
+    }
+    panel.dataset.state = "ready";
+  } catch (err) {
+    if (seq !== state.dupSeq) return;
+    panel.replaceChildren(el("p", { class: "warn" }, `Duplicate check failed: ${err.message}`));
+    panel.dataset.state = "error";
+  }
+}
+
+function figure({ id, note, kind }) {
+  return el("li", { class: "figure", "data-testid": "duplicate", "data-id": id, "data-kind": kind },
+    thumb(id), el("span", { class: "id", title: id }, id), el("span", { class: "muted" }, note));
+}
+
+// -- the query builder: rows of [kind, value, weight] ----------------------------------------
+function addTerm({ kind = "text", value = "", weight = 1 } = {}) {
+  const row = els.termTemplate.content.firstElementChild.cloneNode(true);
+  const n = ++state.termCount;
+  for (const label of row.querySelectorAll("label[data-for]")) {
+    const input = row.querySelector(`[data-role="${label.dataset.for}"]`);
+    input.id = `term-${n}-${label.dataset.for}`;
+    label.htmlFor = input.id;
+  }
+  row.querySelector('[data-role="kind"]').value = kind;
+  row.querySelector('[data-role="value"]').value = value;
+  row.querySelector('[data-role="weight"]').value = String(weight);
+  row.querySelector('[data-role="remove"]').setAttribute("aria-label", "Remove this term");
+  syncRow(row);
+  els.terms.append(row);
+  return row;
+}
+
+function syncRow(row) {
+  const weight = Number(row.querySelector('[data-role="weight"]').value);
+  const negative = weight < 0;
+  row.classList.toggle("negative", negative);
+  row.querySelector(".sign").textContent = negative ? "−" : "+";
+  const kind = row.querySelector('[data-role="kind"]').value;
+  row.querySelector('[data-role="value"]').placeholder = kind === "item" ? "item id" : "blue";
+}
+
+function useInQuery(id) {
+  const rows = [...els.terms.children];
+  const empty = rows.find((row) => !row.querySelector('[data-role="value"]').value.trim());
+  const row = empty || addTerm();
+  row.querySelector('[data-role="kind"]').value = "item";
+  row.querySelector('[data-role="value"]').value = id;
+  syncRow(row);
+  row.querySelector('[data-role="weight"]').focus();
+}
+
+function runTerms(event) {
+  event.preventDefault();
+  const terms = [...els.terms.children]
+    .map((row) => ({
+      kind: row.querySelector('[data-role="kind"]').value,
+      value: row.querySelector('[data-role="value"]').value.trim(),
+      weight: Number(row.querySelector('[data-role="weight"]').value),
+    }))
+    .filter((t) => t.value);
+  if (!terms.length) return showError("Give at least one term a value.");
+  if (terms.some((t) => !Number.isFinite(t.weight))) return showError("Every weight must be a number.");
+  const label = terms
+    .map((t, i) => {
+      const sign = t.weight < 0 ? "−" : i ? "+" : "";
+      const size = Math.abs(t.weight) === 1 ? "" : `${Math.abs(t.weight)}·`;
+      return `${sign} ${size}${t.kind === "item" ? `item ${t.value}` : `“${t.value}”`}`.trim();
+    })
+    .join(" ");
+  search({ terms: terms.map((t) => ({ [t.kind]: t.value, weight: t.weight })) }, label);
+}
+
+// -- duplicate clusters ----------------------------------------------------------------------
+async function findDuplicates(event) {
+  event.preventDefault();
+  clearError();
+  showView("clusters");
+  if (!state.collection) return showError("Pick a collection first.");
+  const threshold = Number(els.threshold.value);
+  els.clusters.setAttribute("aria-busy", "true");
+  els.clustersStatus.textContent = "Looking for duplicates…";
+  try {
+    const body = await getJSON(inCollection(`/duplicates?threshold=${encodeURIComponent(threshold)}`));
+    els.clusters.replaceChildren(
+      ...body.clusters.map((cluster, i) =>
+        el("li", { class: `cluster ${cluster.kind}`, "data-testid": "cluster", "data-kind": cluster.kind },
+          el("h3", {}, `${i + 1}. ${cluster.kind === "exact" ? "Exact copies" : "Near duplicates"}`,
+            el("span", { class: "muted" }, ` · ${cluster.items.length} items`)),
+          el("ul", { class: "strip" },
+            ...cluster.items.map((item, j) => figure({
+              id: item.id,
+              kind: item.kind,
+              note: j === 0 ? "first" : `${item.kind} · ${formatScore(item.score)}`,
+            }))))),
+    );
+    const n = body.clusters.length;
+    els.clustersStatus.textContent = n
+      ? `${n} cluster${n === 1 ? "" : "s"} at cosine ≥ ${body.threshold}.`
+      : `No duplicates at cosine ≥ ${body.threshold}.`;
+  } catch (err) {
+    showError(err);
+    els.clustersStatus.textContent = "The duplicate search failed.";
+  } finally {
+    els.clusters.setAttribute("aria-busy", "false");
+    bump(els.clusters);
+  }
+}
+
+// -- tabs ------------------------------------------------------------------------------------
+function showView(name) {
+  for (const tab of els.tabs) {
+    const selected = tab.getAttribute("aria-controls") === `${name}-view`;
+    tab.setAttribute("aria-selected", String(selected));
+    tab.tabIndex = selected ? 0 : -1;
+    $(`#${tab.getAttribute("aria-controls")}`).hidden = !selected;
+  }
+}
+
+// -- wiring ----------------------------------------------------------------------------------
+els.collection.addEventListener("change", () => setCollection(els.collection.value));
+
+els.key.value = state.key;
+els.keyForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  state.key = els.key.value.trim();
+  if (state.key) localStorage.setItem(STORE.key, state.key);
+  else localStorage.removeItem(STORE.key);
+  clearThumbs();
+  loadCollections();
+});
+
+els.searchForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const text = els.searchText.value.trim();
+  if (text) search({ text }, `“${text}”`);
+});
+
+els.file.addEventListener("change", () => {
+  searchWithImage(els.file.files[0]);
+  els.file.value = ""; // picking the same file again fires another change
+});
+for (const type of ["dragenter", "dragover"]) {
+  els.dropzone.addEventListener(type, (event) => {
+    event.preventDefault();
+    els.dropzone.classList.add("over");
+  });
+}
+for (const type of ["dragleave", "drop"]) {
+  els.dropzone.addEventListener(type, () => els.dropzone.classList.remove("over"));
+}
+els.dropzone.addEventListener("drop", (event) => {
+  event.preventDefault();
+  searchWithImage(event.dataTransfer.files[0]);
+});
+
+els.results.addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-action]");
+  if (!button) return;
+  const id = button.dataset.id;
+  if (button.dataset.action === "more") search({ item: id }, `items like ${id}`);
+  else useInQuery(id);
+});
+
+els.addTerm.addEventListener("click", () => addTerm().querySelector('[data-role="value"]').focus());
+els.terms.addEventListener("input", (event) => syncRow(event.target.closest("li")));
+els.terms.addEventListener("click", (event) => {
+  if (!event.target.closest('[data-role="remove"]')) return;
+  event.target.closest("li").remove();
+  if (!els.terms.children.length) addTerm();
+});
+els.termsForm.addEventListener("submit", runTerms);
+els.dupsForm.addEventListener("submit", findDuplicates);
+
+for (const tab of els.tabs) {
+  tab.addEventListener("click", () => showView(tab.getAttribute("aria-controls").replace("-view", "")));
+  tab.addEventListener("keydown", (event) => {
+    if (event.key !== "ArrowLeft" && event.key !== "ArrowRight") return;
+    const other = els.tabs.find((t) => t !== tab);
+    other.click();
+    other.focus();
+  });
+}
+
+addTerm();
+loadCollections();

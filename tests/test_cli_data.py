@@ -1,0 +1,104 @@
+"""The data commands end to end on a local data dir: ingest (resumable), search, dedup, reindex."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from latentspace.embedder.models.shapes import generate
+
+pytestmark = pytest.mark.slow
+
+
+def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LATENTSPACE_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
+    env["COLUMNS"] = "200"
+    return subprocess.run(
+        [sys.executable, "-m", "latentspace.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """2,000 generated PNGs in nested folders, a corrupt JPEG and a text file."""
+    root = tmp_path_factory.mktemp("images")
+    for i, sample in enumerate(generate(2000, seed=3)):
+        sub = root / sample.colour / sample.shape
+        sub.mkdir(parents=True, exist_ok=True)
+        sample.image.save(sub / f"{i:04d}.png")
+    (root / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
+    (root / "notes.txt").write_text("not an image, not picked up from a folder")
+    return root
+
+
+def test_ingest_reports_progress_and_resumes(folder: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = _cli(data, "ingest", "shapes", str(folder))
+    assert first.returncode == 1, first.stderr  # one file failed, the run went on
+    assert "2001/2001" in first.stderr  # the progress bar reached the end
+    assert "images/s" in first.stderr
+    assert "2000 created" in first.stderr
+    assert "1 failed" in first.stderr
+    assert "corrupt.jpg" in first.stderr
+    assert "cannot read image header" in first.stderr
+    second = _cli(data, "ingest", "shapes", str(folder), "--json")
+    summary = json.loads(second.stdout)
+    assert summary["skipped"] == 2000
+    assert summary["created"] == 0
+    assert list(summary["failed"]) == [str(folder / "corrupt.jpg")]
+    found = _cli(data, "search", "shapes", "a yellow star", "-k", "5", "--json")
+    assert found.returncode == 0, found.stderr
+    paths = [h["metadata"]["path"] for h in json.loads(found.stdout)["results"]]
+    assert all("/yellow/star/" in p for p in paths), paths
+
+
+def test_search_terms_dedup_and_reindex(folder: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    small = [
+        p
+        for colour in ("red", "blue")
+        for shape in ("circle", "square", "triangle", "star")
+        for p in sorted((folder / colour / shape).glob("*.png"))[:10]
+    ]
+    again = tmp_path / "again.jpg"
+    Image.open(small[0]).save(again, quality=90)  # the same picture, other bytes
+    assert _cli(data, "ingest", "s", *map(str, small), str(again)).returncode == 0
+    red_square = next(p for p in small if "/red/square/" in str(p))
+    ids = json.loads(
+        _cli(data, "search", "s", "--image", str(red_square), "-k", "1", "--json").stdout
+    )
+    item = ids["results"][0]["id"]
+    moved_query = _cli(
+        data, "search", "s", f"item:{item}", "--plus", "blue", "--minus", "red", "-k", "3", "--json"
+    )
+    hits = json.loads(moved_query.stdout)["results"]
+    assert all("/blue/square/" in h["metadata"]["path"] for h in hits), hits
+    report = tmp_path / "report.html"
+    dup = _cli(data, "dedup", "s", "--threshold", "0.995", "--json", "--html", str(report))
+    assert dup.returncode == 0, dup.stderr
+    clusters = [{m["id"] for m in c["items"]} for c in json.loads(dup.stdout)["clusters"]]
+    first = json.loads(
+        _cli(data, "search", "s", "--image", str(small[0]), "-k", "1", "--json").stdout
+    )
+    assert any(first["results"][0]["id"] in c and len(c) >= 2 for c in clusters), clusters
+    assert '<img src="data:image' in report.read_text()
+    table = _cli(data, "search", "s", "a red circle", "-k", "2")
+    assert table.returncode == 0
+    assert "score" in table.stdout
+    rebuilt = _cli(data, "reindex", "s")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "81 vectors in a flat index" in rebuilt.stdout
+    missing = _cli(data, "search", "nope", "x")
+    assert missing.returncode == 2
+    assert "does not exist" in missing.stderr
