@@ -172,3 +172,21 @@ def test_request_ids_and_metrics(admin: httpx.Client, uploaded: list) -> None:
     )
     assert 'latentspace_index_vectors{collection="live",kind="flat"}' in text
     assert "latentspace_encode_seconds_count" in text
+
+
+def test_cli_against_the_server(server: str, uploaded: list, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from latentspace.cli import app
+
+    runner = CliRunner()
+    args = ["--url", server, "--api-key", READ_KEY, "--json"]
+    found = runner.invoke(app, ["search", "live", "a green triangle", "-k", "3", *args])
+    assert found.exit_code == 0, found.output
+    hits = json.loads(found.stdout)["results"]
+    assert [(h["metadata"]["colour"], h["metadata"]["shape"]) for h in hits] == [
+        ("green", "triangle")
+    ] * 3
+    denied = runner.invoke(app, ["reindex", "live", "--url", server, "--api-key", READ_KEY])
+    assert denied.exit_code == 2
+    assert "admin key" in denied.output
