@@ -102,3 +102,14 @@ def test_search_terms_dedup_and_reindex(folder: Path, tmp_path: Path) -> None:
     missing = _cli(data, "search", "nope", "x")
     assert missing.returncode == 2
     assert "does not exist" in missing.stderr
+
+
+def test_demo_builds_its_collection_once(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = _cli(data, "demo", "--images", "48", "--no-serve")
+    assert first.returncode == 0, first.stderr
+    assert "48 images added" in first.stderr
+    again = _cli(data, "demo", "--images", "48", "--no-serve")
+    assert "images added" not in again.stderr  # already built: nothing to do
+    found = json.loads(_cli(data, "search", "demo", "a blue star", "-k", "2", "--json").stdout)
+    assert all("-blue-star" in h["metadata"]["path"] for h in found["results"])
