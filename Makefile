@@ -1,4 +1,4 @@
-# One command each: `make run` (set up + serve the API), `make test`, `make lint`.
+# One command each: `make run` (set up + serve the API and the demo page), `make test`, `make lint`.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: venv
-	$(BIN)/latentspace serve --host 127.0.0.1 --port 8000
+	$(BIN)/latentspace demo --host 127.0.0.1 --port 8000
 
 test: venv
 	$(BIN)/python -m pytest

@@ -1,32 +1,10 @@
 "use strict";
 // The latentspace page: plain JS against the v1 API (no framework, no build step).
 
-const $ = (selector, root = document) => root.querySelector(selector);
-const els = {
-  collection: $("#collection"),
-  collectionInfo: $("#collection-info"),
-  keyForm: $("#key-form"),
-  key: $("#api-key"),
-  error: $("#error"),
-  searchForm: $("#search-form"),
-  searchText: $("#search-text"),
-  k: $("#k"),
-  dropzone: $("#dropzone"),
-  file: $("#image-file"),
-  preview: $("#preview"),
-  dupPanel: $("#dup-panel"),
-  termsForm: $("#terms-form"),
-  terms: $("#terms"),
-  addTerm: $("#add-term"),
-  termTemplate: $("#term-row"),
-  dupsForm: $("#dups-form"),
-  threshold: $("#threshold"),
-  tabs: [$("#tab-results"), $("#tab-clusters")],
-  status: $("#status"),
-  results: $("#results"),
-  clustersStatus: $("#clusters-status"),
-  clusters: $("#clusters"),
-};
+// Every element with an id, as els.camelCase ("search-text" -> els.searchText).
+const camel = (id) => id.replace(/-(\w)/g, (_, c) => c.toUpperCase());
+const els = Object.fromEntries([...document.querySelectorAll("[id]")].map((n) => [camel(n.id), n]));
+const tabs = [els.tabResults, els.tabClusters];
 
 const STORE = { key: "latentspace.apiKey", collection: "latentspace.collection" };
 const state = {
@@ -56,10 +34,7 @@ function showError(err) {
   els.error.hidden = false;
 }
 
-function clearError() {
-  els.error.hidden = true;
-  els.error.textContent = "";
-}
+const clearError = () => { els.error.hidden = true; };
 
 function bump(node) {
   node.dataset.generation = String(Number(node.dataset.generation || 0) + 1);
@@ -78,31 +53,17 @@ function formatScore(score) {
 // -- the API ---------------------------------------------------------------------------------
 // Every request sends the API key when one is set; errors are problem+json: show `detail`.
 async function api(path, { method = "GET", json, form } = {}) {
-  const headers = {};
-  if (state.key) headers.Authorization = `Bearer ${state.key}`;
-  let body;
-  if (json !== undefined) {
-    headers["Content-Type"] = "application/json";
-    body = JSON.stringify(json);
-  } else if (form) {
-    body = form;
-  }
+  const headers = state.key ? { Authorization: `Bearer ${state.key}` } : {};
+  if (json !== undefined) headers["Content-Type"] = "application/json";
+  const body = json !== undefined ? JSON.stringify(json) : form;
   const response = await fetch(path, { method, headers, body });
   if (!response.ok) throw await problemOf(response);
   return response;
 }
 
 async function problemOf(response) {
-  let message = `${response.status} ${response.statusText}`.trim();
-  try {
-    const problem = await response.json();
-    message = problem.detail || problem.title || message;
-  } catch {
-    // not JSON: keep the status line
-  }
-  const err = new Error(message);
-  err.status = response.status;
-  return err;
+  const problem = await response.json().catch(() => ({})); // not JSON: the status line
+  return new Error(problem.detail || problem.title || `${response.status} ${response.statusText}`);
 }
 
 const getJSON = async (path, options) => (await api(path, options)).json();
@@ -131,7 +92,7 @@ function thumb(id) {
   const img = el("img", { alt: `item ${id}`, width: 96, height: 96, class: "thumb" });
   thumbURL(id).then((url) => {
     if (url) img.src = url;
-    else img.replaceWith(el("span", { class: "thumb placeholder", role: "img", "aria-label": `item ${id} (no image)` }, id));
+    else img.replaceWith(el("span", { class: "thumb placeholder", title: `${id}: no image` }, id));
   });
   return img;
 }
@@ -146,9 +107,8 @@ async function loadCollections() {
     showError(err);
   }
   state.collections = new Map(collections.map((c) => [c.name, c]));
-  els.collection.replaceChildren(
-    ...collections.map((c) => el("option", { value: c.name }, c.name)),
-  );
+  const options = collections.map((c) => el("option", { value: c.name }, c.name));
+  els.collection.replaceChildren(...options);
   if (!collections.length) els.collection.append(el("option", { value: "" }, "no collections"));
   els.collection.disabled = !collections.length;
   const saved = state.collection || localStorage.getItem(STORE.collection);
@@ -184,7 +144,7 @@ async function runSearch(label, request) {
   try {
     const body = await request();
     if (seq !== state.searchSeq) return; // a newer search took over
-    renderResults(body.results);
+    els.results.replaceChildren(...body.results.map(card));
     const n = body.results.length;
     els.status.textContent = n
       ? `${n} result${n === 1 ? "" : "s"} for ${label} · ${body.took_ms.toFixed(1)} ms`
@@ -214,28 +174,24 @@ function describeMetadata(metadata) {
     .join(" · ");
 }
 
-function renderResults(hits) {
-  els.results.replaceChildren(
-    ...hits.map((hit) => {
-      const visual = hit.text != null
-        ? el("blockquote", { class: "thumb text" }, hit.text)
-        : thumb(hit.id);
-      return el(
-        "li",
-        { class: "card", "data-testid": "result", "data-id": hit.id },
-        visual,
-        el("p", { class: "card-title" },
-          el("span", { class: "id", title: hit.id }, hit.id),
-          el("span", { class: "score", title: "cosine similarity" }, formatScore(hit.score))),
-        el("p", { class: "meta" }, describeMetadata(hit.metadata)),
-        el("div", { class: "actions" },
-          el("button", { type: "button", "data-action": "more", "data-id": hit.id,
-            "data-testid": "more-like-this", "aria-label": `More like ${hit.id}` }, "More like this"),
-          el("button", { type: "button", class: "secondary", "data-action": "use", "data-id": hit.id,
-            "data-testid": "use-in-query", "aria-label": `Use ${hit.id} in the query builder` }, "+ query")),
-      );
-    }),
-  );
+function card(hit) {
+  // A text item (a RAG chunk) shows its text instead of a picture.
+  const visual = hit.text != null
+    ? el("blockquote", { class: "thumb text" }, hit.text)
+    : thumb(hit.id);
+  const button = (action, label, caption, attrs) => el("button",
+    { type: "button", "data-action": action, "data-id": hit.id, "aria-label": label, ...attrs },
+    caption);
+  return el("li", { class: "card", "data-testid": "result", "data-id": hit.id },
+    visual,
+    el("p", { class: "card-title" },
+      el("span", { class: "id", title: hit.id }, hit.id),
+      el("span", { class: "score", title: "cosine similarity" }, formatScore(hit.score))),
+    el("p", { class: "meta" }, describeMetadata(hit.metadata)),
+    el("div", { class: "actions" },
+      button("more", `More like ${hit.id}`, "More like this", { "data-testid": "more-like-this" }),
+      button("use", `Use ${hit.id} in the query builder`, "+ query",
+        { class: "secondary", "data-testid": "use-in-query" })));
 }
 
 // -- an image: search with it, and check whether it is already stored ------------------------
@@ -270,14 +226,15 @@ async function checkDuplicates(file) {
   panel.replaceChildren(el("p", { class: "muted" }, "Checking for duplicates…"));
   try {
     const image = await readAsDataURL(file);
-    const body = await getJSON(inCollection("/duplicates/check"), { method: "POST", json: { image } });
+    const json = { image };
+    const body = await getJSON(inCollection("/duplicates/check"), { method: "POST", json });
     if (seq !== state.dupSeq) return;
     if (!body.duplicate) {
       panel.replaceChildren(el("p", { class: "ok" }, "No duplicates in this collection."));
     } else {
       const found = [
         ...body.exact.map((id) => ({ id, note: "exact copy", kind: "exact" })),
-        ...body.near.map((d) => ({ id: d.id, note: `near · ${formatScore(d.score)}`, kind: "near" })),
+        ...body.near.map((d) => ({ ...d, note: `near · ${formatScore(d.score)}` })),
       ];
       panel.replaceChildren(
         el("p", { class: "warn" }, "Already here:"),
@@ -298,53 +255,52 @@ function figure({ id, note, kind }) {
 }
 
 // -- the query builder: rows of [kind, value, weight] ----------------------------------------
+const part = (row, role) => row.querySelector(`[data-role="${role}"]`);
+
 function addTerm({ kind = "text", value = "", weight = 1 } = {}) {
-  const row = els.termTemplate.content.firstElementChild.cloneNode(true);
+  const row = els.termRow.content.firstElementChild.cloneNode(true);
   const n = ++state.termCount;
   for (const label of row.querySelectorAll("label[data-for]")) {
-    const input = row.querySelector(`[data-role="${label.dataset.for}"]`);
+    const input = part(row, label.dataset.for);
     input.id = `term-${n}-${label.dataset.for}`;
     label.htmlFor = input.id;
   }
-  row.querySelector('[data-role="kind"]').value = kind;
-  row.querySelector('[data-role="value"]').value = value;
-  row.querySelector('[data-role="weight"]').value = String(weight);
-  row.querySelector('[data-role="remove"]').setAttribute("aria-label", "Remove this term");
+  part(row, "kind").value = kind;
+  part(row, "value").value = value;
+  part(row, "weight").value = String(weight);
+  part(row, "remove").setAttribute("aria-label", "Remove this term");
   syncRow(row);
   els.terms.append(row);
   return row;
 }
 
 function syncRow(row) {
-  const weight = Number(row.querySelector('[data-role="weight"]').value);
-  const negative = weight < 0;
+  const negative = Number(part(row, "weight").value) < 0;
   row.classList.toggle("negative", negative);
   row.querySelector(".sign").textContent = negative ? "−" : "+";
-  const kind = row.querySelector('[data-role="kind"]').value;
-  row.querySelector('[data-role="value"]').placeholder = kind === "item" ? "item id" : "blue";
+  const kind = part(row, "kind").value;
+  part(row, "value").placeholder = kind === "item" ? "item id" : "blue";
 }
 
 function useInQuery(id) {
-  const rows = [...els.terms.children];
-  const empty = rows.find((row) => !row.querySelector('[data-role="value"]').value.trim());
-  const row = empty || addTerm();
-  row.querySelector('[data-role="kind"]').value = "item";
-  row.querySelector('[data-role="value"]').value = id;
+  const row = [...els.terms.children].find((r) => !part(r, "value").value.trim()) || addTerm();
+  part(row, "kind").value = "item";
+  part(row, "value").value = id;
   syncRow(row);
-  row.querySelector('[data-role="weight"]').focus();
+  part(row, "weight").focus();
 }
 
 function runTerms(event) {
   event.preventDefault();
   const terms = [...els.terms.children]
     .map((row) => ({
-      kind: row.querySelector('[data-role="kind"]').value,
-      value: row.querySelector('[data-role="value"]').value.trim(),
-      weight: Number(row.querySelector('[data-role="weight"]').value),
+      kind: part(row, "kind").value,
+      value: part(row, "value").value.trim(),
+      weight: Number(part(row, "weight").value),
     }))
     .filter((t) => t.value);
   if (!terms.length) return showError("Give at least one term a value.");
-  if (terms.some((t) => !Number.isFinite(t.weight))) return showError("Every weight must be a number.");
+  if (terms.some((t) => !Number.isFinite(t.weight))) return showError("A weight is not a number.");
   const label = terms
     .map((t, i) => {
       const sign = t.weight < 0 ? "−" : i ? "+" : "";
@@ -356,6 +312,14 @@ function runTerms(event) {
 }
 
 // -- duplicate clusters ----------------------------------------------------------------------
+function cluster({ kind, items }, i) {
+  const title = `${i + 1}. ${kind === "exact" ? "Exact copies" : "Near duplicates"}`;
+  const note = (item, j) => (j ? `${item.kind} · ${formatScore(item.score)}` : "first");
+  return el("li", { class: `cluster ${kind}`, "data-testid": "cluster", "data-kind": kind },
+    el("h3", {}, title, el("span", { class: "muted" }, ` · ${items.length} items`)),
+    el("ul", { class: "strip" }, ...items.map((it, j) => figure({ ...it, note: note(it, j) }))));
+}
+
 async function findDuplicates(event) {
   event.preventDefault();
   clearError();
@@ -365,19 +329,8 @@ async function findDuplicates(event) {
   els.clusters.setAttribute("aria-busy", "true");
   els.clustersStatus.textContent = "Looking for duplicates…";
   try {
-    const body = await getJSON(inCollection(`/duplicates?threshold=${encodeURIComponent(threshold)}`));
-    els.clusters.replaceChildren(
-      ...body.clusters.map((cluster, i) =>
-        el("li", { class: `cluster ${cluster.kind}`, "data-testid": "cluster", "data-kind": cluster.kind },
-          el("h3", {}, `${i + 1}. ${cluster.kind === "exact" ? "Exact copies" : "Near duplicates"}`,
-            el("span", { class: "muted" }, ` · ${cluster.items.length} items`)),
-          el("ul", { class: "strip" },
-            ...cluster.items.map((item, j) => figure({
-              id: item.id,
-              kind: item.kind,
-              note: j === 0 ? "first" : `${item.kind} · ${formatScore(item.score)}`,
-            }))))),
-    );
+    const body = await getJSON(inCollection(`/duplicates?threshold=${threshold}`));
+    els.clusters.replaceChildren(...body.clusters.map(cluster));
     const n = body.clusters.length;
     els.clustersStatus.textContent = n
       ? `${n} cluster${n === 1 ? "" : "s"} at cosine ≥ ${body.threshold}.`
@@ -393,21 +346,21 @@ async function findDuplicates(event) {
 
 // -- tabs ------------------------------------------------------------------------------------
 function showView(name) {
-  for (const tab of els.tabs) {
+  for (const tab of tabs) {
     const selected = tab.getAttribute("aria-controls") === `${name}-view`;
     tab.setAttribute("aria-selected", String(selected));
     tab.tabIndex = selected ? 0 : -1;
-    $(`#${tab.getAttribute("aria-controls")}`).hidden = !selected;
+    document.getElementById(tab.getAttribute("aria-controls")).hidden = !selected;
   }
 }
 
 // -- wiring ----------------------------------------------------------------------------------
 els.collection.addEventListener("change", () => setCollection(els.collection.value));
 
-els.key.value = state.key;
+els.apiKey.value = state.key;
 els.keyForm.addEventListener("submit", (event) => {
   event.preventDefault();
-  state.key = els.key.value.trim();
+  state.key = els.apiKey.value.trim();
   if (state.key) localStorage.setItem(STORE.key, state.key);
   else localStorage.removeItem(STORE.key);
   clearThumbs();
@@ -420,21 +373,18 @@ els.searchForm.addEventListener("submit", (event) => {
   if (text) search({ text }, `“${text}”`);
 });
 
-els.file.addEventListener("change", () => {
-  searchWithImage(els.file.files[0]);
-  els.file.value = ""; // picking the same file again fires another change
+els.imageFile.addEventListener("change", () => {
+  searchWithImage(els.imageFile.files[0]);
+  els.imageFile.value = ""; // picking the same file again fires another change
 });
-for (const type of ["dragenter", "dragover"]) {
-  els.dropzone.addEventListener(type, (event) => {
-    event.preventDefault();
-    els.dropzone.classList.add("over");
-  });
-}
-for (const type of ["dragleave", "drop"]) {
-  els.dropzone.addEventListener(type, () => els.dropzone.classList.remove("over"));
-}
+els.dropzone.addEventListener("dragover", (event) => {
+  event.preventDefault(); // allows the drop
+  els.dropzone.classList.add("over");
+});
+els.dropzone.addEventListener("dragleave", () => els.dropzone.classList.remove("over"));
 els.dropzone.addEventListener("drop", (event) => {
   event.preventDefault();
+  els.dropzone.classList.remove("over");
   searchWithImage(event.dataTransfer.files[0]);
 });
 
@@ -446,7 +396,7 @@ els.results.addEventListener("click", (event) => {
   else useInQuery(id);
 });
 
-els.addTerm.addEventListener("click", () => addTerm().querySelector('[data-role="value"]').focus());
+els.addTerm.addEventListener("click", () => part(addTerm(), "value").focus());
 els.terms.addEventListener("input", (event) => syncRow(event.target.closest("li")));
 els.terms.addEventListener("click", (event) => {
   if (!event.target.closest('[data-role="remove"]')) return;
@@ -456,11 +406,11 @@ els.terms.addEventListener("click", (event) => {
 els.termsForm.addEventListener("submit", runTerms);
 els.dupsForm.addEventListener("submit", findDuplicates);
 
-for (const tab of els.tabs) {
-  tab.addEventListener("click", () => showView(tab.getAttribute("aria-controls").replace("-view", "")));
+for (const tab of tabs) {
+  tab.addEventListener("click", () => showView(tab.getAttribute("aria-controls").slice(0, -5)));
   tab.addEventListener("keydown", (event) => {
     if (event.key !== "ArrowLeft" && event.key !== "ArrowRight") return;
-    const other = els.tabs.find((t) => t !== tab);
+    const other = tabs.find((t) => t !== tab);
     other.click();
     other.focus();
   });

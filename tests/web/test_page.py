@@ -1,0 +1,273 @@
+"""The web page in headless Chromium (Playwright), against a live server on loopback.
+
+Each step of ``test_page`` saves a screenshot into ``$LATENTSPACE_SCREENSHOTS`` when set (the
+README's pictures), else into the test's temp dir. Needs Debian's ``chromium`` at
+/usr/bin/chromium and the ``playwright`` package (no browser download: ``playwright install``
+is never run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+from PIL import ImageEnhance
+from tests.api.conftest import ADMIN_KEY, READ_KEY, image_bytes, make_settings
+from tests.api.live import serve
+
+from latentspace.embedder.models.shapes import generate
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Locator, Page
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TIMEOUT_MS = 20_000  # generous: CI may share the CPU
+
+# CI installs both and sets LATENTSPACE_REQUIRE_BROWSER=1, so there a missing browser fails.
+REQUIRED = os.environ.get("LATENTSPACE_REQUIRE_BROWSER") == "1"
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not CHROMIUM.exists() and not REQUIRED,
+        reason="needs Debian's chromium at /usr/bin/chromium",
+    ),
+]
+if REQUIRED:
+    import playwright.sync_api as sync_api
+else:
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="needs the playwright package (pip install playwright)"
+    )
+expect = sync_api.expect
+
+# 160 shapes s0..s159 (pair i % 32 of 8 colours x 4 shapes: s0 is a red circle, s1 a red
+# square, 5 of each), plus an exact copy of s21 (an orange square) under another id and a
+# near copy of s42 (a blue triangle, 3 % brighter: cosine ≈ 0.9999).
+SAMPLES = generate(160, seed=5)
+PNGS = {f"s{i}": image_bytes(s.image, "PNG") for i, s in enumerate(SAMPLES)}
+LABELS = {f"s{i}": (s.colour, s.shape) for i, s in enumerate(SAMPLES)}
+ORIGINAL, COPY = "s21", "s21-copy"
+PNGS[COPY], LABELS[COPY] = PNGS[ORIGINAL], LABELS[ORIGINAL]
+NEAR_ORIGINAL, NEAR = "s42", "s42-brighter"
+PNGS[NEAR] = image_bytes(ImageEnhance.Brightness(SAMPLES[42].image).enhance(1.03), "PNG")
+LABELS[NEAR] = LABELS[NEAR_ORIGINAL]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("LATENTSPACE_SCREENSHOTS") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    """A live server (no API keys: loopback needs none) with "shapes" loaded and an empty
+    "empty" collection, so that picking the collection matters."""
+    with (
+        serve(make_settings(tmp_path / "data", api_keys="")) as url,
+        httpx.Client(base_url=url, timeout=120) as http,
+    ):
+        for name in ("shapes", "empty"):
+            r = http.post("/v1/collections", json={"name": name, "model": "tiny-shapes"})
+            assert r.status_code == 201, r.text
+        ids = list(PNGS)
+        r = http.post(
+            "/v1/collections/shapes/images",
+            files=[("files", (f"{i}.png", PNGS[i], "image/png")) for i in ids],
+            data={
+                "ids": json.dumps(ids),
+                "metadata": json.dumps(
+                    [dict(zip(("colour", "shape"), LABELS[i], strict=True)) for i in ids]
+                ),
+            },
+        )
+        assert r.status_code == 200, r.text
+        yield url
+
+
+def result_ids(page: Page) -> list[str]:
+    return [c.get_attribute("data-id") or "" for c in page.get_by_test_id("result").all()]
+
+
+def generation(locator: Locator) -> str:
+    return locator.get_attribute("data-generation") or "0"
+
+
+def until_rendered(locator: Locator, before: str) -> None:
+    """Wait for the page to finish the search it started (its render counter moved on)."""
+    expect(locator).not_to_have_attribute("data-generation", before, timeout=TIMEOUT_MS)
+    expect(locator).to_have_attribute("aria-busy", "false")
+
+
+def snap(page: Page, path: Path) -> None:
+    """A full-page screenshot once every visible image has loaded."""
+    page.wait_for_function(
+        "() => [...document.images].filter((i) => i.offsetParent !== null)"
+        ".every((i) => i.complete && i.naturalWidth > 0)",
+        timeout=TIMEOUT_MS,
+    )
+    page.screenshot(path=path, full_page=True)
+
+
+def test_page(server: str, page: Page, shots: Path, tmp_path: Path) -> None:
+    console_errors: list[str] = []  # e.g. a missing static file or a failed request
+    page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+    results = page.get_by_test_id("results")
+    page.goto(server)
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    expect(page.get_by_test_id("error")).to_be_hidden()
+
+    # 1. pick the collection, search with words: red squares first
+    page.get_by_test_id("collection-select").select_option("shapes")
+    expect(page.get_by_test_id("collection-info")).to_contain_text(f"{len(PNGS)} items")
+    page.get_by_test_id("search-input").fill("a red square")
+    before = generation(results)
+    page.get_by_test_id("search-button").click()
+    until_rendered(results, before)
+    ids = result_ids(page)
+    assert len(ids) == 12
+    assert [LABELS[i] for i in ids[:4]] == [("red", "square")] * 4, ids
+    expect(page.get_by_test_id("status")).to_contain_text("a red square")
+    card = page.locator(f'[data-testid="result"][data-id="{ids[0]}"]')
+    expect(card.get_by_role("img", name=f"item {ids[0]}")).to_be_visible()
+    snap(page, shots / "1-search.png")
+
+    # 2. upload a stored image: the duplicates panel names it (and its copy) as exact copies,
+    #    and the results are that item and its look-alikes
+    upload = tmp_path / "orange-square.png"
+    upload.write_bytes(PNGS[ORIGINAL])
+    before = generation(results)
+    page.get_by_test_id("image-input").set_input_files(upload)
+    until_rendered(results, before)
+    panel = page.get_by_test_id("duplicates-panel")
+    expect(panel).to_have_attribute("data-state", "ready")
+    expect(panel).to_contain_text("Already here")
+    exact = panel.locator('[data-testid="duplicate"][data-kind="exact"]')
+    assert sorted(d.get_attribute("data-id") or "" for d in exact.all()) == [ORIGINAL, COPY]
+    ids = result_ids(page)
+    assert set(ids[:2]) == {ORIGINAL, COPY}, ids
+    assert sum(LABELS[i] == LABELS[ORIGINAL] for i in ids[:5]) >= 4, ids
+    snap(page, shots / "2-duplicates.png")
+
+    # 3. "more like this" on the uploaded item: it leaves the results; look-alikes lead
+    before = generation(results)
+    card = page.locator(f'[data-testid="result"][data-id="{ORIGINAL}"]')
+    card.get_by_test_id("more-like-this").click()
+    until_rendered(results, before)
+    expect(page.get_by_test_id("status")).to_contain_text(f"items like {ORIGINAL}")
+    ids = result_ids(page)
+    assert ORIGINAL not in ids
+    assert sum(LABELS[i] == LABELS[ORIGINAL] for i in ids[:4]) >= 3, ids
+    snap(page, shots / "3-more-like-this.png")
+
+    # 4. the query builder: a red circle + "blue" − "red" finds a blue circle
+    red_circle = "s0"
+    assert LABELS[red_circle] == ("red", "circle")
+    builder = page.get_by_test_id("terms-builder")
+    builder.get_by_test_id("add-term").click()
+    builder.get_by_test_id("add-term").click()
+    rows = builder.get_by_test_id("term-row")
+    expect(rows).to_have_count(3)
+    for row, (kind, value, weight) in zip(
+        rows.all(),
+        [("item", red_circle, "1"), ("text", "blue", "1"), ("text", "red", "-1")],
+        strict=True,
+    ):
+        row.get_by_test_id("term-kind").select_option(kind)
+        row.get_by_test_id("term-value").fill(value)
+        row.get_by_test_id("term-weight").fill(weight)
+    expect(rows.nth(2)).to_have_class("term negative")
+    before = generation(results)
+    builder.get_by_test_id("run-terms").click()
+    until_rendered(results, before)
+    ids = result_ids(page)
+    assert LABELS[ids[0]] == ("blue", "circle"), [LABELS[i] for i in ids]
+    assert red_circle not in ids
+    snap(page, shots / "4-terms.png")
+
+    # 5. the duplicates view: clusters side by side, the stored copy among them
+    clusters = page.get_by_test_id("clusters")
+    page.get_by_test_id("threshold-input").fill("0.999")
+    before = generation(clusters)
+    page.get_by_test_id("find-duplicates").click()
+    until_rendered(clusters, before)
+    expect(clusters).to_be_visible()
+    expect(results).to_be_hidden()
+    exact_cluster = clusters.locator('[data-testid="cluster"][data-kind="exact"]')
+    expect(exact_cluster).to_have_count(1)
+    members = exact_cluster.get_by_test_id("duplicate")
+    assert sorted(m.get_attribute("data-id") or "" for m in members.all()) == [ORIGINAL, COPY]
+    near_cluster = clusters.locator('[data-testid="cluster"][data-kind="near"]')
+    expect(near_cluster).to_have_count(1)
+    members = near_cluster.get_by_test_id("duplicate")
+    assert sorted(m.get_attribute("data-id") or "" for m in members.all()) == [NEAR_ORIGINAL, NEAR]
+    exact_box, near_box = exact_cluster.bounding_box(), near_cluster.bounding_box()
+    assert exact_box is not None
+    assert near_box is not None
+    assert exact_box["y"] == near_box["y"], "the clusters are side by side"
+    expect(page.get_by_test_id("clusters-status")).to_contain_text("0.999")
+    expect(page.get_by_test_id("error")).to_be_hidden()
+    snap(page, shots / "5-clusters.png")
+    assert not console_errors
+
+
+def test_api_key_field(tmp_path: Path, page: Page) -> None:
+    """With keys configured, the page shows the 401's detail until a key is saved; the key
+    is kept in localStorage and sent on every request."""
+    with serve(make_settings(tmp_path)) as url:
+        r = httpx.post(
+            f"{url}/v1/collections",
+            json={"name": "raw", "dim": 4},
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+            timeout=60,
+        )
+        assert r.status_code == 201, r.text
+        page.goto(url)
+        error = page.get_by_test_id("error")
+        expect(error).to_contain_text("missing API key")
+        page.get_by_test_id("api-key").fill(READ_KEY)
+        page.get_by_test_id("api-key").press("Enter")
+        expect(error).to_be_hidden()
+        expect(page.get_by_test_id("collection-select")).to_have_value("raw")
+        page.reload()
+        expect(page.get_by_test_id("collection-info")).to_contain_text("0 items")
+        expect(error).to_be_hidden()
+        page.get_by_test_id("api-key").fill("wrong")
+        page.get_by_test_id("api-key").press("Enter")
+        expect(error).to_contain_text("invalid API key")
