@@ -23,6 +23,19 @@ MODULES = [
     "latentspace.migrations",
     "latentspace.indexes",
     "latentspace.service",
+    "latentspace.service.query",
+    "latentspace.service.ingest",
+    "latentspace.service.dedup",
+    "latentspace.store.directions",
+    "latentspace.index.batcher",
+    "latentspace.api",
+    "latentspace.api.schemas",
+    "latentspace.api.errors",
+    "latentspace.api.deps",
+    "latentspace.client",
+    "latentspace.commands",
+    "latentspace.logs",
+    "latentspace.web",
 ]
 
 
