@@ -9,8 +9,6 @@ says when an item duplicates another, exactly (same sha256) or nearly (cosine â‰
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,6 +20,7 @@ from PIL.Image import Image
 
 from latentspace.errors import EncoderError, InvalidInput, LatentspaceError, LimitExceeded
 from latentspace.index.algebra import as_vector
+from latentspace.index.persist import atomic_write
 from latentspace.service.embedding import (
     check_text,
     content_sha256,
@@ -101,19 +100,8 @@ def read_blob(data_dir: Path, sha256: str) -> bytes | None:
 
 def _write_blob(data_dir: Path, sha256: str, data: bytes) -> None:
     path = blob_path(data_dir, sha256)
-    if path.is_file():
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    if not path.is_file():  # content-addressed: an existing file already holds these bytes
+        atomic_write(path, data)
 
 
 def _identify(i: int, item: NewItem, limits: Any) -> _Prepared:
@@ -183,11 +171,22 @@ def ingest(
         for p in ready
     ]
     outcomes = space.upsert(name, inputs) if inputs else []
+    changed = [o.vector_changed for o in outcomes]
+    same_bytes: dict[str, list[ItemRow]] = {}
+    if report_duplicates and any(changed):
+        with space.sessions() as session:  # one lookup of the whole batch's hashes
+            same_bytes = repo.items_by_sha256(
+                session=session,
+                collection=collection,
+                digests=[p.sha256 for p, c in zip(ready, changed, strict=True) if c],
+            )
     for p, outcome in zip(ready, outcomes, strict=True):
         duplicate = None
         if report_duplicates and outcome.vector_changed:
             assert p.vector is not None
-            duplicate = _duplicate_of(space, collection, outcome.item_id, p.sha256, p.vector)
+            duplicate = _duplicate_of(
+                space, collection, outcome.item_id, same_bytes.get(p.sha256, []), p.vector
+            )
         results[p.index] = ItemResult(p.index, p.external_id, outcome.status, None, duplicate)
     return [results[i] for i in range(len(items))]
 
@@ -285,11 +284,13 @@ def _decode_all(
 
 
 def _duplicate_of(
-    space: LatentSpace, collection: CollectionRow, item_id: int, sha256: str, vector: np.ndarray
+    space: LatentSpace,
+    collection: CollectionRow,
+    item_id: int,
+    same_bytes: list[ItemRow],
+    vector: np.ndarray,
 ) -> Duplicate | None:
-    with space.sessions() as session:
-        same = repo.items_by_sha256(session=session, collection=collection, digests=[sha256])
-    exact: list[ItemRow] = [r for r in same.get(sha256, []) if r.id != item_id]
+    exact = [r for r in same_bytes if r.id != item_id]
     if exact:
         return Duplicate(exact[0].external_id, "exact", 1.0)
     if collection.metric != "cosine":
