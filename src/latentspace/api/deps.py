@@ -26,7 +26,6 @@ __all__ = [
     "AuthorizedRoute",
     "ContextDep",
     "ReadDep",
-    "SettingsDep",
     "SpaceDep",
     "authorize",
     "require_admin",
@@ -58,13 +57,7 @@ async def get_space(context: ContextDep) -> LatentSpace:
     return context.space
 
 
-async def get_settings(context: ContextDep) -> Settings:
-    """The settings the app was built with."""
-    return context.settings
-
-
 SpaceDep = Annotated[LatentSpace, Depends(get_space)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer KEY`.")
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]

@@ -42,8 +42,6 @@ class MicroBatcher:
         self._lock = threading.Lock()
         self._queue: list[_Request] = []
         self._busy = False
-        self.batches = 0
-        self.queries = 0
 
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Neighbours of one query: ``(ids (k,), scores (k,))``, padded with -1 like FAISS."""
@@ -91,8 +89,6 @@ class MicroBatcher:
                 r.error = e
                 r.done.set()
             return
-        self.batches += 1
-        self.queries += len(batch)
         for row, r in enumerate(batch):
             r.ids, r.scores = ids[row, : r.k], scores[row, : r.k]
             r.lead = False

@@ -18,7 +18,6 @@ __all__ = [
     "check_text",
     "content_sha256",
     "decode_checked",
-    "embed_images",
     "embed_texts",
     "require_encoder",
 ]
@@ -81,8 +80,3 @@ def embed_texts(
     for i, text in enumerate(texts):
         check_text(text, limits, name=f"text {i}" if len(texts) > 1 else "text")
     return pool.encode_text(encoder, texts)
-
-
-def embed_images(pool: EncoderPool, encoder: Encoder, images: Sequence[Image]) -> np.ndarray:
-    """Embed decoded images in one call."""
-    return pool.encode_images(encoder, images)

@@ -65,10 +65,6 @@ class EncoderPool:
                 self._encoders[spec] = encoder
         return encoder
 
-    def loaded(self) -> list[str]:
-        """Specs whose encoders are built."""
-        return sorted(self._encoders)
-
     def checked(self, spec: str, fingerprint: str) -> Encoder:
         """The encoder for ``spec``, refusing one whose weights differ from ``fingerprint``.
 
