@@ -25,6 +25,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from latentspace.client import ApiClient, ClientError, open_client
 from latentspace.settings import Settings
@@ -175,9 +176,7 @@ class _Rate(TextColumn):
     def __init__(self) -> None:
         super().__init__("")
 
-    def render(self, task: Any) -> Any:
-        from rich.text import Text
-
+    def render(self, task: Any) -> Text:
         speed = task.finished_speed or task.speed
         return Text(f"{speed:,.0f} images/s" if speed else "– images/s")
 

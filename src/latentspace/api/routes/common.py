@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -16,6 +18,7 @@ from latentspace.store.tables import ItemRow
 
 __all__ = [
     "decode_base64",
+    "form_json",
     "hits_public",
     "item_public",
     "problem_of",
@@ -35,6 +38,18 @@ def decode_base64(data: str, *, name: str = "image") -> bytes:
         return base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError) as e:
         raise InvalidInput(f"{name} is not valid base64: {e}") from e
+
+
+def form_json(raw: str, *, field: str) -> Any:
+    """The value of a multipart form field that carries JSON.
+
+    Raises:
+        InvalidInput: the field is not JSON, naming the field.
+    """
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise InvalidInput(f"{field} is not JSON: {e}") from e
 
 
 def query_term(term: TermIn, *, name: str = "term") -> QueryTerm:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import io
 import mimetypes
 from typing import Annotated, Any
 
@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from latentspace.api.deps import AdminDep, AuthorizedRoute, ReadDep, SpaceDep
 from latentspace.api.errors import problem_for, problem_response
-from latentspace.api.routes.common import decode_base64, item_public, problem_of
+from latentspace.api.routes.common import decode_base64, form_json, item_public, problem_of
 from latentspace.api.schemas import (
     DuplicateOf,
     ItemList,
@@ -23,7 +23,7 @@ from latentspace.api.schemas import (
     ItemsUpsert,
     ItemsUpsertResult,
 )
-from latentspace.errors import InvalidInput, LatentspaceError, LimitExceeded, NotFound
+from latentspace.errors import InvalidInput, LimitExceeded, NotFound
 from latentspace.service import ItemResult, NewItem
 from latentspace.service.ingest import ingest, read_blob
 
@@ -134,10 +134,7 @@ def upsert_items(request: Request, name: str, body: ItemsUpsert, space: SpaceDep
 def _metadata_for(raw: str | None, count: int) -> list[dict[str, Any]]:
     if raw is None or not raw.strip():
         return [{} for _ in range(count)]
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise InvalidInput(f"metadata is not JSON: {e}") from e
+    value = form_json(raw, field="metadata")
     if isinstance(value, dict):
         return [dict(value) for _ in range(count)]
     if isinstance(value, list) and len(value) == count and all(isinstance(v, dict) for v in value):
@@ -150,10 +147,7 @@ def _metadata_for(raw: str | None, count: int) -> list[dict[str, Any]]:
 def _ids_for(raw: str | None, count: int) -> list[str | None]:
     if raw is None or not raw.strip():
         return [None] * count
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise InvalidInput(f"ids is not JSON: {e}") from e
+    value = form_json(raw, field="ids")
     if not (
         isinstance(value, list) and len(value) == count and all(isinstance(v, str) for v in value)
     ):
@@ -286,11 +280,9 @@ def item_image(name: str, item_id: str, space: SpaceDep) -> Response:
 
 
 def _media_type(data: bytes, uri: str | None) -> str:
-    import io
-
     try:
         with Image.open(io.BytesIO(data)) as image:
             return Image.MIME.get(image.format or "", "application/octet-stream")
-    except (OSError, LatentspaceError):
+    except OSError:  # includes UnidentifiedImageError
         guess, _ = mimetypes.guess_type(uri or "")
         return guess or "application/octet-stream"

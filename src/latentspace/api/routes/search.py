@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
 
 from latentspace.api.deps import AdminDep, AuthorizedRoute, ReadDep, SpaceDep
-from latentspace.api.routes.common import hits_public, query_term
+from latentspace.api.routes.common import form_json, hits_public, query_term
 from latentspace.api.schemas import (
     CompositeQuery,
     DirectionCreate,
@@ -91,10 +90,7 @@ def search_image(
     started = time.perf_counter()
     spec: dict[str, Any] | None = None
     if filter:
-        try:
-            spec = json.loads(filter)
-        except json.JSONDecodeError as e:
-            raise InvalidInput(f"filter is not JSON: {e}") from e
+        spec = form_json(filter, field="filter")
         if not isinstance(spec, dict):
             raise InvalidInput("filter must be a JSON object")
     data = file.file.read(space.settings.limits.max_image_bytes + 1)
