@@ -30,7 +30,7 @@ from latentspace.service.embedding import (
 from latentspace.service.space import LatentSpace
 from latentspace.store import repository as repo
 from latentspace.store.repository import ItemInput
-from latentspace.store.tables import CollectionRow, ItemRow
+from latentspace.store.tables import CollectionRow
 
 __all__ = ["Duplicate", "ItemResult", "NewItem", "blob_path", "ingest", "read_blob"]
 
@@ -171,22 +171,16 @@ def ingest(
         for p in ready
     ]
     outcomes = space.upsert(name, inputs) if inputs else []
-    changed = [o.vector_changed for o in outcomes]
-    same_bytes: dict[str, list[ItemRow]] = {}
-    if report_duplicates and any(changed):
-        with space.sessions() as session:  # one lookup of the whole batch's hashes
-            same_bytes = repo.items_by_sha256(
-                session=session,
-                collection=collection,
-                digests=[p.sha256 for p, c in zip(ready, changed, strict=True) if c],
-            )
+    duplicates: dict[int, Duplicate] = {}
+    if report_duplicates:
+        written = [
+            (o.item_id, p.sha256, p.vector)
+            for p, o in zip(ready, outcomes, strict=True)
+            if o.vector_changed and p.vector is not None
+        ]
+        duplicates = _duplicates(space, collection, written)
     for p, outcome in zip(ready, outcomes, strict=True):
-        duplicate = None
-        if report_duplicates and outcome.vector_changed:
-            assert p.vector is not None
-            duplicate = _duplicate_of(
-                space, collection, outcome.item_id, same_bytes.get(p.sha256, []), p.vector
-            )
+        duplicate = duplicates.get(outcome.item_id)
         results[p.index] = ItemResult(p.index, p.external_id, outcome.status, None, duplicate)
     return [results[i] for i in range(len(items))]
 
@@ -283,20 +277,39 @@ def _decode_all(
     return [p for p, error in zip(todo, errors, strict=True) if error is None]
 
 
-def _duplicate_of(
+def _duplicates(
     space: LatentSpace,
     collection: CollectionRow,
-    item_id: int,
-    same_bytes: list[ItemRow],
-    vector: np.ndarray,
-) -> Duplicate | None:
-    exact = [r for r in same_bytes if r.id != item_id]
-    if exact:
-        return Duplicate(exact[0].external_id, "exact", 1.0)
-    if collection.metric != "cosine":
-        return None  # "near" is a cosine threshold
+    written: list[tuple[int, str, np.ndarray]],
+) -> dict[int, Duplicate]:
+    # What each newly written vector duplicates, for a whole batch at once: one SQL lookup
+    # of the content hashes, one index search of the rest, one SQL read of the candidates.
+    if not written:
+        return {}
+    with space.sessions() as session:
+        same_bytes = repo.items_by_sha256(
+            session=session, collection=collection, digests=[sha for _, sha, _ in written]
+        )
+    found: dict[int, Duplicate] = {}
+    for item_id, sha, _ in written:
+        exact = [r for r in same_bytes.get(sha, []) if r.id != item_id]
+        if exact:
+            found[item_id] = Duplicate(exact[0].external_id, "exact", 1.0)
+    rest = [(item_id, v) for item_id, _, v in written if item_id not in found]
+    if not rest or collection.metric != "cosine":  # "near" is a cosine threshold
+        return found
     threshold = space.settings.search.duplicate_threshold
-    hits = space.search_vector(collection.name, vector, 1, exclude=[item_id])
-    if hits and hits[0].score >= threshold:
-        return Duplicate(hits[0].id, "near", hits[0].score)
-    return None
+    result = space.indexes.get(collection).search(np.stack([v for _, v in rest]), 2)
+    near: dict[int, tuple[int, float]] = {}
+    for row, (item_id, _) in enumerate(rest):
+        for other, score in result.hits(row):
+            if other != item_id:
+                if score >= threshold:
+                    near[item_id] = (other, score)
+                break
+    with space.sessions() as session:
+        rows = repo.hit_rows(session=session, item_ids=[o for o, _ in near.values()])
+    for item_id, (other, score) in near.items():
+        if other in rows:
+            found[item_id] = Duplicate(rows[other].external_id, "near", score)
+    return found
