@@ -110,25 +110,27 @@ def per_call_ms(call: Callable[[np.ndarray], object], queries: np.ndarray) -> fl
 
 def load(data_dir: Path, n: int, index: str) -> tuple[np.ndarray, dict[str, Any]]:
     """Fill ``data_dir`` (unless it holds ``n`` items already): the vectors, and the in-process
-    ms of one query by bare FAISS and by ``LatentSpace.search_vector`` (SQL included)."""
-    from latentspace.service import LatentSpace
+    ms of one query by bare FAISS and by ``service.search.search_vector`` (SQL included)."""
+    from latentspace.service import collections, items, lifecycle
+    from latentspace.service.search import search_vector
     from latentspace.settings import Settings
     from latentspace.store.repository import ItemInput
 
-    space = LatentSpace.open(Settings(data_dir=data_dir, auth="off"))
+    ctx = lifecycle.start(Settings(data_dir=data_dir, auth="off"))
     try:
-        names = {c.name for c in space.list_collections()}
-        if COLLECTION in names and space.count(COLLECTION) != n:
-            space.delete_collection(COLLECTION)
+        names = {c.name for c in collections.list_all(ctx)}
+        if COLLECTION in names and collections.stats(ctx, COLLECTION).count != n:
+            collections.delete(ctx, COLLECTION)
             names.remove(COLLECTION)
         if COLLECTION not in names:
-            space.create_collection(COLLECTION, model=MODEL, index=index)
-        dim = space.collection(COLLECTION).dim
+            collections.create(ctx, COLLECTION, model=MODEL, index=index)
+        dim = collections.get(ctx, COLLECTION).dim
         x, started = clustered(n, dim, seed=0), time.perf_counter()
-        for lo in range(space.count(COLLECTION), n, BATCH):
+        for lo in range(collections.stats(ctx, COLLECTION).count, n, BATCH):
             ids = range(lo, min(n, lo + BATCH))
             hashes = [hashlib.sha256(f"bench-{i}".encode()).hexdigest() for i in ids]
-            space.upsert(
+            items.write(
+                ctx,
                 COLLECTION,
                 [
                     ItemInput(f"v{i}", "vector", sha, x[i], metadata={"n": i % 100})
@@ -137,13 +139,13 @@ def load(data_dir: Path, n: int, index: str) -> tuple[np.ndarray, dict[str, Any]
             )
             print(f"  {ids.stop:,} items, {time.perf_counter() - started:.0f} s", flush=True)
         queries = clustered(QUERIES, dim, seed=1)
-        live = space.indexes.get(space.collection(COLLECTION))
+        live = ctx.indexes.index(collections.get(ctx, COLLECTION))
         timings = {
             "faiss_ms": per_call_ms(lambda q: live.search(q[None, :], K), queries),
-            "service_ms": per_call_ms(lambda q: space.search_vector(COLLECTION, q, K), queries),
+            "service_ms": per_call_ms(lambda q: search_vector(ctx, COLLECTION, q, K), queries),
         }
     finally:
-        space.close()  # saves the index, so the servers load it instead of rebuilding
+        lifecycle.stop(ctx)  # saves the index, so the servers load it instead of rebuilding
     return x, timings
 
 
@@ -389,7 +391,7 @@ class Bench:
             f"{' / '.join(map(str, CONCURRENCY))} clients; RPS = cores busy / CPU per request). "
             f"In-process, on the same index before the servers started, one query took "
             f"{stats['faiss_ms']:.3f} ms in bare FAISS and {stats['service_ms']:.2f} ms through "
-            f"`LatentSpace.search_vector` (FAISS plus the SQL lookups); the other "
+            f"`search_vector` (FAISS plus the SQL lookups); the other "
             f"~{min(search) - stats['service_ms']:.0f} ms of a request go to HTTP, "
             f"FastAPI/pydantic, middleware and the rest of the route. The FAISS call, the only "
             f"part micro-batching shares between requests, is a small part of a request.",

@@ -13,7 +13,19 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["EncoderSettings", "LimitSettings", "SearchSettings", "Settings"]
+from latentspace.types import GpuMode
+
+# The ``auto`` planner's default line between exact search and HNSW (vectors).
+EXACT_LIMIT = 50_000
+
+__all__ = [
+    "EXACT_LIMIT",
+    "EncoderSettings",
+    "IndexSettings",
+    "LimitSettings",
+    "SearchSettings",
+    "Settings",
+]
 
 
 class EncoderSettings(BaseModel):
@@ -60,6 +72,33 @@ class LimitSettings(BaseModel):
     max_path_steps: int = Field(default=64, ge=2, description="Most steps of a path walk.")
     max_documents_chars: int = Field(
         default=2_000_000, ge=1, description="Largest document (characters) to chunk."
+    )
+
+
+class IndexSettings(BaseModel):
+    """How collections' vector indexes are built and where they run."""
+
+    memory_budget: int | None = Field(
+        default=None,
+        ge=1,
+        description="Bytes one collection's index may take; `auto` collections past the exact "
+        "limit use HNSW while it fits, else the most accurate IVF-PQ that fits. Unset: no budget.",
+    )
+    gpu: GpuMode = Field(
+        default="auto",
+        description="FAISS on the GPU for flat and IVF indexes: auto (when this faiss build "
+        "sees a GPU), on (refuse to start without one), off.",
+    )
+    exact_limit: int = Field(
+        default=EXACT_LIMIT,
+        ge=1,
+        description="`auto` collections search exactly below this many vectors.",
+    )
+    compact_ratio: float = Field(
+        default=0.2,
+        gt=0.0,
+        le=1.0,
+        description="Share of tombstones in an index past which it is rebuilt without them.",
     )
 
 
@@ -115,6 +154,7 @@ class Settings(BaseSettings):
     encoder: EncoderSettings = Field(default_factory=EncoderSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
+    index: IndexSettings = Field(default_factory=IndexSettings)
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file inside ``data_dir``."""

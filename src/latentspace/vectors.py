@@ -1,12 +1,105 @@
-"""Vector helpers shared by the encoders and the indexes."""
+"""Vector hygiene, in one place: shape, dimension, finiteness, direction, normalisation.
+
+Every vector that enters latentspace (an item's, a query term's, an encoder's output, a
+batch given to an index) passes through one of these functions, so the same bad input gets
+the same error wherever it is sent.
+"""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from latentspace.errors import InvalidInput
+from latentspace.errors import DimensionMismatch, InvalidInput
+from latentspace.types import Metric
 
-__all__ = ["l2_normalise"]
+__all__ = [
+    "EPS",
+    "as_matrix",
+    "as_vector",
+    "l2_normalise",
+    "normalise",
+    "prepare_rows",
+    "require_direction",
+]
+
+EPS = 1e-8
+
+
+def as_vector(value: object, *, dim: int | None = None, name: str = "vector") -> np.ndarray:
+    """A finite 1-D float32 vector (of ``dim`` values when given).
+
+    Raises:
+        InvalidInput: not a non-empty 1-D list of numbers, or has NaN/Inf (a float64 beyond
+            float32's range counts as infinite).
+        DimensionMismatch: its length is not ``dim``.
+    """
+    try:
+        with np.errstate(over="ignore"):  # a float64 beyond float32 becomes inf, refused below
+            array = np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError) as e:
+        raise InvalidInput(f"{name} is not a list of numbers: {e}") from e
+    if array.ndim != 1 or array.size == 0:
+        raise InvalidInput(
+            f"{name} must be a non-empty 1-D list of numbers, got shape {array.shape}"
+        )
+    if dim is not None and array.shape[0] != dim:
+        raise DimensionMismatch(f"{name} has {array.shape[0]} dimensions; expected {dim}")
+    if not np.isfinite(array).all():
+        raise InvalidInput(f"{name} contains NaN or infinite values")
+    return array
+
+
+def require_direction(vector: np.ndarray, *, name: str = "vector") -> np.ndarray:
+    """``vector`` if it has a direction (is not numerically zero), as cosine needs.
+
+    Raises:
+        InvalidInput: the vector is zero.
+    """
+    if float(np.linalg.norm(vector)) < EPS:
+        raise InvalidInput(f"{name}: a zero vector has no direction")
+    return vector
+
+
+def normalise(vector: object, *, name: str = "vector") -> np.ndarray:
+    """A vector scaled to unit length.
+
+    Raises:
+        InvalidInput: not a finite vector, or (numerically) zero.
+    """
+    v = as_vector(vector, name=name)
+    norm = float(np.linalg.norm(v))
+    if norm < EPS:
+        raise InvalidInput(f"{name} is zero; it has no direction")
+    return np.asarray(v / norm, dtype=np.float32)
+
+
+def as_matrix(
+    vectors: object, dim: int, *, name: str = "vectors", finite: bool = True
+) -> np.ndarray:
+    """A C-contiguous float32 ``(n, dim)`` matrix of finite values (a 1-D vector is one row).
+
+    ``finite=False`` skips the scan for NaN/Inf, for callers that detect them more cheaply
+    (a row's norm is not finite exactly when the row is not).
+
+    Raises:
+        InvalidInput: wrong shape or NaN/Inf.
+        DimensionMismatch: second axis is not ``dim``.
+    """
+    try:
+        array = np.asarray(vectors, dtype=np.float32)
+    except (TypeError, ValueError) as e:
+        raise InvalidInput(f"{name} is not a numeric matrix: {e}") from e
+    if array.ndim == 1:
+        array = array[None, :]
+    if array.ndim != 2:
+        raise InvalidInput(f"{name} must be a 2-D matrix, got shape {array.shape}")
+    if array.shape[1] != dim:
+        raise DimensionMismatch(f"{name} have {array.shape[1]} dimensions; the index has {dim}")
+    if finite and not np.isfinite(array).all():
+        raise InvalidInput(f"{name} contain NaN or infinite values")
+    return np.ascontiguousarray(array)
 
 
 def l2_normalise(vectors: np.ndarray, *, name: str = "vectors") -> np.ndarray:
@@ -22,3 +115,28 @@ def l2_normalise(vectors: np.ndarray, *, name: str = "vectors") -> np.ndarray:
         rows = np.flatnonzero(bad.reshape(-1)).tolist()
         raise InvalidInput(f"{name}: rows {rows[:10]} are zero or not finite; no direction")
     return np.ascontiguousarray(out / norms, dtype=np.float32)
+
+
+def prepare_rows(vectors: object, dim: int, metric: Metric, *, name: str) -> np.ndarray:
+    """Rows an index may store or search with: checked, and unit length for ``cosine``.
+
+    One pass for the norms doubles as the NaN/Inf/zero check, and a single query takes a
+    scalar path: few NumPy calls matter for single queries, whose caches FAISS has just
+    flushed.
+
+    Raises:
+        InvalidInput: wrong shape, NaN/Inf, or (cosine) a zero row.
+        DimensionMismatch: rows are not ``dim`` long.
+    """
+    if metric != "cosine":
+        return as_matrix(vectors, dim, name=name)
+    x = as_matrix(vectors, dim, name=name, finite=False)
+    if x.shape[0] == 1:
+        norm2 = float(np.dot(x[0], x[0]))
+        if math.isfinite(norm2) and norm2 > 0:
+            return np.ascontiguousarray(x / math.sqrt(norm2), dtype=np.float32)
+    squared = np.einsum("ij,ij->i", x, x)
+    if not (np.isfinite(squared).all() and squared.all()):
+        as_matrix(x, dim, name=name)  # raises for NaN/Inf
+        return l2_normalise(x, name=name)  # raises for zero rows
+    return np.ascontiguousarray(x / np.sqrt(squared)[:, None], dtype=np.float32)

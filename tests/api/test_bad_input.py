@@ -255,7 +255,9 @@ BIG_BODY = json.dumps({"items": [{"id": "big", "text": "x" * 70_000}]}).encode()
 def test_body_over_limit_with_content_length(limited: TestClient) -> None:
     with unchanged(limited, LIM, "big"):
         r = limited.post(f"{LIM}/items", content=BIG_BODY, headers=JSON)
-        assert_problem(r, 413, "limit-exceeded", "request body", "64000 bytes")
+        assert_problem(
+            r, 413, "limit-exceeded", "request body: ", "over the limit of 64000 (LATENTSPACE_"
+        )
 
 
 @pytest.mark.parametrize("route", ["items", "images"])
@@ -282,19 +284,27 @@ def test_body_under_limit_chunked_is_accepted(limited: TestClient) -> None:
 FOUR_ITEMS = [{"id": f"b{i}", "text": "hi"} for i in range(4)]
 FOUR_FILES = [("files", (f"{i}.png", b"x", "image/png")) for i in range(4)]
 PATH = {"from": {"item": "t0"}, "to": {"item": "t1"}, "steps": 5}
+# One message shape for every limit: what, how much, the limit, the setting that moves it.
+BATCH_LIMIT = "4 items, over the limit of 3 (LATENTSPACE_LIMITS__MAX_BATCH)"
+TERMS_LIMIT = "4 query terms, over the limit of 3 (LATENTSPACE_LIMITS__MAX_BATCH)"
+TEXT_LIMIT = "41 characters, over the limit of 40 (LATENTSPACE_LIMITS__MAX_TEXT_CHARS)"
 
 
 @pytest.mark.parametrize(
     ("suffix", "kwargs", "needle"),
     cases(
         {
-            "items-batch": ("/items", {"json": {"items": FOUR_ITEMS}}, "batch limit of 3"),
-            "images-batch": ("/images", {"files": FOUR_FILES}, "batch limit of 3"),
-            "query-terms": ("/search", {"json": {"query": {"terms": [RED] * 4}, "k": 2}}, "of 3"),
-            "k": ("/search", {"json": {"query": RED, "k": 6}}, "between 1 and 5, got 6"),
-            "item-text": ("/items", {"json": {"items": [{"text": "x" * 41}]}}, "limit of 40"),
-            "query-text": ("/search", {"json": {"query": {"text": "x" * 41}, "k": 2}}, "of 40"),
-            "path-steps": ("/path", {"json": PATH}, "between 2 and 4, got 5"),
+            "items-batch": ("/items", {"json": {"items": FOUR_ITEMS}}, BATCH_LIMIT),
+            "images-batch": ("/images", {"files": FOUR_FILES}, BATCH_LIMIT),
+            "query-terms": (
+                "/search",
+                {"json": {"query": {"terms": [RED] * 4}, "k": 2}},
+                TERMS_LIMIT,
+            ),
+            "k": ("/search", {"json": {"query": RED, "k": 6}}, "k: 6, over the limit of 5"),
+            "item-text": ("/items", {"json": {"items": [{"text": "x" * 41}]}}, TEXT_LIMIT),
+            "query-text": ("/search", {"json": {"query": {"text": "x" * 41}, "k": 2}}, TEXT_LIMIT),
+            "path-steps": ("/path", {"json": PATH}, "5 steps, over the limit of 4"),
         }
     ),
 )
@@ -305,7 +315,7 @@ def test_limits(limited: TestClient, suffix: str, kwargs: dict[str, Any], needle
 
 def test_embeddings_batch_limit(limited: TestClient) -> None:
     r = limited.post("/v1/embeddings", json={"model": "tiny-shapes", "input": ["red"] * 4})
-    assert_problem(r, 413, "limit-exceeded", "batch limit of 3")
+    assert_problem(r, 413, "limit-exceeded", "4 inputs, over the limit of 3")
 
 
 @pytest.mark.parametrize(("case", "needle"), [("pixels", "of 1000"), ("bytes", "bytes, over")])

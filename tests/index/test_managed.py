@@ -52,24 +52,42 @@ def test_growth_rebuilds_into_hnsw_in_the_background_and_keeps_writes(
 
 def test_searches_keep_working_during_a_rebuild(small_data: tuple[np.ndarray, np.ndarray]) -> None:
     ids, x = small_data
-    managed = ManagedIndex(FaissIndex(IndexSpec("flat"), 32), auto=True, exact_limit=500)
+    searched_during_rebuild = threading.Event()
+
+    def source() -> list[tuple[np.ndarray, np.ndarray]]:
+        # The rebuild cannot finish before the searcher has searched while it ran.
+        assert searched_during_rebuild.wait(60), "no search ran during the rebuild"
+        return [(ids, x)]
+
+    managed = ManagedIndex(
+        FaissIndex(IndexSpec("flat"), 32), auto=True, exact_limit=500, source=source
+    )
     managed.add(ids[:400], x[:400])
     failures: list[str] = []
+    during = 0
     stop = threading.Event()
 
     def searcher() -> None:
+        nonlocal during
         while not stop.is_set():
+            rebuilding = managed.rebuilding
             top = managed.search(x[:5], 1).ids[:, 0]
             if not np.array_equal(top, ids[:5]):
                 failures.append(str(top))
+            if rebuilding and managed.current.kind == "flat":
+                during += 1
+                if during >= 3:
+                    searched_during_rebuild.set()
 
     thread = threading.Thread(target=searcher)
     thread.start()
-    managed.add(ids[400:], x[400:])
+    managed.add(ids[400:], x[400:])  # crosses the limit: the rebuild starts and waits
     managed.wait(60)
     stop.set()
     thread.join()
+    assert managed.last_error is None
     assert managed.current.kind == "hnsw"
+    assert during >= 3
     assert not failures
 
 

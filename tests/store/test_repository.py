@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from latentspace.errors import Conflict, InvalidInput, NotFound
 from latentspace.migrations import upgrade
+from latentspace.store import oplog
 from latentspace.store import repository as repo
 from latentspace.store.engine import make_session_factory
 from latentspace.store.repository import ItemInput
@@ -61,7 +62,7 @@ def test_upsert_statuses_and_oplog(sessions: sessionmaker[Session]) -> None:
     assert changed[0].status == "updated"
     assert changed[0].vector_changed
     with sessions() as s:
-        log = repo.oplog_after(session=s, collection=c, seq=0)
+        log = oplog.after(session=s, collection=c, seq=0)
         assert [op for _, op, _ in log] == ["upsert"] * 4
         vectors = repo.vectors_of(session=s, item_ids=[changed[0].item_id], dim=4)
         expected = np.random.default_rng(9).normal(size=4).astype(np.float32)
@@ -73,14 +74,12 @@ def test_delete_is_soft_logged_and_revivable(sessions: sessionmaker[Session]) ->
     with sessions.begin() as s:
         c = repo.create_collection(session=s, name="c", model=None, dim=4, fingerprint="f")
         repo.upsert_items(session=s, collection=c, items=[item("a", 1), item("b", 2)])
-        seq = repo.last_seq(session=s, collection=c)
+        seq = oplog.last_seq(session=s, collection=c)
         deleted = repo.delete_items(session=s, collection=c, external_ids=["a", "nope"])
     assert len(deleted) == 1
     with sessions() as s:
         assert repo.count_live(session=s, collection=c) == 1
-        assert repo.oplog_after(session=s, collection=c, seq=seq) == [
-            (seq + 1, "delete", deleted[0])
-        ]
+        assert oplog.after(session=s, collection=c, seq=seq) == [(seq + 1, "delete", deleted[0])]
         with pytest.raises(NotFound):
             repo.get_item(session=s, collection=c, external_id="a")
         ids, vectors = next(repo.iter_live_vectors(session=s, collection=c))
@@ -133,10 +132,10 @@ def test_delete_collection_removes_everything(sessions: sessionmaker[Session]) -
     with sessions.begin() as s:
         c = repo.create_collection(session=s, name="c", model=None, dim=4, fingerprint="f")
         repo.upsert_items(session=s, collection=c, items=[item("a", 1)])
-        repo.put_manifest(session=s, collection=c, kind="flat", params={}, count=1, oplog_seq=1)
+        oplog.put_manifest(session=s, collection=c, kind="flat", params={}, count=1, oplog_seq=1)
     with sessions.begin() as s:
         repo.delete_collection(session=s, name="c")
     with sessions.begin() as s:
         c2 = repo.create_collection(session=s, name="c", model=None, dim=4, fingerprint="f")
         assert repo.count_live(session=s, collection=c2) == 0
-        assert repo.get_manifest(session=s, collection=c2) is None
+        assert oplog.get_manifest(session=s, collection=c2) is None

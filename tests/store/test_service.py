@@ -1,4 +1,4 @@
-"""LatentSpace: writes reach SQL then the index; restarts load, replay or rebuild."""
+"""The service core: writes reach SQL then the index; restarts load, replay or rebuild."""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ import pytest
 from sqlalchemy import Engine
 
 from latentspace.errors import DimensionMismatch, InvalidInput, NotFound
-from latentspace.service import LatentSpace
-from latentspace.service import space as service_module
+from latentspace.service import Context, collections, lifecycle
+from latentspace.service import items as item_service
+from latentspace.service import search as search_module
+from latentspace.service.search import search_vector
 from latentspace.settings import Settings
+from latentspace.store import oplog
 from latentspace.store.repository import ItemInput
 
 DIM = 16
@@ -30,90 +33,94 @@ def items(x: np.ndarray, start: int = 0) -> list[ItemInput]:
 
 
 @pytest.fixture
-def space(engine: Engine, tmp_path: Path) -> LatentSpace:
+def space(engine: Engine, tmp_path: Path) -> Context:
     settings = Settings(data_dir=tmp_path / "data", database_url=engine.url.render_as_string(False))
-    return LatentSpace.open(settings, engine=engine)
+    return lifecycle.start(settings, engine=engine)
 
 
-def reopen(space: LatentSpace) -> LatentSpace:
-    return LatentSpace.open(space.settings, engine=space.engine)
+def reopen(space: Context) -> Context:
+    return lifecycle.start(space.settings, engine=space.engine)
 
 
-def test_write_search_delete(space: LatentSpace) -> None:
+def count(space: Context, name: str) -> int:
+    return collections.stats(space, name).count
+
+
+def test_write_search_delete(space: Context) -> None:
     x = vectors(200)
-    space.create_collection("c", dim=DIM, index="hnsw")
-    outcomes = space.upsert("c", items(x))
+    collections.create(space, "c", dim=DIM, index="hnsw")
+    outcomes = item_service.write(space, "c", items(x))
     assert {o.status for o in outcomes} == {"created"}
-    hits = space.search_vector("c", x[5], k=3)
+    hits = search_vector(space, "c", x[5], k=3)
     assert hits[0].id == "v5"
     assert hits[0].score == pytest.approx(1.0, abs=1e-4)
     assert hits[0].metadata == {"n": 5}
-    assert space.delete("c", ["v5", "v6"]) == 2
-    assert "v5" not in {h.id for h in space.search_vector("c", x[5], k=10)}
-    assert space.count("c") == 198
+    assert item_service.delete(space, "c", ["v5", "v6"]) == 2
+    assert "v5" not in {h.id for h in search_vector(space, "c", x[5], k=10)}
+    assert count(space, "c") == 198
 
 
-def test_filtered_search_both_paths(space: LatentSpace, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_filtered_search_both_paths(space: Context, monkeypatch: pytest.MonkeyPatch) -> None:
     x = vectors(300, seed=1)
-    space.create_collection("c", dim=DIM)
-    space.upsert("c", items(x))
+    collections.create(space, "c", dim=DIM)
+    item_service.write(space, "c", items(x))
     wanted = {"n": {"$lt": 50}}
-    by_allow_list = space.search_vector("c", x[200], k=5, filter=wanted)
-    monkeypatch.setattr(service_module, "ALLOW_LIST_LIMIT", 10)
-    by_post_filter = space.search_vector("c", x[200], k=5, filter=wanted)
+    by_allow_list = search_vector(space, "c", x[200], k=5, filter=wanted)
+    monkeypatch.setattr(search_module, "ALLOW_LIST_LIMIT", 10)
+    by_post_filter = search_vector(space, "c", x[200], k=5, filter=wanted)
     assert [h.id for h in by_allow_list] == [h.id for h in by_post_filter]
     assert all(h.metadata["n"] < 50 for h in by_allow_list)
     assert len(by_allow_list) == 5
 
 
-def test_bad_input(space: LatentSpace) -> None:
-    space.create_collection("c", dim=DIM)
+def test_bad_input(space: Context) -> None:
+    collections.create(space, "c", dim=DIM)
     with pytest.raises(DimensionMismatch):
-        space.upsert("c", items(np.ones((1, 3), np.float32)))
+        item_service.write(space, "c", items(np.ones((1, 3), np.float32)))
     with pytest.raises(InvalidInput, match="zero vector"):
-        space.upsert("c", items(np.zeros((1, DIM), np.float32)))
+        item_service.write(space, "c", items(np.zeros((1, DIM), np.float32)))
     with pytest.raises(InvalidInput, match="NaN"):
-        space.search_vector("c", np.full(DIM, np.nan))
+        search_vector(space, "c", np.full(DIM, np.nan))
     with pytest.raises(InvalidInput, match="invalid filter key"):
-        space.search_vector("c", vectors(1)[0], filter={"x;drop": 1})
+        search_vector(space, "c", vectors(1)[0], filter={"x;drop": 1})
     with pytest.raises(NotFound):
-        space.search_vector("nope", vectors(1)[0])
+        search_vector(space, "nope", vectors(1)[0])
     with pytest.raises(InvalidInput, match="unknown index kind"):
-        space.create_collection("d", dim=DIM, index="annoy")
-    assert space.count("c") == 0
+        collections.create(space, "d", dim=DIM, index="annoy")
+    assert count(space, "c") == 0
 
 
-def test_restart_loads_the_saved_index(space: LatentSpace) -> None:
-    space.create_collection("c", dim=DIM, index="flat")
-    space.upsert("c", items(vectors(50)))
-    space.close()
+def test_restart_loads_the_saved_index(space: Context) -> None:
+    collections.create(space, "c", dim=DIM, index="flat")
+    item_service.write(space, "c", items(vectors(50)))
+    lifecycle.stop(space)
     again = reopen(space)
-    report = again.verify()["c"]
+    report = lifecycle.open_indexes(again)["c"]
     assert report.action == "loaded"
-    assert len(again.indexes.get(again.collection("c"))) == 50
+    assert collections.stats(again, "c").count == 50
 
 
-def test_restart_without_save_replays_the_oplog(space: LatentSpace) -> None:
-    space.create_collection("c", dim=DIM, index="hnsw")
-    space.upsert("c", items(vectors(50)))
-    space.save("c")
-    space.upsert("c", items(vectors(20, seed=3), start=50))
-    space.delete("c", ["v0", "v1"])
+def test_restart_without_save_replays_the_oplog(space: Context) -> None:
+    collections.create(space, "c", dim=DIM, index="hnsw")
+    item_service.write(space, "c", items(vectors(50)))
+    collections.save(space, "c")
+    item_service.write(space, "c", items(vectors(20, seed=3), start=50))
+    item_service.delete(space, "c", ["v0", "v1"])
     # no close(): as if the process died here
     again = reopen(space)
-    report = again.verify()["c"]
+    report = lifecycle.open_indexes(again)["c"]
     assert report.action == "replayed"
     assert report.replayed == 22
-    assert len(again.indexes.get(again.collection("c"))) == 68
-    assert again.search_vector("c", vectors(20, seed=3)[7], k=1)[0].id == "v57"
+    assert collections.stats(again, "c").count == 68
+    assert search_vector(again, "c", vectors(20, seed=3)[7], k=1)[0].id == "v57"
 
 
 @pytest.mark.parametrize("damage", ["truncate", "fingerprint"])
-def test_damaged_or_foreign_index_is_rebuilt(space: LatentSpace, damage: str) -> None:
-    space.create_collection("c", dim=DIM, index="flat")
-    space.upsert("c", items(vectors(40)))
-    space.close()
-    directory = space.indexes.directory(space.collection("c"))
+def test_damaged_or_foreign_index_is_rebuilt(space: Context, damage: str) -> None:
+    collections.create(space, "c", dim=DIM, index="flat")
+    item_service.write(space, "c", items(vectors(40)))
+    lifecycle.stop(space)
+    directory = space.indexes.directory(collections.get(space, "c"))
     if damage == "truncate":
         (path,) = directory.glob("index.*.faiss")
         path.write_bytes(path.read_bytes()[:100])
@@ -121,35 +128,35 @@ def test_damaged_or_foreign_index_is_rebuilt(space: LatentSpace, damage: str) ->
         manifest = directory / "manifest.json"
         manifest.write_text(manifest.read_text().replace('"fingerprint": "', '"fingerprint": "0'))
     again = reopen(space)
-    report = again.verify()["c"]
+    report = lifecycle.open_indexes(again)["c"]
     assert report.action == "rebuilt"
-    assert len(again.indexes.get(again.collection("c"))) == 40
-    assert again.search_vector("c", vectors(40)[3], k=1)[0].id == "v3"
+    assert collections.stats(again, "c").count == 40
+    assert search_vector(again, "c", vectors(40)[3], k=1)[0].id == "v3"
 
 
-def test_delete_collection_removes_index_files(space: LatentSpace) -> None:
-    space.create_collection("c", dim=DIM)
-    space.upsert("c", items(vectors(5)))
-    space.save("c")
-    directory = space.indexes.directory(space.collection("c"))
+def test_delete_collection_removes_index_files(space: Context) -> None:
+    collections.create(space, "c", dim=DIM)
+    item_service.write(space, "c", items(vectors(5)))
+    collections.save(space, "c")
+    directory = space.indexes.directory(collections.get(space, "c"))
     assert directory.is_dir()
-    space.delete_collection("c")
+    collections.delete(space, "c")
     assert not directory.exists()
     with pytest.raises(NotFound):
-        space.count("c")
+        count(space, "c")
 
 
-def test_save_records_measured_recall(space: LatentSpace) -> None:
+def test_save_records_measured_recall(space: Context) -> None:
     from latentspace.store import repository as repo
 
-    space.create_collection("h", dim=DIM, index="hnsw")
-    space.create_collection("f", dim=DIM, index="flat")
+    collections.create(space, "h", dim=DIM, index="hnsw")
+    collections.create(space, "f", dim=DIM, index="flat")
     for name in ("h", "f"):
-        space.upsert(name, items(vectors(300, seed=5)))
-        space.save(name)
+        item_service.write(space, name, items(vectors(300, seed=5)))
+        collections.save(space, name)
     with space.sessions() as session:
         for name in ("h", "f"):
-            row = repo.get_manifest(
+            row = oplog.get_manifest(
                 session=session, collection=repo.get_collection(session=session, name=name)
             )
             assert row is not None
@@ -163,6 +170,6 @@ def test_schema_check_without_auto_migrate(tmp_path: Path) -> None:
 
     settings = Settings(data_dir=tmp_path, auto_migrate=False)
     with pytest.raises(StoreError, match="latentspace db upgrade"):
-        LatentSpace.open(settings)
-    LatentSpace.open(settings.model_copy(update={"auto_migrate": True})).close()
-    LatentSpace.open(settings).close()  # now at head: opens without migrating
+        lifecycle.start(settings)
+    lifecycle.stop(lifecycle.start(settings.model_copy(update={"auto_migrate": True})))
+    lifecycle.stop(lifecycle.start(settings))  # now at head: opens without migrating

@@ -24,8 +24,9 @@ from latentspace.api.deps import AppContext
 from latentspace.api.errors import PROBLEM_RESPONSES, install_error_handlers
 from latentspace.api.metrics import Metrics
 from latentspace.api.middleware import RequestContextMiddleware
+from latentspace.api.openapi import state_limits
+from latentspace.api.routes import collections as collection_routes
 from latentspace.api.routes import (
-    collections,
     documents,
     duplicates,
     embeddings,
@@ -33,7 +34,7 @@ from latentspace.api.routes import (
     items,
     search,
 )
-from latentspace.service import EncoderFactory, LatentSpace
+from latentspace.service import Context, EncoderFactory, collections, lifecycle
 from latentspace.settings import Settings
 from latentspace.web import WEB_DIR
 
@@ -65,23 +66,28 @@ def create_app(
     settings = settings or Settings()
     keys = KeyRing.from_settings(settings)
     metrics = Metrics()
-    holder: dict[str, LatentSpace] = {}
-    metrics.watch_indexes(lambda: holder["space"].index_sizes() if "space" in holder else {})
+    holder: dict[str, Context] = {}
+    metrics.watch_indexes(
+        lambda: collections.index_sizes(holder["service"]) if "service" in holder else {}
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        space = await run_in_threadpool(
-            lambda: LatentSpace.open(
-                settings, engine=engine, encoder_factory=encoder_factory, on_timing=metrics.timing
+        service = await run_in_threadpool(
+            lambda: lifecycle.start(
+                settings,
+                engine=engine,
+                encoder_factory=encoder_factory,
+                on_timing=metrics.timing,
+                warm=True,
             )
         )
-        holder["space"] = space
-        await run_in_threadpool(space.warm_encoders)
+        holder["service"] = service
         try:
-            yield {"context": AppContext(settings, space, keys, metrics)}
+            yield {"context": AppContext(settings, service, keys, metrics)}
         finally:
-            holder.pop("space", None)
-            await run_in_threadpool(space.close)
+            holder.pop("service", None)
+            await run_in_threadpool(lifecycle.stop, service)
 
     app = FastAPI(
         title="latentspace",
@@ -94,8 +100,17 @@ def create_app(
     app.add_middleware(
         RequestContextMiddleware, max_body_bytes=settings.limits.max_body_bytes, metrics=metrics
     )
-    for module in (health, collections, items, search, duplicates, documents, embeddings):
+    for module in (
+        health,
+        collection_routes,
+        items,
+        search,
+        duplicates,
+        documents,
+        embeddings,
+    ):
         app.include_router(module.router)
+    state_limits(app, settings.limits)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -1,4 +1,4 @@
-"""Dependencies: the app context, the service, and the auth checks (``Annotated`` aliases).
+"""Dependencies: the app context, the service context, and the auth checks (``Annotated`` aliases).
 
 They are ``async def`` because none of them blocks: FastAPI runs a plain ``def`` dependency
 on the thread pool, one thread hop per dependency per request.
@@ -17,7 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from latentspace.api.auth import KeyRing, is_loopback
 from latentspace.api.errors import ApiError
 from latentspace.api.metrics import Metrics
-from latentspace.service import LatentSpace
+from latentspace.service import Context
 from latentspace.settings import Settings
 
 __all__ = [
@@ -26,7 +26,7 @@ __all__ = [
     "AuthorizedRoute",
     "ContextDep",
     "ReadDep",
-    "SpaceDep",
+    "ServiceDep",
     "authorize",
     "require_admin",
     "require_read",
@@ -38,7 +38,7 @@ class AppContext:
     """What the lifespan builds and every request may use."""
 
     settings: Settings
-    space: LatentSpace
+    service: Context
     keys: KeyRing
     metrics: Metrics
 
@@ -52,12 +52,12 @@ async def get_context(request: Request) -> AppContext:
 ContextDep = Annotated[AppContext, Depends(get_context)]
 
 
-async def get_space(context: ContextDep) -> LatentSpace:
-    """The service."""
-    return context.space
+async def get_service(context: ContextDep) -> Context:
+    """The service context every use-case takes."""
+    return context.service
 
 
-SpaceDep = Annotated[LatentSpace, Depends(get_space)]
+ServiceDep = Annotated[Context, Depends(get_service)]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer KEY`.")
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]

@@ -19,14 +19,18 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from latentspace import errors
+from latentspace.limits import over_limit
 
 __all__ = [
+    "CONFLICT",
+    "NOT_FOUND",
     "PROBLEM_RESPONSES",
     "ApiError",
     "BodyTooLarge",
     "install_error_handlers",
     "problem_for",
     "problem_response",
+    "problem_responses",
 ]
 
 logger = logging.getLogger(__name__)
@@ -58,15 +62,25 @@ _BY_STATUS = {
     422: "validation-error",
 }
 
-PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {
-        "description": HTTPStatus(status).phrase,
-        "content": {
-            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
-        },
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for problems with these statuses."""
+    return {
+        status: {
+            "description": HTTPStatus(status).phrase,
+            "content": {
+                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+            },
+        }
+        for status in statuses
     }
-    for status in (400, 401, 403, 404, 409, 413, 422)
-}
+
+
+# Every operation can answer these: a malformed or unauthorised request, a body over the
+# limit, a body that does not validate. Operations add what is theirs (404, 409, 503).
+PROBLEM_RESPONSES = problem_responses(400, 401, 403, 413, 422)
+NOT_FOUND = problem_responses(404)
+CONFLICT = problem_responses(409)
 
 
 class ApiError(StarletteHTTPException):
@@ -82,8 +96,9 @@ class ApiError(StarletteHTTPException):
 class BodyTooLarge(ApiError):
     """The request body passed ``max_body_bytes`` while it was being read."""
 
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, "limit-exceeded", f"request body is over the limit of {limit} bytes")
+    def __init__(self, limit: int, size: int) -> None:
+        detail = str(over_limit("max_body_bytes", limit, size, "bytes", "request body"))
+        super().__init__(413, "limit-exceeded", detail)
 
 
 def problem_for(error: errors.LatentspaceError) -> tuple[int, str]:

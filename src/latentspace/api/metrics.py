@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -55,12 +55,6 @@ class Metrics:
             "Time spent in one index search, by index kind.",
             ["kind"],
             buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.items = Counter(
-            "latentspace_items_written",
-            "Items written, by outcome (created, updated, unchanged, error).",
-            ["status"],
             registry=self.registry,
         )
 

@@ -59,7 +59,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise BodyTooLarge(limit)
+                    raise BodyTooLarge(limit, seen)
             return message
 
         async def send_with_id(message: Message) -> None:
@@ -74,7 +74,9 @@ class RequestContextMiddleware:
         try:
             declared = _header(scope, b"content-length")
             if declared is not None and declared.isdigit() and int(declared) > limit:
-                await self._too_large(scope, send_with_id, request_id, limit)
+                await self._too_large(
+                    scope, send_with_id, request_id, BodyTooLarge(limit, int(declared))
+                )
             else:
                 await self.app(scope, counted_receive, send_with_id)
         finally:
@@ -98,12 +100,14 @@ class RequestContextMiddleware:
                 },
             )
 
-    async def _too_large(self, scope: Scope, send: Send, request_id: str, limit: int) -> None:
+    async def _too_large(
+        self, scope: Scope, send: Send, request_id: str, error: BodyTooLarge
+    ) -> None:
         body: dict[str, Any] = {
             "type": "/problems/limit-exceeded",
             "title": "Content Too Large",
             "status": 413,
-            "detail": f"request body is over the limit of {limit} bytes",
+            "detail": error.detail,
             "instance": scope["path"],
             "request_id": request_id,
         }

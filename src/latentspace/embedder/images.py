@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from latentspace.errors import InvalidInput, LimitExceeded
+from latentspace.limits import over_limit
 
 if TYPE_CHECKING:
     import torch
@@ -70,9 +71,8 @@ def decode_image(data: bytes, *, name: str = "<bytes>", max_pixels: int) -> Imag
         raise InvalidInput(f"{name}: cannot read image header: {e}") from e
     width, height = image.size
     if width * height > max_pixels:
-        raise LimitExceeded(
-            f"{name}: image is {width}×{height} = {width * height} pixels, "
-            f"over the limit of {max_pixels}"
+        raise over_limit(
+            "max_image_pixels", max_pixels, width * height, f"pixels ({width}×{height})", name
         )
     try:
         image.seek(0)  # first frame of an animation
@@ -105,7 +105,7 @@ def load_image(path: str | Path, *, max_pixels: int, max_bytes: int | None = Non
     try:
         size = path.stat().st_size
         if max_bytes is not None and size > max_bytes:
-            raise LimitExceeded(f"{path}: file is {size} bytes, over the limit of {max_bytes}")
+            raise over_limit("max_image_bytes", max_bytes, size, "bytes", str(path))
         data = path.read_bytes()
     except OSError as e:
         raise InvalidInput(f"{path}: cannot read file: {e.strerror or e}") from e

@@ -12,13 +12,16 @@ from latentspace.index.algebra import (
     slerp,
     slerp_path,
 )
-from latentspace.index.base import METRICS, Metric, SearchParams, SearchResult, VectorIndex
+from latentspace.index.base import SearchParams, SearchResult, VectorIndex
 from latentspace.index.exact import ExactIndex, exact_knn
 from latentspace.index.faiss_index import FaissIndex, gpu_available
 from latentspace.index.managed import ManagedIndex
-from latentspace.index.persist import Manifest, load_index, read_manifest, save_index
+from latentspace.index.persist import Manifest, read_manifest
 from latentspace.index.recall import estimate_recall, recall_at_k
 from latentspace.index.spec import KINDS, IndexSpec, plan_index
+from latentspace.types import METRICS, Metric
+
+load_index = FaissIndex.load
 
 __all__ = [
     "KINDS",
@@ -45,7 +48,6 @@ __all__ = [
     "plan_index",
     "read_manifest",
     "recall_at_k",
-    "save_index",
     "slerp",
     "slerp_path",
 ]

@@ -14,21 +14,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from latentspace.errors import DimensionMismatch, InvalidInput
+from latentspace.vectors import EPS, as_vector, normalise
 
 __all__ = [
     "Term",
     "TermContribution",
-    "as_vector",
     "centroid",
     "combine",
     "direction",
     "explain",
-    "normalise",
     "slerp",
     "slerp_path",
 ]
-
-_EPS = 1e-8
 
 
 @dataclass(frozen=True)
@@ -47,42 +44,6 @@ class TermContribution:
     label: str
     weight: float
     cosine: float
-
-
-def as_vector(value: object, *, dim: int | None = None, name: str = "vector") -> np.ndarray:
-    """Check and convert a 1-D vector to float32.
-
-    Raises:
-        InvalidInput: not a 1-D numeric array, or has NaN/Inf.
-        DimensionMismatch: its length is not ``dim``.
-    """
-    try:
-        with np.errstate(over="ignore"):  # a float64 beyond float32 becomes inf, refused below
-            array = np.asarray(value, dtype=np.float32)
-    except (TypeError, ValueError) as e:
-        raise InvalidInput(f"{name} is not a list of numbers: {e}") from e
-    if array.ndim != 1 or array.size == 0:
-        raise InvalidInput(
-            f"{name} must be a non-empty 1-D list of numbers, got shape {array.shape}"
-        )
-    if dim is not None and array.shape[0] != dim:
-        raise DimensionMismatch(f"{name} has {array.shape[0]} dimensions; expected {dim}")
-    if not np.isfinite(array).all():
-        raise InvalidInput(f"{name} contains NaN or infinite values")
-    return array
-
-
-def normalise(vector: np.ndarray, *, name: str = "vector") -> np.ndarray:
-    """``vector`` scaled to unit length.
-
-    Raises:
-        InvalidInput: the vector is (numerically) zero.
-    """
-    v = as_vector(vector, name=name)
-    norm = float(np.linalg.norm(v))
-    if norm < _EPS:
-        raise InvalidInput(f"{name} is zero; it has no direction")
-    return np.asarray(v / norm, dtype=np.float32)
 
 
 def _stack(vectors: Sequence[np.ndarray] | np.ndarray, name: str) -> np.ndarray:
@@ -139,7 +100,7 @@ def direction(
     if pos.shape[1] != neg.shape[1]:
         raise DimensionMismatch(f"positive has {pos.shape[1]} dimensions, negative {neg.shape[1]}")
     d = np.asarray(pos.mean(axis=0) - neg.mean(axis=0), dtype=np.float32)
-    if float(np.linalg.norm(d)) < _EPS:
+    if float(np.linalg.norm(d)) < EPS:
         raise InvalidInput("the direction is zero: positive and negative have the same mean")
     return d
 
@@ -186,6 +147,6 @@ def explain(terms: Sequence[Term], query: np.ndarray) -> list[TermContribution]:
     for term in terms:
         v = as_vector(term.vector, dim=q.shape[0], name=term.label or "term")
         norm = float(np.linalg.norm(v))
-        cosine = float(np.dot(v, q) / norm) if norm >= _EPS else 0.0
+        cosine = float(np.dot(v, q) / norm) if norm >= EPS else 0.0
         out.append(TermContribution(term.label, float(term.weight), cosine))
     return out

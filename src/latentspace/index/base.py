@@ -10,25 +10,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, TypedDict, Unpack, runtime_checkable
 
 import numpy as np
 
-from latentspace.errors import DimensionMismatch, InvalidInput
+from latentspace.errors import InvalidInput
+from latentspace.types import Metric
 
 __all__ = [
-    "METRICS",
-    "Metric",
+    "SearchOptions",
     "SearchParams",
     "SearchResult",
     "VectorIndex",
     "check_ids",
-    "check_matrix",
     "finish_search",
 ]
-
-Metric = Literal["cosine", "ip", "l2"]
-METRICS: tuple[str, ...] = ("cosine", "ip", "l2")
 
 
 @dataclass(frozen=True)
@@ -53,6 +49,21 @@ class SearchResult:
 
 
 Predicate = Callable[[np.ndarray], np.ndarray]
+
+
+class SearchOptions(TypedDict, total=False):
+    """What a search may ask besides its queries and ``k``; every key may be left out.
+
+    ``params`` tunes the index for this query; ``allow`` restricts results to those ids (an
+    id selector inside the index); ``predicate`` is a post-filter (ids → bool mask) applied
+    with oversampling; ``min_score`` drops worse hits; ``offset`` skips the best ones.
+    """
+
+    params: SearchParams | None
+    allow: np.ndarray | None
+    predicate: Predicate | None
+    min_score: float | None
+    offset: int
 
 
 @runtime_checkable
@@ -84,54 +95,13 @@ class VectorIndex(Protocol):
         """Remove ``ids``; returns how many were present."""
         ...
 
-    def search(
-        self,
-        queries: np.ndarray,
-        k: int,
-        *,
-        params: SearchParams | None = None,
-        allow: np.ndarray | None = None,
-        predicate: Predicate | None = None,
-        min_score: float | None = None,
-        offset: int = 0,
-    ) -> SearchResult:
-        """The ``k`` best live ids for each query after skipping ``offset``.
-
-        ``allow`` restricts results to those ids (an id selector inside the index);
-        ``predicate`` is a post-filter (ids → bool mask) applied with oversampling.
-        """
+    def search(self, queries: np.ndarray, k: int, **options: Unpack[SearchOptions]) -> SearchResult:
+        """The ``k`` best live ids for each query (see :class:`SearchOptions`)."""
         ...
 
     def save(self, directory: Path, *, fingerprint: str = "", oplog_seq: int = 0) -> None:
         """Write the index files into ``directory`` atomically, with a manifest."""
         ...
-
-
-def check_matrix(
-    vectors: object, dim: int, *, name: str = "vectors", finite: bool = True
-) -> np.ndarray:
-    """A C-contiguous float32 ``(n, dim)`` matrix of finite values.
-
-    ``finite=False`` skips the scan for NaN/Inf, for callers that detect them more cheaply
-    (a row's norm is not finite exactly when the row is not).
-
-    Raises:
-        InvalidInput: wrong shape or NaN/Inf.
-        DimensionMismatch: second axis is not ``dim``.
-    """
-    try:
-        array = np.asarray(vectors, dtype=np.float32)
-    except (TypeError, ValueError) as e:
-        raise InvalidInput(f"{name} is not a numeric matrix: {e}") from e
-    if array.ndim == 1:
-        array = array[None, :]
-    if array.ndim != 2:
-        raise InvalidInput(f"{name} must be a 2-D matrix, got shape {array.shape}")
-    if array.shape[1] != dim:
-        raise DimensionMismatch(f"{name} have {array.shape[1]} dimensions; the index has {dim}")
-    if finite and not np.isfinite(array).all():
-        raise InvalidInput(f"{name} contain NaN or infinite values")
-    return np.ascontiguousarray(array)
 
 
 def check_ids(ids: object, *, count: int | None = None) -> np.ndarray:

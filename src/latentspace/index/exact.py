@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Unpack
 
 import numpy as np
 
+from latentspace.atomic import atomic_write
 from latentspace.index.base import (
-    Metric,
     Predicate,
-    SearchParams,
+    SearchOptions,
     SearchResult,
     check_ids,
-    check_matrix,
     finish_search,
 )
-from latentspace.vectors import l2_normalise
+from latentspace.types import Metric, as_metric
+from latentspace.vectors import prepare_rows
 
 __all__ = ["ExactIndex", "exact_knn", "search_exactly"]
 
@@ -86,8 +87,7 @@ class ExactIndex:
         return item_id in self._vectors
 
     def _prepare(self, vectors: np.ndarray, name: str) -> np.ndarray:
-        x = check_matrix(vectors, self._dim, name=name)
-        return l2_normalise(x, name=name) if self._metric == "cosine" else x
+        return prepare_rows(vectors, self._dim, self._metric, name=name)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         x = self._prepare(vectors, "vectors")
@@ -100,8 +100,6 @@ class ExactIndex:
 
     def save(self, directory: Path, *, fingerprint: str = "", oplog_seq: int = 0) -> None:
         """Write ids and vectors as ``exact.npz`` (atomically); see :meth:`load`."""
-        from latentspace.index.persist import atomic_write
-
         ids = np.fromiter(self._vectors, dtype=np.int64, count=len(self._vectors))
         matrix = np.stack(list(self._vectors.values())) if ids.size else np.zeros((0, self._dim))
         buffer = io.BytesIO()
@@ -112,22 +110,13 @@ class ExactIndex:
     def load(cls, directory: Path) -> ExactIndex:
         """Read an index written by :meth:`save`."""
         with np.load(Path(directory) / "exact.npz", allow_pickle=False) as data:
-            index = cls(int(data["vectors"].shape[1]), str(data["metric"]))  # type: ignore[arg-type]
+            index = cls(int(data["vectors"].shape[1]), as_metric(str(data["metric"])))
             if data["ids"].size:
                 index.add(data["ids"], data["vectors"])
         return index
 
-    def search(
-        self,
-        queries: np.ndarray,
-        k: int,
-        *,
-        params: SearchParams | None = None,
-        allow: np.ndarray | None = None,
-        predicate: Predicate | None = None,
-        min_score: float | None = None,
-        offset: int = 0,
-    ) -> SearchResult:
+    def search(self, queries: np.ndarray, k: int, **options: Unpack[SearchOptions]) -> SearchResult:
+        allow = options.get("allow")
         q = self._prepare(queries, "queries")
         keys = np.fromiter(self._vectors, dtype=np.int64, count=len(self._vectors))
         if allow is not None:
@@ -144,7 +133,7 @@ class ExactIndex:
             q,
             k,
             self._metric,
-            predicate=predicate,
-            min_score=min_score,
-            offset=offset,
+            predicate=options.get("predicate"),
+            min_score=options.get("min_score"),
+            offset=options.get("offset", 0),
         )

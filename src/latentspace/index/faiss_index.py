@@ -16,28 +16,29 @@ mutated for a query.
 
 from __future__ import annotations
 
+import io
 import logging
-import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import faiss
 import numpy as np
 
-from latentspace.errors import InvalidInput, VectorIndexError
+from latentspace.errors import IndexCorrupted, InvalidInput, VectorIndexError
 from latentspace.index.base import (
-    Metric,
     Predicate,
+    SearchOptions,
     SearchParams,
     SearchResult,
     check_ids,
-    check_matrix,
     finish_search,
 )
 from latentspace.index.exact import search_exactly
 from latentspace.index.locks import ReadWriteLock
-from latentspace.index.spec import IndexSpec
-from latentspace.vectors import l2_normalise
+from latentspace.index.persist import Manifest, verified_files, write_generation
+from latentspace.index.spec import IndexSpec, search_parameters
+from latentspace.types import Metric
+from latentspace.vectors import prepare_rows
 
 __all__ = ["BRUTE_FORCE_LIMIT", "FaissIndex", "gpu_available"]
 
@@ -79,6 +80,8 @@ class FaissIndex:
     # -- properties ----------------------------------------------------------------------
     @property
     def kind(self) -> str:
+        """``flat``, ``hnsw``, ``ivf``, ``ivfpq`` or ``factory`` (a FAISS factory string in
+        ``spec.params``)."""
         return self._spec.kind
 
     @property
@@ -88,10 +91,13 @@ class FaissIndex:
 
     @property
     def dim(self) -> int:
+        """Length of every vector."""
         return self._dim
 
     @property
     def metric(self) -> Metric:
+        """How scores are computed: inner product (``cosine`` on unit vectors, ``ip``) or
+        negated squared distance (``l2``); higher is better for every metric."""
         return self._metric
 
     @property
@@ -168,20 +174,7 @@ class FaissIndex:
         self._gpu = faiss.index_cpu_to_gpu(self._gpu_resources, 0, self._cpu)
 
     def _prepare(self, vectors: np.ndarray, name: str) -> np.ndarray:
-        if self._metric != "cosine":
-            return check_matrix(vectors, self._dim, name=name)
-        # One pass for the norms doubles as the NaN/Inf/zero check: few NumPy calls matter
-        # for single queries, whose caches FAISS has just flushed.
-        x = check_matrix(vectors, self._dim, name=name, finite=False)
-        if x.shape[0] == 1:  # a single query: scalar arithmetic, one NumPy call fewer each
-            norm2 = float(np.dot(x[0], x[0]))
-            if math.isfinite(norm2) and norm2 > 0:
-                return np.ascontiguousarray(x / math.sqrt(norm2), dtype=np.float32)
-        squared = np.einsum("ij,ij->i", x, x)
-        if not (np.isfinite(squared).all() and squared.all()):
-            check_matrix(x, self._dim, name=name)  # raises for NaN/Inf
-            return l2_normalise(x, name=name)  # raises for zero rows
-        return np.ascontiguousarray(x / np.sqrt(squared)[:, None], dtype=np.float32)
+        return prepare_rows(vectors, self._dim, self._metric, name=name)
 
     # -- writes --------------------------------------------------------------------------
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
@@ -216,9 +209,71 @@ class FaissIndex:
 
     def save(self, directory: Path, *, fingerprint: str = "", oplog_seq: int = 0) -> None:
         """Write the index and its manifest into ``directory`` (see :mod:`.persist`)."""
-        from latentspace.index.persist import save_index
+        with self._lock.read():  # a consistent snapshot: writers wait
+            blob = b"" if self._cpu is None else faiss.serialize_index(self._cpu).tobytes()
+            slots = io.BytesIO()
+            np.save(slots, self._slot_ids, allow_pickle=False)
+            count, dead = len(self), sorted(self._dead)
+        write_generation(
+            Path(directory),
+            {"index.faiss": blob, "slots.npy": slots.getvalue()},
+            faiss_version=faiss.__version__,
+            spec=self._spec.to_json(),
+            dim=self._dim,
+            count=count,
+            fingerprint=fingerprint,
+            oplog_seq=oplog_seq,
+            dead=dead,
+        )
 
-        save_index(self, directory, fingerprint=fingerprint, oplog_seq=oplog_seq)
+    @classmethod
+    def load(
+        cls,
+        directory: str | Path,
+        *,
+        fingerprint: str | None = None,
+        dim: int | None = None,
+        mmap: bool = False,
+        use_gpu: bool = False,
+    ) -> tuple[FaissIndex, Manifest]:
+        """Load and verify an index written by :meth:`save`.
+
+        Args:
+            fingerprint: the encoder fingerprint the index must have been built with.
+            dim: the dimension it must have.
+            mmap: memory-map the FAISS file read-only (large read-only indexes).
+
+        Raises:
+            IndexCorrupted: a file is missing, truncated or altered, or the manifest
+                disagrees with the files, the faiss version, ``fingerprint`` or ``dim``.
+        """
+        directory = Path(directory)
+        manifest, files = verified_files(
+            directory, faiss_version=faiss.__version__, fingerprint=fingerprint, dim=dim
+        )
+        if "index.faiss" not in files or "slots.npy" not in files:
+            raise IndexCorrupted(f"{directory}: the manifest names no index or slots file")
+        try:
+            slot_ids = np.load(files["slots.npy"], allow_pickle=False).astype(np.int64)
+            index = cls(IndexSpec.from_json(manifest.spec), manifest.dim, use_gpu=use_gpu)
+            if files["index.faiss"].stat().st_size:
+                flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
+                index._cpu = faiss.read_index(str(files["index.faiss"]), flags)
+        except (OSError, RuntimeError, ValueError, KeyError) as e:
+            raise IndexCorrupted(f"{directory}: cannot read index: {e}") from e
+        index._slot_ids = slot_ids
+        live = np.flatnonzero(slot_ids >= 0)
+        index._id_slot = dict(zip(slot_ids[live].tolist(), live.tolist(), strict=True))
+        index._dead = set(manifest.dead)
+        stored = int(index._cpu.ntotal) if index._cpu is not None else 0
+        if len(index) != manifest.count or stored != manifest.count + len(index._dead):
+            raise IndexCorrupted(
+                f"{directory}: manifest says {manifest.count} vectors, files hold {len(index)} "
+                f"live of {stored}"
+            )
+        index._sync_gpu()
+        index._read_only = mmap and index._cpu is not None
+        return index, manifest
 
     def _check_writable(self) -> None:
         if self._read_only:
@@ -240,18 +295,11 @@ class FaissIndex:
         return len(slots)
 
     # -- reads ---------------------------------------------------------------------------
-    def search(
-        self,
-        queries: np.ndarray,
-        k: int,
-        *,
-        params: SearchParams | None = None,
-        allow: np.ndarray | None = None,
-        predicate: Predicate | None = None,
-        min_score: float | None = None,
-        offset: int = 0,
-    ) -> SearchResult:
+    def search(self, queries: np.ndarray, k: int, **options: Unpack[SearchOptions]) -> SearchResult:
         """The ``k`` best live ids per query (see :class:`VectorIndex`)."""
+        params, allow = options.get("params"), options.get("allow")
+        predicate, min_score = options.get("predicate"), options.get("min_score")
+        offset = options.get("offset", 0)
         q = self._prepare(queries, "queries")
         with self._lock.read():
             if self._cpu is None:
@@ -333,60 +381,17 @@ class FaissIndex:
 
     def _faiss_params(self, params: SearchParams, selector: Any) -> Any:
         if selector is not None:
-            return self._build_params(params, selector)
+            return search_parameters(self._spec, params, selector, on_gpu=self._gpu is not None)
         # FAISS only reads SearchParameters, so one object per setting serves every thread.
         key = (params.nprobe, params.ef_search, self._gpu is not None)
         cached = self._params_cache.get(key)
         if cached is None:
-            cached = self._params_cache[key] = self._build_params(params, None)
+            cached = self._params_cache[key] = search_parameters(
+                self._spec, params, None, on_gpu=self._gpu is not None
+            )
         return cached
 
-    def _build_params(self, params: SearchParams, selector: Any) -> Any:
-        kind, p = self._spec.kind, self._spec.params
-        out: Any
-        if self._gpu is not None:
-            if kind == "ivf" and params.nprobe is not None:
-                out = faiss.SearchParametersIVF()
-                out.nprobe = params.nprobe
-                return out
-            return None
-        if kind == "hnsw":
-            out = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]  # missing from the stubs
-            out.efSearch = int(params.ef_search or p["ef_search"])
-        elif kind in ("ivf", "ivfpq"):
-            out = faiss.SearchParametersIVF()
-            out.nprobe = int(params.nprobe or p["nprobe"])
-            if kind == "ivfpq" and p.get("refine", "SQ8") == "SQ8":
-                base, out = out, faiss.IndexRefineSearchParameters()
-                base.sel = selector
-                out.base_index_params = base
-                out.k_factor = float(p["refine_factor"])
-                out.referenced = base
-        elif selector is None:
-            return None
-        else:
-            out = faiss.SearchParameters()
-        if selector is not None:
-            out.sel = selector
-        return out
-
     # -- vectors, rebuild ---------------------------------------------------------------
-    def reconstruct(self, ids: np.ndarray) -> np.ndarray:
-        """Stored vectors of ``ids`` (approximate for PQ kinds).
-
-        Raises:
-            InvalidInput: an id is not in the index.
-        """
-        keys = np.asarray(ids, dtype=np.int64).reshape(-1)
-        with self._lock.read():
-            missing = [k for k in keys.tolist() if k not in self._id_slot]
-            if missing:
-                raise InvalidInput(f"ids not in the index: {missing[:10]}")
-            slots = np.asarray([self._id_slot[k] for k in keys.tolist()], dtype=np.int64)
-            if slots.size == 0:
-                return np.zeros((0, self._dim), dtype=np.float32)
-            return np.asarray(self._cpu.reconstruct_batch(slots), dtype=np.float32)
-
     def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
         """All live ids and their vectors, read at one instant (writers wait)."""
         with self._lock.read():
@@ -398,7 +403,7 @@ class FaissIndex:
 
     @property
     def lossless(self) -> bool:
-        """Whether :meth:`reconstruct` returns the vectors exactly as added (normalised)."""
+        """Whether :meth:`snapshot` returns the vectors exactly as added (normalised)."""
         return self._spec.kind in ("flat", "hnsw", "ivf")
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 
-from latentspace.index.base import Predicate, SearchParams, SearchResult
+from latentspace.index.base import SearchOptions, SearchResult
 from latentspace.index.faiss_index import FaissIndex
 from latentspace.index.spec import EXACT_LIMIT, IndexSpec, plan_index
 
@@ -85,27 +85,9 @@ class ManagedIndex:
         self._maybe_rebuild()
         return removed
 
-    def search(
-        self,
-        queries: np.ndarray,
-        k: int,
-        *,
-        params: SearchParams | None = None,
-        allow: np.ndarray | None = None,
-        predicate: Predicate | None = None,
-        min_score: float | None = None,
-        offset: int = 0,
-    ) -> SearchResult:
+    def search(self, queries: np.ndarray, k: int, **options: Unpack[SearchOptions]) -> SearchResult:
         """Search the current index (see :meth:`FaissIndex.search`)."""
-        return self._current.search(
-            queries,
-            k,
-            params=params,
-            allow=allow,
-            predicate=predicate,
-            min_score=min_score,
-            offset=offset,
-        )
+        return self._current.search(queries, k, **options)
 
     def target_spec(self) -> IndexSpec | None:
         """The spec a rebuild would produce now, or ``None`` if none is due."""
@@ -164,9 +146,9 @@ class ManagedIndex:
             if ids.size:
                 fresh.add(ids, np.concatenate([b[1] for b in batches]))
             with self._lock:
-                for op, op_ids, op_vectors in self._pending or []:
-                    if op == "add":
-                        fresh.add(op_ids, op_vectors)  # type: ignore[arg-type]
+                for _, op_ids, op_vectors in self._pending or []:
+                    if op_vectors is not None:  # an add
+                        fresh.add(op_ids, op_vectors)
                     else:
                         fresh.remove(op_ids)
                 old, self._current, self._pending = self._current, fresh, None

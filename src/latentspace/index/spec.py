@@ -12,8 +12,12 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import faiss
+
 from latentspace.errors import InvalidInput
-from latentspace.index.base import METRICS, Metric
+from latentspace.index.base import SearchParams
+from latentspace.settings import EXACT_LIMIT
+from latentspace.types import INDEX_KINDS, METRICS, Metric
 
 __all__ = [
     "EXACT_LIMIT",
@@ -21,10 +25,10 @@ __all__ = [
     "IndexSpec",
     "estimate_bytes",
     "plan_index",
+    "search_parameters",
 ]
 
-KINDS: tuple[str, ...] = ("flat", "hnsw", "ivf", "ivfpq")
-EXACT_LIMIT = 50_000
+KINDS: tuple[str, ...] = INDEX_KINDS
 _HNSW_M = 32
 
 logger = logging.getLogger(__name__)
@@ -124,3 +128,38 @@ def plan_index(
             return spec
     logger.warning("no index of %d × %d fits %d bytes; using the smallest", n, dim, memory_budget)
     return candidates[-1]
+
+
+def search_parameters(spec: IndexSpec, params: SearchParams, selector: Any, *, on_gpu: bool) -> Any:
+    """FAISS ``SearchParameters`` for one search of an index of ``spec`` (None: defaults).
+
+    Per-query ``nprobe``/``efSearch`` and the id ``selector`` travel here, so a shared
+    index is never mutated for a query. GPU indexes take no selector and only ``nprobe``.
+    """
+    kind, p = spec.kind, spec.params
+    out: Any
+    if on_gpu:
+        if kind == "ivf" and params.nprobe is not None:
+            out = faiss.SearchParametersIVF()
+            out.nprobe = params.nprobe
+            return out
+        return None
+    if kind == "hnsw":
+        out = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]  # missing from the stubs
+        out.efSearch = int(params.ef_search or p["ef_search"])
+    elif kind in ("ivf", "ivfpq"):
+        out = faiss.SearchParametersIVF()
+        out.nprobe = int(params.nprobe or p["nprobe"])
+        if kind == "ivfpq" and p.get("refine", "SQ8") == "SQ8":
+            base, out = out, faiss.IndexRefineSearchParameters()
+            base.sel = selector
+            out.base_index_params = base
+            out.k_factor = float(p["refine_factor"])
+            out.referenced = base
+    elif selector is None:
+        return None
+    else:
+        out = faiss.SearchParameters()
+    if selector is not None:
+        out.sel = selector
+    return out

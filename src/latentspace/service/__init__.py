@@ -1,63 +1,65 @@
-"""The use-cases the API and the CLI share: collections, ingest, search, dedup, documents.
+"""The use-cases the API and the CLI share, one module each, as functions of a context.
 
-:class:`LatentSpace` is the core (database, encoders, indexes); the modules beside it are
-functions that take it first, as repository functions take a session.
+    context      Context: settings, sessions, encoders, live indexes (no behaviour)
+    lifecycle    start (migrate, open indexes, load encoders) and stop (save)
+    collections  create, get, stats, delete, save, rebuild
+    items        ingest, write, delete, get, list, patch, stored originals
+    search       the search pipeline (plan → retrieve → fuse → rerank → page → hydrate), paths
+    directions   stored directions
+    duplicates   clusters, the check before inserting, the report of each ingest
+    documents    RAG documents as chunk items
+    embeddings   OpenAI-style embeddings by model name
+    health       readiness
+    indexes      the LiveIndexes seam and its in-process implementation
+
+A route (or a CLI command) parses its input, calls one function here and shapes the answer.
 """
 
 from __future__ import annotations
 
-from latentspace.service import dedup, documents, ingest, query
-from latentspace.service.chunking import Chunk, chunk_text
-from latentspace.service.dedup import ClusterMember, DuplicateCheck, DuplicateCluster
-from latentspace.service.documents import DocumentResult, NewDocument, ingest_documents
-from latentspace.service.encoders import EncoderFactory, EncoderPool, TimingHook
-from latentspace.service.ingest import Duplicate, ItemResult, NewItem
-from latentspace.service.query import (
-    DirectionInfo,
-    PathStep,
-    QueryTerm,
-    SearchAnswer,
-    create_direction,
+from latentspace.service import (
+    collections,
+    directions,
+    documents,
+    duplicates,
+    embeddings,
+    health,
+    items,
+    lifecycle,
     search,
-    walk_path,
 )
-from latentspace.service.space import (
-    ALLOW_LIST_LIMIT,
-    CollectionStats,
-    Hit,
-    LatentSpace,
-    raw_vectors_fingerprint,
-)
+from latentspace.service.chunking import Chunk, chunk_text
+from latentspace.service.context import Context, build_context
+from latentspace.service.encoders import EncoderFactory, EncoderPool
+from latentspace.service.indexes import LiveIndexes, LocalIndexes, OpenReport
+from latentspace.service.intake import Duplicate, ItemResult, NewItem
+from latentspace.service.search import Hit, Query, SearchAnswer
+from latentspace.service.terms import QueryTerm
 
 __all__ = [
-    "ALLOW_LIST_LIMIT",
     "Chunk",
-    "ClusterMember",
-    "CollectionStats",
-    "DirectionInfo",
-    "DocumentResult",
+    "Context",
     "Duplicate",
-    "DuplicateCheck",
-    "DuplicateCluster",
     "EncoderFactory",
     "EncoderPool",
     "Hit",
     "ItemResult",
-    "LatentSpace",
-    "NewDocument",
+    "LiveIndexes",
+    "LocalIndexes",
     "NewItem",
-    "PathStep",
+    "OpenReport",
+    "Query",
     "QueryTerm",
     "SearchAnswer",
-    "TimingHook",
+    "build_context",
     "chunk_text",
-    "create_direction",
-    "dedup",
+    "collections",
+    "directions",
     "documents",
-    "ingest",
-    "ingest_documents",
-    "query",
-    "raw_vectors_fingerprint",
+    "duplicates",
+    "embeddings",
+    "health",
+    "items",
+    "lifecycle",
     "search",
-    "walk_path",
 ]

@@ -12,15 +12,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from latentspace.embedder import count_tokens
-from latentspace.errors import InvalidInput, LatentspaceError, LimitExceeded
+from latentspace import limits
+from latentspace.embedder import Encoder, count_tokens
+from latentspace.errors import InvalidInput, LatentspaceError, NotFound
+from latentspace.service import collections, items
 from latentspace.service.chunking import chunk_text
-from latentspace.service.embedding import require_encoder
-from latentspace.service.ingest import NewItem, ingest
-from latentspace.service.space import LatentSpace
-from latentspace.store import repository as repo
+from latentspace.service.context import Context
+from latentspace.service.encoders import require_encoder
+from latentspace.service.intake import NewItem
+from latentspace.store import lookups
 
-__all__ = ["DocumentResult", "NewDocument", "ingest_documents"]
+__all__ = ["DocumentResult", "NewDocument", "delete", "ingest_documents"]
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class DocumentResult:
 
 
 def ingest_documents(
-    space: LatentSpace,
+    ctx: Context,
     name: str,
     documents: Sequence[NewDocument],
     *,
@@ -62,43 +64,38 @@ def ingest_documents(
             whose model cannot embed text.
         LimitExceeded: too many documents, or chunks larger than ``max_text_chars``.
     """
-    limits = space.settings.limits
-    if len(documents) > limits.max_batch:
-        raise LimitExceeded(f"{len(documents)} documents, over the limit of {limits.max_batch}")
-    if unit == "chars" and size > limits.max_text_chars:
-        raise LimitExceeded(f"chunk size {size} is over the text limit of {limits.max_text_chars}")
+    limit = ctx.settings.limits
+    limits.check_batch(limit, documents, "documents")
+    if unit == "chars":
+        limits.check(limit, "max_text_chars", size, "characters", "chunk size")
     ids = [d.id for d in documents]
     if len(set(ids)) != len(ids):
         raise InvalidInput("a document id appears twice in one request")
-    collection = space.collection(name)
-    encoder = require_encoder(space.encoder_for(collection), collection, "text")
+    collection = collections.get(ctx, name)
+    encoder = require_encoder(collections.encoder_of(ctx, collection), collection, "text")
     chunk_text("", size=size, overlap=overlap, unit=unit, count_tokens=len)  # checks arguments
     results = []
     for doc in documents:
         try:
-            results.append(_one(space, name, doc, size, overlap, unit, encoder))
+            results.append(_one(ctx, name, doc, size, overlap, unit, encoder))
         except LatentspaceError as e:
             results.append(DocumentResult(doc.id, error=e))
     return results
 
 
 def _one(
-    space: LatentSpace,
+    ctx: Context,
     name: str,
     doc: NewDocument,
     size: int,
     overlap: int,
     unit: str,
-    encoder: object,
+    encoder: Encoder,
 ) -> DocumentResult:
-    limits = space.settings.limits
+    limit = ctx.settings.limits
     if not doc.id or len(doc.id) > 200:
         raise InvalidInput(f"document id must be 1-200 characters, got {len(doc.id)}")
-    if len(doc.text) > limits.max_documents_chars:
-        raise LimitExceeded(
-            f"document {doc.id!r} has {len(doc.text)} characters, over the limit of "
-            f"{limits.max_documents_chars}"
-        )
+    limits.check(limit, "max_documents_chars", len(doc.text), "characters", f"document {doc.id!r}")
     chunks = chunk_text(
         doc.text,
         size=size,
@@ -108,7 +105,7 @@ def _one(
     )
     if not chunks:
         raise InvalidInput(f"document {doc.id!r} has no text")
-    items = [
+    chunk_items = [
         NewItem(
             id=f"{doc.id}#{i}",
             text=c.text,
@@ -118,19 +115,21 @@ def _one(
         for i, c in enumerate(chunks)
     ]
     counts = {"created": 0, "updated": 0, "unchanged": 0}
-    for start in range(0, len(items), limits.max_batch):
-        for result in ingest(
-            space, name, items[start : start + limits.max_batch], report_duplicates=False
+    for start in range(0, len(chunk_items), limit.max_batch):
+        for result in items.ingest(
+            ctx, name, chunk_items[start : start + limit.max_batch], report_duplicates=False
         ):
             if result.error is not None:
                 raise result.error
             counts[result.status] += 1
-    collection = space.collection(name)
-    with space.sessions() as session:
-        stored = repo.document_items(session=session, collection=collection, document_ids=[doc.id])
-    keep = {item.id for item in items}
+    collection = collections.get(ctx, name)
+    with ctx.sessions() as session:
+        stored = lookups.document_items(
+            session=session, collection=collection, document_ids=[doc.id]
+        )
+    keep = {item.id for item in chunk_items}
     stale = [row.external_id for row in stored if row.external_id not in keep]
-    removed = space.delete(name, stale) if stale else 0
+    removed = items.delete(ctx, name, stale) if stale else 0
     return DocumentResult(
         doc.id,
         len(chunks),
@@ -139,3 +138,20 @@ def _one(
         unchanged=counts["unchanged"],
         removed=removed,
     )
+
+
+def delete(ctx: Context, name: str, document_id: str) -> int:
+    """Soft-delete every chunk of a document; returns how many were live.
+
+    Raises:
+        NotFound: no such collection, or no live chunk of that document.
+    """
+    collection = collections.get(ctx, name)
+    with ctx.sessions() as session:
+        rows = lookups.document_items(
+            session=session, collection=collection, document_ids=[document_id]
+        )
+    removed = items.delete(ctx, name, [row.external_id for row in rows]) if rows else 0
+    if not removed:
+        raise NotFound(f"document {document_id!r} not found in collection {name!r}")
+    return removed

@@ -1,4 +1,4 @@
-"""One shared encoder per model spec, built on first use."""
+"""Encoders: one shared instance per model spec, built on first use; caller input → vectors."""
 
 from __future__ import annotations
 
@@ -10,17 +10,25 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from PIL.Image import Image
 
-from latentspace.embedder import Encoder, create_encoder
-from latentspace.errors import ModelMismatch
-from latentspace.settings import EncoderSettings
+from latentspace import limits
+from latentspace.embedder import Encoder, create_encoder, decode_image
+from latentspace.errors import InvalidInput, ModelMismatch, UnsupportedModality
+from latentspace.settings import EncoderSettings, LimitSettings
+from latentspace.store.tables import CollectionRow
+from latentspace.types import TimingHook
 
-__all__ = ["EncoderFactory", "EncoderPool", "TimingHook"]
+__all__ = [
+    "EncoderFactory",
+    "EncoderPool",
+    "TimingHook",
+    "decode_checked",
+    "embed_texts",
+    "require_encoder",
+]
 
 logger = logging.getLogger(__name__)
 
 EncoderFactory = Callable[[str, EncoderSettings], Encoder]
-# (what, label, seconds): e.g. ("encode", "text", 0.004) or ("search", "hnsw", 0.001).
-TimingHook = Callable[[str, str, float], None]
 
 
 def _no_timing(what: str, label: str, seconds: float) -> None:
@@ -93,3 +101,37 @@ class EncoderPool:
         out = encoder.encode_images(images)
         self.on_timing("encode", "image", time.perf_counter() - started)
         return out
+
+
+def decode_checked(data: bytes, limits_: LimitSettings, *, name: str = "image") -> Image:
+    """Decode image bytes under the byte and pixel limits (see ``decode_image``)."""
+    limits.check_image_bytes(limits_, len(data), name=name)
+    return decode_image(data, name=name, max_pixels=limits_.max_image_pixels)
+
+
+def require_encoder(encoder: Encoder | None, collection: CollectionRow, modality: str) -> Encoder:
+    """The encoder, if the collection has one that embeds ``modality``.
+
+    Raises:
+        InvalidInput: a raw-vector collection (no model) was given text or an image.
+        UnsupportedModality: the model cannot embed ``modality``.
+    """
+    if encoder is None:
+        raise InvalidInput(
+            f"collection {collection.name!r} stores raw vectors (no model); "
+            f"it cannot embed {modality}: send vectors instead"
+        )
+    if modality not in encoder.modalities:
+        raise UnsupportedModality(
+            f"model {encoder.name!r} of collection {collection.name!r} cannot embed {modality}"
+        )
+    return encoder
+
+
+def embed_texts(
+    pool: EncoderPool, encoder: Encoder, texts: Sequence[str], limits_: LimitSettings
+) -> np.ndarray:
+    """Check each text against the limits, then embed them in one call."""
+    for i, text in enumerate(texts):
+        limits.check_text(limits_, text, name=f"text {i}" if len(texts) > 1 else "text")
+    return pool.encode_text(encoder, texts)

@@ -28,6 +28,7 @@ from latentspace.store.tables import (
     OplogRow,
     utcnow,
 )
+from latentspace.types import IndexChoice, ItemKind, Metric, WriteStatus
 
 __all__ = [
     "HIT_COLUMNS",
@@ -38,22 +39,14 @@ __all__ = [
     "create_collection",
     "delete_collection",
     "delete_items",
-    "document_items",
     "filter_item_ids",
     "get_collection",
     "get_item",
-    "get_manifest",
     "hit_rows",
     "items_by_ids",
-    "items_by_sha256",
     "iter_live_vectors",
-    "last_seq",
     "list_collections",
-    "list_items",
     "live_vectors",
-    "oplog_after",
-    "put_manifest",
-    "sha256_groups",
     "update_metadata",
     "upsert_items",
     "vector_bytes",
@@ -68,7 +61,7 @@ class ItemInput:
     """One item to store: its external id, content hash, vector and metadata."""
 
     external_id: str
-    kind: str
+    kind: ItemKind
     sha256: str
     vector: np.ndarray
     text: str | None = None
@@ -83,7 +76,7 @@ class UpsertOutcome:
 
     external_id: str
     item_id: int
-    status: str
+    status: WriteStatus
     vector_changed: bool
 
 
@@ -95,8 +88,8 @@ def create_collection(
     model: str | None,
     dim: int,
     fingerprint: str,
-    metric: str = "cosine",
-    index_kind: str = "auto",
+    metric: Metric = "cosine",
+    index_kind: IndexChoice = "auto",
     index_params: dict[str, Any] | None = None,
 ) -> CollectionRow:
     """Add a collection row (flushed, not committed).
@@ -237,7 +230,7 @@ def upsert_items(
             else:
                 vector_row.vector = blob
             _log(session, collection, "upsert", row.id)
-        status = "created" if revived else "updated"
+        status: WriteStatus = "created" if revived else "updated"
         outcomes.append(UpsertOutcome(item.external_id, row.id, status, content_changed))
     if fresh:
         session.flush()
@@ -402,132 +395,3 @@ def filter_item_ids(
     if limit is not None:
         query = query.limit(limit)
     return np.fromiter(session.scalars(query), dtype=np.int64)
-
-
-# -- oplog and manifests --------------------------------------------------------------------
-def last_seq(*, session: Session, collection: CollectionRow) -> int:
-    """The newest oplog sequence of the collection (0 when empty)."""
-    return int(
-        session.scalar(
-            select(func.max(OplogRow.seq)).where(OplogRow.collection_id == collection.id)
-        )
-        or 0
-    )
-
-
-def oplog_after(
-    *, session: Session, collection: CollectionRow, seq: int
-) -> list[tuple[int, str, int]]:
-    """(seq, op, item id) of every oplog row after ``seq``, in order."""
-    rows = session.execute(
-        select(OplogRow.seq, OplogRow.op, OplogRow.item_id)
-        .where(OplogRow.collection_id == collection.id, OplogRow.seq > seq)
-        .order_by(OplogRow.seq)
-    )
-    return [(int(s), str(op), int(i)) for s, op, i in rows]
-
-
-def get_manifest(*, session: Session, collection: CollectionRow) -> IndexManifestRow | None:
-    """The recorded state of the collection's saved index, if any."""
-    return session.get(IndexManifestRow, collection.id)
-
-
-def put_manifest(
-    *,
-    session: Session,
-    collection: CollectionRow,
-    kind: str,
-    params: dict[str, Any],
-    count: int,
-    oplog_seq: int,
-    recall_at_10: float | None = None,
-) -> IndexManifestRow:
-    """Record what the collection's saved index holds."""
-    row = session.get(IndexManifestRow, collection.id)
-    if row is None:
-        row = IndexManifestRow(collection_id=collection.id)
-        session.add(row)
-    row.kind, row.params, row.count, row.oplog_seq = kind, params, count, oplog_seq
-    row.recall_at_10, row.saved_at = recall_at_10, utcnow()
-    session.flush()
-    return row
-
-
-# -- lookups for duplicates, documents and listing -------------------------------------------
-def items_by_sha256(
-    *, session: Session, collection: CollectionRow, digests: Sequence[str]
-) -> dict[str, list[ItemRow]]:
-    """Live items whose content hash is one of ``digests``, grouped by hash (id order)."""
-    if not digests:
-        return {}
-    rows = session.scalars(
-        select(ItemRow)
-        .where(
-            ItemRow.collection_id == collection.id,
-            ItemRow.sha256.in_(list(set(digests))),
-            ItemRow.deleted.is_(False),
-        )
-        .order_by(ItemRow.id)
-    )
-    out: dict[str, list[ItemRow]] = {}
-    for row in rows:
-        out.setdefault(row.sha256, []).append(row)
-    return out
-
-
-def sha256_groups(*, session: Session, collection: CollectionRow) -> list[list[ItemRow]]:
-    """Groups of two or more live items with the same content hash (exact duplicates)."""
-    shared = (
-        select(ItemRow.sha256)
-        .where(ItemRow.collection_id == collection.id, ItemRow.deleted.is_(False))
-        .group_by(ItemRow.sha256)
-        .having(func.count() > 1)
-    )
-    rows = session.scalars(
-        select(ItemRow)
-        .where(
-            ItemRow.collection_id == collection.id,
-            ItemRow.deleted.is_(False),
-            ItemRow.sha256.in_(shared),
-        )
-        .order_by(ItemRow.sha256, ItemRow.id)
-    )
-    groups: dict[str, list[ItemRow]] = {}
-    for row in rows:
-        groups.setdefault(row.sha256, []).append(row)
-    return list(groups.values())
-
-
-def document_items(
-    *, session: Session, collection: CollectionRow, document_ids: Sequence[str]
-) -> list[ItemRow]:
-    """Live items (chunks) that belong to any of ``document_ids``."""
-    if not document_ids:
-        return []
-    return list(
-        session.scalars(
-            select(ItemRow).where(
-                ItemRow.collection_id == collection.id,
-                ItemRow.document_id.in_(list(document_ids)),
-                ItemRow.deleted.is_(False),
-            )
-        )
-    )
-
-
-def list_items(
-    *, session: Session, collection: CollectionRow, limit: int, after: int = 0
-) -> list[ItemRow]:
-    """Live items in id order, ``limit`` at a time after item id ``after`` (keyset paging)."""
-    return list(
-        session.scalars(
-            select(ItemRow)
-            .where(
-                ItemRow.collection_id == collection.id,
-                ItemRow.deleted.is_(False),
-                ItemRow.id > after,
-            )
-            .order_by(ItemRow.id)
-            .limit(limit)
-        )
-    )

@@ -1,13 +1,15 @@
-"""Collections: create, list, inspect, delete."""
+"""Collections: create, list, inspect, flush, rebuild, delete."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from latentspace.api.deps import AdminDep, AuthorizedRoute, ReadDep, SpaceDep
+from latentspace.api.deps import AdminDep, AuthorizedRoute, ReadDep, ServiceDep
+from latentspace.api.errors import CONFLICT, NOT_FOUND
 from latentspace.api.schemas import CollectionCreate, CollectionList, CollectionPublic, IndexInfo
-from latentspace.service import CollectionStats, LatentSpace
+from latentspace.service import collections
+from latentspace.service.collections import CollectionStats
 
 __all__ = ["router"]
 
@@ -32,54 +34,51 @@ def _public(stats: CollectionStats) -> CollectionPublic:
     )
 
 
-def public_stats(space: LatentSpace, name: str) -> CollectionPublic:
-    """The collection as ``GET /v1/collections/{name}`` shows it."""
-    return _public(space.stats(name))
-
-
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     dependencies=[AdminDep],
     summary="Create a collection",
+    responses=CONFLICT,
 )
-def create_collection(body: CollectionCreate, space: SpaceDep) -> CollectionPublic:
+def create_collection(body: CollectionCreate, ctx: ServiceDep) -> CollectionPublic:
     """Create a collection for a model's space (its dim and fingerprint come from the
     model) or, without a model, for raw vectors of ``dim``. 409 if the name is taken."""
-    space.create_collection(
-        body.name, dim=body.dim, model=body.model, metric=body.metric, index=body.index
+    stats = collections.create(
+        ctx, body.name, dim=body.dim, model=body.model, metric=body.metric, index=body.index
     )
-    return public_stats(space, body.name)
+    return _public(stats)
 
 
 @router.get("", dependencies=[ReadDep], summary="List collections")
-def list_collections(space: SpaceDep) -> CollectionList:
+def list_collections(ctx: ServiceDep) -> CollectionList:
     """Every collection with its statistics."""
-    return CollectionList(
-        collections=[public_stats(space, row.name) for row in space.list_collections()]
-    )
+    return CollectionList(collections=[_public(s) for s in collections.list_stats(ctx)])
 
 
-@router.get("/{name}", dependencies=[ReadDep], summary="Inspect a collection")
-def get_collection(name: str, space: SpaceDep) -> CollectionPublic:
+@router.get("/{name}", dependencies=[ReadDep], summary="Inspect a collection", responses=NOT_FOUND)
+def get_collection(name: str, ctx: ServiceDep) -> CollectionPublic:
     """Count, dim, model and fingerprint, live index kind and its measured recall@10."""
-    return public_stats(space, name)
+    return _public(collections.stats(ctx, name))
 
 
-@router.post("/{name}/flush", dependencies=[AdminDep], summary="Save the index now")
-def flush_collection(name: str, space: SpaceDep) -> CollectionPublic:
+@router.post(
+    "/{name}/flush", dependencies=[AdminDep], summary="Save the index now", responses=NOT_FOUND
+)
+def flush_collection(name: str, ctx: ServiceDep) -> CollectionPublic:
     """Write the collection's index files and manifest now (they are also written on
     shutdown), measuring the live index's recall@10 against exact search."""
-    space.save(name)
-    return public_stats(space, name)
+    return _public(collections.save(ctx, name))
 
 
-@router.post("/{name}/reindex", dependencies=[AdminDep], summary="Rebuild the index")
-def reindex_collection(name: str, space: SpaceDep) -> CollectionPublic:
+@router.post(
+    "/{name}/reindex", dependencies=[AdminDep], summary="Rebuild the index", responses=NOT_FOUND
+)
+def reindex_collection(name: str, ctx: ServiceDep) -> CollectionPublic:
     """Rebuild the collection's index from the vectors stored in SQL (no re-encoding), in
     the kind the collection asks for, and save it."""
-    space.reindex(name)
-    return public_stats(space, name)
+    _, stats = collections.rebuild(ctx, name)
+    return _public(stats)
 
 
 @router.delete(
@@ -87,8 +86,9 @@ def reindex_collection(name: str, space: SpaceDep) -> CollectionPublic:
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=[AdminDep],
     summary="Delete a collection",
+    responses=NOT_FOUND,
 )
-async def delete_collection(name: str, space: SpaceDep) -> Response:
+async def delete_collection(name: str, ctx: ServiceDep) -> Response:
     """Delete the collection, its items, directions and index files."""
-    await run_in_threadpool(space.delete_collection, name)
+    await run_in_threadpool(collections.delete, ctx, name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -4,29 +4,32 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from latentspace.api.deps import AdminDep, AuthorizedRoute, SpaceDep
-from latentspace.api.routes.common import problem_of
+from latentspace.api.convert import problem_of
+from latentspace.api.deps import AdminDep, AuthorizedRoute, ServiceDep
+from latentspace.api.errors import NOT_FOUND
 from latentspace.api.schemas import DocumentsCreate, DocumentsResult, DocumentStatus
-from latentspace.errors import NotFound
-from latentspace.service import NewDocument, ingest_documents
+from latentspace.service import documents
 
 __all__ = ["router"]
 
 router = APIRouter(
-    prefix="/v1/collections/{name}/documents", tags=["documents"], route_class=AuthorizedRoute
+    prefix="/v1/collections/{name}/documents",
+    tags=["documents"],
+    route_class=AuthorizedRoute,
+    responses=NOT_FOUND,
 )
 
 
 @router.post("", dependencies=[AdminDep], summary="Chunk, embed and store documents")
-def create_documents(name: str, body: DocumentsCreate, space: SpaceDep) -> DocumentsResult:
+def create_documents(name: str, body: DocumentsCreate, ctx: ServiceDep) -> DocumentsResult:
     """Each document is split into chunks of at most ``chunk.size`` characters or tokens
     (sentence boundaries preferred, ``chunk.overlap`` shared between neighbours); chunk
     ``i`` becomes item ``{id}#{i}`` with ``document_id`` and offsets in its metadata.
     Posting a document again replaces its chunks."""
-    results = ingest_documents(
-        space,
+    results = documents.ingest_documents(
+        ctx,
         name,
-        [NewDocument(d.id, d.text, d.metadata) for d in body.documents],
+        [documents.NewDocument(d.id, d.text, d.metadata) for d in body.documents],
         size=body.chunk.size,
         overlap=body.chunk.overlap,
         unit=body.chunk.unit,
@@ -54,7 +57,6 @@ def create_documents(name: str, body: DocumentsCreate, space: SpaceDep) -> Docum
     dependencies=[AdminDep],
     summary="Delete a document's chunks",
 )
-def delete_document(name: str, document_id: str, space: SpaceDep) -> Response:
-    if not space.delete_document(name, document_id):
-        raise NotFound(f"document {document_id!r} not found in collection {name!r}")
+def delete_document(name: str, document_id: str, ctx: ServiceDep) -> Response:
+    documents.delete(ctx, name, document_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

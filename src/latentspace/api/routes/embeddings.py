@@ -8,11 +8,9 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from latentspace.api.deps import AuthorizedRoute, ReadDep, SpaceDep
-from latentspace.embedder import Encoder, count_tokens
-from latentspace.errors import InvalidInput, LimitExceeded, NotFound
-from latentspace.service import LatentSpace
-from latentspace.service.embedding import embed_texts
+from latentspace.api.deps import AuthorizedRoute, ReadDep, ServiceDep
+from latentspace.api.errors import NOT_FOUND
+from latentspace.service import embeddings
 
 __all__ = ["EmbeddingsRequest", "EmbeddingsResponse", "router"]
 
@@ -78,55 +76,16 @@ class ModelList(BaseModel):
     data: list[ModelCard]
 
 
-def _allowed(space: LatentSpace) -> dict[str, str]:
-    # name -> spec: configured specs, collections' models, and collections by name.
-    allowed = {
-        spec.strip(): spec.strip()
-        for spec in space.settings.embedding_models.split(",")
-        if spec.strip()
-    }
-    for row in space.list_collections():
-        if row.model is not None:
-            allowed.setdefault(row.model, row.model)
-            allowed.setdefault(row.name, row.model)
-    return allowed
-
-
-def _encoder(space: LatentSpace, model: str) -> Encoder:
-    spec = _allowed(space).get(model)
-    if spec is None:
-        raise NotFound(
-            f"model {model!r} is not served here; use one of {sorted(_allowed(space))} "
-            "(LATENTSPACE_EMBEDDING_MODELS lists more)"
-        )
-    return space.encoders.get(spec)
-
-
-@router.post("/embeddings", dependencies=[ReadDep], summary="Embed texts (OpenAI-compatible)")
-def create_embeddings(body: EmbeddingsRequest, space: SpaceDep) -> EmbeddingsResponse:
+@router.post(
+    "/embeddings",
+    dependencies=[ReadDep],
+    summary="Embed texts (OpenAI-compatible)",
+    responses=NOT_FOUND,
+)
+def create_embeddings(body: EmbeddingsRequest, ctx: ServiceDep) -> EmbeddingsResponse:
     """Works unchanged with the ``openai`` client's ``embeddings.create``. Token-id input is
     not accepted (token ids are model-specific); send strings."""
-    texts = [body.input] if isinstance(body.input, str) else body.input
-    if not texts:
-        raise InvalidInput("input is empty")
-    if not all(isinstance(t, str) for t in texts):
-        raise InvalidInput(
-            "input must be a string or a list of strings; token ids are not accepted"
-        )
-    limits = space.settings.limits
-    if len(texts) > limits.max_batch:
-        raise LimitExceeded(f"{len(texts)} inputs, over the batch limit of {limits.max_batch}")
-    encoder = _encoder(space, body.model)
-    if "text" not in encoder.modalities:
-        raise InvalidInput(f"model {body.model!r} cannot embed text")
-    if body.dimensions is not None and body.dimensions != encoder.dim:
-        raise InvalidInput(
-            f"model {body.model!r} makes {encoder.dim}-d vectors; dimensions={body.dimensions} "
-            "is not supported"
-        )
-    strings = [str(t) for t in texts]
-    vectors = embed_texts(space.encoders, encoder, strings, limits)
-    tokens = sum(count_tokens(encoder, t) for t in strings)
+    done = embeddings.embed(ctx, body.model, body.input, dimensions=body.dimensions)
     data = [
         Embedding(
             index=i,
@@ -134,13 +93,12 @@ def create_embeddings(body: EmbeddingsRequest, space: SpaceDep) -> EmbeddingsRes
             if body.encoding_format == "base64"
             else v.tolist(),
         )
-        for i, v in enumerate(vectors)
+        for i, v in enumerate(done.vectors)
     ]
-    return EmbeddingsResponse(
-        data=data, model=body.model, usage=Usage(prompt_tokens=tokens, total_tokens=tokens)
-    )
+    usage = Usage(prompt_tokens=done.tokens, total_tokens=done.tokens)
+    return EmbeddingsResponse(data=data, model=body.model, usage=usage)
 
 
 @router.get("/models", dependencies=[ReadDep], summary="Models /v1/embeddings serves")
-def list_models(space: SpaceDep) -> ModelList:
-    return ModelList(data=[ModelCard(id=name) for name in sorted(_allowed(space))])
+def list_models(ctx: ServiceDep) -> ModelList:
+    return ModelList(data=[ModelCard(id=name) for name in embeddings.models(ctx)])

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from sqlalchemy import text
 
 from latentspace.api.deps import AuthorizedRoute, ContextDep, ReadDep
+from latentspace.service import health
 
 __all__ = ["router"]
 
@@ -25,12 +25,10 @@ def healthz() -> dict[str, str]:
 )
 def readyz(context: ContextDep, response: Response) -> dict[str, str]:
     """``ok`` once the lifespan has opened every index and the database answers."""
-    try:
-        with context.space.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except Exception as e:  # any driver error means "not ready", never a crash
+    ready = health.readiness(context.service)
+    if not ready.ready:
         response.status_code = 503
-        return {"status": "unavailable", "detail": f"database: {type(e).__name__}"}
+        return {"status": "unavailable", "detail": ready.detail}
     return {"status": "ok"}
 
 

@@ -2,34 +2,39 @@
 
 from __future__ import annotations
 
-import io
-import mimetypes
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
 from fastapi.responses import JSONResponse
-from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field
 
-from latentspace.api.deps import AdminDep, AuthorizedRoute, ReadDep, SpaceDep
-from latentspace.api.errors import problem_for, problem_response
-from latentspace.api.routes.common import decode_base64, form_json, item_public, problem_of
+from latentspace.api.convert import (
+    form_ids,
+    form_metadata,
+    item_image_bytes,
+    item_public,
+    item_status,
+)
+from latentspace.api.deps import AdminDep, AuthorizedRoute, ReadDep, ServiceDep
+from latentspace.api.errors import NOT_FOUND, problem_for, problem_response
 from latentspace.api.schemas import (
-    DuplicateOf,
+    HashLookup,
+    HashLookupResult,
     ItemList,
     ItemPatch,
     ItemPublic,
-    ItemStatus,
     ItemsUpsert,
     ItemsUpsertResult,
 )
-from latentspace.errors import InvalidInput, LimitExceeded, NotFound
-from latentspace.service import ItemResult, NewItem
-from latentspace.service.ingest import ingest, read_blob
+from latentspace.service import ItemResult, NewItem, items
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/collections/{name}", tags=["items"], route_class=AuthorizedRoute)
+router = APIRouter(
+    prefix="/v1/collections/{name}",
+    tags=["items"],
+    route_class=AuthorizedRoute,
+    responses=NOT_FOUND,
+)
 
 _BATCH_DOC = (
     "Answers 200 when every item was stored, 207 when some failed (each failure has its "
@@ -42,20 +47,7 @@ _BATCH_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def _answer(request: Request, results: list[ItemResult]) -> JSONResponse:
-    statuses = []
-    for r in results:
-        dup = r.duplicate_of
-        statuses.append(
-            ItemStatus(
-                index=r.index,
-                id=r.id,
-                status=r.status,  # type: ignore[arg-type]
-                error=problem_of(r.error) if r.error is not None else None,
-                duplicate_of=DuplicateOf(id=dup.id, kind=dup.kind, score=dup.score)  # type: ignore[arg-type]
-                if dup is not None
-                else None,
-            )
-        )
+    statuses = [item_status(r) for r in results]
     count = {
         s: sum(1 for r in results if r.status == s)
         for s in ("created", "updated", "unchanged", "error")
@@ -67,21 +59,18 @@ def _answer(request: Request, results: list[ItemResult]) -> JSONResponse:
         unchanged=count["unchanged"],
         errors=count["error"],
     )
-    if results and count["error"] == len(results):
-        first = next(r.error for r in results if r.error is not None)
-        assert first is not None
-        status_, kind = problem_for(first)
-        if all(problem_for(r.error)[1] == kind for r in results if r.error is not None):
-            code = status_
-        else:
+    errors = [r.error for r in results if r.error is not None]
+    if results and len(errors) == len(results):
+        code, kind = problem_for(errors[0])
+        if any(problem_for(e)[1] != kind for e in errors):
             code, kind = 422, "invalid-input"
         return problem_response(
             request,
             code,
             kind,
-            f"no item was stored; item {results[0].index}: {first}"
+            f"no item was stored; item {results[0].index}: {errors[0]}"
             if len(results) == 1
-            else f"none of the {len(results)} items was stored; first error: {first}",
+            else f"none of the {len(results)} items was stored; first error: {errors[0]}",
             errors_=[s.model_dump(mode="json") for s in statuses],
         )
     code = 207 if count["error"] else 200
@@ -97,19 +86,11 @@ def _answer(request: Request, results: list[ItemResult]) -> JSONResponse:
     description="Upsert by id; each item reports created / updated / unchanged / error and, "
     "when its content duplicates a stored item, `duplicate_of`. " + _BATCH_DOC,
 )
-def upsert_items(request: Request, name: str, body: ItemsUpsert, space: SpaceDep) -> JSONResponse:
-    items, early = [], {}
+def upsert_items(request: Request, name: str, body: ItemsUpsert, ctx: ServiceDep) -> JSONResponse:
+    new = []
     for i, item in enumerate(body.items):
-        try:
-            image = (
-                decode_base64(item.image, name=f"item {i} image")
-                if item.image is not None
-                else None
-            )
-        except InvalidInput as e:
-            early[i] = e
-            image = None
-        items.append(
+        image, unreadable = item_image_bytes(item.image, i)
+        new.append(
             NewItem(
                 id=item.id,
                 text=item.text,
@@ -117,42 +98,10 @@ def upsert_items(request: Request, name: str, body: ItemsUpsert, space: SpaceDep
                 vector=item.vector,
                 metadata=item.metadata,
                 uri=item.uri,
+                unreadable=unreadable,
             )
         )
-    keep = [i for i in range(len(items)) if i not in early]
-    done = ingest(space, name, [items[i] for i in keep]) if keep else []
-    space.collection(name)  # a bad collection is a 404 even when every image was bad
-    results: dict[int, ItemResult] = {
-        keep[j]: ItemResult(keep[j], r.id, r.status, r.error, r.duplicate_of)
-        for j, r in enumerate(done)
-    }
-    for i, error in early.items():
-        results[i] = ItemResult(i, body.items[i].id, "error", error)
-    return _answer(request, [results[i] for i in range(len(items))])
-
-
-def _metadata_for(raw: str | None, count: int) -> list[dict[str, Any]]:
-    if raw is None or not raw.strip():
-        return [{} for _ in range(count)]
-    value = form_json(raw, field="metadata")
-    if isinstance(value, dict):
-        return [dict(value) for _ in range(count)]
-    if isinstance(value, list) and len(value) == count and all(isinstance(v, dict) for v in value):
-        return value
-    raise InvalidInput(
-        "metadata must be one JSON object (for every file) or a list of one object per file"
-    )
-
-
-def _ids_for(raw: str | None, count: int) -> list[str | None]:
-    if raw is None or not raw.strip():
-        return [None] * count
-    value = form_json(raw, field="ids")
-    if not (
-        isinstance(value, list) and len(value) == count and all(isinstance(v, str) for v in value)
-    ):
-        raise InvalidInput("ids must be a JSON list of one string per file")
-    return value
+    return _answer(request, items.ingest(ctx, name, new))
 
 
 @router.post(
@@ -169,44 +118,25 @@ def _ids_for(raw: str | None, count: int) -> list[str | None]:
 def upload_images(
     request: Request,
     name: str,
-    space: SpaceDep,
+    ctx: ServiceDep,
     files: Annotated[list[UploadFile], File(description="Image files.")],
     metadata: Annotated[str | None, Form(description="JSON object or list.")] = None,
     ids: Annotated[str | None, Form(description="JSON list of ids.")] = None,
 ) -> JSONResponse:
-    limits = space.settings.limits
-    if len(files) > limits.max_batch:
-        raise LimitExceeded(f"{len(files)} files, over the batch limit of {limits.max_batch}")
-    metas, given_ids = _metadata_for(metadata, len(files)), _ids_for(ids, len(files))
-    items = []
+    metas, given_ids = form_metadata(metadata, len(files)), form_ids(ids, len(files))
+    read_limit = ctx.settings.limits.max_image_bytes + 1  # one byte more tells "too large"
+    new = []
     for upload, meta, item_id in zip(files, metas, given_ids, strict=True):
-        data = upload.file.read(limits.max_image_bytes + 1)
         filename = upload.filename or None
-        items.append(
+        new.append(
             NewItem(
                 id=item_id,
-                image=data,
+                image=upload.file.read(read_limit),
                 metadata={**({"filename": filename} if filename else {}), **meta},
                 uri=filename,
             )
         )
-    return _answer(request, ingest(space, name, items))
-
-
-class HashLookup(BaseModel):
-    """Content hashes to look up."""
-
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"sha256": ["ab" * 32]}]}
-    )
-
-    sha256: list[str] = Field(min_length=1)
-
-
-class HashLookupResult(BaseModel):
-    """The ids of live items holding each hash that is stored (absent hashes are left out)."""
-
-    found: dict[str, list[str]]
+    return _answer(request, items.ingest(ctx, name, new))
 
 
 @router.post(
@@ -216,37 +146,31 @@ class HashLookupResult(BaseModel):
     description="Lets a client skip files it already uploaded (a resumable ingest): send "
     "the sha256 of each file's bytes (of a text's UTF-8), get back the ids holding each.",
 )
-def lookup_hashes(name: str, body: HashLookup, space: SpaceDep) -> HashLookupResult:
-    limit = space.settings.limits.max_batch
-    if len(body.sha256) > limit:
-        raise LimitExceeded(f"{len(body.sha256)} hashes, over the batch limit of {limit}")
-    return HashLookupResult(found=space.items_with_hashes(name, body.sha256))
+def lookup_hashes(name: str, body: HashLookup, ctx: ServiceDep) -> HashLookupResult:
+    return HashLookupResult(found=items.lookup_hashes(ctx, name, body.sha256))
 
 
 @router.get("/items", dependencies=[ReadDep], summary="List items (keyset pages)")
 def list_items(
     name: str,
-    space: SpaceDep,
+    ctx: ServiceDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     after: Annotated[int, Query(ge=0, le=2**62, description="`next` of the previous page.")] = 0,
 ) -> ItemList:
-    rows = space.list_items(name, limit=limit + 1, after=after)
-    page = rows[:limit]
-    return ItemList(
-        items=[item_public(r) for r in page], next=page[-1].id if len(rows) > limit else None
-    )
+    page, cursor = items.list_page(ctx, name, limit=limit, after=after)
+    return ItemList(items=[item_public(r) for r in page], next=cursor)
 
 
 @router.get("/items/{item_id}", dependencies=[ReadDep], summary="Get an item")
-def get_item(name: str, item_id: str, space: SpaceDep, include_vector: bool = False) -> ItemPublic:
-    row, vector = space.get_item(name, item_id)
-    return item_public(row, vector if include_vector else None)
+def get_item(name: str, item_id: str, ctx: ServiceDep, include_vector: bool = False) -> ItemPublic:
+    row, vector = items.get(ctx, name, item_id, with_vector=include_vector)
+    return item_public(row, vector)
 
 
 @router.patch("/items/{item_id}", dependencies=[AdminDep], summary="Update an item's metadata")
-def patch_item(name: str, item_id: str, body: ItemPatch, space: SpaceDep) -> ItemPublic:
+def patch_item(name: str, item_id: str, body: ItemPatch, ctx: ServiceDep) -> ItemPublic:
     """Merge keys into the metadata (null removes a key); the vector is not touched."""
-    return item_public(space.update_metadata(name, item_id, body.metadata))
+    return item_public(items.update_metadata(ctx, name, item_id, body.metadata))
 
 
 @router.delete(
@@ -255,10 +179,8 @@ def patch_item(name: str, item_id: str, body: ItemPatch, space: SpaceDep) -> Ite
     dependencies=[AdminDep],
     summary="Delete an item",
 )
-def delete_item(name: str, item_id: str, space: SpaceDep) -> Response:
-    if not space.delete(name, [item_id]):
-        space.collection(name)
-        raise NotFound(f"item {item_id!r} not found in collection {name!r}")
+def delete_item(name: str, item_id: str, ctx: ServiceDep) -> Response:
+    items.delete_one(ctx, name, item_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -269,20 +191,8 @@ def delete_item(name: str, item_id: str, space: SpaceDep) -> Response:
     summary="The stored original of an image item",
     responses={200: {"content": {"image/*": {}}}},
 )
-def item_image(name: str, item_id: str, space: SpaceDep) -> Response:
-    row, _ = space.get_item(name, item_id)
-    data = read_blob(space.settings.data_dir, row.sha256) if row.kind == "image" else None
-    if data is None:
-        raise NotFound(f"item {item_id!r} has no stored image")
+def item_image(name: str, item_id: str, ctx: ServiceDep) -> Response:
+    image = items.stored_image(ctx, name, item_id)
     return Response(
-        data, media_type=_media_type(data, row.uri), headers={"Cache-Control": "max-age=3600"}
+        image.data, media_type=image.media_type, headers={"Cache-Control": "max-age=3600"}
     )
-
-
-def _media_type(data: bytes, uri: str | None) -> str:
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return Image.MIME.get(image.format or "", "application/octet-stream")
-    except OSError:  # includes UnidentifiedImageError
-        guess, _ = mimetypes.guess_type(uri or "")
-        return guess or "application/octet-stream"

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
 
-from latentspace.api.deps import AdminDep, AuthorizedRoute, ReadDep, SpaceDep
-from latentspace.api.routes.common import form_json, hits_public, query_term
+from latentspace.api.convert import form_object, hits_public, query_term
+from latentspace.api.deps import AdminDep, AuthorizedRoute, ReadDep, ServiceDep
+from latentspace.api.errors import NOT_FOUND
 from latentspace.api.schemas import (
     CompositeQuery,
     DirectionCreate,
@@ -21,14 +22,19 @@ from latentspace.api.schemas import (
     SearchRequest,
     SearchResult,
 )
-from latentspace.errors import InvalidInput
-from latentspace.index import SearchParams
-from latentspace.service import QueryTerm, query
-from latentspace.service.query import DirectionInfo
+from latentspace.api.schemas.common import DEFAULT_INCLUDE
+from latentspace.service import Query, QueryTerm, directions, search
+from latentspace.service.directions import DirectionInfo
+from latentspace.service.search import SearchParams
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1/collections/{name}", tags=["search"], route_class=AuthorizedRoute)
+router = APIRouter(
+    prefix="/v1/collections/{name}",
+    tags=["search"],
+    route_class=AuthorizedRoute,
+    responses=NOT_FOUND,
+)
 
 
 def _direction(info: DirectionInfo) -> DirectionPublic:
@@ -38,31 +44,28 @@ def _direction(info: DirectionInfo) -> DirectionPublic:
 
 
 @router.post("/search", dependencies=[ReadDep], summary="Search with one term or a sum of terms")
-def search(name: str, body: SearchRequest, space: SpaceDep) -> SearchResult:
+def search_items(name: str, body: SearchRequest, ctx: ServiceDep) -> SearchResult:
     """Nearest items to ``normalise(Σ weight·term)``. A term is ``{text}``, ``{image}``
     (base64), ``{item}`` (a stored item's vector), ``{vector}`` or ``{direction}``. Items
     named by ``item`` terms are left out of the results (``exclude_query_items``)."""
     started = time.perf_counter()
     terms = body.query.terms if isinstance(body.query, CompositeQuery) else [body.query]
-    params = (
-        SearchParams(nprobe=body.params.nprobe, ef_search=body.params.ef_search)
-        if body.params is not None
-        else None
-    )
-    answer = query.search(
-        space,
-        name,
-        [query_term(t, name=f"term {i}") for i, t in enumerate(terms)],
+    query = Query(
+        terms=[query_term(t, name=f"term {i}") for i, t in enumerate(terms)],
         k=body.k,
         filter=body.filter,
         min_score=body.min_score,
         offset=body.offset,
-        params=params,
-        with_explain=body.explain,
+        params=SearchParams(nprobe=body.params.nprobe, ef_search=body.params.ef_search)
+        if body.params is not None
+        else None,
+        explain=body.explain,
         exclude_query_items=body.exclude_query_items,
+        with_vectors="vector" in body.include,
     )
+    answer = search.search(ctx, name, query)
     return SearchResult(
-        results=hits_public(space, name, answer.hits, body.include),
+        results=hits_public(answer.hits, body.include),
         explain=[
             ExplainTerm(term=c.label, weight=c.weight, cosine=c.cosine)
             for c in answer.contributions
@@ -80,7 +83,7 @@ def search(name: str, body: SearchRequest, space: SpaceDep) -> SearchResult:
 )
 def search_image(
     name: str,
-    space: SpaceDep,
+    ctx: ServiceDep,
     file: Annotated[UploadFile, File(description="The query image.")],
     k: Annotated[int, Form(ge=1)] = 10,
     filter: Annotated[str | None, Form(description="A filter as JSON.")] = None,
@@ -88,38 +91,42 @@ def search_image(
 ) -> SearchResult:
     """The ``k`` items nearest the image."""
     started = time.perf_counter()
-    spec: dict[str, Any] | None = None
-    if filter:
-        spec = form_json(filter, field="filter")
-        if not isinstance(spec, dict):
-            raise InvalidInput("filter must be a JSON object")
-    data = file.file.read(space.settings.limits.max_image_bytes + 1)
-    answer = query.search(
-        space, name, [QueryTerm(image=data)], k=k, filter=spec, min_score=min_score
+    data = file.file.read(ctx.settings.limits.max_image_bytes + 1)
+    query = Query(
+        terms=[QueryTerm(image=data)],
+        k=k,
+        filter=form_object(filter, field="filter"),
+        min_score=min_score,
     )
+    answer = search.search(ctx, name, query)
     return SearchResult(
-        results=hits_public(space, name, answer.hits, ["metadata", "text", "uri", "document_id"]),
+        results=hits_public(answer.hits, DEFAULT_INCLUDE),
         took_ms=(time.perf_counter() - started) * 1000,
     )
 
 
 @router.post("/path", dependencies=[ReadDep], summary="Walk from one term to another (slerp)")
-def path(name: str, body: PathRequest, space: SpaceDep) -> PathResult:
+def path(name: str, body: PathRequest, ctx: ServiceDep) -> PathResult:
     """``steps`` points on the great circle between the two terms; at each, the nearest
     item not used by an earlier step (the "morph" walk)."""
-    steps = query.walk_path(
-        space,
+    steps = search.walk_path(
+        ctx,
         name,
         query_term(body.from_, name="from"),
         query_term(body.to, name="to"),
         steps=body.steps,
         filter=body.filter,
+        with_vectors="vector" in body.include,
     )
-    out = []
-    for step in steps:
-        hit = hits_public(space, name, [step.hit], body.include)[0] if step.hit else None
-        out.append(PathStepPublic(t=step.t, item=hit))
-    return PathResult(steps=out)
+    return PathResult(
+        steps=[
+            PathStepPublic(
+                t=step.t,
+                item=hits_public([step.hit], body.include)[0] if step.hit else None,
+            )
+            for step in steps
+        ]
+    )
 
 
 @router.post(
@@ -128,10 +135,10 @@ def path(name: str, body: PathRequest, space: SpaceDep) -> PathResult:
     dependencies=[AdminDep],
     summary="Store a direction: mean(positive) − mean(negative)",
 )
-def create_direction(name: str, body: DirectionCreate, space: SpaceDep) -> DirectionPublic:
+def create_direction(name: str, body: DirectionCreate, ctx: ServiceDep) -> DirectionPublic:
     """Store (or replace) a named direction, usable afterwards as a ``{direction}`` term."""
-    info = query.create_direction(
-        space,
+    info = directions.create(
+        ctx,
         name,
         body.name,
         [query_term(t, name=f"positive {i}") for i, t in enumerate(body.positive)],
@@ -141,8 +148,8 @@ def create_direction(name: str, body: DirectionCreate, space: SpaceDep) -> Direc
 
 
 @router.get("/directions", dependencies=[ReadDep], summary="List directions")
-def list_directions(name: str, space: SpaceDep) -> DirectionList:
-    return DirectionList(directions=[_direction(d) for d in query.list_directions(space, name)])
+def list_directions(name: str, ctx: ServiceDep) -> DirectionList:
+    return DirectionList(directions=[_direction(d) for d in directions.list_all(ctx, name)])
 
 
 @router.delete(
@@ -151,6 +158,6 @@ def list_directions(name: str, space: SpaceDep) -> DirectionList:
     dependencies=[AdminDep],
     summary="Delete a direction",
 )
-def delete_direction(name: str, direction: str, space: SpaceDep) -> Response:
-    query.delete_direction(space, name, direction)
+def delete_direction(name: str, direction: str, ctx: ServiceDep) -> Response:
+    directions.delete(ctx, name, direction)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,4 +1,4 @@
-"""The ``latentspace`` command line."""
+"""The local commands: encode, models, serve, and the database migrations (``db``)."""
 
 from __future__ import annotations
 
@@ -10,18 +10,10 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from latentspace.commands import register
 from latentspace.errors import LatentspaceError
 from latentspace.settings import Settings
 
-__all__ = ["app", "main"]
-
-app = typer.Typer(
-    name="latentspace",
-    help="Text and images in one CLIP latent space: encode, index, search.",
-    no_args_is_help=True,
-    add_completion=False,
-)
+__all__ = ["db_app", "encode", "models", "serve"]
 
 
 def _fail(error: Exception) -> typer.Exit:
@@ -29,7 +21,6 @@ def _fail(error: Exception) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-@app.command()
 def encode(
     model: Annotated[str, typer.Option("--model", "-m", help="Model spec.")] = "tiny-shapes",
     text: Annotated[list[str] | None, typer.Option("--text", "-t", help="A text to embed.")] = None,
@@ -83,7 +74,6 @@ def encode(
         raise typer.Exit(code=1)
 
 
-@app.command()
 def models(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     all_openclip: Annotated[
@@ -107,7 +97,6 @@ def models(
     Console().print(table)
 
 
-@app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
@@ -144,7 +133,6 @@ def _database_url() -> str:
 
 
 db_app = typer.Typer(help="Database schema migrations (Alembic, shipped in the package).")
-app.add_typer(db_app, name="db")
 
 
 @db_app.command("upgrade")
@@ -178,15 +166,3 @@ def db_current() -> None:
     engine = make_engine(_database_url())
     typer.echo(migrations.current_revision(engine) or "empty (no revision)")
     engine.dispose()
-
-
-register(app)
-
-
-def main() -> None:
-    """Entry point of the ``latentspace`` script."""
-    app()
-
-
-if __name__ == "__main__":
-    main()

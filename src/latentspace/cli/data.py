@@ -27,10 +27,11 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from latentspace.cli.server import serve
 from latentspace.client import ApiClient, ClientError, open_client
 from latentspace.settings import Settings
 
-__all__ = ["IMAGE_SUFFIXES", "find_images", "register"]
+__all__ = ["IMAGE_SUFFIXES", "dedup", "demo", "find_images", "ingest", "reindex", "search"]
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 
@@ -402,13 +403,5 @@ def demo(
                 err=True,
             )
     if serve_page:
-        from latentspace.cli import serve
-
         typer.echo(f"open http://{host}:{port}/ (collection 'demo')", err=True)
         serve(host=host, port=port, log_level="warning", json_logs=False)
-
-
-def register(app: typer.Typer) -> None:
-    """Add the data commands to the CLI."""
-    for command in (ingest, search, dedup, reindex, demo):
-        app.command()(command)

@@ -1,0 +1,199 @@
+"""Conversions between the wire and the service: base64 payloads, form JSON, terms, hits."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from latentspace.api.errors import problem_for
+from latentspace.api.schemas import (
+    DuplicateOf,
+    ItemPublic,
+    ItemStatus,
+    Problem,
+    SearchHit,
+    TermIn,
+)
+from latentspace.errors import InvalidInput, LatentspaceError
+from latentspace.service import Hit, ItemResult, QueryTerm
+from latentspace.store.tables import ItemRow
+
+__all__ = [
+    "decode_base64",
+    "form_ids",
+    "form_json",
+    "form_metadata",
+    "form_object",
+    "hits_public",
+    "item_image_bytes",
+    "item_public",
+    "item_status",
+    "problem_of",
+    "query_term",
+]
+
+
+def decode_base64(data: str, *, name: str = "image") -> bytes:
+    """Bytes of a base64 string (a ``data:...;base64,`` prefix is allowed).
+
+    Raises:
+        InvalidInput: not valid base64.
+    """
+    if data.startswith("data:"):
+        _, _, data = data.partition(",")
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise InvalidInput(f"{name} is not valid base64: {e}") from e
+
+
+def form_json(raw: str, *, field: str) -> Any:
+    """The value of a multipart form field that carries JSON.
+
+    Raises:
+        InvalidInput: the field is not JSON, naming the field.
+    """
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise InvalidInput(f"{field} is not JSON: {e}") from e
+
+
+def form_object(raw: str | None, *, field: str) -> dict[str, Any] | None:
+    """A form field that carries a JSON object (None when absent or blank).
+
+    Raises:
+        InvalidInput: not JSON, or not an object.
+    """
+    if not raw:
+        return None
+    value = form_json(raw, field=field)
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{field} must be a JSON object")
+    return value
+
+
+def query_term(term: TermIn, *, name: str = "term") -> QueryTerm:
+    """The service's term for an API term."""
+    return QueryTerm(
+        text=term.text,
+        image=decode_base64(term.image, name=f"{name} image") if term.image is not None else None,
+        item=term.item,
+        vector=term.vector,
+        direction=term.direction,
+        weight=term.weight,
+    )
+
+
+def _listed(vector: np.ndarray | None) -> list[float] | None:
+    return vector.tolist() if vector is not None else None
+
+
+def hits_public(hits: Sequence[Hit], include: Sequence[str]) -> list[SearchHit]:
+    """Hits with the fields ``include`` names."""
+    wanted = set(include)
+    return [
+        SearchHit(
+            id=hit.id,
+            score=hit.score,
+            metadata=hit.metadata if "metadata" in wanted else None,
+            text=hit.text if "text" in wanted else None,
+            uri=hit.uri if "uri" in wanted else None,
+            document_id=hit.document_id if "document_id" in wanted else None,
+            sha256=hit.sha256 if "sha256" in wanted else None,
+            vector=_listed(hit.vector) if "vector" in wanted else None,
+        )
+        for hit in hits
+    ]
+
+
+def item_public(row: ItemRow, vector: np.ndarray | None = None) -> ItemPublic:
+    """A stored item as the API shows it."""
+    return ItemPublic(
+        id=row.external_id,
+        kind=row.kind,
+        sha256=row.sha256,
+        text=row.text,
+        uri=row.uri,
+        metadata=row.metadata_,
+        document_id=row.document_id,
+        created_at=row.created_at.isoformat(),
+        updated_at=row.updated_at.isoformat(),
+        vector=_listed(vector),
+    )
+
+
+def problem_of(error: LatentspaceError, instance: str | None = None) -> Problem:
+    """A per-item problem (inside a batch answer)."""
+    status, kind = problem_for(error)
+    return Problem(
+        type=f"/problems/{kind}",
+        title=kind.replace("-", " ").capitalize(),
+        status=status,
+        detail=str(error),
+        instance=instance,
+    )
+
+
+def item_status(result: ItemResult) -> ItemStatus:
+    """One item's status in a batch answer."""
+    dup = result.duplicate_of
+    return ItemStatus(
+        index=result.index,
+        id=result.id,
+        status=result.status,
+        error=problem_of(result.error) if result.error is not None else None,
+        duplicate_of=DuplicateOf(id=dup.id, kind=dup.kind, score=dup.score)
+        if dup is not None
+        else None,
+    )
+
+
+def item_image_bytes(data: str | None, i: int) -> tuple[bytes | None, InvalidInput | None]:
+    """The bytes of item ``i``'s base64 image, or why they cannot be read (not raised, so
+    the batch goes on and the item reports it)."""
+    if data is None:
+        return None, None
+    try:
+        return decode_base64(data, name=f"item {i} image"), None
+    except InvalidInput as e:
+        return None, e
+
+
+def form_metadata(raw: str | None, count: int) -> list[dict[str, Any]]:
+    """The ``metadata`` form field: one JSON object for every file, or one per file.
+
+    Raises:
+        InvalidInput: neither.
+    """
+    if raw is None or not raw.strip():
+        return [{} for _ in range(count)]
+    value = form_json(raw, field="metadata")
+    if isinstance(value, dict):
+        return [dict(value) for _ in range(count)]
+    if isinstance(value, list) and len(value) == count and all(isinstance(v, dict) for v in value):
+        return value
+    raise InvalidInput(
+        "metadata must be one JSON object (for every file) or a list of one object per file"
+    )
+
+
+def form_ids(raw: str | None, count: int) -> list[str | None]:
+    """The ``ids`` form field: a JSON list of one id per file (None each when absent).
+
+    Raises:
+        InvalidInput: not such a list.
+    """
+    if raw is None or not raw.strip():
+        return [None] * count
+    value = form_json(raw, field="ids")
+    if not (
+        isinstance(value, list) and len(value) == count and all(isinstance(v, str) for v in value)
+    ):
+        raise InvalidInput("ids must be a JSON list of one string per file")
+    return value

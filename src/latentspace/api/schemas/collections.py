@@ -1,0 +1,72 @@
+"""Collections: create, and what a collection reports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from latentspace.api.schemas.common import NAME_PATTERN, StrictModel
+from latentspace.types import IndexChoice, Metric
+
+__all__ = ["CollectionCreate", "CollectionList", "CollectionPublic", "IndexInfo"]
+
+
+class CollectionCreate(StrictModel):
+    """A new collection: a model's space, or raw vectors of ``dim``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"name": "photos", "model": "tiny-shapes"},
+                {"name": "rag", "model": "st:/models/all-MiniLM-L6-v2", "index": "hnsw"},
+                {"name": "raw", "dim": 128, "metric": "cosine"},
+            ]
+        },
+    )
+
+    name: str = Field(pattern=NAME_PATTERN, description="Letters, digits, '_', '.', '-'.")
+    model: str | None = Field(
+        default=None,
+        max_length=512,
+        description="Encoder spec: `tiny-shapes`, `openclip:ARCH/TAG`, `openclip:/dir`, "
+        "`st:NAME` or `st:/dir`. Omit for a collection of raw vectors.",
+    )
+    dim: int | None = Field(default=None, ge=1, le=65_536, description="For raw vectors.")
+    index: IndexChoice = Field(
+        default="auto",
+        description="auto = exact below 50k items, then HNSW, then IVF-PQ, rebuilt as it grows.",
+    )
+    metric: Metric = "cosine"
+
+
+class IndexInfo(BaseModel):
+    """The live index of a collection."""
+
+    requested: str
+    kind: str
+    params: dict[str, Any]
+    recall_at_10: float | None = Field(
+        description="Measured against exact search when the index was last saved (1.0 for "
+        "flat; null until an approximate index has been saved)."
+    )
+
+
+class CollectionPublic(BaseModel):
+    """A collection and its statistics."""
+
+    name: str
+    model: str | None
+    dim: int
+    metric: str
+    fingerprint: str
+    count: int
+    index: IndexInfo
+    created_at: str
+
+
+class CollectionList(BaseModel):
+    """All collections."""
+
+    collections: list[CollectionPublic]

@@ -1,0 +1,143 @@
+"""Items: upsert batches, per-item statuses, stored items, hash lookups."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from latentspace.api.schemas.common import Problem, StrictModel
+from latentspace.types import DuplicateKind
+from latentspace.types import ItemStatus as ItemStatusName
+
+__all__ = [
+    "DuplicateOf",
+    "HashLookup",
+    "HashLookupResult",
+    "ItemCreate",
+    "ItemList",
+    "ItemPatch",
+    "ItemPublic",
+    "ItemStatus",
+    "ItemsUpsert",
+    "ItemsUpsertResult",
+]
+
+
+class ItemCreate(StrictModel):
+    """An item: exactly one of ``text``, ``image`` (base64) or ``vector``."""
+
+    id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="External id; upserts replace by id. Default: the content's sha256.",
+    )
+    text: str | None = None
+    image: str | None = Field(default=None, description="Base64 of a JPEG/PNG/WebP/GIF/BMP/TIFF.")
+    vector: list[float] | None = Field(default=None, min_length=1, max_length=65_536)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    uri: str | None = Field(default=None, max_length=4096)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ItemCreate:
+        given = [k for k in ("text", "image", "vector") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of text, image or vector (got {given or 'none'})")
+        return self
+
+
+class ItemsUpsert(StrictModel):
+    """A batch of items to upsert."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {"id": "doc-1", "text": "a red square", "metadata": {"source": "demo"}},
+                        {"id": "v-1", "vector": [0.1, 0.2, 0.3]},
+                    ]
+                }
+            ]
+        },
+    )
+
+    items: list[ItemCreate] = Field(min_length=1)
+
+
+class DuplicateOf(BaseModel):
+    """The stored item this one duplicates."""
+
+    id: str
+    kind: DuplicateKind
+    score: float
+
+
+class ItemStatus(BaseModel):
+    """What happened to one item of a batch."""
+
+    index: int
+    id: str | None
+    status: ItemStatusName
+    error: Problem | None = None
+    duplicate_of: DuplicateOf | None = None
+
+
+class ItemsUpsertResult(BaseModel):
+    """Per-item statuses and totals."""
+
+    items: list[ItemStatus]
+    created: int
+    updated: int
+    unchanged: int
+    errors: int
+
+
+class ItemPublic(BaseModel):
+    """A stored item."""
+
+    id: str
+    kind: str
+    sha256: str
+    text: str | None
+    uri: str | None
+    metadata: dict[str, Any]
+    document_id: str | None
+    created_at: str
+    updated_at: str
+    vector: list[float] | None = None
+
+
+class ItemList(BaseModel):
+    """A page of items; pass ``next`` as ``after`` for the next page."""
+
+    items: list[ItemPublic]
+    next: int | None
+
+
+class ItemPatch(StrictModel):
+    """Metadata keys to set; a key set to null is removed."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"metadata": {"label": "cat"}}]}
+    )
+
+    metadata: dict[str, Any]
+
+
+class HashLookup(StrictModel):
+    """Content hashes to look up."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"sha256": ["ab" * 32]}]}
+    )
+
+    sha256: list[str] = Field(min_length=1)
+
+
+class HashLookupResult(BaseModel):
+    """The ids of live items holding each hash that is stored (absent hashes are left out)."""
+
+    found: dict[str, list[str]]

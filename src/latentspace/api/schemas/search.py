@@ -1,0 +1,205 @@
+"""Search: terms and composite queries, hits, explanations, directions, paths."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+
+from latentspace.api.schemas.common import DEFAULT_INCLUDE, NAME_PATTERN, Include, StrictModel
+
+__all__ = [
+    "CompositeQuery",
+    "DirectionCreate",
+    "DirectionList",
+    "DirectionPublic",
+    "ExplainTerm",
+    "PathRequest",
+    "PathResult",
+    "PathStepPublic",
+    "SearchHit",
+    "SearchParamsIn",
+    "SearchRequest",
+    "SearchResult",
+    "TermIn",
+]
+
+
+class TermIn(StrictModel):
+    """One query term: exactly one source, with a signed weight (default 1)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"text": "a green triangle"}, {"item": "img-42", "weight": 1.0}]
+        },
+    )
+
+    text: str | None = None
+    image: str | None = Field(default=None, description="Base64 image.")
+    item: str | None = Field(default=None, description="Id of a stored item.")
+    vector: list[float] | None = Field(default=None, min_length=1, max_length=65_536)
+    direction: str | None = Field(default=None, description="Name of a stored direction.")
+    weight: float = Field(default=1.0, ge=-1e6, le=1e6, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TermIn:
+        kinds = ("text", "image", "item", "vector", "direction")
+        given = [k for k in kinds if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"a term needs exactly one of {', '.join(kinds)} (got {given})")
+        return self
+
+
+class CompositeQuery(StrictModel):
+    """A weighted sum of terms."""
+
+    terms: list[TermIn] = Field(min_length=1)
+
+
+def _query_kind(value: Any) -> str:
+    # Route the error to the model the caller meant: {terms: [...]} is a composite query.
+    if isinstance(value, dict):
+        return "composite" if "terms" in value else "single"
+    return "composite" if isinstance(value, CompositeQuery) else "single"
+
+
+class SearchParamsIn(StrictModel):
+    """Per-query index knobs (ignored by kinds they do not apply to)."""
+
+    ef_search: int | None = Field(default=None, ge=1, le=4096)
+    nprobe: int | None = Field(default=None, ge=1, le=65_536)
+
+
+class SearchRequest(StrictModel):
+    """A search: one term or ``{terms: [...]}``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"query": {"text": "a green triangle"}, "k": 5},
+                {
+                    "query": {
+                        "terms": [
+                            {"item": "img-42"},
+                            {"text": "red", "weight": -1},
+                            {"text": "blue", "weight": 1},
+                        ]
+                    },
+                    "k": 10,
+                    "filter": {"shape": "triangle"},
+                    "explain": True,
+                },
+            ]
+        },
+    )
+
+    query: Annotated[
+        Annotated[TermIn, Tag("single")] | Annotated[CompositeQuery, Tag("composite")],
+        Discriminator(_query_kind),
+    ]
+    k: int = Field(default=10, ge=1)
+    filter: dict[str, Any] | None = None
+    min_score: float | None = Field(default=None, allow_inf_nan=False)
+    offset: int = Field(default=0, ge=0, le=100_000)
+    include: list[Include] = Field(default_factory=lambda: list(DEFAULT_INCLUDE))
+    explain: bool = False
+    params: SearchParamsIn | None = None
+    exclude_query_items: bool = Field(
+        default=True, description="Leave the items named by `item` terms out of the results."
+    )
+
+
+class SearchHit(BaseModel):
+    """One result; the optional fields follow ``include``."""
+
+    id: str
+    score: float
+    metadata: dict[str, Any] | None = None
+    text: str | None = None
+    uri: str | None = None
+    document_id: str | None = None
+    sha256: str | None = None
+    vector: list[float] | None = None
+
+
+class ExplainTerm(BaseModel):
+    """A term's weight and the cosine between its vector and the final query."""
+
+    term: str
+    weight: float
+    cosine: float
+
+
+class SearchResult(BaseModel):
+    """Results, best first."""
+
+    results: list[SearchHit]
+    explain: list[ExplainTerm] | None = None
+    took_ms: float
+
+
+class DirectionCreate(StrictModel):
+    """A named direction: mean(positive) − mean(negative)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "red-to-blue",
+                    "positive": [{"text": "blue"}],
+                    "negative": [{"text": "red"}],
+                }
+            ]
+        },
+    )
+
+    name: str = Field(pattern=NAME_PATTERN)
+    positive: list[TermIn] = Field(min_length=1)
+    negative: list[TermIn] = Field(min_length=1)
+
+
+class DirectionPublic(BaseModel):
+    """A stored direction."""
+
+    name: str
+    norm: float
+    definition: dict[str, Any]
+    created_at: str
+
+
+class DirectionList(BaseModel):
+    """A collection's directions."""
+
+    directions: list[DirectionPublic]
+
+
+class PathRequest(StrictModel):
+    """A slerp walk from one term to another."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        json_schema_extra={"examples": [{"from": {"item": "a"}, "to": {"item": "b"}, "steps": 6}]},
+    )
+
+    from_: TermIn = Field(alias="from")
+    to: TermIn
+    steps: int = Field(default=8, ge=2)
+    filter: dict[str, Any] | None = None
+    include: list[Include] = Field(default_factory=lambda: list(DEFAULT_INCLUDE))
+
+
+class PathStepPublic(BaseModel):
+    """One step: position ``t`` in [0, 1] and the nearest item not used before."""
+
+    t: float
+    item: SearchHit | None
+
+
+class PathResult(BaseModel):
+    """The walk."""
+
+    steps: list[PathStepPublic]

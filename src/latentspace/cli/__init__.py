@@ -1,0 +1,39 @@
+"""The ``latentspace`` command line (Typer).
+
+server.py  encode, models, serve, db upgrade | downgrade | current
+data.py    ingest, search, dedup, reindex, demo (the local data dir, or --url)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import typer
+
+from latentspace.cli import data, server
+
+__all__ = ["app", "main"]
+
+
+def build_app() -> typer.Typer:
+    """The CLI with every command registered."""
+    cli = typer.Typer(
+        name="latentspace",
+        help="Text and images in one CLIP latent space: encode, index, search.",
+        no_args_is_help=True,
+        add_completion=False,
+    )
+    commands: list[Callable[..., None]] = [server.encode, server.models, server.serve]
+    commands += [data.ingest, data.search, data.dedup, data.reindex, data.demo]
+    for command in commands:
+        cli.command()(command)
+    cli.add_typer(server.db_app, name="db")
+    return cli
+
+
+app = build_app()
+
+
+def main() -> None:
+    """Entry point of the ``latentspace`` script."""
+    app()

@@ -1,0 +1,5 @@
+"""``python -m latentspace.cli``."""
+
+from latentspace.cli import main
+
+main()

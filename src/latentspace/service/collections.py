@@ -1,0 +1,186 @@
+"""Collections: create, look up, inspect, delete; save and rebuild their indexes."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from latentspace.embedder import Encoder
+from latentspace.errors import InvalidInput
+from latentspace.service.context import Context
+from latentspace.service.indexes import OpenReport
+from latentspace.store import oplog
+from latentspace.store import repository as repo
+from latentspace.store.tables import CollectionRow
+from latentspace.types import IndexChoice, Metric, as_index_choice, as_metric
+
+__all__ = [
+    "CollectionStats",
+    "create",
+    "delete",
+    "encoder_of",
+    "get",
+    "index_sizes",
+    "list_all",
+    "list_stats",
+    "raw_vectors_fingerprint",
+    "rebuild",
+    "save",
+    "stats",
+]
+
+
+def raw_vectors_fingerprint(dim: int) -> str:
+    """The fingerprint of a bring-your-own-vectors collection of ``dim``."""
+    return hashlib.sha256(f"latentspace:raw-vectors:{dim}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class CollectionStats:
+    """What ``GET /v1/collections/{name}`` reports."""
+
+    name: str
+    model: str | None
+    dim: int
+    metric: str
+    fingerprint: str
+    count: int
+    index_requested: str
+    index_kind: str
+    index_params: dict[str, Any]
+    recall_at_10: float | None
+    created_at: str
+
+
+def get(ctx: Context, name: str) -> CollectionRow:
+    """The collection row (cached: rows never change after creation).
+
+    Raises:
+        NotFound: no such collection.
+    """
+    row = ctx.collections.get(name)
+    if row is None:
+        with ctx.sessions() as session:
+            row = repo.get_collection(session=session, name=name)
+        ctx.collections[name] = row
+    return row
+
+
+def list_all(ctx: Context) -> list[CollectionRow]:
+    """Every collection, by name."""
+    with ctx.sessions() as session:
+        return repo.list_collections(session=session)
+
+
+def create(
+    ctx: Context,
+    name: str,
+    *,
+    dim: int | None = None,
+    model: str | None = None,
+    fingerprint: str | None = None,
+    metric: Metric | str = "cosine",
+    index: IndexChoice | str = "auto",
+    index_params: dict[str, Any] | None = None,
+) -> CollectionStats:
+    """Create a collection of ``model``'s vectors, or of raw vectors of ``dim``; its stats.
+
+    Raises:
+        InvalidInput: unknown metric or index kind, no model and no dim, or a dim that
+            is not the model's.
+        Conflict: the name is taken.
+        EncoderError: the model cannot be loaded.
+    """
+    if model is not None:
+        encoder = ctx.encoders.get(model)
+        if dim is not None and dim != encoder.dim:
+            raise InvalidInput(f"model {model!r} makes {encoder.dim}-d vectors, not {dim}")
+        dim, fingerprint = encoder.dim, fingerprint or encoder.fingerprint
+    if dim is None:
+        raise InvalidInput("a collection needs a model, or a dim for raw vectors")
+    checked_metric, choice = as_metric(metric), as_index_choice(index)
+    with ctx.sessions.begin() as session:
+        repo.create_collection(
+            session=session,
+            name=name,
+            model=model,
+            dim=dim,
+            fingerprint=fingerprint or raw_vectors_fingerprint(dim),
+            metric=checked_metric,
+            index_kind=choice,
+            index_params=index_params,
+        )
+    return stats(ctx, name)
+
+
+def delete(ctx: Context, name: str) -> None:
+    """Delete a collection, its items and its index files."""
+    ctx.collections.pop(name, None)
+    with ctx.sessions.begin() as session:
+        row = repo.delete_collection(session=session, name=name)
+    ctx.collections.pop(name, None)
+    ctx.indexes.drop(row)
+
+
+def stats(ctx: Context, name: str) -> CollectionStats:
+    """Count, dim, model, fingerprint, live index kind and its measured recall@10."""
+    with ctx.sessions() as session:
+        row = repo.get_collection(session=session, name=name)
+        count = repo.count_live(session=session, collection=row)
+        manifest = oplog.get_manifest(session=session, collection=row)
+    current = ctx.indexes.stats(row)
+    recall = 1.0 if current.kind == "flat" else None
+    if manifest is not None and manifest.kind == current.kind and recall is None:
+        recall = manifest.recall_at_10
+    return CollectionStats(
+        name=row.name,
+        model=row.model,
+        dim=row.dim,
+        metric=row.metric,
+        fingerprint=row.fingerprint,
+        count=count,
+        index_requested=row.index_kind,
+        index_kind=current.kind,
+        index_params=current.params,
+        recall_at_10=recall,
+        created_at=row.created_at.isoformat(),
+    )
+
+
+def list_stats(ctx: Context) -> list[CollectionStats]:
+    """:func:`stats` of every collection, by name."""
+    return [stats(ctx, row.name) for row in list_all(ctx)]
+
+
+def index_sizes(ctx: Context) -> dict[str, tuple[int, str]]:
+    """Vectors in each collection's live index, and its kind (for metrics)."""
+    out = {}
+    for row in list_all(ctx):
+        current = ctx.indexes.stats(row)
+        out[row.name] = (current.count, current.kind)
+    return out
+
+
+def save(ctx: Context, name: str) -> CollectionStats:
+    """Persist a collection's index now (it is also saved on shutdown); its stats after."""
+    ctx.indexes.save(get(ctx, name))
+    return stats(ctx, name)
+
+
+def rebuild(ctx: Context, name: str) -> tuple[OpenReport, CollectionStats]:
+    """Rebuild a collection's index from the stored vectors (no re-encoding) and save it."""
+    report = ctx.indexes.rebuild(get(ctx, name))
+    return report, stats(ctx, name)
+
+
+def encoder_of(ctx: Context, collection: CollectionRow) -> Encoder | None:
+    """The collection's encoder (checked against its fingerprint); None for raw vectors.
+
+    Raises:
+        EncoderError: the model cannot be loaded.
+        ModelMismatch: the weights here are not those the collection was built with.
+    """
+    if collection.model is None:
+        return None
+    return ctx.encoders.checked(collection.model, collection.fingerprint)

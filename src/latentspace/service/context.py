@@ -1,0 +1,71 @@
+"""The service context: what every use-case needs, built once and passed to each call.
+
+It holds parts and no behaviour: settings, the database engine and its sessions, the
+encoders, the live indexes and a cache of collection rows. The API's lifespan builds it
+(:func:`latentspace.service.lifecycle.start`), as does the CLI; use-case modules are
+functions that take it first, as repository functions take a session.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from latentspace.service.encoders import EncoderFactory, EncoderPool, TimingHook
+from latentspace.service.indexes import LiveIndexes, LocalIndexes
+from latentspace.settings import Settings
+from latentspace.store.engine import make_engine, make_session_factory
+from latentspace.store.tables import CollectionRow
+
+__all__ = ["Context", "build_context"]
+
+
+@dataclass
+class Context:
+    """Settings, database, encoders and live indexes of one service instance.
+
+    ``collections`` caches collection rows by name: rows never change after creation, and
+    deleting a collection through the service forgets it.
+    """
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    encoders: EncoderPool
+    indexes: LiveIndexes
+    collections: dict[str, CollectionRow] = field(default_factory=dict)
+
+
+def build_context(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    encoder_factory: EncoderFactory | None = None,
+    on_timing: TimingHook | None = None,
+) -> Context:
+    """Assemble a context; opens nothing but the engine (see ``lifecycle.start``).
+
+    Args:
+        settings: everything configurable.
+        engine: an engine to use instead of one made from ``settings``.
+        encoder_factory: builds an encoder from a spec (tests inject fakes); default the
+            registry's ``create_encoder``.
+        on_timing: called with ``(what, label, seconds)`` after each encode and search.
+
+    Raises:
+        VectorIndexError: the settings ask for a GPU that is not there.
+    """
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = engine or make_engine(settings.resolved_database_url())
+    sessions = make_session_factory(engine)
+    indexes = LocalIndexes(
+        data_dir=settings.data_dir,
+        sessions=sessions,
+        settings=settings.index,
+        micro_batch=settings.search.micro_batch,
+        on_timing=on_timing,
+    )
+    encoders = EncoderPool(settings.encoder, factory=encoder_factory, on_timing=on_timing)
+    return Context(settings, engine, sessions, encoders, indexes)

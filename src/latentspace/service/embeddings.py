@@ -1,0 +1,93 @@
+"""Embeddings by model name, as OpenAI's ``/v1/embeddings`` serves them.
+
+A model may be named by spec (those in ``embedding_models`` and those of existing
+collections) or by a collection's name (its model). Token-id input is refused: token ids
+are model-specific.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from latentspace import limits
+from latentspace.embedder import Encoder, count_tokens
+from latentspace.errors import InvalidInput, NotFound
+from latentspace.service import collections
+from latentspace.service.context import Context
+from latentspace.service.encoders import embed_texts
+
+__all__ = ["Embedded", "embed", "models"]
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """Vectors (one row per input, in order) and the tokens read."""
+
+    vectors: np.ndarray
+    tokens: int
+
+
+def _allowed(ctx: Context) -> dict[str, str]:
+    # name -> spec: configured specs, collections' models, and collections by name.
+    allowed = {
+        spec.strip(): spec.strip()
+        for spec in ctx.settings.embedding_models.split(",")
+        if spec.strip()
+    }
+    for row in collections.list_all(ctx):
+        if row.model is not None:
+            allowed.setdefault(row.model, row.model)
+            allowed.setdefault(row.name, row.model)
+    return allowed
+
+
+def models(ctx: Context) -> list[str]:
+    """The model names :func:`embed` accepts, sorted."""
+    return sorted(_allowed(ctx))
+
+
+def _encoder(ctx: Context, model: str) -> Encoder:
+    allowed = _allowed(ctx)
+    spec = allowed.get(model)
+    if spec is None:
+        raise NotFound(
+            f"model {model!r} is not served here; use one of {sorted(allowed)} "
+            "(LATENTSPACE_EMBEDDING_MODELS lists more)"
+        )
+    return ctx.encoders.get(spec)
+
+
+def embed(
+    ctx: Context, model: str, inputs: str | Sequence[object], *, dimensions: int | None = None
+) -> Embedded:
+    """Embed a string or a list of strings with ``model``.
+
+    Raises:
+        InvalidInput: empty input, token ids, a model that cannot embed text, or
+            ``dimensions`` other than the model's.
+        LimitExceeded: more inputs than ``max_batch``, or an over-long text.
+        NotFound: the model is not served here.
+    """
+    texts = [inputs] if isinstance(inputs, str) else list(inputs)
+    if not texts:
+        raise InvalidInput("input is empty")
+    strings = [t for t in texts if isinstance(t, str)]
+    if len(strings) != len(texts):
+        raise InvalidInput(
+            "input must be a string or a list of strings; token ids are not accepted"
+        )
+    limit = ctx.settings.limits
+    limits.check_batch(limit, strings, "inputs")
+    encoder = _encoder(ctx, model)
+    if "text" not in encoder.modalities:
+        raise InvalidInput(f"model {model!r} cannot embed text")
+    if dimensions is not None and dimensions != encoder.dim:
+        raise InvalidInput(
+            f"model {model!r} makes {encoder.dim}-d vectors; dimensions={dimensions} "
+            "is not supported"
+        )
+    vectors = embed_texts(ctx.encoders, encoder, strings, limit)
+    return Embedded(vectors, sum(count_tokens(encoder, t) for t in strings))

@@ -1,0 +1,34 @@
+"""Readiness: the database answers and every collection's index is open."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from latentspace.service import collections
+from latentspace.service.context import Context
+
+__all__ = ["Readiness", "readiness"]
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Whether the instance can serve, and if not, why."""
+
+    ready: bool
+    detail: str = ""
+
+
+def readiness(ctx: Context) -> Readiness:
+    """Ping the database, then check that every collection's index has been opened."""
+    try:
+        with ctx.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        rows = collections.list_all(ctx)
+    except SQLAlchemyError as e:  # any driver error means "not ready", never a crash
+        return Readiness(False, f"database: {type(e).__name__}")
+    for row in rows:
+        ctx.indexes.open(row)
+    return Readiness(True)

@@ -1,0 +1,249 @@
+"""Intake: the items a caller sends, checked, hashed and embedded, ready to be written.
+
+Each item is checked and embedded on its own, so one corrupt image in a batch of a thousand
+is reported as that item's error and the rest are stored. Items whose id already holds the
+same content reuse the stored vector instead of being re-encoded, which makes re-running an
+ingest cheap. Images are decoded by a few threads (Pillow releases the GIL) and encoded in
+batches of ``encoder.batch_size``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL.Image import Image
+
+from latentspace import limits
+from latentspace.atomic import atomic_write
+from latentspace.errors import EncoderError, InvalidInput, LatentspaceError
+from latentspace.service import collections
+from latentspace.service.context import Context
+from latentspace.service.encoders import decode_checked, require_encoder
+from latentspace.settings import LimitSettings
+from latentspace.store import lookups
+from latentspace.store import repository as repo
+from latentspace.store.tables import CollectionRow
+from latentspace.types import DuplicateKind, ItemKind, ItemStatus
+from latentspace.vectors import as_vector, require_direction
+
+__all__ = [
+    "Duplicate",
+    "ItemResult",
+    "NewItem",
+    "Prepared",
+    "blob_path",
+    "content_sha256",
+    "embed",
+    "identify",
+    "read_blob",
+    "reuse_stored",
+    "write_blob",
+]
+
+SOURCES: tuple[ItemKind, ...] = ("text", "image", "vector")
+
+
+def content_sha256(data: bytes | str) -> str:
+    """sha256 (hex) of bytes, or of a text's UTF-8."""
+    raw = data.encode() if isinstance(data, str) else data
+    return hashlib.sha256(raw).hexdigest()
+
+
+@dataclass(frozen=True)
+class NewItem:
+    """An item to store: exactly one of ``text``, ``image`` (bytes) or ``vector``.
+
+    Without an ``id`` the content's sha256 is used, so sending the same content twice
+    stores it once. ``unreadable`` carries why the transport could not read the item (bad
+    base64, say): it is reported as that item's error.
+    """
+
+    id: str | None = None
+    text: str | None = None
+    image: bytes | None = None
+    vector: Sequence[float] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    uri: str | None = None
+    document_id: str | None = None
+    unreadable: InvalidInput | None = None
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """The stored item an item duplicates: ``exact`` (same bytes) or ``near`` (cosine)."""
+
+    id: str
+    kind: DuplicateKind
+    score: float
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """What happened to one item: created, updated, unchanged or error."""
+
+    index: int
+    id: str | None
+    status: ItemStatus
+    error: LatentspaceError | None = None
+    duplicate_of: Duplicate | None = None
+
+
+def blob_path(data_dir: Path, sha256: str) -> Path:
+    """Where a stored original with this content hash lives."""
+    return Path(data_dir) / "blobs" / sha256[:2] / sha256
+
+
+def read_blob(data_dir: Path, sha256: str) -> bytes | None:
+    """A stored original's bytes, or None."""
+    if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
+        return None
+    path = blob_path(data_dir, sha256)
+    return path.read_bytes() if path.is_file() else None
+
+
+def write_blob(data_dir: Path, sha256: str, data: bytes) -> None:
+    """Keep an original under its content hash (atomically; once per content)."""
+    path = blob_path(data_dir, sha256)
+    if not path.is_file():  # content-addressed: an existing file already holds these bytes
+        atomic_write(path, data)
+
+
+def identify(i: int, item: NewItem, limit: LimitSettings) -> Prepared:
+    """Check one item's source and id, and hash its content.
+
+    Raises:
+        InvalidInput: unreadable, not exactly one source, over-limit text, or a bad id.
+    """
+    if item.unreadable is not None:
+        raise item.unreadable
+    given = [s for s in SOURCES if getattr(item, s) is not None]
+    if len(given) != 1:
+        raise InvalidInput(f"an item needs exactly one of text, image or vector; got {given}")
+    kind = given[0]
+    if kind == "text":
+        assert item.text is not None
+        limits.check_text(limit, item.text)
+        digest = content_sha256(item.text)
+    elif kind == "image":
+        assert item.image is not None
+        digest = content_sha256(item.image)
+    else:
+        digest = content_sha256(as_vector(item.vector, name="vector").tobytes())
+    external_id = item.id if item.id is not None else digest
+    if not external_id or len(external_id) > 256:
+        raise InvalidInput(f"item id must be 1-256 characters, got {len(external_id)}")
+    return Prepared(i, external_id, kind, digest, item)
+
+
+@dataclass
+class Prepared:
+    """An item on its way in: identified and hashed; ``vector`` once embedded."""
+
+    index: int
+    external_id: str
+    kind: ItemKind
+    sha256: str
+    item: NewItem
+    vector: np.ndarray | None = None
+    image: Image | None = None
+
+
+def reuse_stored(ctx: Context, collection: CollectionRow, prepared: list[Prepared]) -> None:
+    """Give items whose id already holds the same content the stored vector."""
+    if not prepared:
+        return
+    with ctx.sessions() as session:
+        rows = lookups.items_by_sha256(
+            session=session, collection=collection, digests=[p.sha256 for p in prepared]
+        )
+        by_id = {row.external_id: row for group in rows.values() for row in group}
+        same = {
+            p.index: by_id[p.external_id].id
+            for p in prepared
+            if p.external_id in by_id and by_id[p.external_id].sha256 == p.sha256
+        }
+        stored = repo.vectors_of(session=session, item_ids=list(same.values()), dim=collection.dim)
+    for p in prepared:
+        if p.index in same:
+            p.vector = stored.get(same[p.index])
+
+
+def embed(
+    ctx: Context,
+    collection: CollectionRow,
+    prepared: list[Prepared],
+    results: dict[int, ItemResult],
+) -> None:
+    """Embed every prepared item that has no vector yet; failures go into ``results``."""
+    limit = ctx.settings.limits
+    todo = [p for p in prepared if p.vector is None]
+    encoder = None
+    if any(p.kind in ("text", "image") for p in todo):
+        try:
+            encoder = collections.encoder_of(ctx, collection)
+        except EncoderError as e:
+            for p in todo:
+                if p.kind != "vector":
+                    results[p.index] = ItemResult(p.index, p.external_id, "error", e)
+            todo = [p for p in todo if p.kind == "vector"]
+    texts, images = [], []
+    for p in todo:
+        try:
+            if p.kind == "vector":
+                p.vector = as_vector(p.item.vector, dim=collection.dim, name="vector")
+                if collection.metric == "cosine":
+                    require_direction(p.vector, name="vector")
+            elif p.kind == "text":
+                require_encoder(encoder, collection, "text")
+                texts.append(p)
+            else:
+                require_encoder(encoder, collection, "image")
+                images.append(p)
+        except LatentspaceError as e:
+            results[p.index] = ItemResult(p.index, p.external_id, "error", e)
+    images = _decode_all(images, limit, ctx.settings.encoder.decode_workers, results)
+    batch = ctx.settings.encoder.batch_size
+    for start in range(0, len(texts), batch):
+        chunk = texts[start : start + batch]
+        assert encoder is not None
+        vectors = ctx.encoders.encode_text(encoder, [p.item.text or "" for p in chunk])
+        for p, v in zip(chunk, vectors, strict=True):
+            p.vector = v
+    for start in range(0, len(images), batch):
+        chunk = images[start : start + batch]
+        assert encoder is not None
+        pictures = [p.image for p in chunk if p.image is not None]
+        assert len(pictures) == len(chunk), "every image in a chunk was decoded"
+        vectors = ctx.encoders.encode_images(encoder, pictures)
+        for p, v in zip(chunk, vectors, strict=True):
+            p.vector, p.image = v, None
+
+
+def _decode_all(
+    todo: list[Prepared], limit: LimitSettings, workers: int, results: dict[int, ItemResult]
+) -> list[Prepared]:
+    # Pillow releases the GIL while decoding, so threads decode a batch in parallel.
+    def decode(p: Prepared) -> LatentspaceError | None:
+        assert p.item.image is not None
+        try:
+            name = p.item.uri or f"item {p.external_id!r}"
+            p.image = decode_checked(p.item.image, limit, name=name)
+        except LatentspaceError as e:
+            return e
+        return None
+
+    if workers > 1 and len(todo) > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            errors = list(pool.map(decode, todo))
+    else:
+        errors = [decode(p) for p in todo]
+    for p, error in zip(todo, errors, strict=True):
+        if error is not None:
+            results[p.index] = ItemResult(p.index, p.external_id, "error", error)
+    return [p for p, error in zip(todo, errors, strict=True) if error is None]

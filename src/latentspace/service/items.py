@@ -1,0 +1,246 @@
+"""Items: ingest, the committed write (SQL, then the index), delete, read, list, patch.
+
+A write is one SQL transaction (items + vectors + oplog), committed, then applied to the
+collection's live index while :meth:`LiveIndexes.writing` is held, so the index applies
+writes in oplog order and never holds a vector SQL does not.
+"""
+
+from __future__ import annotations
+
+import io
+import mimetypes
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from latentspace import limits
+from latentspace.errors import InvalidInput, NotFound
+from latentspace.service import collections, duplicates
+from latentspace.service.context import Context
+from latentspace.service.indexes import CommittedWrite
+from latentspace.service.intake import (
+    Duplicate,
+    ItemResult,
+    NewItem,
+    Prepared,
+    embed,
+    identify,
+    read_blob,
+    reuse_stored,
+    write_blob,
+)
+from latentspace.store import lookups, oplog
+from latentspace.store import repository as repo
+from latentspace.store.repository import ItemInput, UpsertOutcome
+from latentspace.store.tables import ItemRow
+from latentspace.vectors import as_vector, require_direction
+
+__all__ = [
+    "Duplicate",
+    "ItemResult",
+    "NewItem",
+    "StoredImage",
+    "delete",
+    "delete_one",
+    "get",
+    "ingest",
+    "list_page",
+    "lookup_hashes",
+    "stored_image",
+    "update_metadata",
+    "vectors",
+    "write",
+]
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """A stored original and its media type."""
+
+    data: bytes
+    media_type: str
+
+
+def ingest(
+    ctx: Context, name: str, items: Sequence[NewItem], *, report_duplicates: bool = True
+) -> list[ItemResult]:
+    """Store ``items`` in collection ``name``; one result per item, in order.
+
+    Raises:
+        NotFound: no such collection.
+        LimitExceeded: more items than ``max_batch``.
+        InvalidInput: an id appears twice in the batch.
+    """
+    limit = ctx.settings.limits
+    limits.check_batch(limit, items, "items")
+    collection = collections.get(ctx, name)
+    results: dict[int, ItemResult] = {}
+    prepared: list[Prepared] = []
+    for i, item in enumerate(items):
+        try:
+            prepared.append(identify(i, item, limit))
+        except InvalidInput as e:
+            results[i] = ItemResult(i, item.id, "error", e)
+    ids = [p.external_id for p in prepared]
+    if len(set(ids)) != len(ids):
+        dupe = next(x for x in ids if ids.count(x) > 1)
+        raise InvalidInput(f"item id {dupe!r} appears twice in one batch")
+    reuse_stored(ctx, collection, prepared)
+    embed(ctx, collection, prepared, results)
+    ready = [(p, p.vector) for p in prepared if p.index not in results and p.vector is not None]
+    if ctx.settings.store_images:
+        for p, _ in ready:
+            if p.item.image is not None:
+                write_blob(ctx.settings.data_dir, p.sha256, p.item.image)
+    inputs = [
+        ItemInput(
+            external_id=p.external_id,
+            kind=p.kind,
+            sha256=p.sha256,
+            vector=vector,
+            text=p.item.text,
+            uri=p.item.uri,
+            metadata=p.item.metadata,
+            document_id=p.item.document_id,
+        )
+        for p, vector in ready
+    ]
+    outcomes = write(ctx, name, inputs) if inputs else []
+    found: dict[int, Duplicate] = {}
+    if report_duplicates:
+        written = [
+            (o.item_id, p.sha256, vector)
+            for (p, vector), o in zip(ready, outcomes, strict=True)
+            if o.vector_changed
+        ]
+        found = duplicates.of_written(ctx, collection, written)
+    for (p, _), outcome in zip(ready, outcomes, strict=True):
+        duplicate = found.get(outcome.item_id)
+        results[p.index] = ItemResult(p.index, p.external_id, outcome.status, None, duplicate)
+    return [results[i] for i in range(len(items))]
+
+
+def write(ctx: Context, name: str, items: Sequence[ItemInput]) -> list[UpsertOutcome]:
+    """Store items with their vectors (one transaction), then index the changed vectors.
+
+    Raises:
+        InvalidInput: a vector that is not finite, or zero in a cosine collection.
+        DimensionMismatch: a vector of another dimension.
+    """
+    collection = collections.get(ctx, name)
+    vectors = {}
+    for item in items:
+        label = f"item {item.external_id!r}"
+        vectors[item.external_id] = as_vector(item.vector, dim=collection.dim, name=label)
+        if collection.metric == "cosine":
+            require_direction(vectors[item.external_id], name=label)
+    with ctx.indexes.writing(collection):
+        with ctx.sessions.begin() as session:
+            outcomes = repo.upsert_items(session=session, collection=collection, items=items)
+            seq = oplog.last_seq(session=session, collection=collection)
+        upserts = {o.item_id: vectors[o.external_id] for o in outcomes if o.vector_changed}
+        ctx.indexes.apply(collection, CommittedWrite(seq, upserts=upserts))
+    return outcomes
+
+
+def delete(ctx: Context, name: str, external_ids: Sequence[str]) -> int:
+    """Soft-delete items by external id; returns how many were live."""
+    collection = collections.get(ctx, name)
+    with ctx.indexes.writing(collection):
+        with ctx.sessions.begin() as session:
+            item_ids = repo.delete_items(
+                session=session, collection=collection, external_ids=external_ids
+            )
+            seq = oplog.last_seq(session=session, collection=collection)
+        ctx.indexes.apply(collection, CommittedWrite(seq, deletes=item_ids))
+    return len(item_ids)
+
+
+def delete_one(ctx: Context, name: str, external_id: str) -> None:
+    """Soft-delete one item.
+
+    Raises:
+        NotFound: no such collection, or no live item with that id.
+    """
+    if not delete(ctx, name, [external_id]):
+        raise NotFound(f"item {external_id!r} not found in collection {name!r}")
+
+
+def get(
+    ctx: Context, name: str, external_id: str, *, with_vector: bool = False
+) -> tuple[ItemRow, np.ndarray | None]:
+    """A live item and (when asked) its vector.
+
+    Raises:
+        NotFound: no such collection or item.
+    """
+    collection = collections.get(ctx, name)
+    with ctx.sessions() as session:
+        row = repo.get_item(session=session, collection=collection, external_id=external_id)
+        if not with_vector:
+            return row, None
+        stored = repo.vectors_of(session=session, item_ids=[row.id], dim=collection.dim)
+        return row, stored[row.id]
+
+
+def vectors(ctx: Context, name: str, item_ids: Sequence[int]) -> dict[int, np.ndarray]:
+    """Stored vectors of items (by item id)."""
+    collection = collections.get(ctx, name)
+    with ctx.sessions() as session:
+        return repo.vectors_of(session=session, item_ids=item_ids, dim=collection.dim)
+
+
+def list_page(
+    ctx: Context, name: str, *, limit: int, after: int = 0
+) -> tuple[list[ItemRow], int | None]:
+    """Up to ``limit`` live items in id order after item id ``after``, and the next cursor."""
+    collection = collections.get(ctx, name)
+    with ctx.sessions() as session:
+        rows = lookups.list_items(
+            session=session, collection=collection, limit=limit + 1, after=after
+        )
+    page = rows[:limit]
+    return page, page[-1].id if len(rows) > limit else None
+
+
+def update_metadata(ctx: Context, name: str, external_id: str, metadata: dict[str, Any]) -> ItemRow:
+    """Merge metadata into an item (a key set to None is removed); no re-embedding."""
+    collection = collections.get(ctx, name)
+    with ctx.sessions.begin() as session:
+        return repo.update_metadata(
+            session=session, collection=collection, external_id=external_id, metadata=metadata
+        )
+
+
+def lookup_hashes(ctx: Context, name: str, digests: Sequence[str]) -> dict[str, list[str]]:
+    """External ids of live items by content hash, for the hashes that are stored."""
+    limits.check_batch(ctx.settings.limits, digests, "hashes")
+    collection = collections.get(ctx, name)
+    with ctx.sessions() as session:
+        rows = lookups.items_by_sha256(session=session, collection=collection, digests=digests)
+    return {digest: [row.external_id for row in group] for digest, group in rows.items()}
+
+
+def stored_image(ctx: Context, name: str, external_id: str) -> StoredImage:
+    """The stored original of an image item, with its media type.
+
+    Raises:
+        NotFound: no such item, or it has no stored image.
+    """
+    row, _ = get(ctx, name, external_id)
+    data = read_blob(ctx.settings.data_dir, row.sha256) if row.kind == "image" else None
+    if data is None:
+        raise NotFound(f"item {external_id!r} has no stored image")
+    return StoredImage(data, _media_type(data, row.uri))
+
+
+def _media_type(data: bytes, uri: str | None) -> str:
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return Image.MIME.get(image.format or "", "application/octet-stream")
+    except OSError:  # includes UnidentifiedImageError
+        guess, _ = mimetypes.guess_type(uri or "")
+        return guess or "application/octet-stream"

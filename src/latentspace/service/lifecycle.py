@@ -1,0 +1,85 @@
+"""Starting and stopping a service instance: migrate, open every index, load encoders; save."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import Engine
+
+from latentspace import migrations
+from latentspace.errors import LatentspaceError, StoreError
+from latentspace.service import collections
+from latentspace.service.context import Context, build_context
+from latentspace.service.encoders import EncoderFactory
+from latentspace.service.indexes import OpenReport
+from latentspace.settings import Settings
+from latentspace.types import TimingHook
+
+__all__ = ["open_indexes", "start", "stop", "warm_encoders"]
+
+logger = logging.getLogger(__name__)
+
+
+def start(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    encoder_factory: EncoderFactory | None = None,
+    on_timing: TimingHook | None = None,
+    warm: bool = False,
+) -> Context:
+    """A context whose database is at the newest schema and whose indexes agree with SQL.
+
+    Args:
+        warm: also load every collection's encoder now (a server's first queries then do
+            not pay for it).
+
+    Raises:
+        StoreError: the schema is not at the newest revision and may not be upgraded.
+        VectorIndexError: the settings ask for a GPU that is not there.
+    """
+    ctx = build_context(
+        settings, engine=engine, encoder_factory=encoder_factory, on_timing=on_timing
+    )
+    url = settings.resolved_database_url()
+    if settings.auto_migrate:
+        migrations.upgrade(url, engine=ctx.engine)
+    elif migrations.current_revision(ctx.engine) != migrations.head_revision():
+        raise StoreError(
+            "the database schema is not up to date; run `latentspace db upgrade` "
+            "or set LATENTSPACE_AUTO_MIGRATE=true"
+        )
+    for name, report in open_indexes(ctx).items():
+        logger.info("collection %s: %s", name, report)
+    if warm:
+        warm_encoders(ctx)
+    return ctx
+
+
+def open_indexes(ctx: Context) -> dict[str, OpenReport]:
+    """Open every collection's index (verify, replay or rebuild); what each needed."""
+    return {c.name: ctx.indexes.open(c) for c in collections.list_all(ctx)}
+
+
+def warm_encoders(ctx: Context) -> dict[str, str]:
+    """Load every collection's encoder now; the specs that failed to load and why.
+
+    Failures are logged, not raised: the other collections can still serve, and that
+    collection's requests say why not.
+    """
+    failed = {}
+    for spec, fingerprint in {(c.model, c.fingerprint) for c in collections.list_all(ctx)}:
+        if spec is None:
+            continue
+        try:
+            ctx.encoders.checked(spec, fingerprint)
+        except LatentspaceError as e:
+            logger.error("model %s of a collection cannot be loaded: %s", spec, e)
+            failed[spec] = str(e)
+    return failed
+
+
+def stop(ctx: Context) -> None:
+    """Save every open index and release the database."""
+    ctx.indexes.close(collections.list_all(ctx))
+    ctx.engine.dispose()

@@ -1,0 +1,109 @@
+"""Query terms → vectors: texts and images embedded, items and directions read from SQL.
+
+The plan stage of a search, and what directions, paths and duplicate checks build on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from latentspace import limits
+from latentspace.errors import InvalidInput
+from latentspace.index.algebra import Term
+from latentspace.service import collections
+from latentspace.service.context import Context
+from latentspace.service.encoders import decode_checked, embed_texts, require_encoder
+from latentspace.store import directions as directions_repo
+from latentspace.store import repository as repo
+from latentspace.store.tables import CollectionRow
+from latentspace.types import TERM_KINDS, TermKind
+from latentspace.vectors import as_vector
+
+__all__ = ["QueryTerm", "resolve_terms"]
+
+
+@dataclass(frozen=True)
+class QueryTerm:
+    """One term of a query: exactly one of its five sources, and a signed weight."""
+
+    text: str | None = None
+    image: bytes | None = None
+    item: str | None = None
+    vector: Sequence[float] | None = None
+    direction: str | None = None
+    weight: float = 1.0
+
+    @property
+    def kind(self) -> TermKind:
+        """Which source the term uses.
+
+        Raises:
+            InvalidInput: none or several sources are set.
+        """
+        given = [k for k in TERM_KINDS if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise InvalidInput(
+                f"a query term needs exactly one of {', '.join(TERM_KINDS)}; got {given or 'none'}"
+            )
+        return given[0]
+
+    def label(self) -> str:
+        """How the term is named in explanations."""
+        kind = self.kind
+        if kind in ("image", "vector"):
+            return kind
+        return f"{kind}:{getattr(self, kind)}"
+
+
+def resolve_terms(
+    ctx: Context, collection: CollectionRow, terms: Sequence[QueryTerm]
+) -> tuple[list[Term], list[int]]:
+    """The algebra terms for ``terms``, and the item ids that the query used.
+
+    Texts are embedded together in one call (and come from the text cache when repeated).
+
+    Raises:
+        InvalidInput: a malformed term, a bad image or vector, over-limit text.
+        NotFound: an unknown item or direction.
+        UnsupportedModality: the collection's model cannot embed the term's modality.
+    """
+    if not terms:
+        raise InvalidInput("a query needs at least one term")
+    limit = ctx.settings.limits
+    limits.check_batch(limit, terms, "query terms")
+    kinds = [t.kind for t in terms]
+    encoder = collections.encoder_of(ctx, collection) if {"text", "image"} & set(kinds) else None
+    vectors: dict[int, np.ndarray] = {}
+    texts = [(i, t.text) for i, t in enumerate(terms) if t.text is not None]
+    if texts:
+        text_encoder = require_encoder(encoder, collection, "text")
+        embedded = embed_texts(ctx.encoders, text_encoder, [t for _, t in texts], limit)
+        vectors.update({i: embedded[row] for row, (i, _) in enumerate(texts)})
+    images = [(i, t.image) for i, t in enumerate(terms) if t.image is not None]
+    if images:
+        image_encoder = require_encoder(encoder, collection, "image")
+        decoded = [decode_checked(data, limit, name=f"term {i} image") for i, data in images]
+        embedded = ctx.encoders.encode_images(image_encoder, decoded)
+        vectors.update({i: embedded[row] for row, (i, _) in enumerate(images)})
+    used: list[int] = []
+    if {"item", "direction", "vector"} & set(kinds):
+        with ctx.sessions() as session:
+            for i, term in enumerate(terms):
+                if term.item is not None:
+                    row = repo.get_item(
+                        session=session, collection=collection, external_id=term.item
+                    )
+                    stored = repo.vectors_of(session=session, item_ids=[row.id], dim=collection.dim)
+                    vectors[i] = stored[row.id]
+                    used.append(row.id)
+                elif term.direction is not None:
+                    d = directions_repo.get_direction(
+                        session=session, collection=collection, name=term.direction
+                    )
+                    vectors[i] = np.frombuffer(d.vector, dtype=np.float32, count=collection.dim)
+                elif term.vector is not None:
+                    vectors[i] = as_vector(term.vector, dim=collection.dim, name=f"term {i} vector")
+    return [Term(vectors[i], float(t.weight), t.label()) for i, t in enumerate(terms)], used

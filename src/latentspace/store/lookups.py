@@ -1,0 +1,91 @@
+"""Lookups by content hash, document and position: duplicates, documents and listing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from latentspace.store.tables import CollectionRow, ItemRow
+
+__all__ = ["document_items", "items_by_sha256", "list_items", "sha256_groups"]
+
+
+def items_by_sha256(
+    *, session: Session, collection: CollectionRow, digests: Sequence[str]
+) -> dict[str, list[ItemRow]]:
+    """Live items whose content hash is one of ``digests``, grouped by hash (id order)."""
+    if not digests:
+        return {}
+    rows = session.scalars(
+        select(ItemRow)
+        .where(
+            ItemRow.collection_id == collection.id,
+            ItemRow.sha256.in_(list(set(digests))),
+            ItemRow.deleted.is_(False),
+        )
+        .order_by(ItemRow.id)
+    )
+    out: dict[str, list[ItemRow]] = {}
+    for row in rows:
+        out.setdefault(row.sha256, []).append(row)
+    return out
+
+
+def sha256_groups(*, session: Session, collection: CollectionRow) -> list[list[ItemRow]]:
+    """Groups of two or more live items with the same content hash (exact duplicates)."""
+    shared = (
+        select(ItemRow.sha256)
+        .where(ItemRow.collection_id == collection.id, ItemRow.deleted.is_(False))
+        .group_by(ItemRow.sha256)
+        .having(func.count() > 1)
+    )
+    rows = session.scalars(
+        select(ItemRow)
+        .where(
+            ItemRow.collection_id == collection.id,
+            ItemRow.deleted.is_(False),
+            ItemRow.sha256.in_(shared),
+        )
+        .order_by(ItemRow.sha256, ItemRow.id)
+    )
+    groups: dict[str, list[ItemRow]] = {}
+    for row in rows:
+        groups.setdefault(row.sha256, []).append(row)
+    return list(groups.values())
+
+
+def document_items(
+    *, session: Session, collection: CollectionRow, document_ids: Sequence[str]
+) -> list[ItemRow]:
+    """Live items (chunks) that belong to any of ``document_ids``."""
+    if not document_ids:
+        return []
+    return list(
+        session.scalars(
+            select(ItemRow).where(
+                ItemRow.collection_id == collection.id,
+                ItemRow.document_id.in_(list(document_ids)),
+                ItemRow.deleted.is_(False),
+            )
+        )
+    )
+
+
+def list_items(
+    *, session: Session, collection: CollectionRow, limit: int, after: int = 0
+) -> list[ItemRow]:
+    """Live items in id order, ``limit`` at a time after item id ``after`` (keyset paging)."""
+    return list(
+        session.scalars(
+            select(ItemRow)
+            .where(
+                ItemRow.collection_id == collection.id,
+                ItemRow.deleted.is_(False),
+                ItemRow.id > after,
+            )
+            .order_by(ItemRow.id)
+            .limit(limit)
+        )
+    )

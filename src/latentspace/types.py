@@ -1,0 +1,74 @@
+"""Literal types shared by the store, the index, the service and the API (one spelling each).
+
+The SQL columns hold plain strings; :func:`as_metric` and :func:`as_index_choice` narrow a
+stored value back to its literal type (and refuse anything else).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal, get_args
+
+from latentspace.errors import InvalidInput
+
+__all__ = [
+    "INDEX_CHOICES",
+    "INDEX_KINDS",
+    "ITEM_STATUSES",
+    "METRICS",
+    "TERM_KINDS",
+    "DuplicateKind",
+    "GpuMode",
+    "IndexChoice",
+    "IndexKind",
+    "ItemKind",
+    "ItemStatus",
+    "Metric",
+    "TermKind",
+    "TimingHook",
+    "WriteStatus",
+    "as_index_choice",
+    "as_metric",
+]
+
+Metric = Literal["cosine", "ip", "l2"]
+IndexKind = Literal["flat", "hnsw", "ivf", "ivfpq"]
+IndexChoice = Literal["auto", "flat", "hnsw", "ivf", "ivfpq"]
+ItemKind = Literal["text", "image", "vector"]
+WriteStatus = Literal["created", "updated", "unchanged"]
+ItemStatus = Literal["created", "updated", "unchanged", "error"]
+DuplicateKind = Literal["exact", "near"]
+TermKind = Literal["text", "image", "item", "vector", "direction"]
+GpuMode = Literal["auto", "on", "off"]
+# (what, label, seconds): e.g. ("encode", "text", 0.004) or ("search", "hnsw", 0.001).
+TimingHook = Callable[[str, str, float], None]
+
+METRICS: tuple[Metric, ...] = get_args(Metric)
+INDEX_KINDS: tuple[IndexKind, ...] = get_args(IndexKind)
+INDEX_CHOICES: tuple[IndexChoice, ...] = get_args(IndexChoice)
+ITEM_STATUSES: tuple[ItemStatus, ...] = get_args(ItemStatus)
+TERM_KINDS: tuple[TermKind, ...] = get_args(TermKind)
+
+
+def as_metric(value: str) -> Metric:
+    """``value`` as a :data:`Metric`.
+
+    Raises:
+        InvalidInput: not one of :data:`METRICS`.
+    """
+    for metric in METRICS:
+        if value == metric:
+            return metric
+    raise InvalidInput(f"unknown metric {value!r}; use one of {list(METRICS)}")
+
+
+def as_index_choice(value: str) -> IndexChoice:
+    """``value`` as an :data:`IndexChoice` (``auto`` or an index kind).
+
+    Raises:
+        InvalidInput: not ``auto`` nor one of :data:`INDEX_KINDS`.
+    """
+    for choice in INDEX_CHOICES:
+        if value == choice:
+            return choice
+    raise InvalidInput(f"unknown index kind {value!r}; use auto or one of {list(INDEX_KINDS)}")
