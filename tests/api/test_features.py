@@ -87,6 +87,26 @@ def test_search_options(client: TestClient, shapes_collection: str) -> None:
     assert with_item["results"][0]["id"] == "s0"
 
 
+def test_items_a_query_is_built_from_are_left_out(
+    client: TestClient, shapes_collection: str
+) -> None:
+    def ids(body: dict) -> list[str]:
+        r = client.post(f"/v1/collections/{shapes_collection}/search", json=body)
+        assert r.status_code == 200, r.text
+        return [h["id"] for h in r.json()["results"]]
+
+    kept = ids({"query": {"item": "s0"}, "k": 8, "exclude_query_items": False})
+    assert kept[0] == "s0"  # an item is its own nearest neighbour
+    left_out = ids({"query": {"item": "s0"}, "k": 7})  # the default leaves it out
+    assert left_out == [i for i in kept if i != "s0"][:7]
+    # offset counts results after the exclusion
+    assert ids({"query": {"item": "s0"}, "k": 3, "offset": 2}) == left_out[2:5]
+    # every item term is left out, not only the first
+    both = {"terms": [{"item": "s0"}, {"item": left_out[0]}]}
+    assert not {"s0", left_out[0]} & set(ids({"query": both, "k": 10}))
+    assert {"s0", left_out[0]} <= set(ids({"query": both, "k": 10, "exclude_query_items": False}))
+
+
 def test_image_query_by_upload_and_by_base64(
     client: TestClient, shapes_collection: str, shapes: list[ShapeSample]
 ) -> None:

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
+from typing import Any
 
 from fastapi.testclient import TestClient
+from tests.api.conftest import make_settings
 
+from latentspace.api import create_app
 from latentspace.logs import JsonFormatter
+from latentspace.settings import LimitSettings
 
 
 def test_every_operation_is_documented_with_examples(client: TestClient) -> None:
@@ -19,7 +24,10 @@ def test_every_operation_is_documented_with_examples(client: TestClient) -> None
             where = f"{method.upper()} {path}"
             assert op.get("summary"), f"{where} has no summary"
             if path.startswith("/v1"):
-                assert "404" in op["responses"] or "401" in op["responses"], where
+                assert {"401", "403", "413", "422"} <= set(op["responses"]), where
+            # 404 is documented exactly where the path names something that may not exist
+            can_404 = "{name}" in path or path == "/v1/embeddings"
+            assert ("404" in op["responses"]) == can_404, where
             body = op.get("requestBody", {}).get("content", {}).get("application/json")
             if body is None:
                 continue
@@ -36,3 +44,21 @@ def test_json_log_lines_carry_request_fields() -> None:
     assert line["request_id"] == "abc"
     assert line["status"] == 200
     assert line["level"] == "info"
+
+
+def test_limits_are_stated_in_the_schema(tmp_path: Path) -> None:
+    limits = LimitSettings(max_k=77, max_batch=33, max_text_chars=99, max_path_steps=11)
+    schema = create_app(make_settings(tmp_path, limits=limits)).openapi()
+    components = schema["components"]["schemas"]
+
+    def prop(model: str, name: str) -> dict[str, Any]:
+        found: dict[str, Any] = components[model]["properties"][name]
+        return found
+
+    assert prop("SearchRequest", "k")["maximum"] == 77
+    assert prop("PathRequest", "steps")["maximum"] == 11
+    for model, field in [("ItemsUpsert", "items"), ("CompositeQuery", "terms")]:
+        assert prop(model, field)["maxItems"] == 33
+    assert prop("TermIn", "text")["anyOf"][0]["maxLength"] == 99
+    search = schema["paths"]["/v1/collections/{name}/search"]["post"]
+    assert "413" in search["responses"]
