@@ -16,6 +16,7 @@ problem type in one place (``latentspace.api.errors``).
     │   └── UnsupportedModality e.g. an image given to a text-only encoder
     ├── VectorIndexError        the vector index failed or its files are damaged
     │   └── IndexCorrupted      an index file whose checksum or manifest disagrees
+    ├── Unavailable             a collection that cannot serve now (its reason says why)
     └── StoreError              the SQL store failed
 """
 
@@ -33,6 +34,7 @@ __all__ = [
     "ModelUnavailable",
     "NotFound",
     "StoreError",
+    "Unavailable",
     "UnsupportedModality",
     "VectorIndexError",
 ]
@@ -84,6 +86,10 @@ class VectorIndexError(LatentspaceError):
 
 class IndexCorrupted(VectorIndexError):
     """An index file or manifest failed verification."""
+
+
+class Unavailable(LatentspaceError):
+    """A collection cannot serve now (its index could not be opened or built)."""
 
 
 class StoreError(LatentspaceError):

@@ -49,6 +49,7 @@ _DOMAIN: list[tuple[type[errors.LatentspaceError], int, str]] = [
     (errors.IndexCorrupted, 500, "index-corrupted"),
     (errors.VectorIndexError, 500, "index-error"),
     (errors.StoreError, 503, "store-error"),
+    (errors.Unavailable, 503, "unavailable"),
 ]
 
 _BY_STATUS = {

@@ -18,7 +18,7 @@ import numpy as np
 
 from latentspace.index.base import SearchOptions, SearchResult
 from latentspace.index.faiss_index import FaissIndex
-from latentspace.index.spec import EXACT_LIMIT, IndexSpec, plan_index
+from latentspace.index.spec import EXACT_LIMIT, IndexSpec, plan_index, training_minimum
 
 __all__ = ["ManagedIndex", "VectorSource"]
 
@@ -41,8 +41,11 @@ class ManagedIndex:
         source: VectorSource | None = None,
         use_gpu: bool = False,
         exact_limit: int = EXACT_LIMIT,
+        requested: IndexSpec | None = None,
     ) -> None:
         self._current = index
+        self._requested = requested
+        self._retry_at = 0  # after a failed rebuild: the size at which to try again
         self._auto = auto
         self._budget = memory_budget
         self._compact_ratio = compact_ratio
@@ -91,17 +94,17 @@ class ManagedIndex:
 
     def target_spec(self) -> IndexSpec | None:
         """The spec a rebuild would produce now, or ``None`` if none is due."""
-        current = self._current
+        current, n = self._current, len(self._current)
+        if n < self._retry_at:  # a rebuild failed at a smaller size: wait for the data to grow
+            return None
+        target = self._requested  # held exact while too small to train, if it is another kind
         if self._auto:
             planned = plan_index(
-                len(current),
-                current.dim,
-                current.metric,
-                self._budget,
-                exact_limit=self._exact_limit,
+                n, current.dim, current.metric, self._budget, exact_limit=self._exact_limit
             )
-            if _ORDER[planned.kind] > _ORDER.get(current.kind, 0):
-                return planned
+            target = planned if _ORDER[planned.kind] > _ORDER.get(current.kind, 0) else None
+        if target is not None and target.kind != current.kind and n >= training_minimum(target):
+            return target
         if current.dead_ratio > self._compact_ratio:
             return IndexSpec(current.kind, current.metric, dict(current.spec.params))
         return None
@@ -157,6 +160,7 @@ class ManagedIndex:
         except Exception as e:  # a failed rebuild leaves the old index serving
             with self._lock:
                 self._pending = None
+                self._retry_at = 2 * max(len(self._current), 1)
             self.last_error = e
             logger.exception("index rebuild into %s failed; the old index keeps serving", spec)
 

@@ -23,9 +23,11 @@ __all__ = [
     "EXACT_LIMIT",
     "KINDS",
     "IndexSpec",
+    "buildable",
     "estimate_bytes",
     "plan_index",
     "search_parameters",
+    "training_minimum",
 ]
 
 KINDS: tuple[str, ...] = INDEX_KINDS
@@ -128,6 +130,28 @@ def plan_index(
             return spec
     logger.warning("no index of %d × %d fits %d bytes; using the smallest", n, dim, memory_budget)
     return candidates[-1]
+
+
+def training_minimum(spec: IndexSpec) -> int:
+    """Vectors an index of ``spec`` needs before it can be trained (0: none).
+
+    IVF-PQ's product quantizer learns ``2**nbits`` centroids per sub-space and cannot train
+    on fewer points; IVF adapts ``nlist`` to what it is given; the other kinds need no
+    training. A factory string is not known ahead: it is tried, and a failure is handled
+    where it is built.
+    """
+    if spec.kind == "ivfpq":
+        return int(2 ** int(spec.params.get("nbits", 8)))
+    if spec.kind == "ivf":
+        return 1
+    return 0
+
+
+def buildable(spec: IndexSpec, n: int) -> IndexSpec:
+    """``spec``, or exact search while ``n`` vectors are too few to train it."""
+    if n < training_minimum(spec):
+        return IndexSpec("flat", spec.metric)
+    return spec
 
 
 def search_parameters(spec: IndexSpec, params: SearchParams, selector: Any, *, on_gpu: bool) -> Any:

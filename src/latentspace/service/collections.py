@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from latentspace.embedder import Encoder
-from latentspace.errors import InvalidInput
+from latentspace.errors import InvalidInput, Unavailable
 from latentspace.service.context import Context
 from latentspace.service.indexes import OpenReport
 from latentspace.store import oplog
@@ -51,6 +51,7 @@ class CollectionStats:
     index_params: dict[str, Any]
     recall_at_10: float | None
     created_at: str
+    unavailable: str | None = None
 
 
 def get(ctx: Context, name: str) -> CollectionRow:
@@ -123,13 +124,37 @@ def delete(ctx: Context, name: str) -> None:
     ctx.indexes.drop(row)
 
 
-def stats(ctx: Context, name: str) -> CollectionStats:
-    """Count, dim, model, fingerprint, live index kind and its measured recall@10."""
+def stats(ctx: Context, name: str, *, tolerate: bool = False) -> CollectionStats:
+    """Count, dim, model, fingerprint, live index kind and its measured recall@10.
+
+    Raises:
+        NotFound: no such collection.
+        Unavailable: its index cannot serve (unless ``tolerate``: then ``unavailable``
+            says why and the index fields are empty).
+    """
     with ctx.sessions() as session:
         row = repo.get_collection(session=session, name=name)
         count = repo.count_live(session=session, collection=row)
         manifest = oplog.get_manifest(session=session, collection=row)
-    current = ctx.indexes.stats(row)
+    try:
+        current = ctx.indexes.stats(row)
+    except Unavailable as e:
+        if not tolerate:
+            raise
+        return CollectionStats(
+            row.name,
+            row.model,
+            row.dim,
+            row.metric,
+            row.fingerprint,
+            count,
+            row.index_kind,
+            "unavailable",
+            {},
+            None,
+            row.created_at.isoformat(),
+            unavailable=str(e),
+        )
     recall = 1.0 if current.kind == "flat" else None
     if manifest is not None and manifest.kind == current.kind and recall is None:
         recall = manifest.recall_at_10
@@ -149,15 +174,18 @@ def stats(ctx: Context, name: str) -> CollectionStats:
 
 
 def list_stats(ctx: Context) -> list[CollectionStats]:
-    """:func:`stats` of every collection, by name."""
-    return [stats(ctx, row.name) for row in list_all(ctx)]
+    """:func:`stats` of every collection, by name (those that cannot serve say why)."""
+    return [stats(ctx, row.name, tolerate=True) for row in list_all(ctx)]
 
 
 def index_sizes(ctx: Context) -> dict[str, tuple[int, str]]:
     """Vectors in each collection's live index, and its kind (for metrics)."""
     out = {}
     for row in list_all(ctx):
-        current = ctx.indexes.stats(row)
+        try:
+            current = ctx.indexes.stats(row)
+        except Unavailable:
+            continue  # readyz and the collection's own answers say why
         out[row.name] = (current.count, current.kind)
     return out
 

@@ -1,12 +1,13 @@
-"""Readiness: the database answers and every collection's index is open."""
+"""Readiness: the database answers and every collection's index is open (or why not)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from latentspace.errors import Unavailable
 from latentspace.service import collections
 from latentspace.service.context import Context
 
@@ -15,10 +16,12 @@ __all__ = ["Readiness", "readiness"]
 
 @dataclass(frozen=True)
 class Readiness:
-    """Whether the instance can serve, and if not, why."""
+    """Whether the instance can serve, and if not, why; ``unavailable`` names the
+    collections that cannot serve (the others do) with their reasons."""
 
     ready: bool
     detail: str = ""
+    unavailable: dict[str, str] = field(default_factory=dict)
 
 
 def readiness(ctx: Context) -> Readiness:
@@ -29,6 +32,10 @@ def readiness(ctx: Context) -> Readiness:
         rows = collections.list_all(ctx)
     except SQLAlchemyError as e:  # any driver error means "not ready", never a crash
         return Readiness(False, f"database: {type(e).__name__}")
+    unavailable = {}
     for row in rows:
-        ctx.indexes.open(row)
-    return Readiness(True)
+        try:
+            ctx.indexes.open(row)
+        except Unavailable as e:
+            unavailable[row.name] = str(e)
+    return Readiness(True, unavailable=unavailable)

@@ -7,7 +7,7 @@ import logging
 from sqlalchemy import Engine
 
 from latentspace import migrations
-from latentspace.errors import LatentspaceError, StoreError
+from latentspace.errors import LatentspaceError, StoreError, Unavailable
 from latentspace.service import collections
 from latentspace.service.context import Context, build_context
 from latentspace.service.encoders import EncoderFactory
@@ -57,8 +57,18 @@ def start(
 
 
 def open_indexes(ctx: Context) -> dict[str, OpenReport]:
-    """Open every collection's index (verify, replay or rebuild); what each needed."""
-    return {c.name: ctx.indexes.open(c) for c in collections.list_all(ctx)}
+    """Open every collection's index (verify, replay or rebuild); what each needed.
+
+    A collection that cannot serve is logged and left out: it answers 503 with its reason,
+    ``/readyz`` names it, and the others serve.
+    """
+    reports = {}
+    for collection in collections.list_all(ctx):
+        try:
+            reports[collection.name] = ctx.indexes.open(collection)
+        except Unavailable as e:
+            logger.error("%s", e)
+    return reports
 
 
 def warm_encoders(ctx: Context) -> dict[str, str]:

@@ -29,6 +29,7 @@ def _public(stats: CollectionStats) -> CollectionPublic:
             kind=stats.index_kind,
             params=stats.index_params,
             recall_at_10=stats.recall_at_10,
+            unavailable=stats.unavailable,
         ),
         created_at=stats.created_at,
     )

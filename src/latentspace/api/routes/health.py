@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Response
 
 from latentspace.api.deps import AuthorizedRoute, ContextDep, ReadDep
@@ -23,12 +25,16 @@ def healthz() -> dict[str, str]:
     summary="Readiness: database reachable, indexes open",
     responses={503: {"description": "Not ready"}},
 )
-def readyz(context: ContextDep, response: Response) -> dict[str, str]:
-    """``ok`` once the lifespan has opened every index and the database answers."""
+def readyz(context: ContextDep, response: Response) -> dict[str, Any]:
+    """``ok`` once the lifespan has opened every index and the database answers;
+    ``degraded`` (still 200: the others serve) naming each collection that cannot serve
+    and why; 503 when the database does not answer."""
     ready = health.readiness(context.service)
     if not ready.ready:
         response.status_code = 503
         return {"status": "unavailable", "detail": ready.detail}
+    if ready.unavailable:
+        return {"status": "degraded", "unavailable": ready.unavailable}
     return {"status": "ok"}
 
 

@@ -51,6 +51,9 @@ class IndexInfo(BaseModel):
         description="Measured against exact search when the index was last saved (1.0 for "
         "flat; null until an approximate index has been saved)."
     )
+    unavailable: str | None = Field(
+        default=None, description="Why the index cannot serve (kind is then `unavailable`)."
+    )
 
 
 class CollectionPublic(BaseModel):

@@ -1,16 +1,4 @@
-"""Live indexes: each collection's vector index, kept consistent with SQL (the source of truth).
-
-:class:`LiveIndexes` is the seam every use-case goes through: open, search, apply committed
-writes, save, rebuild, stats. :class:`LocalIndexes` is the in-process implementation: one
-FAISS index per collection in this process, saved under ``data_dir/indexes``. Replicas that
-tail the SQL oplog and Ray-sharded search are further implementations of the same protocol.
-
-On open, the saved index is verified against its manifest and the encoder fingerprint, the
-oplog written after its last applied sequence is replayed from SQL, and the result must hold
-exactly the live rows; otherwise the index is rebuilt from the stored vectors. Which of the
-three happened is logged and returned. Writes reach the index only after their SQL
-transaction committed, in the order of their oplog sequence (callers hold :meth:`writing`).
-"""
+"""The in-process live indexes: one FAISS index per collection, in this process."""
 
 from __future__ import annotations
 
@@ -19,15 +7,15 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, Unpack
+from typing import Unpack
 
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
-from latentspace.errors import IndexCorrupted, VectorIndexError
+from latentspace.errors import IndexCorrupted, Unavailable, VectorIndexError
 from latentspace.index import (
     FaissIndex,
     IndexSpec,
@@ -39,82 +27,17 @@ from latentspace.index import (
 )
 from latentspace.index.base import SearchOptions
 from latentspace.index.batcher import MicroBatcher
+from latentspace.index.spec import buildable
+from latentspace.service.indexes.base import CommittedWrite, IndexStats, OpenReport
 from latentspace.settings import IndexSettings
 from latentspace.store import oplog
 from latentspace.store import repository as repo
 from latentspace.store.tables import CollectionRow
 from latentspace.types import TimingHook, as_index_choice, as_metric
 
-__all__ = ["CommittedWrite", "IndexStats", "LiveIndexes", "LocalIndexes", "OpenReport"]
+__all__ = ["LocalIndexes", "resolve_gpu"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class OpenReport:
-    """How a collection's index was brought up to date: created, loaded, replayed or rebuilt."""
-
-    action: str
-    replayed: int = 0
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class CommittedWrite:
-    """Changes one SQL transaction committed, up to oplog sequence ``seq``."""
-
-    seq: int
-    upserts: dict[int, np.ndarray] = field(default_factory=dict)
-    deletes: list[int] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class IndexStats:
-    """What a live index is right now."""
-
-    kind: str
-    params: dict[str, Any]
-    count: int
-    applied_seq: int
-    rebuilding: bool
-    on_gpu: bool
-
-
-class LiveIndexes(Protocol):
-    """The live indexes of every collection, as the use-cases see them."""
-
-    def open(self, collection: CollectionRow) -> OpenReport:
-        """Bring the collection's index up to date with SQL (once); how that went."""
-
-    def writing(self, collection: CollectionRow) -> AbstractContextManager[None]:
-        """Held around a write's SQL commit and its :meth:`apply`, so they keep seq order."""
-
-    def apply(self, collection: CollectionRow, write: CommittedWrite) -> None:
-        """Apply a committed write (the caller holds :meth:`writing`)."""
-
-    def search(
-        self,
-        collection: CollectionRow,
-        queries: np.ndarray,
-        k: int,
-        **options: Unpack[SearchOptions],
-    ) -> SearchResult:
-        """The ``k`` nearest live item ids of each query (see ``VectorIndex.search``)."""
-
-    def save(self, collection: CollectionRow) -> None:
-        """Persist the index and record its manifest (with measured recall) in SQL."""
-
-    def rebuild(self, collection: CollectionRow) -> OpenReport:
-        """Rebuild the index from the vectors in SQL, in the kind it should be, and save it."""
-
-    def stats(self, collection: CollectionRow) -> IndexStats:
-        """Kind, parameters, size and state of the live index."""
-
-    def drop(self, collection: CollectionRow) -> None:
-        """Forget a deleted collection's index and remove its files."""
-
-    def close(self, collections: list[CollectionRow]) -> None:
-        """Save every open index (shutdown)."""
 
 
 @dataclass
@@ -173,7 +96,8 @@ class LocalIndexes:
         self._live: dict[int, _Live] = {}
         self._locks: dict[int, threading.Lock] = {}
         self._batchers: dict[int, MicroBatcher] = {}
-        self._lock = threading.Lock()
+        self._failed: dict[int, str] = {}
+        self._lock = threading.RLock()
 
     @property
     def use_gpu(self) -> bool:
@@ -204,9 +128,40 @@ class LocalIndexes:
         with self._lock:
             live = self._live.get(collection.id)
             if live is None:
-                live = self._open(collection)
+                failed = self._failed.get(collection.id)
+                if failed is not None:
+                    raise Unavailable(f"collection {collection.name!r} cannot serve: {failed}")
+                try:
+                    live = self._open(collection)
+                except Exception as e:  # one collection's failure never stops the others
+                    live = self._exact(collection, f"opening its index failed: {e!r}")
                 self._live[collection.id] = live
             return live
+
+    def _exact(self, collection: CollectionRow, reason: str) -> _Live:
+        # The fallback that needs nothing but SQL: exact search over the stored vectors.
+        # The requested kind is built later, in the background, once it can be.
+        logger.error("collection %s: serving exact search from SQL (%s)", collection.name, reason)
+        try:
+            with self._sessions() as session:
+                sql_seq = oplog.last_seq(session=session, collection=collection)
+                ids, vectors = repo.live_vectors(session=session, collection=collection)
+            index = FaissIndex(IndexSpec("flat", as_metric(collection.metric)), collection.dim)
+            if ids.size:
+                index.add(ids, vectors)
+        except Exception as e:
+            self._failed[collection.id] = f"{reason}; exact search from SQL failed too: {e!r}"
+            logger.exception("collection %s cannot serve", collection.name)
+            raise Unavailable(
+                f"collection {collection.name!r} cannot serve: {self._failed[collection.id]}"
+            ) from e
+        report = OpenReport("rebuilt", reason=f"exact search from SQL: {reason}")
+        return _Live(self._managed(collection, index), sql_seq, report)
+
+    def unavailable(self) -> dict[int, str]:
+        """Collections (by id) that cannot serve, and why."""
+        with self._lock:
+            return dict(self._failed)
 
     # -- opening -------------------------------------------------------------------------
     def _managed(self, collection: CollectionRow, index: FaissIndex) -> ManagedIndex:
@@ -214,9 +169,11 @@ class LocalIndexes:
             with self._sessions() as session:
                 return [repo.live_vectors(session=session, collection=collection)]
 
+        requested = self._requested(collection)
         return ManagedIndex(
             index,
-            auto=collection.index_kind == "auto",
+            auto=requested is None,
+            requested=requested,
             memory_budget=self._settings.memory_budget,
             compact_ratio=self._settings.compact_ratio,
             source=source,
@@ -271,18 +228,23 @@ class LocalIndexes:
             keys = np.fromiter(vectors, dtype=np.int64, count=len(vectors))
             index.add(keys, np.stack([vectors[k] for k in keys.tolist()]))
 
-    def _spec(self, collection: CollectionRow, n: int) -> IndexSpec:
-        metric = as_metric(collection.metric)
+    def _requested(self, collection: CollectionRow) -> IndexSpec | None:
+        # The kind the collection asks for; None for auto (planned by size and budget).
         choice = as_index_choice(collection.index_kind)
         if choice == "auto":
-            return plan_index(
-                n,
-                collection.dim,
-                metric,
-                self._settings.memory_budget,
-                exact_limit=self._settings.exact_limit,
-            )
-        return IndexSpec(choice, metric, dict(collection.index_params))
+            return None
+        return IndexSpec(choice, as_metric(collection.metric), dict(collection.index_params))
+
+    def _spec(self, collection: CollectionRow, n: int) -> IndexSpec:
+        # What to build for n vectors: exact search while too few to train the kind.
+        spec = self._requested(collection) or plan_index(
+            n,
+            collection.dim,
+            as_metric(collection.metric),
+            self._settings.memory_budget,
+            exact_limit=self._settings.exact_limit,
+        )
+        return buildable(spec, n)
 
     def _build(self, collection: CollectionRow, session: Session) -> FaissIndex:
         ids, vectors = repo.live_vectors(session=session, collection=collection)
@@ -305,11 +267,16 @@ class LocalIndexes:
     def apply(self, collection: CollectionRow, write: CommittedWrite) -> None:
         """Apply committed changes up to oplog ``write.seq`` (caller holds :meth:`writing`)."""
         live = self._get(collection)
-        if write.deletes:
-            live.index.remove(np.asarray(write.deletes, dtype=np.int64))
-        if write.upserts:
-            keys = np.fromiter(write.upserts, dtype=np.int64, count=len(write.upserts))
-            live.index.add(keys, np.stack([write.upserts[k] for k in keys.tolist()]))
+        try:
+            if write.deletes:
+                live.index.remove(np.asarray(write.deletes, dtype=np.int64))
+            if write.upserts:
+                keys = np.fromiter(write.upserts, dtype=np.int64, count=len(write.upserts))
+                live.index.add(keys, np.stack([write.upserts[k] for k in keys.tolist()]))
+        except Exception as e:  # the rows are committed: the index must absorb them anyway
+            fresh = self._exact(collection, f"applying oplog {write.seq} failed: {e!r}")
+            with self._lock:
+                self._live[collection.id] = live = fresh
         live.applied_seq = max(live.applied_seq, write.seq)
 
     def rebuild(self, collection: CollectionRow) -> OpenReport:
@@ -386,6 +353,8 @@ class LocalIndexes:
         with self._lock:
             self._live.pop(collection.id, None)
             self._batchers.pop(collection.id, None)
+            self._locks.pop(collection.id, None)
+            self._failed.pop(collection.id, None)
         shutil.rmtree(self.directory(collection), ignore_errors=True)
 
     # -- reads ---------------------------------------------------------------------------

@@ -1,0 +1,82 @@
+"""The live-indexes seam: what every use-case may ask of a collection's index."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Unpack
+
+import numpy as np
+
+from latentspace.index import SearchResult
+from latentspace.index.base import SearchOptions
+from latentspace.store.tables import CollectionRow
+
+__all__ = ["CommittedWrite", "IndexStats", "LiveIndexes", "OpenReport"]
+
+
+@dataclass(frozen=True)
+class OpenReport:
+    """How a collection's index was brought up to date: created, loaded, replayed or rebuilt."""
+
+    action: str
+    replayed: int = 0
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class CommittedWrite:
+    """Changes one SQL transaction committed, up to oplog sequence ``seq``."""
+
+    seq: int
+    upserts: dict[int, np.ndarray] = field(default_factory=dict)
+    deletes: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    """What a live index is right now."""
+
+    kind: str
+    params: dict[str, Any]
+    count: int
+    applied_seq: int
+    rebuilding: bool
+    on_gpu: bool
+
+
+class LiveIndexes(Protocol):
+    """The live indexes of every collection, as the use-cases see them."""
+
+    def open(self, collection: CollectionRow) -> OpenReport:
+        """Bring the collection's index up to date with SQL (once); how that went."""
+
+    def writing(self, collection: CollectionRow) -> AbstractContextManager[None]:
+        """Held around a write's SQL commit and its :meth:`apply`, so they keep seq order."""
+
+    def apply(self, collection: CollectionRow, write: CommittedWrite) -> None:
+        """Apply a committed write (the caller holds :meth:`writing`)."""
+
+    def search(
+        self,
+        collection: CollectionRow,
+        queries: np.ndarray,
+        k: int,
+        **options: Unpack[SearchOptions],
+    ) -> SearchResult:
+        """The ``k`` nearest live item ids of each query (see ``VectorIndex.search``)."""
+
+    def save(self, collection: CollectionRow) -> None:
+        """Persist the index and record its manifest (with measured recall) in SQL."""
+
+    def rebuild(self, collection: CollectionRow) -> OpenReport:
+        """Rebuild the index from the vectors in SQL, in the kind it should be, and save it."""
+
+    def stats(self, collection: CollectionRow) -> IndexStats:
+        """Kind, parameters, size and state of the live index."""
+
+    def drop(self, collection: CollectionRow) -> None:
+        """Forget a deleted collection's index and remove its files."""
+
+    def close(self, collections: list[CollectionRow]) -> None:
+        """Save every open index (shutdown)."""

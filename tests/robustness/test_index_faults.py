@@ -1,0 +1,138 @@
+"""Any count for every index kind; one collection's broken index never stops the others."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from tests.api.conftest import ADMIN_KEY, make_settings
+
+from latentspace.api import create_app
+from latentspace.settings import Settings
+
+AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
+DIM = 16
+
+
+def vectors(n: int, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).normal(size=(n, DIM)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def server(settings: Settings) -> TestClient:
+    return TestClient(create_app(settings), headers=AUTH)
+
+
+def upsert(client: TestClient, name: str, x: np.ndarray, start: int = 0) -> None:
+    items = [{"id": f"v{start + i}", "vector": v.tolist()} for i, v in enumerate(x)]
+    r = client.post(f"/v1/collections/{name}/items", json={"items": items})
+    assert r.status_code == 200, r.text
+
+
+def nearest(client: TestClient, name: str, v: np.ndarray) -> str:
+    r = client.post(f"/v1/collections/{name}/search", json={"query": {"vector": v.tolist()}})
+    assert r.status_code == 200, r.text
+    found: str = r.json()["results"][0]["id"]
+    return found
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf", "ivfpq"])
+def test_every_kind_takes_any_count_and_survives_restarts(tmp_path: Path, kind: str) -> None:
+    settings = make_settings(tmp_path)
+    small, more = vectors(100, seed=1), vectors(300, seed=2)
+    with server(settings) as client:
+        r = client.post("/v1/collections", json={"name": "c", "dim": DIM, "index": kind})
+        assert r.status_code == 201, r.text
+        upsert(client, "c", small[:1])  # one item
+        upsert(client, "c", small[1:], start=1)  # 100 in all: below IVF-PQ's 256 training points
+        assert nearest(client, "c", small[42]) == "v42"
+    with server(settings) as client:  # restarts: loads, replays or rebuilds, never fails
+        assert client.get("/readyz").json() == {"status": "ok"}
+        assert nearest(client, "c", small[7]) == "v7"
+        upsert(client, "c", more, start=100)  # 400: enough to train every kind
+        stats = client.post("/v1/collections/c/flush").json()  # waits for the rebuild
+        assert stats["count"] == 400
+        assert stats["index"]["kind"] == kind  # trained, once there was enough
+        assert nearest(client, "c", more[5]) == "v105"
+    with server(settings) as client:
+        assert client.get("/v1/collections/c").json()["index"]["kind"] == kind
+        assert nearest(client, "c", small[99]) == "v99"
+
+
+def test_a_collection_that_cannot_serve_is_503_and_the_others_serve(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    with server(settings) as client:
+        for name in ("good", "bad"):
+            r = client.post("/v1/collections", json={"name": name, "dim": DIM})
+            assert r.status_code == 201, r.text
+            upsert(client, name, vectors(20, seed=3))
+    # No index on disk, and a stored vector SQL cannot give back whole: nothing to serve
+    # "bad" from, neither its files nor its rows.
+    for path in (tmp_path / "indexes").iterdir():
+        for f in path.iterdir():
+            f.unlink()
+    engine = create_engine(settings.resolved_database_url())
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE item_vectors SET vector = :junk WHERE item_id IN (SELECT items.id FROM "
+                "items JOIN collections ON items.collection_id = collections.id "
+                "WHERE collections.name = 'bad')"
+            ),
+            {"junk": b"\x00\x01\x02"},
+        )
+    engine.dispose()
+    with server(settings) as client:  # start-up does not fail
+        ready = client.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["status"] == "degraded"
+        assert list(ready.json()["unavailable"]) == ["bad"]
+        for method, path, body in [
+            ("GET", "/v1/collections/bad", None),
+            ("POST", "/v1/collections/bad/search", {"query": {"vector": [1.0] * DIM}}),
+        ]:
+            r = client.request(method, path, json=body)
+            assert r.status_code == 503, r.text
+            assert r.headers["content-type"] == "application/problem+json"
+            assert r.json()["type"] == "/problems/unavailable"
+            assert "cannot serve" in r.json()["detail"]
+        assert nearest(client, "good", vectors(20, seed=3)[4]) == "v4"  # the others serve
+        listed = {
+            c["name"]: c["index"] for c in client.get("/v1/collections").json()["collections"]
+        }
+        assert listed["good"]["kind"] == "flat"
+        assert listed["bad"]["kind"] == "unavailable"
+        assert "cannot serve" in listed["bad"]["unavailable"]
+        assert client.get("/metrics").status_code == 200
+
+
+def test_a_failed_index_step_never_loses_committed_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from latentspace.index import ManagedIndex
+
+    x = vectors(30, seed=5)
+    with server(make_settings(tmp_path)) as client:
+        r = client.post("/v1/collections", json={"name": "c", "dim": DIM, "index": "hnsw"})
+        assert r.status_code == 201, r.text
+        upsert(client, "c", x[:20])
+        calls = {"n": 0}
+        real_add = ManagedIndex.add
+
+        def failing_once(self: ManagedIndex, ids: np.ndarray, vecs: np.ndarray) -> None:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise RuntimeError("injected: the index step failed after the commit")
+            real_add(self, ids, vecs)
+
+        monkeypatch.setattr(ManagedIndex, "add", failing_once)
+        upsert(client, "c", x[20:], start=20)  # committed, then the index step fails
+        assert calls["n"] == 1
+        stats = client.get("/v1/collections/c").json()
+        assert stats["count"] == 30
+        assert nearest(client, "c", x[25]) == "v25"  # served from SQL, exactly
+        upsert(client, "c", vectors(1, seed=6), start=30)  # later writes still apply
+        assert nearest(client, "c", vectors(1, seed=6)[0]) == "v30"
