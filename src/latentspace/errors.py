@@ -18,6 +18,7 @@ problem type in one place (``latentspace.api.errors``).
     │   └── IndexCorrupted      an index file whose checksum or manifest disagrees
     ├── Unavailable             a collection that cannot serve now (its reason says why)
     └── StoreError              the SQL store failed
+        └── QueryTimeout        a statement ran past its deadline
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = [
     "ModelMismatch",
     "ModelUnavailable",
     "NotFound",
+    "QueryTimeout",
     "StoreError",
     "Unavailable",
     "UnsupportedModality",
@@ -94,3 +96,7 @@ class Unavailable(LatentspaceError):
 
 class StoreError(LatentspaceError):
     """The SQL store failed."""
+
+
+class QueryTimeout(StoreError):
+    """A SQL statement ran past its deadline (and was stopped)."""

@@ -10,6 +10,8 @@ The API states the same limits in its OpenAPI schema (``maximum``, ``maxItems``)
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Sized
 
 from latentspace.errors import InvalidInput, LimitExceeded
@@ -20,7 +22,9 @@ __all__ = [
     "check",
     "check_batch",
     "check_image_bytes",
+    "check_json",
     "check_k",
+    "check_string",
     "check_text",
     "over_limit",
 ]
@@ -73,18 +77,80 @@ def check_k(limits: LimitSettings, k: int) -> None:
 
 
 def check_text(limits: LimitSettings, text: str, *, name: str = "text") -> str:
-    """``text`` if it is not blank and within ``max_text_chars``.
+    """``text`` if it is not blank, valid Unicode and within ``max_text_chars``.
 
     Raises:
-        InvalidInput: blank text.
+        InvalidInput: blank text, or a lone surrogate.
         LimitExceeded: longer than the limit.
     """
     if not text.strip():
         raise InvalidInput(f"{name} is empty")
     check(limits, "max_text_chars", len(text), "characters", name)
-    return text
+    return check_string(text, name=name)
 
 
 def check_image_bytes(limits: LimitSettings, size: int, *, name: str = "image") -> None:
     """An encoded image of at most ``max_image_bytes``."""
     check(limits, "max_image_bytes", size, "bytes", name)
+
+
+def check_string(value: str, *, name: str) -> str:
+    """``value`` if every database can store it: valid Unicode (no lone surrogates) and no
+    NUL character (PostgreSQL's text and JSON types cannot hold one).
+
+    Raises:
+        InvalidInput: a lone surrogate or a NUL, naming where it is.
+    """
+    if "\x00" in value:
+        raise InvalidInput(f"{name}: contains a NUL character at position {value.index(chr(0))}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InvalidInput(
+            f"{name}: not valid Unicode (a lone surrogate {value[e.start]!r} at position "
+            f"{e.start}); send UTF-8 text"
+        ) from e
+    return value
+
+
+_INT64 = 2**63
+
+
+def check_json(limits: LimitSettings, value: object, *, name: str) -> None:
+    """A JSON value (metadata, a filter) every database can store and query.
+
+    Finite numbers (integers within 64 bits), valid Unicode in keys and strings, at most
+    ``max_json_depth`` levels of nesting and ``max_metadata_bytes`` once serialised.
+
+    Raises:
+        InvalidInput: NaN or infinity, a lone surrogate, an out-of-range integer, or a
+            value JSON cannot hold — naming where it is.
+        LimitExceeded: too deep, or too large.
+    """
+    stack: list[tuple[object, str, int]] = [(value, name, 1)]
+    while stack:
+        item, where, depth = stack.pop()
+        if isinstance(item, dict | list):
+            check(limits, "max_json_depth", depth, "levels of nesting", name)
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    if not isinstance(key, str):
+                        raise InvalidInput(f"{where}: keys must be strings, got {key!r}")
+                    check_string(key, name=f"{where} key")
+                    stack.append((child, f"{where}.{key}", depth + 1))
+            else:
+                stack.extend((child, f"{where}[{i}]", depth + 1) for i, child in enumerate(item))
+        elif isinstance(item, str):
+            check_string(item, name=where)
+        elif isinstance(item, bool) or item is None:
+            continue
+        elif isinstance(item, int):
+            if not -_INT64 <= item < _INT64:
+                raise InvalidInput(f"{where}: {item} is outside the 64-bit integer range")
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise InvalidInput(f"{where}: {item} is not a JSON number; use null or a number")
+        else:
+            raise InvalidInput(f"{where}: {type(item).__name__} is not a JSON value")
+    size = len(json.dumps(value, ensure_ascii=False).encode())
+    check(limits, "max_metadata_bytes", size, "bytes", name)

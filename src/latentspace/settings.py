@@ -73,6 +73,22 @@ class LimitSettings(BaseModel):
     max_documents_chars: int = Field(
         default=2_000_000, ge=1, description="Largest document (characters) to chunk."
     )
+    max_json_depth: int = Field(
+        default=32, ge=1, le=200, description="Deepest nesting of metadata and filters."
+    )
+    max_metadata_bytes: int = Field(
+        default=65_536, ge=2, description="Largest metadata (or filter) once serialised as JSON."
+    )
+    max_filter_nodes: int = Field(
+        default=4096,
+        ge=1,
+        description="Most JSON values (conditions, branches, $in values) in one filter.",
+    )
+    max_query_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Deadline of one filter's SQL statement; past it the search answers 503.",
+    )
 
 
 class IndexSettings(BaseModel):

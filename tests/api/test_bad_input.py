@@ -344,7 +344,7 @@ def _nested(depth: int) -> str:
             "object-value": (json.dumps({"colour": {"$eq": {"$gt": ""}}}), "expected a string"),
             "or-not-list": (json.dumps({"$or": "1=1"}), "non-empty list"),
             "huge-in": (json.dumps({"colour": {"$in": list(range(1025))}}), "at most 1024"),
-            "deep-and": (_nested(20), "nested too deeply"),
+            "deep-not": ('{"$not": ' * 20 + '{"colour": "red"}' + "}" * 20, "nested too deeply"),
         }
     ),
 )
@@ -353,6 +353,13 @@ def test_filter_injection_is_refused(api: TestClient, filter_json: str, needle: 
     with unchanged(api, COLL):
         r = api.post(f"{COLL}/search", content=body, headers=JSON)
         assert_problem(r, 422, "invalid-input", needle)
+
+
+def test_filter_nested_past_the_json_depth_limit_is_413(api: TestClient) -> None:
+    body = '{"query": {"text": "red"}, "filter": ' + _nested(20) + "}"
+    with unchanged(api, COLL):
+        r = api.post(f"{COLL}/search", content=body, headers=JSON)
+        assert_problem(r, 413, "limit-exceeded", "MAX_JSON_DEPTH")
 
 
 def test_filter_nested_past_the_parser_is_a_4xx(api: TestClient) -> None:

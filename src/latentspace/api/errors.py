@@ -27,6 +27,7 @@ __all__ = [
     "PROBLEM_RESPONSES",
     "ApiError",
     "BodyTooLarge",
+    "all_failed",
     "install_error_handlers",
     "problem_for",
     "problem_response",
@@ -48,6 +49,7 @@ _DOMAIN: list[tuple[type[errors.LatentspaceError], int, str]] = [
     (errors.EncoderError, 500, "encoder-error"),
     (errors.IndexCorrupted, 500, "index-corrupted"),
     (errors.VectorIndexError, 500, "index-error"),
+    (errors.QueryTimeout, 503, "timeout"),
     (errors.StoreError, 503, "store-error"),
     (errors.Unavailable, 503, "unavailable"),
 ]
@@ -133,6 +135,20 @@ def problem_response(
     return JSONResponse(
         body, status_code=status, media_type="application/problem+json", headers=headers
     )
+
+
+def all_failed(
+    request: Request,
+    failures: list[errors.LatentspaceError],
+    detail: str,
+    details: list[dict[str, Any]],
+) -> JSONResponse:
+    """The problem for a batch none of whose parts was stored: the parts' common status
+    (413 when all were over a limit, say), else 422; ``details`` go into ``errors``."""
+    status, kind = problem_for(failures[0])
+    if any(problem_for(e)[1] != kind for e in failures):
+        status, kind = 422, "invalid-input"
+    return problem_response(request, status, kind, detail, errors_=details)
 
 
 def _validation_errors(error: RequestValidationError) -> list[dict[str, Any]]:

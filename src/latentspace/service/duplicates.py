@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from latentspace import limits
 from latentspace.errors import InvalidInput, LimitExceeded
 from latentspace.service import collections, search
 from latentspace.service.context import Context
@@ -189,6 +190,8 @@ def check(
     _check_threshold(cut)
     collection = collections.get(ctx, name)
     content = term.image if term.image is not None else term.text
+    if term.text is not None:
+        limits.check_text(ctx.settings.limits, term.text)
     exact: list[str] = []
     if content is not None:
         digest = content_sha256(content)

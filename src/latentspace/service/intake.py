@@ -115,10 +115,11 @@ def write_blob(data_dir: Path, sha256: str, data: bytes) -> None:
 
 
 def identify(i: int, item: NewItem, limit: LimitSettings) -> Prepared:
-    """Check one item's source and id, and hash its content.
+    """Check one item's source, id and metadata, and hash its content.
 
     Raises:
-        InvalidInput: unreadable, not exactly one source, over-limit text, or a bad id.
+        InvalidInput: unreadable, not exactly one source, a bad id, text or metadata
+            (LimitExceeded when over a limit).
     """
     if item.unreadable is not None:
         raise item.unreadable
@@ -138,6 +139,11 @@ def identify(i: int, item: NewItem, limit: LimitSettings) -> Prepared:
     external_id = item.id if item.id is not None else digest
     if not external_id or len(external_id) > 256:
         raise InvalidInput(f"item id must be 1-256 characters, got {len(external_id)}")
+    limits.check_string(external_id, name="item id")
+    for label, value in (("uri", item.uri), ("document_id", item.document_id)):
+        if value is not None:
+            limits.check_string(value, name=label)
+    limits.check_json(limit, item.metadata, name="metadata")
     return Prepared(i, external_id, kind, digest, item)
 
 

@@ -148,6 +148,8 @@ def write(ctx: Context, name: str, items: Sequence[ItemInput]) -> list[UpsertOut
 
 def delete(ctx: Context, name: str, external_ids: Sequence[str]) -> int:
     """Soft-delete items by external id; returns how many were live."""
+    for external_id in external_ids:
+        limits.check_string(external_id, name="item id")
     collection = collections.get(ctx, name)
     with ctx.indexes.writing(collection):
         with ctx.sessions.begin() as session:
@@ -177,6 +179,7 @@ def get(
     Raises:
         NotFound: no such collection or item.
     """
+    limits.check_string(external_id, name="item id")
     collection = collections.get(ctx, name)
     with ctx.sessions() as session:
         row = repo.get_item(session=session, collection=collection, external_id=external_id)
@@ -207,7 +210,12 @@ def list_page(
 
 
 def update_metadata(ctx: Context, name: str, external_id: str, metadata: dict[str, Any]) -> ItemRow:
-    """Merge metadata into an item (a key set to None is removed); no re-embedding."""
+    """Merge metadata into an item (a key set to None is removed); no re-embedding.
+
+    Raises:
+        InvalidInput: metadata no database could store (LimitExceeded when too large).
+    """
+    limits.check_json(ctx.settings.limits, metadata, name="metadata")
     collection = collections.get(ctx, name)
     with ctx.sessions.begin() as session:
         return repo.update_metadata(
@@ -218,6 +226,8 @@ def update_metadata(ctx: Context, name: str, external_id: str, metadata: dict[st
 def lookup_hashes(ctx: Context, name: str, digests: Sequence[str]) -> dict[str, list[str]]:
     """External ids of live items by content hash, for the hashes that are stored."""
     limits.check_batch(ctx.settings.limits, digests, "hashes")
+    for i, digest in enumerate(digests):
+        limits.check_string(digest, name=f"sha256[{i}]")
     collection = collections.get(ctx, name)
     with ctx.sessions() as session:
         rows = lookups.items_by_sha256(session=session, collection=collection, digests=digests)

@@ -30,7 +30,7 @@ from latentspace.service import collections
 from latentspace.service.context import Context
 from latentspace.service.terms import QueryTerm, resolve_terms
 from latentspace.store import repository as repo
-from latentspace.store.filters import matches
+from latentspace.store.filters import count_nodes, matches
 from latentspace.store.tables import CollectionRow
 from latentspace.vectors import as_vector
 
@@ -194,9 +194,16 @@ def plan_vector(
     query = as_vector(vector, dim=collection.dim, name="query vector")
     allow = predicate = None
     if filter is not None:
+        limit = ctx.settings.limits
+        limits.check(limit, "max_filter_nodes", count_nodes(filter), "nodes", "filter")
+        limits.check_json(limit, filter, name="filter")
         with ctx.sessions() as session:
             matching = repo.filter_item_ids(
-                session=session, collection=collection, spec=filter, limit=ALLOW_LIST_LIMIT + 1
+                session=session,
+                collection=collection,
+                spec=filter,
+                limit=ALLOW_LIST_LIMIT + 1,
+                deadline=limit.max_query_seconds,
             )
         if matching.shape[0] <= ALLOW_LIST_LIMIT:
             allow = matching

@@ -88,6 +88,10 @@ def resolve_terms(
         decoded = [decode_checked(data, limit, name=f"term {i} image") for i, data in images]
         embedded = ctx.encoders.encode_images(image_encoder, decoded)
         vectors.update({i: embedded[row] for row, (i, _) in enumerate(images)})
+    for i, term in enumerate(terms):
+        for named in (term.item, term.direction):
+            if named is not None:
+                limits.check_string(named, name=f"term {i} {term.kind}")
     used: list[int] = []
     if {"item", "direction", "vector"} & set(kinds):
         with ctx.sessions() as session:

@@ -1,13 +1,22 @@
-"""Engines with the durability settings DESIGN.md asks for."""
+"""Engines with the durability settings the store relies on, and statement deadlines."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["make_engine", "make_session_factory"]
+from latentspace.errors import QueryTimeout
+
+__all__ = ["make_engine", "make_session_factory", "statement_deadline"]
+
+# SQLite calls the progress handler every this many virtual-machine instructions.
+_PROGRESS_STEPS = 10_000
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -31,3 +40,43 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions that keep loaded attributes after commit (results are read after writes)."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def statement_deadline(session: Session, seconds: float | None) -> Iterator[None]:
+    """Statements run inside this block are stopped after ``seconds`` (None: no deadline).
+
+    SQLite: a progress handler that interrupts the statement once the deadline passed.
+    PostgreSQL: ``statement_timeout`` for the rest of the session's transaction.
+
+    Raises:
+        QueryTimeout: a statement ran past the deadline.
+    """
+    if seconds is None:
+        yield
+        return
+    connection = session.connection()
+    dialect = connection.dialect.name
+    raw: Any = None
+    if dialect == "sqlite":
+        raw = connection.connection.dbapi_connection
+        deadline = time.monotonic() + seconds
+        raw.set_progress_handler(lambda: int(time.monotonic() > deadline), _PROGRESS_STEPS)
+    elif dialect == "postgresql":
+        milliseconds = str(max(1, int(seconds * 1000)))
+        connection.execute(
+            text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": milliseconds}
+        )
+    try:
+        yield
+    except OperationalError as e:
+        interrupted = "interrupted" in str(e.orig) or getattr(e.orig, "sqlstate", "") == "57014"
+        if not interrupted:
+            raise
+        raise QueryTimeout(
+            f"the query ran past its deadline of {seconds:g} s "
+            "(LATENTSPACE_LIMITS__MAX_QUERY_SECONDS); narrow the filter"
+        ) from e
+    finally:
+        if raw is not None:
+            raw.set_progress_handler(None, 0)

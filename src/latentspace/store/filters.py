@@ -27,10 +27,11 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from latentspace.errors import InvalidInput
 
-__all__ = ["MAX_DEPTH", "compile_filter", "matches", "validate_filter"]
+__all__ = ["MAX_DEPTH", "compile_filter", "count_nodes", "matches", "validate_filter"]
 
 MAX_DEPTH = 8
 _MAX_IN = 1024
+_FANOUT = 8
 _KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,63}$")
 _FIELD_OPS = {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$contains"}
 _LOGIC_OPS = {"$and", "$or", "$not"}
@@ -39,6 +40,20 @@ Scalar = str | int | float | bool | None
 
 
 # -- validation ----------------------------------------------------------------------------
+def count_nodes(spec: object) -> int:
+    """Every JSON value in ``spec`` (objects, their entries, list elements, scalars): what
+    compiling and running it costs grows with this, so callers bound it first."""
+    count, stack = 0, [spec]
+    while stack:
+        node = stack.pop()
+        count += 1
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return count
+
+
 def _path(key: str) -> tuple[str, ...]:
     parts = tuple(key.split("."))
     if len(parts) > MAX_DEPTH or not all(_KEY.match(p) for p in parts):
@@ -214,6 +229,23 @@ class _SQLite:
             return and_(raw == "text", value == literal(target))
         return and_(raw.in_(["integer", "real"]), value == literal(target))
 
+    def one_of(self, path: tuple[str, ...], targets: list[Scalar]) -> Any:
+        # One IN list per JSON type (a number never equals a string), not an OR per value.
+        raw = func.json_type(self.column, self._p(path))
+        value = func.json_extract(self.column, self._p(path))
+        strings = [t for t in targets if isinstance(t, str)]
+        numbers = [t for t in targets if isinstance(t, int | float) and not isinstance(t, bool)]
+        clauses = [
+            self.equal(path, special)
+            for special in (None, True, False)
+            if any(t is special for t in targets)
+        ]
+        if strings:
+            clauses.append(and_(raw == "text", value.in_(strings)))
+        if numbers:
+            clauses.append(and_(raw.in_(["integer", "real"]), value.in_(numbers)))
+        return or_(false(), *clauses)
+
     def compare(self, path: tuple[str, ...], op: str, target: str | float) -> Any:
         value = func.json_extract(self.column, self._p(path))
         wanted = "string" if isinstance(target, str) else "number"
@@ -261,6 +293,10 @@ class _Postgres:
     def equal(self, path: tuple[str, ...], target: Scalar) -> Any:
         return self._value(path) == literal(target, JSONB)
 
+    def one_of(self, path: tuple[str, ...], targets: list[Scalar]) -> Any:
+        # jsonb equality already keeps JSON types apart: one IN list of jsonb values.
+        return self._value(path).in_([literal(t, JSONB) for t in targets])
+
     def compare(self, path: tuple[str, ...], op: str, target: str | float) -> Any:
         if isinstance(target, str):
             guarded = case((self.kind(path) == "string", self._text(path).collate("C")), else_=None)
@@ -301,20 +337,30 @@ def compile_filter(spec: dict[str, Any], column: Any, dialect: str) -> ColumnEle
     return compiled
 
 
+def _balanced(join: Any, clauses: list[Any]) -> Any:
+    # A long chain "a OR b OR c ..." parses into a tree as deep as it is long, and SQLite
+    # refuses trees deeper than 1000: join in a balanced tree instead, log2(n) deep. Each
+    # level is wrapped in CASE, so SQLAlchemy does not flatten it back into one chain.
+    if len(clauses) <= _FANOUT:
+        return _strict(join(*clauses))
+    middle = len(clauses) // 2
+    return _strict(join(_balanced(join, clauses[:middle]), _balanced(join, clauses[middle:])))
+
+
 def _compile(spec: dict[str, Any], backend: _SQLite | _Postgres) -> Any:
     clauses = []
     for key, condition in spec.items():
         if key == "$and":
-            clauses.append(and_(*[_compile(sub, backend) for sub in condition]))
+            clauses.append(_balanced(and_, [_compile(sub, backend) for sub in condition]))
         elif key == "$or":
-            clauses.append(or_(*[_compile(sub, backend) for sub in condition]))
+            clauses.append(_balanced(or_, [_compile(sub, backend) for sub in condition]))
         elif key == "$not":
             clauses.append(not_(_compile(condition, backend)))
         else:
             path = _path(key)
             ops = condition if isinstance(condition, dict) else {"$eq": condition}
             clauses.extend(_compile_op(backend, path, op, target) for op, target in ops.items())
-    return _strict(and_(true(), *clauses))
+    return _balanced(and_, [true(), *clauses])
 
 
 def _compile_op(backend: _SQLite | _Postgres, path: tuple[str, ...], op: str, target: Any) -> Any:
@@ -323,7 +369,7 @@ def _compile_op(backend: _SQLite | _Postgres, path: tuple[str, ...], op: str, ta
     if op == "$ne":
         return not_(_strict(backend.equal(path, target)))
     if op in ("$in", "$nin"):
-        any_equal = _strict(or_(false(), *[backend.equal(path, t) for t in target]))
+        any_equal = _strict(backend.one_of(path, target)) if target else false()
         return any_equal if op == "$in" else not_(any_equal)
     if op == "$exists":
         return backend.exists(path) if target else not_(backend.exists(path))

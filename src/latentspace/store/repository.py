@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from latentspace.errors import Conflict, InvalidInput, NotFound
+from latentspace.store.engine import statement_deadline
 from latentspace.store.filters import compile_filter
 from latentspace.store.tables import (
     CollectionRow,
@@ -383,9 +384,19 @@ def count_live(*, session: Session, collection: CollectionRow) -> int:
 
 
 def filter_item_ids(
-    *, session: Session, collection: CollectionRow, spec: dict[str, Any], limit: int | None = None
+    *,
+    session: Session,
+    collection: CollectionRow,
+    spec: dict[str, Any],
+    limit: int | None = None,
+    deadline: float | None = None,
 ) -> np.ndarray:
-    """Ids of live items whose metadata matches the filter ``spec``."""
+    """Ids of live items whose metadata matches the filter ``spec``.
+
+    Raises:
+        InvalidInput: the filter does not validate.
+        QueryTimeout: the statement ran past ``deadline`` seconds.
+    """
     dialect = session.get_bind().dialect.name
     query = select(ItemRow.id).where(
         ItemRow.collection_id == collection.id,
@@ -394,4 +405,5 @@ def filter_item_ids(
     )
     if limit is not None:
         query = query.limit(limit)
-    return np.fromiter(session.scalars(query), dtype=np.int64)
+    with statement_deadline(session, deadline):
+        return np.fromiter(session.scalars(query), dtype=np.int64)

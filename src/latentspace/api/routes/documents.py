@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
+from fastapi.responses import JSONResponse
 
 from latentspace.api.convert import problem_of
 from latentspace.api.deps import AdminDep, AuthorizedRoute, ServiceDep
-from latentspace.api.errors import NOT_FOUND
+from latentspace.api.errors import NOT_FOUND, all_failed
 from latentspace.api.schemas import DocumentsCreate, DocumentsResult, DocumentStatus
 from latentspace.service import documents
 
@@ -20,12 +21,20 @@ router = APIRouter(
 )
 
 
-@router.post("", dependencies=[AdminDep], summary="Chunk, embed and store documents")
-def create_documents(name: str, body: DocumentsCreate, ctx: ServiceDep) -> DocumentsResult:
+@router.post(
+    "",
+    dependencies=[AdminDep],
+    response_model=DocumentsResult,
+    summary="Chunk, embed and store documents",
+)
+def create_documents(
+    request: Request, name: str, body: DocumentsCreate, ctx: ServiceDep
+) -> DocumentsResult | JSONResponse:
     """Each document is split into chunks of at most ``chunk.size`` characters or tokens
     (sentence boundaries preferred, ``chunk.overlap`` shared between neighbours); chunk
     ``i`` becomes item ``{id}#{i}`` with ``document_id`` and offsets in its metadata.
-    Posting a document again replaces its chunks."""
+    Posting a document again replaces its chunks. When every document failed the answer
+    is a problem (422 or 413) with the per-document statuses in ``errors``."""
     results = documents.ingest_documents(
         ctx,
         name,
@@ -34,7 +43,7 @@ def create_documents(name: str, body: DocumentsCreate, ctx: ServiceDep) -> Docum
         overlap=body.chunk.overlap,
         unit=body.chunk.unit,
     )
-    return DocumentsResult(
+    answer = DocumentsResult(
         documents=[
             DocumentStatus(
                 id=r.id,
@@ -49,6 +58,12 @@ def create_documents(name: str, body: DocumentsCreate, ctx: ServiceDep) -> Docum
             for r in results
         ]
     )
+    failures = [r.error for r in results if r.error is not None]
+    if results and len(failures) == len(results):
+        detail = f"no document was stored; first error: {failures[0]}"
+        statuses = [d.model_dump(mode="json") for d in answer.documents]
+        return all_failed(request, failures, detail, statuses)
+    return answer
 
 
 @router.delete(

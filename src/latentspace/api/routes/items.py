@@ -15,7 +15,7 @@ from latentspace.api.convert import (
     item_status,
 )
 from latentspace.api.deps import AdminDep, AuthorizedRoute, ReadDep, ServiceDep
-from latentspace.api.errors import NOT_FOUND, problem_for, problem_response
+from latentspace.api.errors import NOT_FOUND, all_failed
 from latentspace.api.schemas import (
     HashLookup,
     HashLookupResult,
@@ -61,18 +61,12 @@ def _answer(request: Request, results: list[ItemResult]) -> JSONResponse:
     )
     errors = [r.error for r in results if r.error is not None]
     if results and len(errors) == len(results):
-        code, kind = problem_for(errors[0])
-        if any(problem_for(e)[1] != kind for e in errors):
-            code, kind = 422, "invalid-input"
-        return problem_response(
-            request,
-            code,
-            kind,
+        detail = (
             f"no item was stored; item {results[0].index}: {errors[0]}"
             if len(results) == 1
-            else f"none of the {len(results)} items was stored; first error: {errors[0]}",
-            errors_=[s.model_dump(mode="json") for s in statuses],
+            else f"none of the {len(results)} items was stored; first error: {errors[0]}"
         )
+        return all_failed(request, errors, detail, [s.model_dump(mode="json") for s in statuses])
     code = 207 if count["error"] else 200
     return JSONResponse(body.model_dump(mode="json"), status_code=code)
 
