@@ -13,6 +13,7 @@ problem type in one place (``latentspace.api.errors``).
     ├── Conflict                the thing already exists, or the request clashes with state
     ├── EncoderError            an encoder could not be built or could not run
     │   ├── ModelUnavailable    weights not on this machine and not downloadable (offline)
+    │   ├── ModelInvalid        the files a spec points at do not make a model
     │   └── UnsupportedModality e.g. an image given to a text-only encoder
     ├── VectorIndexError        the vector index failed or its files are damaged
     │   └── IndexCorrupted      an index file whose checksum or manifest disagrees
@@ -31,6 +32,7 @@ __all__ = [
     "InvalidInput",
     "LatentspaceError",
     "LimitExceeded",
+    "ModelInvalid",
     "ModelMismatch",
     "ModelUnavailable",
     "NotFound",
@@ -76,6 +78,10 @@ class EncoderError(LatentspaceError):
 
 class ModelUnavailable(EncoderError):
     """Model weights are not available locally and cannot be downloaded."""
+
+
+class ModelInvalid(EncoderError):
+    """The files at a spec's location are there but do not make a model."""
 
 
 class UnsupportedModality(EncoderError):

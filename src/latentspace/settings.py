@@ -17,9 +17,12 @@ from latentspace.types import GpuMode
 
 # The ``auto`` planner's default line between exact search and HNSW (vectors).
 EXACT_LIMIT = 50_000
+# Pillow refuses images over 2 × PIL.Image.MAX_IMAGE_PIXELS outright (DecompressionBombError).
+PILLOW_PIXEL_GUARD = 178_956_970
 
 __all__ = [
     "EXACT_LIMIT",
+    "PILLOW_PIXEL_GUARD",
     "EncoderSettings",
     "IndexSettings",
     "LimitSettings",
@@ -58,7 +61,11 @@ class LimitSettings(BaseModel):
     """Bounds on what a caller may send; each over-limit input is a clear error."""
 
     max_image_pixels: int = Field(
-        default=40_000_000, ge=1, description="Largest image (width × height) accepted."
+        default=40_000_000,
+        ge=1,
+        le=PILLOW_PIXEL_GUARD,
+        description="Largest image (width × height) accepted; at most Pillow's own "
+        "decompression-bomb guard, which refuses larger images whatever this says.",
     )
     max_image_bytes: int = Field(default=32 * 1024 * 1024, ge=1)
     max_text_chars: int = Field(default=8192, ge=1)

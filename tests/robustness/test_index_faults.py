@@ -136,3 +136,92 @@ def test_a_failed_index_step_never_loses_committed_rows(
         assert nearest(client, "c", x[25]) == "v25"  # served from SQL, exactly
         upsert(client, "c", vectors(1, seed=6), start=30)  # later writes still apply
         assert nearest(client, "c", vectors(1, seed=6)[0]) == "v30"
+
+
+def test_models_that_cannot_load_are_4xx_and_named_by_readyz(tmp_path: Path) -> None:
+    empty = tmp_path / "not-a-model"
+    empty.mkdir()
+    (empty / "config.json").write_text("{}")
+    with server(make_settings(tmp_path / "data")) as client:
+        for spec in (f"st:{empty}", f"openclip:{empty}", "st:/no/such/dir", "nope:x"):
+            r = client.post("/v1/collections", json={"name": "m", "model": spec})
+            assert r.status_code == 422, (spec, r.text)
+            assert r.headers["content-type"] == "application/problem+json"
+        r = client.post("/v1/collections", json={"name": "m"})  # neither model nor dim
+        assert r.status_code == 422, r.text
+        schema = client.get("/openapi.json").json()["components"]["schemas"]["CollectionCreate"]
+        assert schema["anyOf"] == [{"required": ["model"]}, {"required": ["dim"]}]
+
+
+def test_a_relative_model_path_is_stored_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, static_st_dir: str
+) -> None:
+    monkeypatch.chdir(Path(static_st_dir).parent)
+    relative = f"st:./{Path(static_st_dir).name}"
+    settings = make_settings(tmp_path / "data")
+    with server(settings) as client:
+        r = client.post("/v1/collections", json={"name": "rel", "model": relative})
+        assert r.status_code == 201, r.text
+        assert r.json()["model"] == f"st:{Path(static_st_dir).resolve()}"
+    monkeypatch.chdir(tmp_path)  # a restart from another directory still loads it
+    with server(settings) as client:
+        assert client.get("/readyz").json() == {"status": "ok"}
+        r = client.post("/v1/collections/rel/items", json={"items": [{"text": "red fox"}]})
+        assert r.status_code == 200, r.text
+
+
+def test_readyz_names_a_collection_whose_model_cannot_load(
+    tmp_path: Path, static_st_dir: str
+) -> None:
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(static_st_dir, model)
+    settings = make_settings(tmp_path / "data")
+    with server(settings) as client:
+        assert client.post("/v1/collections", json={"name": "s", "model": f"st:{model}"}).is_success
+    shutil.rmtree(model)  # the weights are gone
+    with server(settings) as client:
+        ready = client.get("/readyz").json()
+        assert ready["status"] == "degraded"
+        assert "cannot be loaded" in ready["unavailable"]["s"]
+        r = client.post("/v1/collections/s/search", json={"query": {"text": "fox"}})
+        assert r.status_code == 422, r.text  # the weights are gone: a clear problem, no 500
+        assert r.json()["type"] == "/problems/model-unavailable"
+
+
+def test_the_pixel_limit_cannot_be_set_past_pillows_own_guard() -> None:
+    from PIL import Image
+    from pydantic import ValidationError
+
+    from latentspace.settings import PILLOW_PIXEL_GUARD, LimitSettings
+
+    assert PILLOW_PIXEL_GUARD == 2 * Image.MAX_IMAGE_PIXELS  # the guard Pillow enforces
+    with pytest.raises(ValidationError, match="less than or equal"):
+        LimitSettings(max_image_pixels=PILLOW_PIXEL_GUARD + 1)
+
+
+def test_an_oversized_upload_is_reported_with_its_real_size(tmp_path: Path) -> None:
+    from latentspace.settings import LimitSettings
+
+    settings = make_settings(tmp_path, limits=LimitSettings(max_image_bytes=2000))
+    data = b"\x89PNG" + bytes(4996)
+    with server(settings) as client:
+        assert client.post("/v1/collections", json={"name": "i", "model": "tiny-shapes"}).is_success
+        for route in ("images", "search/image"):
+            field = "files" if route == "images" else "file"
+            r = client.post(f"/v1/collections/i/{route}", files=[(field, ("big.png", data))])
+            assert r.status_code == 413, r.text
+            assert "big.png: 5000 bytes, over the limit of 2000" in r.json()["detail"]
+
+
+def test_a_wrong_method_is_405_with_allow(tmp_path: Path) -> None:
+    with server(make_settings(tmp_path)) as client:
+        for method, path, allowed in [
+            ("PUT", "/v1/collections", {"GET", "POST"}),
+            ("DELETE", "/healthz", {"GET"}),
+        ]:
+            r = client.request(method, path)
+            assert r.status_code == 405, r.text
+            assert r.headers["content-type"] == "application/problem+json"
+            assert set(r.headers["allow"].replace(" ", "").split(",")) == allowed

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from fastapi import UploadFile
 
 from latentspace.api.errors import problem_for
 from latentspace.api.schemas import (
@@ -19,8 +20,10 @@ from latentspace.api.schemas import (
     SearchHit,
     TermIn,
 )
-from latentspace.errors import InvalidInput, LatentspaceError
+from latentspace.errors import InvalidInput, LatentspaceError, LimitExceeded
+from latentspace.limits import over_limit
 from latentspace.service import Hit, ItemResult, QueryTerm
+from latentspace.settings import LimitSettings
 from latentspace.store.tables import ItemRow
 
 __all__ = [
@@ -35,6 +38,7 @@ __all__ = [
     "item_status",
     "problem_of",
     "query_term",
+    "upload_bytes",
 ]
 
 
@@ -197,3 +201,17 @@ def form_ids(raw: str | None, count: int) -> list[str | None]:
     ):
         raise InvalidInput("ids must be a JSON list of one string per file")
     return value
+
+
+def upload_bytes(
+    upload: UploadFile, limits: LimitSettings, *, name: str
+) -> tuple[bytes | None, LimitExceeded | None]:
+    """An uploaded file's bytes, or the error that it is over ``max_image_bytes``, naming
+    its real size when the upload declares it (never reading more than the limit + 1)."""
+    limit = limits.max_image_bytes
+    if upload.size is not None and upload.size > limit:
+        return None, over_limit("max_image_bytes", limit, upload.size, "bytes", name)
+    data = upload.file.read(limit + 1)
+    if len(data) > limit:
+        return None, over_limit("max_image_bytes", limit, len(data), "bytes or more", name)
+    return data, None

@@ -17,6 +17,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from latentspace import errors
 from latentspace.limits import over_limit
@@ -45,6 +46,7 @@ _DOMAIN: list[tuple[type[errors.LatentspaceError], int, str]] = [
     (errors.NotFound, 404, "not-found"),
     (errors.Conflict, 409, "conflict"),
     (errors.ModelUnavailable, 422, "model-unavailable"),
+    (errors.ModelInvalid, 422, "invalid-model"),
     (errors.UnsupportedModality, 422, "unsupported-modality"),
     (errors.EncoderError, 500, "encoder-error"),
     (errors.IndexCorrupted, 500, "index-corrupted"),
@@ -151,6 +153,16 @@ def all_failed(
     return problem_response(request, status, kind, detail, errors_=details)
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    # Every method some route (nested routers included) takes for this path.
+    allowed = []
+    for method in ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
+
+
 def _validation_errors(error: RequestValidationError) -> list[dict[str, Any]]:
     out = []
     for e in error.errors():
@@ -180,9 +192,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         kind = getattr(exc, "kind", None) or _BY_STATUS.get(exc.status_code, "http-error")
-        return problem_response(
-            request, exc.status_code, kind, str(exc.detail), headers=dict(exc.headers or {})
-        )
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # Starlette names only the first route's methods
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return problem_response(request, exc.status_code, kind, str(exc.detail), headers=headers)
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.error("unhandled error", exc_info=exc)

@@ -11,6 +11,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
@@ -32,6 +33,7 @@ __all__ = [
     "count_tokens",
     "count_words",
     "l2_normalise",
+    "looks_like_path",
     "state_dict_fingerprint",
 ]
 
@@ -214,3 +216,8 @@ class BaseEncoder:
 
     def _encode_text_uncached(self, texts: Sequence[str]) -> np.ndarray:
         raise NotImplementedError
+
+
+def looks_like_path(target: str) -> bool:
+    """True for spec targets meant as local paths rather than hub names."""
+    return target.startswith(("/", "./", "../", "~")) or Path(target).expanduser().is_dir()

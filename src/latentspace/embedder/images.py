@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from latentspace.errors import InvalidInput, LimitExceeded
+from latentspace.errors import InvalidInput
 from latentspace.limits import over_limit
 
 if TYPE_CHECKING:
@@ -61,8 +62,10 @@ def decode_image(data: bytes, *, name: str = "<bytes>", max_pixels: int) -> Imag
             # Pillow's own bomb guard warns below 2× its global limit; ours is the limit here.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
-    except Image.DecompressionBombError as e:
-        raise LimitExceeded(f"{name}: image is larger than {max_pixels} pixels ({e})") from e
+    except Image.DecompressionBombError as e:  # Pillow's hard guard, above any limit allowed
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        pixels = int(found.group(1)) if found else max_pixels + 1
+        raise over_limit("max_image_pixels", max_pixels, pixels, "pixels", name) from e
     except UnidentifiedImageError as e:
         raise InvalidInput(
             f"{name}: not a supported image; accepted formats are {', '.join(ALLOWED_FORMATS)}"

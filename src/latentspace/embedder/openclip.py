@@ -25,7 +25,7 @@ from latentspace.embedder.base import (
     state_dict_fingerprint,
 )
 from latentspace.embedder.device import DevicePlan, plan_device
-from latentspace.errors import EncoderError, InvalidInput, ModelUnavailable
+from latentspace.errors import EncoderError, InvalidInput, ModelInvalid, ModelUnavailable
 from latentspace.settings import EncoderSettings
 
 if TYPE_CHECKING:
@@ -105,8 +105,8 @@ class OpenClipEncoder(BaseEncoder):
                 f"local-dir:{path}", weights_only=True
             )
             tokenizer = open_clip.get_tokenizer(f"local-dir:{path}")
-        except Exception as e:
-            raise EncoderError(f"could not load open_clip model from {path}: {e}") from e
+        except Exception as e:  # whatever open_clip raises for files that are not a model
+            raise ModelInvalid(f"could not load open_clip model from {path}: {e}") from e
         return cls.from_model(model, preprocess, tokenizer, name or f"openclip:{path}", settings)
 
     @classmethod

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
-from latentspace.embedder.base import Encoder
+from latentspace.embedder.base import Encoder, looks_like_path
 from latentspace.errors import InvalidInput
 from latentspace.settings import EncoderSettings
 
@@ -27,6 +28,7 @@ __all__ = [
     "Builder",
     "EncoderRegistry",
     "ModelSpec",
+    "canonical_spec",
     "create_encoder",
     "default_registry",
     "parse_spec",
@@ -69,6 +71,19 @@ def parse_spec(spec: str) -> ModelSpec:
     if sep and not target:
         raise InvalidInput(f"model spec {spec!r} has nothing after {scheme!r}:")
     return ModelSpec(scheme, target)
+
+
+def canonical_spec(spec: str) -> str:
+    """``spec`` as a collection stores it: a local path made absolute (``st:./m`` →
+    ``st:/abs/m``), so the collection still loads from any working directory.
+
+    Raises:
+        InvalidInput: empty spec or empty target after a colon.
+    """
+    parsed = parse_spec(spec)
+    if parsed.scheme in ("openclip", "st") and looks_like_path(parsed.target):
+        return f"{parsed.scheme}:{Path(parsed.target).expanduser().resolve()}"
+    return str(parsed)
 
 
 class EncoderRegistry:
@@ -114,7 +129,6 @@ def _build_tiny_shapes(target: str, settings: EncoderSettings) -> Encoder:
 
 def _build_openclip(target: str, settings: EncoderSettings) -> Encoder:
     from latentspace.embedder.openclip import OpenClipEncoder
-    from latentspace.embedder.sentence import looks_like_path
 
     if looks_like_path(target):
         return OpenClipEncoder.from_local_dir(target, settings)

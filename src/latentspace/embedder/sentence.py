@@ -10,23 +10,28 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from latentspace.embedder.base import BaseEncoder, l2_normalise, state_dict_fingerprint
+from latentspace.embedder.base import (
+    BaseEncoder,
+    l2_normalise,
+    looks_like_path,
+    state_dict_fingerprint,
+)
 from latentspace.embedder.device import DevicePlan, plan_device
 from latentspace.embedder.openclip import offline_hint
-from latentspace.errors import EncoderError, InvalidInput, ModelUnavailable, UnsupportedModality
+from latentspace.errors import (
+    InvalidInput,
+    ModelInvalid,
+    ModelUnavailable,
+    UnsupportedModality,
+)
 from latentspace.settings import EncoderSettings
 
 if TYPE_CHECKING:
     from PIL.Image import Image
 
-__all__ = ["SentenceTransformerEncoder", "looks_like_path"]
+__all__ = ["SentenceTransformerEncoder"]
 
 logger = logging.getLogger(__name__)
-
-
-def looks_like_path(target: str) -> bool:
-    """True for spec targets meant as local paths rather than hub names."""
-    return target.startswith(("/", "./", "../", "~")) or Path(target).expanduser().is_dir()
 
 
 class SentenceTransformerEncoder(BaseEncoder):
@@ -73,10 +78,11 @@ class SentenceTransformerEncoder(BaseEncoder):
             )
         except OSError as e:
             if local:
-                raise EncoderError(f"could not load sentence-transformers model {spec}: {e}") from e
+                raise ModelInvalid(f"could not load sentence-transformers model {spec}: {e}") from e
             raise ModelUnavailable(offline_hint(spec, e)) from e
         except Exception as e:
-            raise EncoderError(f"could not load sentence-transformers model {spec}: {e}") from e
+            # whatever the library raises for files that are not a model
+            raise ModelInvalid(f"could not load sentence-transformers model {spec}: {e}") from e
         return cls(model, name=spec, plan=plan, settings=settings)
 
     @property

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from latentspace.embedder import Encoder
+from latentspace.embedder.registry import canonical_spec
 from latentspace.errors import InvalidInput, Unavailable
 from latentspace.service.context import Context
 from latentspace.service.indexes import OpenReport
@@ -94,6 +95,7 @@ def create(
         EncoderError: the model cannot be loaded.
     """
     if model is not None:
+        model = canonical_spec(model)  # a local path is stored absolute
         encoder = ctx.encoders.get(model)
         if dim is not None and dim != encoder.dim:
             raise InvalidInput(f"model {model!r} makes {encoder.dim}-d vectors, not {dim}")

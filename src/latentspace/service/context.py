@@ -27,7 +27,8 @@ class Context:
     """Settings, database, encoders and live indexes of one service instance.
 
     ``collections`` caches collection rows by name: rows never change after creation, and
-    deleting a collection through the service forgets it.
+    deleting a collection through the service forgets it. ``model_failures`` holds the
+    model specs that could not be loaded at start-up, and why.
     """
 
     settings: Settings
@@ -36,6 +37,7 @@ class Context:
     encoders: EncoderPool
     indexes: LiveIndexes
     collections: dict[str, CollectionRow] = field(default_factory=dict)
+    model_failures: dict[str, str] = field(default_factory=dict)
 
 
 def build_context(

@@ -38,4 +38,7 @@ def readiness(ctx: Context) -> Readiness:
             ctx.indexes.open(row)
         except Unavailable as e:
             unavailable[row.name] = str(e)
+        if row.model in ctx.model_failures:
+            unavailable[row.name] = f"model {row.model!r} cannot be loaded: "
+            unavailable[row.name] += ctx.model_failures[row.model]
     return Readiness(True, unavailable=unavailable)

@@ -86,6 +86,7 @@ def warm_encoders(ctx: Context) -> dict[str, str]:
         except LatentspaceError as e:
             logger.error("model %s of a collection cannot be loaded: %s", spec, e)
             failed[spec] = str(e)
+    ctx.model_failures.update(failed)
     return failed
 
 

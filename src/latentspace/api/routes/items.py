@@ -13,6 +13,7 @@ from latentspace.api.convert import (
     item_image_bytes,
     item_public,
     item_status,
+    upload_bytes,
 )
 from latentspace.api.deps import AdminDep, AuthorizedRoute, ReadDep, ServiceDep
 from latentspace.api.errors import NOT_FOUND, all_failed
@@ -118,16 +119,17 @@ def upload_images(
     ids: Annotated[str | None, Form(description="JSON list of ids.")] = None,
 ) -> JSONResponse:
     metas, given_ids = form_metadata(metadata, len(files)), form_ids(ids, len(files))
-    read_limit = ctx.settings.limits.max_image_bytes + 1  # one byte more tells "too large"
     new = []
-    for upload, meta, item_id in zip(files, metas, given_ids, strict=True):
+    for i, (upload, meta, item_id) in enumerate(zip(files, metas, given_ids, strict=True)):
         filename = upload.filename or None
+        data, too_large = upload_bytes(upload, ctx.settings.limits, name=filename or f"file {i}")
         new.append(
             NewItem(
                 id=item_id,
-                image=upload.file.read(read_limit),
+                image=data if data is not None else b"",
                 metadata={**({"filename": filename} if filename else {}), **meta},
                 uri=filename,
+                unreadable=too_large,
             )
         )
     return _answer(request, items.ingest(ctx, name, new))

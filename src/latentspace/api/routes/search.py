@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
 
-from latentspace.api.convert import form_object, hits_public, query_term
+from latentspace.api.convert import form_object, hits_public, query_term, upload_bytes
 from latentspace.api.deps import AdminDep, AuthorizedRoute, ReadDep, ServiceDep
 from latentspace.api.errors import NOT_FOUND
 from latentspace.api.schemas import (
@@ -91,7 +91,9 @@ def search_image(
 ) -> SearchResult:
     """The ``k`` items nearest the image."""
     started = time.perf_counter()
-    data = file.file.read(ctx.settings.limits.max_image_bytes + 1)
+    data, too_large = upload_bytes(file, ctx.settings.limits, name=file.filename or "image")
+    if too_large is not None:
+        raise too_large
     query = Query(
         terms=[QueryTerm(image=data)],
         k=k,

@@ -13,16 +13,19 @@ __all__ = ["CollectionCreate", "CollectionList", "CollectionPublic", "IndexInfo"
 
 
 class CollectionCreate(StrictModel):
-    """A new collection: a model's space, or raw vectors of ``dim``."""
+    """A new collection: a model's space, or raw vectors of ``dim`` (one of the two is
+    required)."""
 
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
+            # A model (its space fixes the dim), or a dim for raw vectors.
+            "anyOf": [{"required": ["model"]}, {"required": ["dim"]}],
             "examples": [
                 {"name": "photos", "model": "tiny-shapes"},
                 {"name": "rag", "model": "st:/models/all-MiniLM-L6-v2", "index": "hnsw"},
                 {"name": "raw", "dim": 128, "metric": "cosine"},
-            ]
+            ],
         },
     )
 
