@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from latentspace.datadir import owner_of
 from latentspace.errors import LatentspaceError
 from latentspace.settings import Settings
 
@@ -84,9 +85,23 @@ def open_client(
     """A client of the server at ``url``, or of the local data directory when ``url`` is None.
 
     The local app trusts its caller (it is the user who owns the data directory), so it
-    runs with auth off.
+    runs with auth off. When a server already holds the data directory the client talks to
+    that server instead (a second process on the same directory would fork its indexes).
+
+    Raises:
+        ClientError: the data directory is held by a process that serves no URL.
     """
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    local = (settings or Settings()).model_copy(update={"auth": "off"})
+    if not url:
+        owner = owner_of(local.data_dir)
+        if owner is not None and owner.url is None:
+            raise ClientError(
+                0,
+                f"data directory {local.data_dir} is in use by process {owner.pid}, which "
+                "serves no URL; stop it, or pass --url of the server that holds it",
+            )
+        url = owner.url if owner is not None else None
     if url:
         with httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=600) as http:
             yield ApiClient(http, where=url)
@@ -95,7 +110,6 @@ def open_client(
 
     from latentspace.api import create_app
 
-    local = (settings or Settings()).model_copy(update={"auth": "off"})
     app = create_app(local)
     with TestClient(app, raise_server_exceptions=False, client=("127.0.0.1", 0)) as http:
         yield ApiClient(http, where=str(local.data_dir))

@@ -26,9 +26,8 @@ def _free_port() -> int:
 def serve(settings: Settings) -> Iterator[str]:
     """Start the app with uvicorn on 127.0.0.1; yields its base URL; stops it on exit."""
     port = _free_port()
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
-    )
+    app = create_app(settings, url=f"http://127.0.0.1:{port}")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -33,13 +34,27 @@ def items(x: np.ndarray, start: int = 0) -> list[ItemInput]:
 
 
 @pytest.fixture
-def space(engine: Engine, tmp_path: Path) -> Context:
+def opened() -> Iterator[list[Context]]:
+    """Every context a test opens; each gives its data directory up at the end."""
+    contexts: list[Context] = []
+    yield contexts
+    for ctx in contexts:
+        if ctx.lock is not None:
+            ctx.lock.release()
+
+
+@pytest.fixture
+def space(engine: Engine, tmp_path: Path, opened: list[Context]) -> Context:
     settings = Settings(data_dir=tmp_path / "data", database_url=engine.url.render_as_string(False))
-    return lifecycle.start(settings, engine=engine)
+    opened.append(lifecycle.start(settings, engine=engine))
+    return opened[-1]
 
 
-def reopen(space: Context) -> Context:
-    return lifecycle.start(space.settings, engine=space.engine)
+def reopen(space: Context, opened: list[Context]) -> Context:
+    if space.lock is not None:  # as if the process that held the data directory had died
+        space.lock.release()
+    opened.append(lifecycle.start(space.settings, engine=space.engine))
+    return opened[-1]
 
 
 def count(space: Context, name: str) -> int:
@@ -90,24 +105,24 @@ def test_bad_input(space: Context) -> None:
     assert count(space, "c") == 0
 
 
-def test_restart_loads_the_saved_index(space: Context) -> None:
+def test_restart_loads_the_saved_index(space: Context, opened: list[Context]) -> None:
     collections.create(space, "c", dim=DIM, index="flat")
     item_service.write(space, "c", items(vectors(50)))
     lifecycle.stop(space)
-    again = reopen(space)
+    again = reopen(space, opened)
     report = lifecycle.open_indexes(again)["c"]
     assert report.action == "loaded"
     assert collections.stats(again, "c").count == 50
 
 
-def test_restart_without_save_replays_the_oplog(space: Context) -> None:
+def test_restart_without_save_replays_the_oplog(space: Context, opened: list[Context]) -> None:
     collections.create(space, "c", dim=DIM, index="hnsw")
     item_service.write(space, "c", items(vectors(50)))
     collections.save(space, "c")
     item_service.write(space, "c", items(vectors(20, seed=3), start=50))
     item_service.delete(space, "c", ["v0", "v1"])
     # no close(): as if the process died here
-    again = reopen(space)
+    again = reopen(space, opened)
     report = lifecycle.open_indexes(again)["c"]
     assert report.action == "replayed"
     assert report.replayed == 22
@@ -116,7 +131,9 @@ def test_restart_without_save_replays_the_oplog(space: Context) -> None:
 
 
 @pytest.mark.parametrize("damage", ["truncate", "fingerprint"])
-def test_damaged_or_foreign_index_is_rebuilt(space: Context, damage: str) -> None:
+def test_damaged_or_foreign_index_is_rebuilt(
+    space: Context, damage: str, opened: list[Context]
+) -> None:
     collections.create(space, "c", dim=DIM, index="flat")
     item_service.write(space, "c", items(vectors(40)))
     lifecycle.stop(space)
@@ -127,7 +144,7 @@ def test_damaged_or_foreign_index_is_rebuilt(space: Context, damage: str) -> Non
     else:
         manifest = directory / "manifest.json"
         manifest.write_text(manifest.read_text().replace('"fingerprint": "', '"fingerprint": "0'))
-    again = reopen(space)
+    again = reopen(space, opened)
     report = lifecycle.open_indexes(again)["c"]
     assert report.action == "rebuilt"
     assert collections.stats(again, "c").count == 40

@@ -52,6 +52,7 @@ def create_app(
     *,
     encoder_factory: EncoderFactory | None = None,
     engine: Engine | None = None,
+    url: str | None = None,
 ) -> FastAPI:
     """Build the app; nothing is opened until its lifespan starts.
 
@@ -59,6 +60,8 @@ def create_app(
         settings: default ``Settings()`` (read from the environment).
         encoder_factory: builds encoders from specs (tests inject fakes).
         engine: a SQLAlchemy engine to use instead of one from the settings.
+        url: where the app will answer, written beside the data directory's lock so CLI
+            commands on the same directory talk to this server.
 
     Raises:
         InvalidInput: malformed API keys in the settings.
@@ -80,6 +83,7 @@ def create_app(
                 encoder_factory=encoder_factory,
                 on_timing=metrics.timing,
                 warm=True,
+                url=url,
             )
         )
         holder["service"] = service

@@ -120,7 +120,7 @@ def serve(
         )
     configure_logging(log_level, json_lines=json_logs)
     try:
-        application = create_app(settings)
+        application = create_app(settings, url=f"http://{host}:{port}")
     except LatentspaceError as e:
         raise _fail(e) from e
     uvicorn.run(application, host=host, port=port, log_config=None, access_log=False)

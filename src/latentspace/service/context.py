@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from latentspace.datadir import DataDirLock
 from latentspace.service.encoders import EncoderFactory, EncoderPool, TimingHook
 from latentspace.service.indexes import LiveIndexes, LocalIndexes
 from latentspace.settings import Settings
@@ -28,7 +29,8 @@ class Context:
 
     ``collections`` caches collection rows by name: rows never change after creation, and
     deleting a collection through the service forgets it. ``model_failures`` holds the
-    model specs that could not be loaded at start-up, and why.
+    model specs that could not be loaded at start-up, and why; ``lock`` the data
+    directory's owner lock while this instance holds it.
     """
 
     settings: Settings
@@ -38,6 +40,7 @@ class Context:
     indexes: LiveIndexes
     collections: dict[str, CollectionRow] = field(default_factory=dict)
     model_failures: dict[str, str] = field(default_factory=dict)
+    lock: DataDirLock | None = None
 
 
 def build_context(

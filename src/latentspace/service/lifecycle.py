@@ -7,6 +7,7 @@ import logging
 from sqlalchemy import Engine
 
 from latentspace import migrations
+from latentspace.datadir import DataDirLock
 from latentspace.errors import LatentspaceError, StoreError, Unavailable
 from latentspace.service import collections
 from latentspace.service.context import Context, build_context
@@ -27,23 +28,42 @@ def start(
     encoder_factory: EncoderFactory | None = None,
     on_timing: TimingHook | None = None,
     warm: bool = False,
+    url: str | None = None,
 ) -> Context:
     """A context whose database is at the newest schema and whose indexes agree with SQL.
 
     Args:
         warm: also load every collection's encoder now (a server's first queries then do
             not pay for it).
+        url: where this instance serves HTTP, written beside the data-directory lock so a
+            CLI command on the same directory talks to it.
 
     Raises:
+        Conflict: another process holds the data directory.
         StoreError: the schema is not at the newest revision and may not be upgraded.
         VectorIndexError: the settings ask for a GPU that is not there.
     """
-    ctx = build_context(
-        settings, engine=engine, encoder_factory=encoder_factory, on_timing=on_timing
-    )
-    url = settings.resolved_database_url()
+    lock = DataDirLock(settings.data_dir, url=url)
+    try:
+        ctx = build_context(
+            settings, engine=engine, encoder_factory=encoder_factory, on_timing=on_timing
+        )
+    except BaseException:
+        lock.release()
+        raise
+    ctx.lock = lock
+    try:
+        _prepare(ctx, warm=warm)
+    except BaseException:
+        stop(ctx, save=False)
+        raise
+    return ctx
+
+
+def _prepare(ctx: Context, *, warm: bool) -> None:
+    settings = ctx.settings
     if settings.auto_migrate:
-        migrations.upgrade(url, engine=ctx.engine)
+        migrations.upgrade(settings.resolved_database_url(), engine=ctx.engine)
     elif migrations.current_revision(ctx.engine) != migrations.head_revision():
         raise StoreError(
             "the database schema is not up to date; run `latentspace db upgrade` "
@@ -53,7 +73,6 @@ def start(
         logger.info("collection %s: %s", name, report)
     if warm:
         warm_encoders(ctx)
-    return ctx
 
 
 def open_indexes(ctx: Context) -> dict[str, OpenReport]:
@@ -90,7 +109,14 @@ def warm_encoders(ctx: Context) -> dict[str, str]:
     return failed
 
 
-def stop(ctx: Context) -> None:
-    """Save every open index and release the database."""
-    ctx.indexes.close(collections.list_all(ctx))
-    ctx.engine.dispose()
+def stop(ctx: Context, *, save: bool = True) -> None:
+    """Save every open index (unless ``save`` is false), release the database and the data
+    directory."""
+    try:
+        if save:
+            ctx.indexes.close(collections.list_all(ctx))
+        ctx.engine.dispose()
+    finally:
+        if ctx.lock is not None:
+            ctx.lock.release()
+            ctx.lock = None
