@@ -163,6 +163,16 @@ class Settings(BaseSettings):
         description="off = no API keys checked, for local use only; on without keys = "
         "loopback clients only.",
     )
+    allowed_hosts: str = Field(
+        default="",
+        description="Comma-separated Host names served (`*` = any). Empty: loopback names "
+        "while no API key is set (against DNS rebinding), any name once keys are.",
+    )
+    cors_origins: str = Field(
+        default="",
+        description="Comma-separated origins allowed to call the API from a browser (CORS); "
+        "empty: none.",
+    )
     embedding_models: str = Field(
         default="tiny-shapes",
         description="Comma-separated model specs /v1/embeddings may load, besides those of "

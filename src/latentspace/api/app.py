@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
@@ -34,6 +35,7 @@ from latentspace.api.routes import (
     items,
     search,
 )
+from latentspace.api.security import FailedKeys, SecurityMiddleware
 from latentspace.service import Context, EncoderFactory, collections, lifecycle
 from latentspace.settings import Settings
 from latentspace.web import WEB_DIR
@@ -88,7 +90,7 @@ def create_app(
         )
         holder["service"] = service
         try:
-            yield {"context": AppContext(settings, service, keys, metrics)}
+            yield {"context": AppContext(settings, service, keys, metrics, FailedKeys())}
         finally:
             holder.pop("service", None)
             await run_in_threadpool(lifecycle.stop, service)
@@ -101,7 +103,22 @@ def create_app(
         responses=PROBLEM_RESPONSES,
     )
     install_error_handlers(app)
+    cors = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if cors:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=cors,
+            allow_methods=["*"],
+            allow_headers=["authorization", "content-type", "x-request-id"],
+            expose_headers=["x-request-id", "retry-after"],
+        )
     app.add_middleware(
+        SecurityMiddleware,
+        allowed_hosts=[h.strip() for h in settings.allowed_hosts.split(",") if h.strip()],
+        loopback_only=keys.loopback_only,
+        cors_origins=cors,
+    )
+    app.add_middleware(  # outermost: every answer, refusals included, gets an id and a log
         RequestContextMiddleware, max_body_bytes=settings.limits.max_body_bytes, metrics=metrics
     )
     for module in (

@@ -17,6 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from latentspace.api.auth import KeyRing, is_loopback
 from latentspace.api.errors import ApiError
 from latentspace.api.metrics import Metrics
+from latentspace.api.security import FailedKeys
 from latentspace.service import Context
 from latentspace.settings import Settings
 
@@ -41,6 +42,7 @@ class AppContext:
     service: Context
     keys: KeyRing
     metrics: Metrics
+    failed_keys: FailedKeys
 
 
 async def get_context(request: Request) -> AppContext:
@@ -93,8 +95,18 @@ def authorize(request: Request, needed: str) -> str:
             "missing API key: send `Authorization: Bearer KEY`",
             headers=challenge,
         )
+    client = request.client.host if request.client else "?"
+    wait = context.failed_keys.retry_after(client)
+    if wait is not None:
+        raise ApiError(
+            429,
+            "too-many-requests",
+            f"too many wrong API keys from this client; retry in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
     scope = keys.scope_of(token.strip())
     if scope is None:
+        context.failed_keys.failed(client)
         raise ApiError(401, "unauthorized", "invalid API key", headers=challenge)
     if needed == "admin" and scope != "admin":
         raise ApiError(403, "forbidden", "this API key has read scope; this needs an admin key")

@@ -1,0 +1,185 @@
+"""Browser-facing defences: Host allow-list, cross-site writes, security headers, key throttle.
+
+- **Host** (DNS rebinding): a page on ``attacker.example`` that rebinds its name to
+  127.0.0.1 sends ``Host: attacker.example``. When ``allowed_hosts`` is set, only those
+  names are served; when it is not and the server serves loopback clients without keys,
+  only loopback names are. Refused: 400.
+- **Cross-site writes** (CSRF): a browser adds no ``Authorization`` header on its own, so a
+  state-changing request without one that a browser marks cross-site (``Sec-Fetch-Site``) or
+  whose ``Origin`` is not this host is refused: 403.
+- **Headers**: ``X-Content-Type-Options: nosniff`` everywhere; the page gets a CSP with no
+  external source, ``frame-ancestors 'none'`` and no referrer.
+- **Failed keys**: a client that presents wrong keys repeatedly is answered 429 with
+  ``Retry-After`` for a while (:class:`FailedKeys`).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from urllib.parse import urlsplit
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from latentspace.api.auth import is_loopback
+
+__all__ = ["PAGE_CSP", "FailedKeys", "SecurityMiddleware"]
+
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+_SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _hostname(host: str) -> str:
+    # "name:port", "[::1]:port" or "::1" → the name without port or brackets
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    name, sep, port = host.rpartition(":")
+    return name if sep and port.isdigit() and ":" not in name else host
+
+
+class SecurityMiddleware:
+    """The Host check, the cross-site write check and the security headers."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        allowed_hosts: list[str],
+        loopback_only: bool,
+        cors_origins: Sequence[str] = (),
+    ) -> None:
+        self.app = app
+        self.allowed = {h.lower() for h in allowed_hosts}
+        self.loopback_only = loopback_only
+        self.trusted_origins = {o.rstrip("/").lower() for o in cors_origins}
+
+    def _host_allowed(self, host: str) -> bool:
+        name = _hostname(host).lower()
+        if self.allowed:
+            return "*" in self.allowed or name in self.allowed
+        if self.loopback_only:
+            return name == "localhost" or name.endswith(".localhost") or is_loopback(name)
+        return True
+
+    def _cross_site(self, scope: Scope, host: str) -> bool:
+        if scope["method"] in _SAFE_METHODS or _header(scope, b"authorization"):
+            return False
+        origin = _header(scope, b"origin")
+        if origin is not None and origin.rstrip("/").lower() in self.trusted_origins:
+            return False  # configured for CORS: that origin may call
+        fetch_site = _header(scope, b"sec-fetch-site")
+        if fetch_site is not None:
+            return fetch_site == "cross-site"
+        if origin is None:
+            return False  # not a browser request (curl, SDKs): nothing to forge
+        return origin == "null" or urlsplit(origin).netloc.lower() != host.lower()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        host = _header(scope, b"host") or ""
+        if not self._host_allowed(host):
+            await _refuse(send, 400, "bad-request", f"host {host!r} is not served here")
+            return
+        if self._cross_site(scope, host):
+            await _refuse(
+                send,
+                403,
+                "forbidden",
+                "a cross-site request may not change state without an API key "
+                "(send Authorization: Bearer KEY)",
+            )
+            return
+        page = scope["path"] == "/" or scope["path"].startswith("/static/")
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"x-content-type-options", b"nosniff"))
+                if page:
+                    headers.append((b"content-security-policy", PAGE_CSP.encode()))
+                    headers.append((b"x-frame-options", b"DENY"))
+                    headers.append((b"referrer-policy", b"no-referrer"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+async def _refuse(send: Send, status: int, kind: str, detail: str) -> None:
+    body = json.dumps(
+        {
+            "type": f"/problems/{kind}",
+            "title": kind.replace("-", " "),
+            "status": status,
+            "detail": detail,
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"x-content-type-options", b"nosniff"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class FailedKeys:
+    """Wrong keys per client: after ``limit`` within ``window`` seconds, wait it out.
+
+    Bounded (the oldest clients are forgotten past ``clients``) and thread-safe.
+    """
+
+    def __init__(
+        self,
+        *,
+        limit: int = 10,
+        window: float = 60.0,
+        clients: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit, self.window, self.clients, self._clock = limit, window, clients, clock
+        self._failures: OrderedDict[str, list[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _recent(self, client: str, now: float) -> list[float]:
+        times = [t for t in self._failures.get(client, []) if now - t < self.window]
+        self._failures[client] = times
+        self._failures.move_to_end(client)
+        while len(self._failures) > self.clients:
+            self._failures.popitem(last=False)
+        return times
+
+    def retry_after(self, client: str) -> int | None:
+        """Seconds ``client`` must wait before its next key is checked, or None."""
+        now = self._clock()
+        with self._lock:
+            times = self._recent(client, now)
+            if len(times) < self.limit:
+                return None
+            return max(1, int(self.window - (now - times[0])) + 1)
+
+    def failed(self, client: str) -> None:
+        """Record a wrong key from ``client``."""
+        now = self._clock()
+        with self._lock:
+            self._recent(client, now).append(now)

@@ -1,0 +1,144 @@
+"""Cross-site writes, DNS rebinding, CORS, page headers and key guessing, over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from tests.api.conftest import ADMIN_KEY, make_settings
+
+from latentspace.api import create_app
+
+LOCAL = "http://127.0.0.1:8000"
+
+
+@pytest.fixture
+def loopback(tmp_path: Path) -> Iterator[TestClient]:
+    """The default local mode: auth on, no keys, loopback clients only."""
+    app = create_app(make_settings(tmp_path, api_keys=""))
+    with TestClient(app, client=("127.0.0.1", 5000), base_url=LOCAL) as c:
+        assert c.post("/v1/collections", json={"name": "c", "dim": 2}).status_code == 201
+        yield c
+
+
+def count(c: TestClient) -> int:
+    found: int = c.get("/v1/collections/c").json()["count"]
+    return found
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "http://evil.example"},
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Origin": "http://127.0.0.1:8000", "Sec-Fetch-Site": "cross-site"},
+    ],
+    ids=["origin", "null-origin", "fetch-site", "fetch-site-wins"],
+)
+def test_a_cross_site_write_without_a_key_is_refused(
+    loopback: TestClient, headers: dict[str, str]
+) -> None:
+    files = [("files", ("x.png", b"\x89PNG", "image/png"))]
+    for method, path, kwargs in [
+        ("POST", "/v1/collections/c/images", {"files": files}),
+        ("POST", "/v1/collections/c/items", {"json": {"items": [{"vector": [1, 0]}]}}),
+        ("DELETE", "/v1/collections/c", {}),
+    ]:
+        r = loopback.request(method, path, headers=headers, **kwargs)
+        assert r.status_code == 403, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        assert "cross-site" in r.json()["detail"]
+    assert count(loopback) == 0
+    assert loopback.get("/v1/collections/c", headers=headers).status_code == 200  # reads pass
+
+
+def test_same_origin_writes_pass(loopback: TestClient) -> None:
+    for headers in ({"Origin": LOCAL}, {"Sec-Fetch-Site": "same-origin"}, {}):
+        r = loopback.post(
+            "/v1/collections/c/items", json={"items": [{"vector": [1, 0]}]}, headers=headers
+        )
+        assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("host", ["attacker.example", "attacker.example:8000", "10.0.0.5"])
+def test_a_foreign_host_name_is_refused_in_loopback_mode(loopback: TestClient, host: str) -> None:
+    for method, path in [("GET", "/v1/collections"), ("DELETE", "/v1/collections/c")]:
+        r = loopback.request(method, path, headers={"Host": host})
+        assert r.status_code == 400, r.text
+        assert "is not served here" in r.json()["detail"]
+    assert loopback.get("/v1/collections/c").status_code == 200  # nothing was deleted
+    for name in ("localhost:8000", "[::1]:8000", "127.0.0.1"):
+        assert loopback.get("/healthz", headers={"Host": name}).status_code == 200
+
+
+def test_allowed_hosts_and_cors_are_settings(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path, allowed_hosts="search.example", cors_origins="https://app.example"
+    )
+    auth = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    with TestClient(create_app(settings), base_url="http://search.example", headers=auth) as c:
+        assert c.get("/healthz").status_code == 200
+        assert c.get("/healthz", headers={"Host": "other.example"}).status_code == 400
+        preflight = c.options(
+            "/v1/collections",
+            headers={
+                "Origin": "https://app.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type",
+            },
+        )
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == "https://app.example"
+        other = c.get("/healthz", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+
+
+def test_cors_is_off_by_default(loopback: TestClient) -> None:
+    r = loopback.get("/v1/collections", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in r.headers
+
+
+def test_the_page_has_security_headers(loopback: TestClient) -> None:
+    page = loopback.get("/")
+    assert page.status_code == 200
+    csp = page.headers["content-security-policy"]
+    assert "default-src 'self'" in csp
+    assert "frame-ancestors 'none'" in csp
+    assert "http" not in csp  # no external source
+    assert page.headers["x-frame-options"] == "DENY"
+    for path in ("/", "/static/app.js", "/v1/collections", "/healthz"):
+        assert loopback.get(path).headers["x-content-type-options"] == "nosniff"
+
+
+def test_repeated_wrong_keys_are_slowed_down(tmp_path: Path) -> None:
+    app = create_app(make_settings(tmp_path))
+    with TestClient(app, client=("203.0.113.9", 4000)) as guesser:
+        for i in range(10):
+            r = guesser.get("/v1/collections", headers={"Authorization": f"Bearer guess-{i}"})
+            assert r.status_code == 401
+        r = guesser.get("/v1/collections", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+        assert r.status_code == 429, r.text
+        assert int(r.headers["retry-after"]) >= 1
+        assert r.headers["content-type"] == "application/problem+json"
+
+
+def test_the_key_throttle_is_per_client_and_forgets() -> None:
+    from latentspace.api.security import FailedKeys
+
+    now = [0.0]
+    throttle = FailedKeys(limit=3, window=60.0, clients=2, clock=lambda: now[0])
+    for _ in range(3):
+        assert throttle.retry_after("a") is None
+        throttle.failed("a")
+    assert throttle.retry_after("a") == 61
+    assert throttle.retry_after("b") is None  # another client is not held
+    now[0] = 30.0
+    assert throttle.retry_after("a") == 31
+    now[0] = 61.0  # the window has passed
+    assert throttle.retry_after("a") is None
+    for client in ("c", "d", "e"):  # bounded: the oldest clients are forgotten
+        throttle.failed(client)
+    assert len(throttle._failures) == 2
