@@ -21,6 +21,7 @@ __all__ = [
     "STATED",
     "check",
     "check_batch",
+    "check_id",
     "check_image_bytes",
     "check_json",
     "check_k",
@@ -110,6 +111,28 @@ def check_string(value: str, *, name: str) -> str:
             f"{name}: not valid Unicode (a lone surrogate {value[e.start]!r} at position "
             f"{e.start}); send UTF-8 text"
         ) from e
+    return value
+
+
+def check_id(value: str, *, name: str = "item id") -> str:
+    """``value`` if it is a usable id: 1-256 characters, valid Unicode, no control
+    character, no ``/`` (a path segment cannot hold one), not ``.`` or ``..`` (which URL
+    clients resolve away). Spaces, ``%``, ``#`` and any other Unicode are fine; clients
+    percent-encode them in URLs.
+
+    Raises:
+        InvalidInput: naming the rule broken.
+    """
+    if not 1 <= len(value) <= 256:
+        raise InvalidInput(f"{name} must be 1-256 characters, got {len(value)}")
+    check_string(value, name=name)
+    if value in (".", ".."):
+        raise InvalidInput(f"{name} {value!r} cannot be addressed in a URL")
+    if "/" in value:
+        raise InvalidInput(f"{name} {value!r} contains '/', which a URL path segment cannot hold")
+    bad = next((c for c in value if ord(c) < 32 or 127 <= ord(c) < 160), None)
+    if bad is not None:
+        raise InvalidInput(f"{name} {value!r} contains the control character {bad!r}")
     return value
 
 

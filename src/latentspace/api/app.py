@@ -101,6 +101,9 @@ def create_app(
         description=_DESCRIPTION,
         lifespan=lifespan,
         responses=PROBLEM_RESPONSES,
+        # no redirect from ".../" to "...": a client that follows it would send the DELETE
+        # of an item id resolved away ("..") to the collection itself
+        redirect_slashes=False,
     )
     install_error_handlers(app)
     cors = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]

@@ -93,9 +93,9 @@ def _one(
     encoder: Encoder,
 ) -> DocumentResult:
     limit = ctx.settings.limits
-    if not doc.id or len(doc.id) > 200:
+    if len(doc.id) > 200:  # its chunks' ids, "{id}#{i}", must stay within 256
         raise InvalidInput(f"document id must be 1-200 characters, got {len(doc.id)}")
-    limits.check_string(doc.id, name="document id")
+    limits.check_id(doc.id, name="document id")
     limits.check_string(doc.text, name=f"document {doc.id!r} text")
     limits.check_json(limit, doc.metadata, name=f"document {doc.id!r} metadata")
     limits.check(limit, "max_documents_chars", len(doc.text), "characters", f"document {doc.id!r}")

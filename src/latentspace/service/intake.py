@@ -136,10 +136,7 @@ def identify(i: int, item: NewItem, limit: LimitSettings) -> Prepared:
         digest = content_sha256(item.image)
     else:
         digest = content_sha256(as_vector(item.vector, name="vector").tobytes())
-    external_id = item.id if item.id is not None else digest
-    if not external_id or len(external_id) > 256:
-        raise InvalidInput(f"item id must be 1-256 characters, got {len(external_id)}")
-    limits.check_string(external_id, name="item id")
+    external_id = limits.check_id(item.id if item.id is not None else digest)
     for label, value in (("uri", item.uri), ("document_id", item.document_id)):
         if value is not None:
             limits.check_string(value, name=label)
