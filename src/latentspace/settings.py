@@ -27,6 +27,7 @@ __all__ = [
     "IndexSettings",
     "LimitSettings",
     "SearchSettings",
+    "ServerSettings",
     "Settings",
 ]
 
@@ -51,6 +52,12 @@ class EncoderSettings(BaseModel):
     )
     decode_workers: int = Field(
         default=2, ge=0, description="Threads that decode images in bulk; 0 = inline."
+    )
+    decode_pixels: int = Field(
+        default=64_000_000,
+        ge=1,
+        description="Pixels of full-size images decoded at once before they are encoded and "
+        "dropped (one image at least): bounds a request's decoded working set.",
     )
     cache_dir: Path | None = Field(
         default=None, description="Where downloaded weights are kept (default: the HF cache)."
@@ -80,6 +87,11 @@ class LimitSettings(BaseModel):
     max_documents_chars: int = Field(
         default=2_000_000, ge=1, description="Largest document (characters) to chunk."
     )
+    max_request_pixels: int = Field(
+        default=400_000_000,
+        ge=1,
+        description="Pixels all images of one request may decode to, together.",
+    )
     max_json_depth: int = Field(
         default=32, ge=1, le=200, description="Deepest nesting of metadata and filters."
     )
@@ -95,6 +107,25 @@ class LimitSettings(BaseModel):
         default=10.0,
         gt=0,
         description="Deadline of one filter's SQL statement; past it the search answers 503.",
+    )
+
+
+class ServerSettings(BaseModel):
+    """Admission control: how much work the server takes on before it refuses more."""
+
+    max_in_flight: int = Field(
+        default=8, ge=1, description="Requests that run at once (health and metrics aside)."
+    )
+    max_queue: int = Field(
+        default=64, ge=0, description="Requests that may wait for a slot; beyond, 503 at once."
+    )
+    queue_timeout: float = Field(
+        default=1.0, gt=0, description="Seconds a request may wait for a slot before a 503."
+    )
+    body_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a request body may take to arrive (read before it takes a slot).",
     )
 
 
@@ -188,6 +219,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
     index: IndexSettings = Field(default_factory=IndexSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file inside ``data_dir``."""

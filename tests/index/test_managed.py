@@ -137,3 +137,24 @@ def test_a_failed_rebuild_leaves_the_old_index_serving(
     assert len(managed) == 100
     managed.add(ids[100:200], x[100:200])
     assert len(managed) == 200
+
+
+def test_compaction_rebuilds_with_the_parameters_of_a_fresh_plan(
+    small_data: tuple[np.ndarray, np.ndarray],
+) -> None:
+    ids, x = small_data
+    requested = IndexSpec("ivfpq")
+
+    def source() -> list[tuple[np.ndarray, np.ndarray]]:  # what SQL holds after the removal
+        return [(ids[1_000:], x[1_000:])]
+
+    managed = ManagedIndex(FaissIndex(requested, 32), requested=requested, source=source)
+    managed.add(ids[:300], x[:300])  # trained small: nlist fits 300 vectors
+    small_nlist = managed.current.spec.params["nlist"]
+    managed.add(ids[300:], x[300:])
+    managed.remove(ids[:1_000])  # past the tombstone ratio: compaction
+    managed.wait(60)
+    assert managed.rebuilds >= 1
+    fresh = requested.with_defaults(len(managed), 32).params["nlist"]
+    assert managed.current.spec.params["nlist"] == fresh
+    assert fresh > small_nlist

@@ -225,3 +225,47 @@ def test_a_wrong_method_is_405_with_allow(tmp_path: Path) -> None:
             assert r.status_code == 405, r.text
             assert r.headers["content-type"] == "application/problem+json"
             assert set(r.headers["allow"].replace(" ", "").split(",")) == allowed
+
+
+@pytest.mark.parametrize("fault", ["file-for-folder", "garbage-manifest", "folder-for-manifest"])
+def test_a_broken_index_folder_is_rebuilt_into_a_fresh_one(tmp_path: Path, fault: str) -> None:
+    settings = make_settings(tmp_path)
+    x = vectors(30, seed=8)
+    with server(settings) as client:
+        assert client.post("/v1/collections", json={"name": "c", "dim": DIM}).is_success
+        upsert(client, "c", x)
+    (folder,) = [p for p in (tmp_path / "indexes").iterdir() if p.is_dir()]
+    manifest = folder / "manifest.json"
+    if fault == "file-for-folder":
+        for f in folder.iterdir():
+            f.unlink()
+        folder.rmdir()
+        folder.write_bytes(b"not a folder")
+    elif fault == "garbage-manifest":
+        manifest.write_bytes(b"\x00\xff garbage")
+    else:
+        manifest.unlink()
+        manifest.mkdir()
+    with server(settings) as client:  # starts, serves from a fresh index, saves it
+        assert client.get("/readyz").json()["status"] == "ok"
+        assert nearest(client, "c", x[3]) == "v3"
+        assert client.post("/v1/collections/c/flush").status_code == 200
+    with server(settings) as client:  # and that index loads next time
+        assert nearest(client, "c", x[11]) == "v11"
+    if fault == "file-for-folder":
+        assert list((tmp_path / "indexes").glob(f"{folder.name}.unusable-*"))  # kept aside
+
+
+def test_a_database_that_is_not_this_data_directorys_is_said(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    with server(settings) as client:
+        assert client.post("/v1/collections", json={"name": "c", "dim": DIM}).is_success
+        upsert(client, "c", vectors(5, seed=9))
+    (tmp_path / "latentspace.db").write_bytes(b"")  # a zero-length database file
+    for sidecar in tmp_path.glob("latentspace.db-*"):
+        sidecar.unlink()
+    with server(settings) as client:
+        ready = client.get("/readyz").json()
+        assert ready["status"] == "degraded"
+        assert "belong to no collection" in ready["warnings"][0]
+        assert "LATENTSPACE_DATABASE_URL" in ready["warnings"][0]

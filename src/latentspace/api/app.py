@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from latentspace import __version__
+from latentspace.api.admission import AdmissionMiddleware
 from latentspace.api.auth import KeyRing
 from latentspace.api.deps import AppContext
 from latentspace.api.errors import PROBLEM_RESPONSES, install_error_handlers
@@ -115,6 +116,13 @@ def create_app(
             allow_headers=["authorization", "content-type", "x-request-id"],
             expose_headers=["x-request-id", "retry-after"],
         )
+    app.add_middleware(
+        AdmissionMiddleware,
+        max_in_flight=settings.server.max_in_flight,
+        max_queue=settings.server.max_queue,
+        queue_timeout=settings.server.queue_timeout,
+        body_timeout=settings.server.body_timeout,
+    )
     app.add_middleware(
         SecurityMiddleware,
         allowed_hosts=[h.strip() for h in settings.allowed_hosts.split(",") if h.strip()],

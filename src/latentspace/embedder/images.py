@@ -34,6 +34,7 @@ __all__ = [
     "ALLOWED_FORMATS",
     "ImageBatch",
     "decode_image",
+    "image_pixels",
     "iter_image_batches",
     "load_image",
 ]
@@ -43,18 +44,8 @@ logger = logging.getLogger(__name__)
 ALLOWED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 
 
-def decode_image(data: bytes, *, name: str = "<bytes>", max_pixels: int) -> Image.Image:
-    """Decode ``data`` into an RGB image.
-
-    Args:
-        data: the encoded file.
-        name: how to name the input in errors (a file name or an item id).
-        max_pixels: the largest width × height accepted.
-
-    Raises:
-        InvalidInput: empty, not an allowed format, corrupt or truncated.
-        LimitExceeded: more than ``max_pixels`` pixels.
-    """
+def _open_checked(data: bytes, name: str, max_pixels: int) -> Image.Image:
+    # Parse the header only (Pillow decodes lazily) and check format and size.
     if not data:
         raise InvalidInput(f"{name}: empty file, not an image")
     try:
@@ -74,9 +65,39 @@ def decode_image(data: bytes, *, name: str = "<bytes>", max_pixels: int) -> Imag
         raise InvalidInput(f"{name}: cannot read image header: {e}") from e
     width, height = image.size
     if width * height > max_pixels:
+        image.close()
         raise over_limit(
             "max_image_pixels", max_pixels, width * height, f"pixels ({width}×{height})", name
         )
+    return image
+
+
+def image_pixels(data: bytes, *, name: str = "<bytes>", max_pixels: int) -> int:
+    """Width × height from the header alone (nothing is decoded); the checks of
+    :func:`decode_image` that need no decoding.
+
+    Raises:
+        InvalidInput: empty, not an allowed format, or an unreadable header.
+        LimitExceeded: more than ``max_pixels`` pixels.
+    """
+    with _open_checked(data, name, max_pixels) as image:
+        width, height = image.size
+    return int(width * height)
+
+
+def decode_image(data: bytes, *, name: str = "<bytes>", max_pixels: int) -> Image.Image:
+    """Decode ``data`` into an RGB image.
+
+    Args:
+        data: the encoded file.
+        name: how to name the input in errors (a file name or an item id).
+        max_pixels: the largest width × height accepted.
+
+    Raises:
+        InvalidInput: empty, not an allowed format, corrupt or truncated.
+        LimitExceeded: more than ``max_pixels`` pixels.
+    """
+    image = _open_checked(data, name, max_pixels)
     try:
         image.seek(0)  # first frame of an animation
         image.load()

@@ -97,16 +97,21 @@ class ManagedIndex:
         current, n = self._current, len(self._current)
         if n < self._retry_at:  # a rebuild failed at a smaller size: wait for the data to grow
             return None
-        target = self._requested  # held exact while too small to train, if it is another kind
+        fresh = self._requested  # held exact while too small to train, if it is another kind
         if self._auto:
-            planned = plan_index(
+            fresh = plan_index(
                 n, current.dim, current.metric, self._budget, exact_limit=self._exact_limit
             )
-            target = planned if _ORDER[planned.kind] > _ORDER.get(current.kind, 0) else None
+        grows = fresh is not None and _ORDER[fresh.kind] > _ORDER.get(current.kind, 0)
+        target = None if self._auto and not grows else fresh  # auto only ever grows
         if target is not None and target.kind != current.kind and n >= training_minimum(target):
             return target
         if current.dead_ratio > self._compact_ratio:
-            return IndexSpec(current.kind, current.metric, dict(current.spec.params))
+            # the parameters a fresh plan picks for today's size (nlist grows with n), not
+            # those chosen when the index was small
+            if fresh is not None and fresh.kind == current.kind:
+                return fresh
+            return IndexSpec(current.kind, current.metric, {})
         return None
 
     def _maybe_rebuild(self) -> None:

@@ -108,7 +108,7 @@ def read_manifest(directory: str | Path) -> Manifest:
         return Manifest(**json.loads(path.read_text()))
     except FileNotFoundError as e:
         raise IndexCorrupted(f"no index manifest at {path}") from e
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, OSError) as e:  # garbage, or not readable (a folder, ...)
         raise IndexCorrupted(f"unreadable index manifest {path}: {e}") from e
 
 
@@ -145,7 +145,11 @@ def verified_files(
         path = directory / name
         if not path.is_file():
             raise IndexCorrupted(f"{path} is missing")
-        if sha256_file(path) != expected:
+        try:
+            digest = sha256_file(path)
+        except OSError as e:
+            raise IndexCorrupted(f"{path} cannot be read: {e}") from e
+        if digest != expected:
             raise IndexCorrupted(f"{path} does not match its checksum (truncated or altered)")
         stem, _, rest = name.partition(".")
         files[f"{stem}.{rest.rpartition('.')[2]}"] = path

@@ -30,7 +30,8 @@ class Context:
     ``collections`` caches collection rows by name: rows never change after creation, and
     deleting a collection through the service forgets it. ``model_failures`` holds the
     model specs that could not be loaded at start-up, and why; ``lock`` the data
-    directory's owner lock while this instance holds it.
+    directory's owner lock while this instance holds it; ``warnings`` what start-up found
+    amiss that readiness reports.
     """
 
     settings: Settings
@@ -41,6 +42,7 @@ class Context:
     collections: dict[str, CollectionRow] = field(default_factory=dict)
     model_failures: dict[str, str] = field(default_factory=dict)
     lock: DataDirLock | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 def build_context(

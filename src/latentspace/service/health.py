@@ -22,6 +22,7 @@ class Readiness:
     ready: bool
     detail: str = ""
     unavailable: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 def readiness(ctx: Context) -> Readiness:
@@ -41,4 +42,4 @@ def readiness(ctx: Context) -> Readiness:
         if row.model in ctx.model_failures:
             unavailable[row.name] = f"model {row.model!r} cannot be loaded: "
             unavailable[row.name] += ctx.model_failures[row.model]
-    return Readiness(True, unavailable=unavailable)
+    return Readiness(True, unavailable=unavailable, warnings=list(ctx.warnings))

@@ -21,6 +21,8 @@ from PIL.Image import Image
 
 from latentspace import limits
 from latentspace.atomic import atomic_write
+from latentspace.embedder import Encoder
+from latentspace.embedder.images import image_pixels
 from latentspace.errors import EncoderError, InvalidInput, LatentspaceError
 from latentspace.service import collections
 from latentspace.service.context import Context
@@ -210,7 +212,6 @@ def embed(
                 images.append(p)
         except LatentspaceError as e:
             results[p.index] = ItemResult(p.index, p.external_id, "error", e)
-    images = _decode_all(images, limit, ctx.settings.encoder.decode_workers, results)
     batch = ctx.settings.encoder.batch_size
     for start in range(0, len(texts), batch):
         chunk = texts[start : start + batch]
@@ -218,14 +219,64 @@ def embed(
         vectors = ctx.encoders.encode_text(encoder, [p.item.text or "" for p in chunk])
         for p, v in zip(chunk, vectors, strict=True):
             p.vector = v
-    for start in range(0, len(images), batch):
-        chunk = images[start : start + batch]
+    if images:
         assert encoder is not None
-        pictures = [p.image for p in chunk if p.image is not None]
-        assert len(pictures) == len(chunk), "every image in a chunk was decoded"
-        vectors = ctx.encoders.encode_images(encoder, pictures)
-        for p, v in zip(chunk, vectors, strict=True):
-            p.vector, p.image = v, None
+        _embed_images(ctx, encoder, _within_budget(images, limit, results), results)
+
+
+def _name(p: Prepared) -> str:
+    return p.item.uri or f"item {p.external_id!r}"
+
+
+def _within_budget(
+    images: list[Prepared], limit: LimitSettings, results: dict[int, ItemResult]
+) -> list[tuple[Prepared, int]]:
+    # Each image's pixels from its header alone, and the request's running total against
+    # max_request_pixels: a small body of highly compressible images must not turn into
+    # gigabytes of decoded pixels (nor minutes of decoding).
+    kept, total = [], 0
+    for p in images:
+        assert p.item.image is not None
+        try:
+            limits.check_image_bytes(limit, len(p.item.image), name=_name(p))
+            pixels = image_pixels(p.item.image, name=_name(p), max_pixels=limit.max_image_pixels)
+            total += pixels
+            limits.check(
+                limit, "max_request_pixels", total, "pixels decoded by this request", _name(p)
+            )
+        except LatentspaceError as e:
+            results[p.index] = ItemResult(p.index, p.external_id, "error", e)
+            continue
+        kept.append((p, pixels))
+    return kept
+
+
+def _embed_images(
+    ctx: Context,
+    encoder: Encoder,
+    images: list[tuple[Prepared, int]],
+    results: dict[int, ItemResult],
+) -> None:
+    # Decode → encode → drop, in groups of at most batch_size images and decode_pixels
+    # pixels (one image at least), so full-size images never pile up.
+    settings = ctx.settings.encoder
+    group: list[Prepared] = []
+    pixels = 0
+    for p, n in [*images, (None, 0)]:
+        full = group and (
+            p is None or len(group) >= settings.batch_size or pixels + n > settings.decode_pixels
+        )
+        if full:
+            decoded = _decode_all(group, ctx.settings.limits, settings.decode_workers, results)
+            if decoded:
+                pictures = [d.image for d in decoded if d.image is not None]
+                vectors = ctx.encoders.encode_images(encoder, pictures)
+                for d, v in zip(decoded, vectors, strict=True):
+                    d.vector, d.image = v, None
+            group, pixels = [], 0
+        if p is not None:
+            group.append(p)
+            pixels += n
 
 
 def _decode_all(
@@ -235,8 +286,7 @@ def _decode_all(
     def decode(p: Prepared) -> LatentspaceError | None:
         assert p.item.image is not None
         try:
-            name = p.item.uri or f"item {p.external_id!r}"
-            p.image = decode_checked(p.item.image, limit, name=name)
+            p.image = decode_checked(p.item.image, limit, name=_name(p))
         except LatentspaceError as e:
             return e
         return None

@@ -71,8 +71,27 @@ def _prepare(ctx: Context, *, warm: bool) -> None:
         )
     for name, report in open_indexes(ctx).items():
         logger.info("collection %s: %s", name, report)
+    orphans = _orphan_index_folders(ctx)
+    if orphans:
+        warning = (
+            f"{len(orphans)} index folder(s) under {settings.data_dir / 'indexes'} belong to no "
+            f"collection in the database ({', '.join(orphans[:5])}): is "
+            "LATENTSPACE_DATABASE_URL the database this data directory was built with?"
+        )
+        logger.error("%s", warning)
+        ctx.warnings.append(warning)
     if warm:
         warm_encoders(ctx)
+
+
+def _orphan_index_folders(ctx: Context) -> list[str]:
+    # Index folders are named by collection id; a folder no collection has means the
+    # database is not the one the data directory was built with (an empty or new file).
+    root = ctx.settings.data_dir / "indexes"
+    if not root.is_dir():
+        return []
+    known = {str(c.id) for c in collections.list_all(ctx)}
+    return sorted(p.name for p in root.iterdir() if p.name.isdigit() and p.name not in known)
 
 
 def open_indexes(ctx: Context) -> dict[str, OpenReport]:

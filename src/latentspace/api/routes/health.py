@@ -33,8 +33,8 @@ def readyz(context: ContextDep, response: Response) -> dict[str, Any]:
     if not ready.ready:
         response.status_code = 503
         return {"status": "unavailable", "detail": ready.detail}
-    if ready.unavailable:
-        return {"status": "degraded", "unavailable": ready.unavailable}
+    if ready.unavailable or ready.warnings:
+        return {"status": "degraded", "unavailable": ready.unavailable, "warnings": ready.warnings}
     return {"status": "ok"}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import threading
 import time
@@ -108,6 +109,33 @@ class LocalIndexes:
         """Where the collection's index files live."""
         return self._root / str(collection.id)
 
+    def _usable_directory(self, collection: CollectionRow) -> None:
+        # A file where the folder should be, or a folder this process cannot use, is moved
+        # aside (never deleted: it is evidence) so the index is rebuilt into a fresh folder.
+        path = self.directory(collection)
+        manifest = path / "manifest.json"
+        unusable = path.exists() and not (
+            path.is_dir()
+            and os.access(path, os.R_OK | os.W_OK | os.X_OK)
+            and (manifest.is_file() or not manifest.exists())
+        )
+        if not unusable:
+            return
+        aside = path.with_name(f"{path.name}.unusable-{time.strftime('%Y%m%dT%H%M%S')}")
+        try:
+            path.rename(aside)
+        except OSError as e:
+            raise Unavailable(
+                f"collection {collection.name!r}: its index folder {path} cannot be used nor "
+                f"moved aside ({e})"
+            ) from e
+        logger.warning(
+            "collection %s: %s could not be used as an index folder; moved to %s",
+            collection.name,
+            path,
+            aside,
+        )
+
     @contextmanager
     def writing(self, collection: CollectionRow) -> Iterator[None]:
         """Serialise one collection's writes (SQL commit + index apply)."""
@@ -182,6 +210,7 @@ class LocalIndexes:
         )
 
     def _open(self, collection: CollectionRow) -> _Live:
+        self._usable_directory(collection)
         with self._sessions() as session:
             sql_seq = oplog.last_seq(session=session, collection=collection)
             live_count = repo.count_live(session=session, collection=collection)

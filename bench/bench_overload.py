@@ -1,0 +1,275 @@
+"""Open-loop overload: goodput, latency and refusals at fixed arrival rates.
+
+A closed loop of 8 clients measures the server's capacity C for vector search (10k × 64
+raw vectors, one uvicorn worker in its own process). Then an open-loop generator sends
+requests at fixed rates — 0.5 C, 1 C, 2 C — for a fixed time each, whatever the answers
+(clients time out at 5 s), and records what came back: goodput (200s per second), the
+served p50 / p99, how fast refusals (503) came, timeouts; and, after the 2 C phase, how
+long until a probe is served at half-load latency again (recovery). Run once with the
+default admission control and once with it effectively off.
+
+    python bench/bench_overload.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import machine, write_section
+
+SERVER = """
+import json, sys, uvicorn
+from latentspace.api import create_app
+from latentspace.settings import Settings, ServerSettings
+server = ServerSettings(**json.loads(sys.argv[3]))
+settings = Settings(data_dir=sys.argv[1], auth="off", server=server)
+uvicorn.run(create_app(settings), host="127.0.0.1", port=int(sys.argv[2]), log_level="error",
+            access_log=False)
+"""
+N, DIM, PHASE_S, TIMEOUT_S = 10_000, 64, 10.0, 5.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(data: str, admission: dict[str, Any]) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-c", SERVER, data, str(port), json.dumps(admission)]
+    server = subprocess.Popen(cmd, env=env)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).is_success:
+                return server, base
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise RuntimeError("server did not start")
+
+
+def fill(base: str) -> None:
+    if httpx.get(f"{base}/v1/collections/b").status_code == 200:
+        return
+    httpx.post(f"{base}/v1/collections", json={"name": "b", "dim": DIM, "index": "flat"})
+    x = np.random.default_rng(0).normal(size=(N, DIM)).astype(np.float32)
+    for lo in range(0, N, 1000):
+        items = [{"id": f"v{i}", "vector": x[i].tolist()} for i in range(lo, lo + 1000)]
+        httpx.post(f"{base}/v1/collections/b/items", json={"items": items}, timeout=120)
+    httpx.post(f"{base}/v1/collections/b/flush", timeout=120)
+
+
+def bodies(n: int) -> list[bytes]:
+    q = np.random.default_rng(1).normal(size=(n, DIM)).astype(np.float32)
+    return [json.dumps({"query": {"vector": v.tolist()}, "k": 10}).encode() for v in q]
+
+
+class Pool:
+    """Keep-alive HTTP/1.1 connections to the server, opened on demand: a client cheap enough
+    (raw asyncio streams, no HTTP library) that the generator, not the server, is never the
+    bottleneck on the same machine."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def post(self, path: str, body: bytes) -> int:
+        reader, writer = (
+            self.idle.pop() if self.idle else await asyncio.open_connection(self.host, self.port)
+        )
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json"
+            f"\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        writer.write(head + body)
+        status_line = await reader.readline()
+        length, close = 0, False
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+            elif name.lower() == "connection" and "close" in value.lower():
+                close = True
+        await reader.readexactly(length)
+        if close or not status_line:
+            writer.close()
+        else:
+            self.idle.append((reader, writer))
+        return int(status_line.split()[1]) if status_line else -1
+
+
+async def one(pool: Pool, body: bytes) -> tuple[float, int]:
+    started = time.perf_counter()
+    try:
+        status = await asyncio.wait_for(pool.post("/v1/collections/b/search", body), TIMEOUT_S)
+    except TimeoutError:
+        status = 0
+    except (OSError, asyncio.IncompleteReadError, ValueError):
+        status = -1
+    return time.perf_counter() - started, status
+
+
+def pool_of(base: str) -> Pool:
+    host, port = base.removeprefix("http://").split(":")
+    return Pool(host, int(port))
+
+
+async def closed_loop(base: str, clients: int, seconds: float) -> float:
+    done = 0
+    queries = bodies(1000)
+    stop = time.perf_counter() + seconds
+    pool = pool_of(base)
+
+    async def worker(w: int) -> None:
+        nonlocal done
+        i = w
+        while time.perf_counter() < stop:
+            _, status = await one(pool, queries[i % len(queries)])
+            done += status == 200
+            i += clients
+
+    await asyncio.gather(*(worker(w) for w in range(clients)))
+    return done / seconds
+
+
+async def open_loop(
+    base: str, rate: float, seconds: float, recover_within: float | None = None
+) -> tuple[list[tuple[float, int]], float | None]:
+    """Send at ``rate`` for ``seconds``; with ``recover_within``, also probe from the moment
+    sending stops until a request is served within that latency (the recovery time)."""
+    queries = bodies(1000)
+    pool = pool_of(base)
+    tasks = []
+    started = time.perf_counter()
+    for i in range(int(rate * seconds)):
+        delay = started + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(pool, queries[i % len(queries)])))
+    probe = (
+        asyncio.create_task(recovery(base, recover_within)) if recover_within is not None else None
+    )
+    results = list(await asyncio.gather(*tasks))
+    return results, (await probe if probe is not None else None)
+
+
+async def recovery(base: str, target_s: float) -> float:
+    started = time.perf_counter()
+    pool = pool_of(base)
+    body = bodies(1)[0]
+    while time.perf_counter() - started < 30:
+        latency, status = await one(pool, body)
+        if status == 200 and latency <= target_s:
+            return time.perf_counter() - started
+        await asyncio.sleep(0.02)
+    return float("inf")
+
+
+def summary(results: list[tuple[float, int]], seconds: float) -> dict[str, float]:
+    served = np.array([t for t, s in results if s == 200])
+    refused = np.array([t for t, s in results if s in (429, 503)])
+    return {
+        "sent": len(results),
+        "goodput": len(served) / seconds,
+        "served_p50_ms": float(np.percentile(served, 50) * 1000) if served.size else float("nan"),
+        "served_p99_ms": float(np.percentile(served, 99) * 1000) if served.size else float("nan"),
+        "refused": len(refused),
+        "refused_p99_ms": float(np.percentile(refused, 99) * 1000) if refused.size else 0.0,
+        "timeouts": sum(1 for _, s in results if s in (0, -1)),
+    }
+
+
+def run(label: str, admission: dict[str, Any], data: str) -> tuple[list[str], dict[str, float]]:
+    server, base = start(data, admission)
+    try:
+        fill(base)
+        asyncio.run(closed_loop(base, 8, 2.0))  # warm up
+        capacity = asyncio.run(closed_loop(base, 8, PHASE_S))
+        rows, half_p99, verdict = [], 0.0, {}
+        for factor in (0.5, 1.0, 2.0):
+            target = 2 * half_p99 / 1000 if factor == 2.0 else None
+            results, back = asyncio.run(open_loop(base, factor * capacity, PHASE_S, target))
+            s = summary(results, PHASE_S)
+            if factor == 0.5:
+                half_p99 = s["served_p99_ms"]
+            if factor == 2.0:
+                verdict = {
+                    "goodput": s["goodput"] / capacity,
+                    "p99_ratio": s["served_p99_ms"] / half_p99,
+                    "refused_p99_ms": s["refused_p99_ms"],
+                    "timeouts": s["timeouts"],
+                    "recovery_s": back if back is not None else float("inf"),
+                }
+            rows.append(
+                f"| {label} | {factor:g} C ({factor * capacity:.0f}/s) | {s['sent']} | "
+                f"{s['goodput']:.0f}/s ({s['goodput'] / capacity:.2f} C) | "
+                f"{s['served_p50_ms']:.1f} / {s['served_p99_ms']:.1f} ms | "
+                f"{s['refused']} (p99 {s['refused_p99_ms']:.1f} ms) | {s['timeouts']} | "
+                + (f"{back:.2f} s |" if back is not None else "– |")
+            )
+            print(rows[-1], flush=True)
+        rows.insert(
+            0,
+            f"| {label} | capacity C = {capacity:.0f} searches/s (8 clients, closed loop) "
+            "| | | | | | |",
+        )
+        return rows, verdict
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as data:
+        rows, on = run("admission on (defaults)", {}, data)
+        off_rows, off = run(
+            "admission off",
+            {"max_in_flight": 100_000, "max_queue": 100_000, "queue_timeout": 3600},
+            data,
+        )
+        rows += off_rows
+
+    def met(ok: bool) -> str:
+        return "met" if ok else "**not met**"
+
+    reading = (
+        f"Against the goals, with admission on at 2 C: goodput {on['goodput']:.2f} C "
+        f"({met(on['goodput'] >= 0.9)}; off: {off['goodput']:.2f} C); served p99 "
+        f"{on['p99_ratio']:.1f}× the half-load p99 ({met(on['p99_ratio'] <= 5)}; off: "
+        f"{off['p99_ratio']:.0f}×); refusals answered with p99 {on['refused_p99_ms']:.0f} ms "
+        f"and {on['timeouts']:.0f} timeouts (off: {off['timeouts']:.0f}); recovery "
+        f"{on['recovery_s']:.2f} s ({met(on['recovery_s'] < 1)}; off: {off['recovery_s']:.1f} s)."
+    )
+    body = (
+        "## Overload: open-loop arrival rates (`bench/bench_overload.py`)\n\n"
+        f"{machine()}; server and load generator share the machine. Vector search on 10k × 64 "
+        f"raw vectors (flat), one uvicorn worker; {PHASE_S:g} s per phase, clients time out "
+        f"at {TIMEOUT_S:g} s; recovery = time from the end of the 2 C phase's sending until "
+        "a probe is served within 2× the half-load p99. Goal at 2 C: goodput ≥ 0.9 C, served "
+        "p99 ≤ 5× the 0.5 C p99, the rest refused fast, recovery < 1 s.\n\n"
+        "| server | arrival rate | sent | goodput | served p50 / p99 | refused (503) | "
+        "timeouts | recovery |\n|---|---|---:|---|---|---|---:|---|\n"
+        + "\n".join(rows)
+        + "\n\n"
+        + reading
+    )
+    write_section("overload", body)
+
+
+if __name__ == "__main__":
+    main()

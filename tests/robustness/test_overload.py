@@ -1,0 +1,188 @@
+"""Admission control: bounded in-flight work and queue, fast refusals, no slot for slow bodies.
+
+The middleware is driven with raw ASGI calls around an app that holds each request until
+the test lets it go, so which request is running, waiting or refused is decided by the
+test, not by timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.api.conftest import make_settings
+from tests.api.live import serve
+
+from latentspace.api.admission import AdmissionMiddleware
+from latentspace.settings import ServerSettings
+
+
+class Held:
+    """An ASGI app whose requests run until ``release`` is called for them."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.gates: dict[str, asyncio.Event] = {}
+        self.bodies: dict[str, bytes] = {}
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        name = scope["path"]
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        self.bodies[name] = body
+        self.started.append(name)
+        await self.gates.setdefault(name, asyncio.Event()).wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    def release(self, name: str) -> None:
+        self.gates.setdefault(name, asyncio.Event()).set()
+
+
+async def call(
+    app: Any,
+    path: str,
+    *,
+    method: str = "POST",
+    chunks: list[bytes] | None = None,
+    stall: bool = False,
+) -> tuple[int, dict[str, str], bytes]:
+    scope = {"type": "http", "method": method, "path": path, "headers": []}
+    pending = list(chunks if chunks is not None else [b"{}"])
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if pending:
+            body = pending.pop(0)
+            return {"type": "http.request", "body": body, "more_body": bool(pending) or stall}
+        if stall:
+            await asyncio.sleep(3600)  # a sender that never finishes its body
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    headers = {k.decode(): v.decode() for k, v in start.get("headers", [])}
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], headers, body
+
+
+def middleware(inner: Held, **overrides: float) -> AdmissionMiddleware:
+    options: dict[str, Any] = {
+        "max_in_flight": 1,
+        "max_queue": 1,
+        "queue_timeout": 30.0,
+        "body_timeout": 30.0,
+    }
+    options.update(overrides)
+    return AdmissionMiddleware(inner, **options)
+
+
+async def until(condition: Any) -> None:
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("condition never held")
+
+
+def test_beyond_the_queue_requests_are_refused_at_once() -> None:
+    async def scenario() -> None:
+        inner = Held()
+        app = middleware(inner)
+        first = asyncio.create_task(call(app, "/a"))
+        await until(lambda: inner.started == ["/a"])
+        second = asyncio.create_task(call(app, "/b"))  # waits in the queue
+        await until(lambda: len(app.waiting) == 1)
+        status, headers, body = await call(app, "/c")  # no room: refused without waiting
+        assert status == 503
+        assert headers["retry-after"] == "1"
+        assert headers["content-type"] == "application/problem+json"
+        assert json.loads(body)["type"] == "/problems/overloaded"
+        assert inner.started == ["/a"]
+        inner.release("/healthz")
+        status, _, _ = await call(app, "/healthz", method="GET")  # never queued
+        assert status == 200
+        inner.release("/a")
+        assert (await first)[0] == 200
+        await until(lambda: inner.started == ["/a", "/healthz", "/b"])  # the waiter got the slot
+        inner.release("/b")
+        assert (await second)[0] == 200
+        assert app.in_flight == 0
+        assert not app.waiting
+
+    asyncio.run(scenario())
+
+
+def test_a_waiter_past_the_queue_deadline_is_refused_and_leaves_no_slot() -> None:
+    async def scenario() -> None:
+        inner = Held()
+        app = middleware(inner, queue_timeout=0.05)
+        first = asyncio.create_task(call(app, "/a"))
+        await until(lambda: inner.started == ["/a"])
+        status, _, body = await call(app, "/b")  # /a holds the slot until released below
+        assert status == 503
+        assert "QUEUE_TIMEOUT" in json.loads(body)["detail"]
+        inner.release("/a")
+        assert (await first)[0] == 200
+        assert app.in_flight == 0
+        inner.release("/c")
+        assert (await call(app, "/c"))[0] == 200  # the slot is free again
+
+    asyncio.run(scenario())
+
+
+def test_a_stalled_body_gets_408_and_holds_no_slot() -> None:
+    async def scenario() -> None:
+        inner = Held()
+        app = middleware(inner, body_timeout=0.05)
+        stalled = asyncio.create_task(call(app, "/slow", chunks=[b'{"a": '], stall=True))
+        inner.release("/fast")
+        assert (await call(app, "/fast"))[0] == 200  # served while /slow is still sending
+        status, headers, body = await stalled
+        assert status == 408
+        assert headers["connection"] == "close"
+        assert "BODY_TIMEOUT" in json.loads(body)["detail"]
+        assert "/slow" not in inner.started
+        assert app.in_flight == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_body_in_chunks_reaches_the_app_whole() -> None:
+    async def scenario() -> None:
+        inner = Held()
+        app = middleware(inner)
+        inner.release("/x")
+        assert (await call(app, "/x", chunks=[b'{"a"', b": 1", b"}"]))[0] == 200
+        assert inner.bodies["/x"] == b'{"a": 1}'
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.timeout(30)
+def test_a_half_sent_body_is_dropped_by_the_server(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, server=ServerSettings(body_timeout=0.5))
+    with serve(settings) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            s.sendall(
+                b"POST /v1/collections HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"name": '
+            )
+            started = time.monotonic()
+            answer = s.recv(4096)
+            assert answer.startswith(b"HTTP/1.1 408"), answer
+            assert time.monotonic() - started < 10
