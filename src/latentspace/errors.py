@@ -19,13 +19,15 @@ problem type in one place (``latentspace.api.errors``).
     │   └── IndexCorrupted      an index file whose checksum or manifest disagrees
     ├── Unavailable             a collection that cannot serve now (its reason says why)
     └── StoreError              the SQL store failed
-        └── QueryTimeout        a statement ran past its deadline
+        ├── QueryTimeout        a statement ran past its deadline
+        └── CorruptVector       a stored vector fails its checksum
 """
 
 from __future__ import annotations
 
 __all__ = [
     "Conflict",
+    "CorruptVector",
     "DimensionMismatch",
     "EncoderError",
     "IndexCorrupted",
@@ -106,3 +108,7 @@ class StoreError(LatentspaceError):
 
 class QueryTimeout(StoreError):
     """A SQL statement ran past its deadline (and was stopped)."""
+
+
+class CorruptVector(StoreError):
+    """A stored vector's bytes fail their checksum (it is never served)."""

@@ -69,21 +69,14 @@ def test_a_collection_that_cannot_serve_is_503_and_the_others_serve(tmp_path: Pa
             r = client.post("/v1/collections", json={"name": name, "dim": DIM})
             assert r.status_code == 201, r.text
             upsert(client, name, vectors(20, seed=3))
-    # No index on disk, and a stored vector SQL cannot give back whole: nothing to serve
-    # "bad" from, neither its files nor its rows.
+    # No index on disk, and a collection row no index can be built for (a metric this
+    # version does not know): nothing to serve "bad" from, neither its files nor SQL.
     for path in (tmp_path / "indexes").iterdir():
         for f in path.iterdir():
             f.unlink()
     engine = create_engine(settings.resolved_database_url())
     with engine.begin() as connection:
-        connection.execute(
-            text(
-                "UPDATE item_vectors SET vector = :junk WHERE item_id IN (SELECT items.id FROM "
-                "items JOIN collections ON items.collection_id = collections.id "
-                "WHERE collections.name = 'bad')"
-            ),
-            {"junk": b"\x00\x01\x02"},
-        )
+        connection.execute(text("UPDATE collections SET metric = 'bogus' WHERE name = 'bad'"))
     engine.dispose()
     with server(settings) as client:  # start-up does not fail
         ready = client.get("/readyz")
@@ -269,3 +262,42 @@ def test_a_database_that_is_not_this_data_directorys_is_said(tmp_path: Path) -> 
         assert ready["status"] == "degraded"
         assert "belong to no collection" in ready["warnings"][0]
         assert "LATENTSPACE_DATABASE_URL" in ready["warnings"][0]
+
+
+def test_a_stored_vector_with_a_flipped_byte_is_never_served(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    x = vectors(10, seed=12)
+    with server(settings) as client:
+        assert client.post("/v1/collections", json={"name": "c", "dim": DIM}).is_success
+        upsert(client, "c", x)
+    engine = create_engine(settings.resolved_database_url())
+    with engine.begin() as connection:
+        item_id, blob = connection.execute(
+            text(
+                "SELECT v.item_id, v.vector FROM item_vectors v JOIN items i ON i.id = v.item_id "
+                "WHERE i.external_id = 'v3'"
+            )
+        ).one()
+        flipped = bytes([blob[0] ^ 0x01]) + blob[1:]
+        connection.execute(
+            text("UPDATE item_vectors SET vector = :v WHERE item_id = :i"),
+            {"v": flipped, "i": item_id},
+        )
+    engine.dispose()
+    for f in next((tmp_path / "indexes").iterdir()).iterdir():
+        f.unlink()  # the restart rebuilds from SQL
+    with server(settings) as client:
+        r = client.post("/v1/collections/c/search", json={"query": {"item": "v3"}})
+        assert r.status_code == 503, r.text
+        assert r.json()["type"] == "/problems/corrupt-vector"
+        r = client.get("/v1/collections/c/items/v3", params={"include_vector": "true"})
+        assert r.status_code == 503, r.text
+        assert nearest(client, "c", x[5]) == "v5"  # the rest serves; v3 was left out
+        assert client.get("/v1/collections/c").json()["index"]["kind"] == "flat"
+        ids = {
+            h["id"]
+            for h in client.post(
+                "/v1/collections/c/search", json={"query": {"vector": x[3].tolist()}, "k": 10}
+            ).json()["results"]
+        }
+        assert "v3" not in ids

@@ -21,7 +21,7 @@ def diff(engine: Engine) -> list[object]:
 def test_upgrade_matches_the_models_and_downgrade_works(engine: Engine) -> None:
     url = engine.url.render_as_string(hide_password=False)
     upgrade(url, engine=engine)
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == "0002"
     assert set(inspect(engine).get_table_names()) >= TABLES
     assert diff(engine) == []
     downgrade(url, "base", engine=engine)
@@ -41,3 +41,38 @@ def test_sqlite_durability_pragmas(tmp_path: object) -> None:
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
     engine.dispose()
+
+
+def test_0002_backfills_the_checksums_of_vectors_stored_before_it(engine: Engine) -> None:
+    import zlib
+    from datetime import UTC, datetime
+
+    import numpy as np
+    from sqlalchemy import text
+
+    url = engine.url.render_as_string(hide_password=False)
+    upgrade(url, "0001", engine=engine)
+    now = datetime.now(UTC)
+    blob = np.arange(4, dtype=np.float32).tobytes()
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO collections (id, name, dim, fingerprint, metric, index_kind, "
+                "index_params, created_at) VALUES (1, 'c', 4, 'f', 'cosine', 'auto', '{}', :now)"
+            ),
+            {"now": now},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO items (id, collection_id, external_id, kind, sha256, metadata, "
+                "created_at, updated_at, deleted) VALUES (1, 1, 'a', 'vector', 's', '{}', :now, "
+                ":now, false)"
+            ),
+            {"now": now},
+        )
+        conn.execute(text("INSERT INTO item_vectors (item_id, vector) VALUES (1, :v)"), {"v": blob})
+    upgrade(url, engine=engine)
+    assert current_revision(engine) == "0002"
+    with engine.connect() as conn:
+        checksum = conn.execute(text("SELECT checksum FROM item_vectors")).scalar()
+    assert checksum == zlib.crc32(blob)

@@ -52,6 +52,7 @@ _DOMAIN: list[tuple[type[errors.LatentspaceError], int, str]] = [
     (errors.IndexCorrupted, 500, "index-corrupted"),
     (errors.VectorIndexError, 500, "index-error"),
     (errors.QueryTimeout, 503, "timeout"),
+    (errors.CorruptVector, 503, "corrupt-vector"),
     (errors.StoreError, 503, "store-error"),
     (errors.Unavailable, 503, "unavailable"),
 ]

@@ -4,13 +4,16 @@
     lifecycle    start (migrate, open indexes, load encoders) and stop (save)
     collections  create, get, stats, delete, save, rebuild
     items        ingest, write, delete, get, list, patch, stored originals
+    intake       the items a caller sends, checked, hashed and embedded (bounded decoding)
+    terms        query terms → vectors (the plan stage's first half)
     search       the search pipeline (plan → retrieve → fuse → rerank → page → hydrate), paths
     directions   stored directions
     duplicates   clusters, the check before inserting, the report of each ingest
     documents    RAG documents as chunk items
     embeddings   OpenAI-style embeddings by model name
     health       readiness
-    indexes      the LiveIndexes seam and its in-process implementation
+    encoders     one encoder per model spec; texts and images checked, then encoded
+    indexes/     the LiveIndexes seam (base) and its in-process implementation (local)
 
 A route (or a CLI command) parses its input, calls one function here and shapes the answer.
 """

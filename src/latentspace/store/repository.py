@@ -7,7 +7,9 @@ touched.
 
 from __future__ import annotations
 
+import logging
 import re
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +19,7 @@ from sqlalchemy import Row, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from latentspace.errors import Conflict, InvalidInput, NotFound
+from latentspace.errors import Conflict, CorruptVector, InvalidInput, NotFound
 from latentspace.store.engine import statement_deadline
 from latentspace.store.filters import compile_filter
 from latentspace.store.tables import (
@@ -53,6 +55,8 @@ __all__ = [
     "vector_bytes",
     "vectors_of",
 ]
+
+logger = logging.getLogger(__name__)
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 
@@ -227,16 +231,16 @@ def upsert_items(
         if content_changed:
             vector_row = session.get(ItemVectorRow, row.id)
             if vector_row is None:
-                session.add(ItemVectorRow(item_id=row.id, vector=blob))
+                session.add(ItemVectorRow(item_id=row.id, vector=blob, checksum=zlib.crc32(blob)))
             else:
-                vector_row.vector = blob
+                vector_row.vector, vector_row.checksum = blob, zlib.crc32(blob)
             _log(session, collection, "upsert", row.id)
         status: WriteStatus = "created" if revived else "updated"
         outcomes.append(UpsertOutcome(item.external_id, row.id, status, content_changed))
     if fresh:
         session.flush()
         for position, row, blob in fresh:
-            session.add(ItemVectorRow(item_id=row.id, vector=blob))
+            session.add(ItemVectorRow(item_id=row.id, vector=blob, checksum=zlib.crc32(blob)))
             _log(session, collection, "upsert", row.id)
             outcomes[position] = UpsertOutcome(row.external_id, row.id, "created", True)
     session.flush()
@@ -326,26 +330,47 @@ def hit_rows(*, session: Session, item_ids: Sequence[int]) -> dict[int, Row[Any]
     return {row.id: row for row in rows}
 
 
+def _intact(blob: bytes, checksum: int | None, dim: int) -> bool:
+    # The stored bytes are the vector that was written: its length and its CRC-32.
+    return len(blob) == 4 * dim and (checksum is None or zlib.crc32(blob) == checksum)
+
+
 def vectors_of(*, session: Session, item_ids: Sequence[int], dim: int) -> dict[int, np.ndarray]:
-    """Stored vectors by item id."""
+    """Stored vectors by item id.
+
+    Raises:
+        CorruptVector: a stored vector fails its checksum (it is never served).
+    """
     if not item_ids:
         return {}
     rows = session.execute(
-        select(ItemVectorRow.item_id, ItemVectorRow.vector).where(
+        select(ItemVectorRow.item_id, ItemVectorRow.vector, ItemVectorRow.checksum).where(
             ItemVectorRow.item_id.in_(list(item_ids))
         )
     )
-    return {item_id: np.frombuffer(blob, dtype=np.float32, count=dim) for item_id, blob in rows}
+    out = {}
+    for item_id, blob, checksum in rows:
+        if not _intact(blob, checksum, dim):
+            raise CorruptVector(
+                f"the stored vector of item {item_id} fails its checksum; re-ingest or delete "
+                "the item"
+            )
+        out[item_id] = np.frombuffer(blob, dtype=np.float32, count=dim)
+    return out
 
 
 def iter_live_vectors(
     *, session: Session, collection: CollectionRow, batch: int = 10_000
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Every live item's (id, vector), in id order, ``batch`` at a time."""
+    """Every live item's (id, vector), in id order, ``batch`` at a time.
+
+    A vector that fails its checksum is left out (and logged, naming the item): a rebuild
+    serves the rest rather than a corrupted vector or nothing.
+    """
     after = -1
     while True:
         rows = session.execute(
-            select(ItemRow.id, ItemVectorRow.vector)
+            select(ItemRow.id, ItemVectorRow.vector, ItemVectorRow.checksum)
             .join(ItemVectorRow, ItemVectorRow.item_id == ItemRow.id)
             .where(
                 ItemRow.collection_id == collection.id,
@@ -357,10 +382,24 @@ def iter_live_vectors(
         ).all()
         if not rows:
             return
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
-        yield ids, vectors.reshape(len(rows), collection.dim)
-        after = int(ids[-1])
+        after = int(rows[-1][0])
+        good: list[tuple[int, bytes]] = []
+        bad: list[int] = []
+        for item_id, blob, checksum in rows:
+            if _intact(blob, checksum, collection.dim):
+                good.append((item_id, blob))
+            else:
+                bad.append(item_id)
+        for item_id in bad:
+            logger.error(
+                "collection %s: the stored vector of item %d fails its checksum; left out",
+                collection.name,
+                item_id,
+            )
+        if good:
+            ids = np.fromiter((r[0] for r in good), dtype=np.int64, count=len(good))
+            vectors = np.frombuffer(b"".join(r[1] for r in good), dtype=np.float32)
+            yield ids, vectors.reshape(len(good), collection.dim)
 
 
 def live_vectors(*, session: Session, collection: CollectionRow) -> tuple[np.ndarray, np.ndarray]:

@@ -99,6 +99,8 @@ class ItemVectorRow(Base):
         BigId, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True
     )
     vector: Mapped[bytes] = mapped_column(LargeBinary)
+    # CRC-32 of ``vector``, checked whenever it is read back (null: written before 0002)
+    checksum: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class OplogRow(Base):
