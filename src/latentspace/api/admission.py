@@ -12,12 +12,11 @@ readiness and metrics are never queued.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from latentspace.api.errors import ApiError
+from latentspace.api.errors import ApiError, send_problem
 
 __all__ = ["AdmissionMiddleware"]
 
@@ -134,22 +133,11 @@ class AdmissionMiddleware:
 
 
 async def _answer(send: Send, refusal: _Refused, path: str) -> None:
-    body = json.dumps(
-        {
-            "type": f"/problems/{refusal.kind}",
-            "title": refusal.kind.replace("-", " "),
-            "status": refusal.status,
-            "detail": refusal.detail,
-            "instance": path,
-        }
-    ).encode()
-    headers = [
-        (b"content-type", b"application/problem+json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
+    headers = []
     if refusal.retry_after is not None:
         headers.append((b"retry-after", str(refusal.retry_after).encode()))
     if refusal.status == 408:
         headers.append((b"connection", b"close"))
-    await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send_problem(
+        send, refusal.status, refusal.kind, refusal.detail, instance=path, headers=headers
+    )

@@ -8,7 +8,9 @@ id and answered without internals.
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -18,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+from starlette.types import Send
 
 from latentspace import errors
 from latentspace.limits import over_limit
@@ -33,6 +36,7 @@ __all__ = [
     "problem_for",
     "problem_response",
     "problem_responses",
+    "send_problem",
 ]
 
 logger = logging.getLogger(__name__)
@@ -138,6 +142,36 @@ def problem_response(
     return JSONResponse(
         body, status_code=status, media_type="application/problem+json", headers=headers
     )
+
+
+async def send_problem(
+    send: Send,
+    status: int,
+    kind: str,
+    detail: str,
+    *,
+    instance: str,
+    request_id: str | None = None,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
+    """A problem+json answer sent straight on the ASGI channel, for the middleware that
+    answers before the app (and its exception handlers) sees the request."""
+    body = {
+        "type": f"/problems/{kind}",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        "request_id": request_id,
+    }
+    raw = json.dumps(body).encode()
+    start = [
+        (b"content-type", b"application/problem+json"),
+        (b"content-length", str(len(raw)).encode()),
+        *headers,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": start})
+    await send({"type": "http.response.body", "body": raw})
 
 
 def all_failed(

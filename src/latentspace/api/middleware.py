@@ -7,16 +7,14 @@ limit is refused before anything is read.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
 import uuid
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from latentspace.api.errors import BodyTooLarge
+from latentspace.api.errors import BodyTooLarge, send_problem
 from latentspace.api.metrics import Metrics
 
 __all__ = ["RequestContextMiddleware"]
@@ -74,8 +72,14 @@ class RequestContextMiddleware:
         try:
             declared = _header(scope, b"content-length")
             if declared is not None and declared.isdigit() and int(declared) > limit:
-                await self._too_large(
-                    scope, send_with_id, request_id, BodyTooLarge(limit, int(declared))
+                await send_problem(
+                    send_with_id,
+                    413,
+                    "limit-exceeded",
+                    str(BodyTooLarge(limit, int(declared)).detail),
+                    instance=scope["path"],
+                    request_id=request_id,
+                    headers=[(b"connection", b"close")],
                 )
             else:
                 await self.app(scope, counted_receive, send_with_id)
@@ -99,28 +103,3 @@ class RequestContextMiddleware:
                     "duration_ms": round(elapsed * 1000, 3),
                 },
             )
-
-    async def _too_large(
-        self, scope: Scope, send: Send, request_id: str, error: BodyTooLarge
-    ) -> None:
-        body: dict[str, Any] = {
-            "type": "/problems/limit-exceeded",
-            "title": "Content Too Large",
-            "status": 413,
-            "detail": error.detail,
-            "instance": scope["path"],
-            "request_id": request_id,
-        }
-        raw = json.dumps(body).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(raw)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": raw})

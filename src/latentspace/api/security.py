@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import OrderedDict
@@ -25,6 +24,7 @@ from urllib.parse import urlsplit
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from latentspace.api.auth import is_loopback
+from latentspace.api.errors import send_problem
 
 __all__ = ["PAGE_CSP", "FailedKeys", "SecurityMiddleware"]
 
@@ -33,6 +33,7 @@ PAGE_CSP = (
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+_NOSNIFF = [(b"x-content-type-options", b"nosniff")]
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -93,15 +94,18 @@ class SecurityMiddleware:
             return
         host = _header(scope, b"host") or ""
         if not self._host_allowed(host):
-            await _refuse(send, 400, "bad-request", f"host {host!r} is not served here")
+            detail = f"host {host!r} is not served here"
+            await send_problem(
+                send, 400, "bad-request", detail, instance=scope["path"], headers=_NOSNIFF
+            )
             return
         if self._cross_site(scope, host):
-            await _refuse(
-                send,
-                403,
-                "forbidden",
+            detail = (
                 "a cross-site request may not change state without an API key "
-                "(send Authorization: Bearer KEY)",
+                "(send Authorization: Bearer KEY)"
+            )
+            await send_problem(
+                send, 403, "forbidden", detail, instance=scope["path"], headers=_NOSNIFF
             )
             return
         page = scope["path"] == "/" or scope["path"].startswith("/static/")
@@ -118,29 +122,6 @@ class SecurityMiddleware:
             await send(message)
 
         await self.app(scope, receive, with_headers)
-
-
-async def _refuse(send: Send, status: int, kind: str, detail: str) -> None:
-    body = json.dumps(
-        {
-            "type": f"/problems/{kind}",
-            "title": kind.replace("-", " "),
-            "status": status,
-            "detail": detail,
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/problem+json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"x-content-type-options", b"nosniff"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 class FailedKeys:

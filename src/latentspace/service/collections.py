@@ -138,28 +138,18 @@ def stats(ctx: Context, name: str, *, tolerate: bool = False) -> CollectionStats
         row = repo.get_collection(session=session, name=name)
         count = repo.count_live(session=session, collection=row)
         manifest = oplog.get_manifest(session=session, collection=row)
+    kind, params, recall, unavailable = "unavailable", {}, None, None
     try:
         current = ctx.indexes.stats(row)
     except Unavailable as e:
         if not tolerate:
             raise
-        return CollectionStats(
-            row.name,
-            row.model,
-            row.dim,
-            row.metric,
-            row.fingerprint,
-            count,
-            row.index_kind,
-            "unavailable",
-            {},
-            None,
-            row.created_at.isoformat(),
-            unavailable=str(e),
-        )
-    recall = 1.0 if current.kind == "flat" else None
-    if manifest is not None and manifest.kind == current.kind and recall is None:
-        recall = manifest.recall_at_10
+        unavailable = str(e)
+    else:
+        kind, params = current.kind, current.params
+        recall = 1.0 if kind == "flat" else None
+        if manifest is not None and manifest.kind == kind and recall is None:
+            recall = manifest.recall_at_10
     return CollectionStats(
         name=row.name,
         model=row.model,
@@ -168,10 +158,11 @@ def stats(ctx: Context, name: str, *, tolerate: bool = False) -> CollectionStats
         fingerprint=row.fingerprint,
         count=count,
         index_requested=row.index_kind,
-        index_kind=current.kind,
-        index_params=current.params,
+        index_kind=kind,
+        index_params=params,
         recall_at_10=recall,
         created_at=row.created_at.isoformat(),
+        unavailable=unavailable,
     )
 
 
