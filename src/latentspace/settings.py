@@ -7,6 +7,7 @@ sections) as an argument.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -114,13 +115,34 @@ class ServerSettings(BaseModel):
     """Admission control: how much work the server takes on before it refuses more."""
 
     max_in_flight: int = Field(
-        default=8, ge=1, description="Requests that run at once (health and metrics aside)."
+        default_factory=lambda: min(8, os.cpu_count() or 1),
+        ge=1,
+        description=(
+            "Requests that run at once (health and metrics aside); by default one per CPU "
+            "core, at most 8: the work is CPU-bound, and more would only queue inside the "
+            "process, where nothing can be refused."
+        ),
     )
     max_queue: int = Field(
-        default=64, ge=0, description="Requests that may wait for a slot; beyond, 503 at once."
+        default=32, ge=0, description="Requests that may wait for a slot; beyond, 503 at once."
     )
     queue_timeout: float = Field(
-        default=1.0, gt=0, description="Seconds a request may wait for a slot before a 503."
+        default=1.0,
+        gt=0,
+        description="Seconds a request may wait for a slot before a 503, in a passing burst.",
+    )
+    queue_target: float = Field(
+        default=0.01,
+        gt=0,
+        description=(
+            "While the server sheds load (the queue overflowed), waiters that waited this "
+            "many seconds are refused (503) when their turn comes."
+        ),
+    )
+    queue_interval: float = Field(
+        default=0.5,
+        gt=0,
+        description="Shedding load ends this many seconds after the last refusal.",
     )
     body_timeout: float = Field(
         default=30.0,

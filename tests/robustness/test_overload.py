@@ -79,7 +79,7 @@ async def call(
     return start["status"], headers, body
 
 
-def middleware(inner: Held, **overrides: float) -> AdmissionMiddleware:
+def middleware(inner: Held, **overrides: Any) -> AdmissionMiddleware:
     options: dict[str, Any] = {
         "max_in_flight": 1,
         "max_queue": 1,
@@ -140,6 +140,55 @@ def test_a_waiter_past_the_queue_deadline_is_refused_and_leaves_no_slot() -> Non
         assert app.in_flight == 0
         inner.release("/c")
         assert (await call(app, "/c"))[0] == 200  # the slot is free again
+
+    asyncio.run(scenario())
+
+
+def test_a_burst_that_fits_waits_but_an_overflowed_queue_sheds_old_waiters() -> None:
+    async def scenario() -> None:
+        now = [0.0]
+        inner = Held()
+        app = middleware(
+            inner, max_queue=2, queue_target=0.005, queue_interval=0.5, clock=lambda: now[0]
+        )
+        tasks = {name: asyncio.create_task(call(app, name)) for name in ("/a", "/b", "/c")}
+        await until(lambda: inner.started == ["/a"] and len(app.waiting) == 2)
+        now[0] = 1.0  # /b waited 1 s, far over target, but the queue never overflowed
+        inner.release("/a")
+        await until(lambda: inner.started == ["/a", "/b"])
+
+        now[0] = 1.1
+        tasks["/d"] = asyncio.create_task(call(app, "/d"))
+        await until(lambda: len(app.waiting) == 2)
+        status, _, body = await call(app, "/e")  # the queue overflows: refused at the door
+        assert status == 503
+        assert "capacity" in json.loads(body)["detail"]
+        now[0] = 1.102
+        tasks["/f"] = asyncio.create_task(call(app, "/f"))  # the queue has room again below
+
+        now[0] = 1.104  # shedding: /c (waited 1.1 s) and /d (4 ms, under target) are
+        inner.release("/b")  # judged in turn; /c goes, /d is served
+        status, _, body = await tasks["/c"]
+        assert status == 503
+        assert "QUEUE_TARGET" in json.loads(body)["detail"]
+        await until(lambda: inner.started == ["/a", "/b", "/d"])
+
+        now[0] = 1.2  # /f waited 98 ms, over target, and the last refusal was 96 ms ago
+        inner.release("/d")
+        assert (await tasks["/f"])[0] == 503
+
+        now[0] = 2.0  # no refusal for longer than the interval: bursts may wait again
+        tasks["/g"] = asyncio.create_task(call(app, "/g"))
+        tasks["/h"] = asyncio.create_task(call(app, "/h"))
+        await until(lambda: inner.started[-1] == "/g" and len(app.waiting) == 1)
+        now[0] = 3.0
+        inner.release("/g")
+        await until(lambda: inner.started[-1] == "/h")
+        inner.release("/h")
+        for name in ("/a", "/b", "/d", "/g", "/h"):
+            assert (await tasks[name])[0] == 200
+        assert app.in_flight == 0
+        assert not app.waiting
 
     asyncio.run(scenario())
 

@@ -2,17 +2,27 @@
 
 Past capacity a server that accepts everything serves nobody: every request waits behind
 all the others until clients time out. So at most ``max_in_flight`` requests run at once,
-at most ``max_queue`` more wait for a slot, and a waiter is refused once it has waited
-``queue_timeout`` seconds; anything beyond is answered at once with 503 and
-``Retry-After``. A request's body is read *before* it takes a slot, under
-``body_timeout``, so slow or stalled senders hold no slot (they get 408). Liveness,
-readiness and metrics are never queued.
+at most ``max_queue`` more wait for a slot, and anything beyond is answered at once with 503
+and ``Retry-After``. A burst that fits in the queue
+waits its turn, up to ``queue_timeout``. A queue that overflows is not a burst but more
+arrivals than the server can serve: from then on, until ``queue_interval`` seconds pass
+without a refusal, the server sheds load, and each waiter that has waited ``queue_target``
+or more is refused when its turn comes (the queue discipline of CoDel, Nichols & Jacobson,
+"Controlling Queue Delay", 2012, and of Facebook's "Fail at Scale", 2015). So under
+sustained overload the requests that are served wait little, instead of every one of them
+waiting out the whole queue, and the rest are refused within ``queue_target``.
+
+A request's body is read *before* it takes a slot, under ``body_timeout``, so slow or
+stalled senders hold no slot (they get 408). Liveness, readiness and metrics are never
+queued.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -41,12 +51,18 @@ class AdmissionMiddleware:
         max_queue: int,
         queue_timeout: float,
         body_timeout: float,
+        queue_target: float | None = None,
+        queue_interval: float = 0.1,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.app = app
         self.max_in_flight, self.max_queue = max_in_flight, max_queue
         self.queue_timeout, self.body_timeout = queue_timeout, body_timeout
+        self.queue_target = queue_timeout if queue_target is None else queue_target
+        self.queue_interval, self.clock = queue_interval, clock
         self.in_flight = 0
-        self.waiting: list[asyncio.Future[None]] = []
+        self.waiting: list[_Waiter] = []
+        self.shedding_until = 0.0  # the clock's time until which waiters over target go
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in _EXEMPT:
@@ -99,6 +115,7 @@ class AdmissionMiddleware:
             self.in_flight += 1
             return
         if len(self.waiting) >= self.max_queue:
+            self.shedding_until = self.clock() + self.queue_interval
             raise _Refused(
                 503,
                 "overloaded",
@@ -106,14 +123,14 @@ class AdmissionMiddleware:
                 f"{self.max_queue} waiting); retry shortly",
                 retry_after=1,
             )
-        slot: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        slot = _Waiter(self.clock(), asyncio.get_running_loop().create_future())
         self.waiting.append(slot)
         try:
-            await asyncio.wait_for(asyncio.shield(slot), self.queue_timeout)
+            granted = await asyncio.wait_for(asyncio.shield(slot.future), self.queue_timeout)
         except TimeoutError as e:
             if slot in self.waiting:
                 self.waiting.remove(slot)
-            if slot.done():  # granted just as the deadline passed: give the slot back
+            if slot.future.done() and slot.future.result():  # granted as the deadline passed
                 self._release()
             raise _Refused(
                 503,
@@ -121,15 +138,35 @@ class AdmissionMiddleware:
                 f"waited {self.queue_timeout:g} s for a slot (LATENTSPACE_SERVER__QUEUE_TIMEOUT)",
                 retry_after=1,
             ) from e
+        if not granted:
+            raise _Refused(
+                503,
+                "overloaded",
+                f"the queue overflowed and this request waited {self.queue_target:g} s or "
+                "more (LATENTSPACE_SERVER__QUEUE_TARGET); retry shortly",
+                retry_after=1,
+            )
 
     def _release(self) -> None:
-        # hand the slot to the oldest waiter, or free it
+        """Hand the freed slot to the oldest waiter the queue discipline keeps, or free it."""
+        now = self.clock()
         while self.waiting:
             slot = self.waiting.pop(0)
-            if not slot.done():
-                slot.set_result(None)
-                return
+            if slot.future.done():  # timed out already
+                continue
+            if now < self.shedding_until and now - slot.since >= self.queue_target:
+                self.shedding_until = now + self.queue_interval
+                slot.future.set_result(False)
+                continue
+            slot.future.set_result(True)
+            return
         self.in_flight -= 1
+
+
+@dataclass(frozen=True, eq=False)
+class _Waiter:
+    since: float
+    future: asyncio.Future[bool]
 
 
 async def _answer(send: Send, refusal: _Refused, path: str) -> None:

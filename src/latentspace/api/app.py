@@ -121,6 +121,8 @@ def create_app(
         max_in_flight=settings.server.max_in_flight,
         max_queue=settings.server.max_queue,
         queue_timeout=settings.server.queue_timeout,
+        queue_target=settings.server.queue_target,
+        queue_interval=settings.server.queue_interval,
         body_timeout=settings.server.body_timeout,
     )
     app.add_middleware(
