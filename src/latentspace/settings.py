@@ -144,6 +144,17 @@ class ServerSettings(BaseModel):
         gt=0,
         description="Shedding load ends this many seconds after the last refusal.",
     )
+    max_key_failures: int = Field(
+        default=10,
+        ge=1,
+        description=(
+            "Wrong API keys one client may send within key_failure_window before every "
+            "request of it gets 429 until the window passes."
+        ),
+    )
+    key_failure_window: float = Field(
+        default=60.0, gt=0, description="Seconds over which wrong API keys are counted."
+    )
     body_timeout: float = Field(
         default=30.0,
         gt=0,

@@ -119,6 +119,13 @@ def test_image_query_by_upload_and_by_base64(
     )
     assert r.status_code == 200, r.text
     assert r.json()["results"][0]["id"] == "s7"
+    r = client.post(  # a JSON null in a form field means "no filter", as it does in JSON
+        f"/v1/collections/{shapes_collection}/search/image",
+        files={"file": ("q.jpg", data, "image/jpeg")},
+        data={"k": "3", "filter": "null"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["results"][0]["id"] == "s7"
     r = client.post(
         f"/v1/collections/{shapes_collection}/search",
         json={"query": {"image": "data:image/jpeg;base64," + b64(data)}, "k": 1},

@@ -90,8 +90,11 @@ def create_app(
             )
         )
         holder["service"] = service
+        failed_keys = FailedKeys(
+            limit=settings.server.max_key_failures, window=settings.server.key_failure_window
+        )
         try:
-            yield {"context": AppContext(settings, service, keys, metrics, FailedKeys())}
+            yield {"context": AppContext(settings, service, keys, metrics, failed_keys)}
         finally:
             holder.pop("service", None)
             await run_in_threadpool(lifecycle.stop, service)

@@ -69,7 +69,7 @@ def form_json(raw: str, *, field: str) -> Any:
 
 
 def form_object(raw: str | None, *, field: str) -> dict[str, Any] | None:
-    """A form field that carries a JSON object (None when absent or blank).
+    """A form field that carries a JSON object (None when absent, blank or ``null``).
 
     Raises:
         InvalidInput: not JSON, or not an object.
@@ -77,6 +77,8 @@ def form_object(raw: str | None, *, field: str) -> dict[str, Any] | None:
     if not raw:
         return None
     value = form_json(raw, field=field)
+    if value is None:
+        return None
     if not isinstance(value, dict):
         raise InvalidInput(f"{field} must be a JSON object")
     return value
@@ -178,6 +180,8 @@ def form_metadata(raw: str | None, count: int) -> list[dict[str, Any]]:
     if raw is None or not raw.strip():
         return [{} for _ in range(count)]
     value = form_json(raw, field="metadata")
+    if value is None:
+        return [{} for _ in range(count)]
     if isinstance(value, dict):
         return [dict(value) for _ in range(count)]
     if isinstance(value, list) and len(value) == count and all(isinstance(v, dict) for v in value):
@@ -196,6 +200,8 @@ def form_ids(raw: str | None, count: int) -> list[str | None]:
     if raw is None or not raw.strip():
         return [None] * count
     value = form_json(raw, field="ids")
+    if value is None:
+        return [None] * count
     if not (
         isinstance(value, list) and len(value) == count and all(isinstance(v, str) for v in value)
     ):

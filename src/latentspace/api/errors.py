@@ -86,9 +86,10 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-# Every operation can answer these: a malformed or unauthorised request, a body over the
-# limit, a body that does not validate. Operations add what is theirs (404, 409, 503).
-PROBLEM_RESPONSES = problem_responses(400, 401, 403, 413, 422)
+# Every operation can answer these: a malformed or unauthorised request, a body that came
+# too slowly, a body over the limit, a body that does not validate, a client locked out for
+# wrong keys, a server past capacity. Operations add what is theirs (404, 409).
+PROBLEM_RESPONSES = problem_responses(400, 401, 403, 408, 413, 422, 429, 503)
 NOT_FOUND = problem_responses(404)
 CONFLICT = problem_responses(409)
 

@@ -114,7 +114,7 @@ def upload_images(
     request: Request,
     name: str,
     ctx: ServiceDep,
-    files: Annotated[list[UploadFile], File(description="Image files.")],
+    files: Annotated[list[UploadFile], File(description="Image files.", min_length=1)],
     metadata: Annotated[str | None, Form(description="JSON object or list.")] = None,
     ids: Annotated[str | None, Form(description="JSON list of ids.")] = None,
 ) -> JSONResponse:

@@ -37,11 +37,17 @@ class DuplicatesResult(BaseModel):
     clusters: list[ClusterPublic]
 
 
+# a whole 1 x 1 PNG, so the example is one a client can send as it stands
+_RED_PIXEL_PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
+)
+
+
 class DuplicateCheckRequest(StrictModel):
     """A candidate (not stored): exactly one of image (base64), text or vector."""
 
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"image": "iVBORw0KGgo...", "k": 5}]}
+        extra="forbid", json_schema_extra={"examples": [{"image": _RED_PIXEL_PNG, "k": 5}]}
     )
 
     image: str | None = None
