@@ -208,6 +208,25 @@ def test_an_oversized_upload_is_reported_with_its_real_size(tmp_path: Path) -> N
             assert "big.png: 5000 bytes, over the limit of 2000" in r.json()["detail"]
 
 
+def test_documents_none_of_which_was_stored_are_not_a_200(tmp_path: Path) -> None:
+    with server(make_settings(tmp_path)) as client:
+        assert client.post("/v1/collections", json={"name": "d", "model": "tiny-shapes"}).is_success
+        body = {"documents": [{"id": "a", "text": "  "}, {"id": "b", "text": ""}]}  # no text
+        r = client.post("/v1/collections/d/documents", json=body)
+        assert r.status_code == 422, r.text
+        problem = r.json()
+        assert problem["detail"].startswith("no document was stored; first error:")
+        assert [(e["id"], e["status"]) for e in problem["errors"]] == [
+            ("a", "error"),
+            ("b", "error"),
+        ]
+        assert client.get("/v1/collections/d").json()["count"] == 0
+        body["documents"].append({"id": "c", "text": "a red circle"})
+        r = client.post("/v1/collections/d/documents", json=body)  # one stored: 200, per part
+        assert r.status_code == 200, r.text
+        assert [d["status"] for d in r.json()["documents"]] == ["error", "error", "ok"]
+
+
 def test_a_wrong_method_is_405_with_allow(tmp_path: Path) -> None:
     with server(make_settings(tmp_path)) as client:
         for method, path, allowed in [
