@@ -73,10 +73,12 @@ def test_models_lists_availability(runner: CliRunner) -> None:
     assert entries["st:sentence-transformers/all-MiniLM-L6-v2"]["modalities"] == ["text"]
 
 
-def test_models_table(runner: CliRunner) -> None:
-    result = runner.invoke(app, ["models"])
+def test_models_table_shows_every_spec_whole_at_80_columns(runner: CliRunner) -> None:
+    specs = [e["spec"] for e in json.loads(runner.invoke(app, ["models", "--json"]).stdout)]
+    result = runner.invoke(app, ["models"], env={"COLUMNS": "80"})
     assert result.exit_code == 0
-    assert "tiny-shapes" in result.stdout
+    cells = {c.strip() for line in result.stdout.splitlines() for c in line.split("│")}
+    assert [s for s in specs if s not in cells] == []  # each spec in one cell, uncut
 
 
 def test_png_written_by_helper_is_valid(tmp_path: Path) -> None:

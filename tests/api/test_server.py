@@ -153,11 +153,23 @@ def test_openai_client_embeddings(server: str, tmp_path: Path) -> None:
     assert vectors.shape == (2, 64)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(vectors[0], one.data[0].embedding, atol=1e-6)
-    with pytest.raises(openai.NotFoundError):
+    # errors come in OpenAI's shape, so the SDK shows the reason, not only the status
+    with pytest.raises(openai.NotFoundError) as missing:
         client.embeddings.create(model="text-embedding-3-small", input="x")
+    assert "text-embedding-3-small" in missing.value.message
+    assert missing.value.type == "invalid_request_error"
+    assert missing.value.code == "not-found"
+    with pytest.raises(openai.UnprocessableEntityError) as unsupported:
+        client.embeddings.create(model="tiny-shapes", input="x", dimensions=2)
+    assert "dimensions=2" in unsupported.value.message
+    with pytest.raises(openai.UnprocessableEntityError) as malformed:
+        client.embeddings.create(model="tiny-shapes", input="x", encoding_format="hex")  # type: ignore[arg-type]
+    assert malformed.value.param == "encoding_format"
     bad = openai.OpenAI(base_url=f"{server}/v1", api_key="wrong", max_retries=0)
-    with pytest.raises(openai.AuthenticationError):
+    with pytest.raises(openai.AuthenticationError) as denied:
         bad.embeddings.create(model="tiny-shapes", input="x")
+    assert denied.value.type == "authentication_error"
+    assert denied.value.message
 
 
 def test_request_ids_and_metrics(admin: httpx.Client, uploaded: list) -> None:

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
@@ -99,7 +100,7 @@ def create_app(
             holder.pop("service", None)
             await run_in_threadpool(lifecycle.stop, service)
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc with their assets from the package, not a CDN
         title="latentspace",
         version=__version__,
         description=_DESCRIPTION,

@@ -28,6 +28,7 @@ from latentspace.limits import over_limit
 __all__ = [
     "CONFLICT",
     "NOT_FOUND",
+    "OPENAI_PATHS",
     "PROBLEM_RESPONSES",
     "ApiError",
     "BodyTooLarge",
@@ -120,6 +121,45 @@ def problem_for(error: errors.LatentspaceError) -> tuple[int, str]:
     return 500, "internal-error"
 
 
+# The OpenAI-compatible routes answer errors in OpenAI's shape, which its SDKs can show.
+OPENAI_PATHS = frozenset({"/v1/embeddings", "/v1/models"})
+_OPENAI_TYPES = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
+
+
+def error_body(
+    status: int,
+    kind: str,
+    detail: str,
+    *,
+    instance: str,
+    request_id: str | None,
+    errors_: list[dict[str, Any]] | None = None,
+) -> tuple[dict[str, Any], str]:
+    """The body and media type of an error: a problem, or OpenAI's error on its routes."""
+    if instance in OPENAI_PATHS:
+        loc = errors_[0].get("loc", []) if errors_ else []
+        fields = [str(part) for part in loc if part not in ("body", "query")]
+        error = {
+            "message": detail,
+            "type": _OPENAI_TYPES.get(status)
+            or ("server_error" if status >= 500 else "invalid_request_error"),
+            "param": fields[0] if fields else None,
+            "code": kind,
+        }
+        return {"error": error}, "application/json"
+    body: dict[str, Any] = {
+        "type": f"/problems/{kind}",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        "request_id": request_id,
+    }
+    if errors_ is not None:
+        body["errors"] = errors_
+    return body, "application/problem+json"
+
+
 def problem_response(
     request: Request,
     status: int,
@@ -130,19 +170,15 @@ def problem_response(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     """A problem+json response that names the request's id."""
-    body: dict[str, Any] = {
-        "type": f"/problems/{kind}",
-        "title": HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-        "instance": request.url.path,
-        "request_id": getattr(request.state, "request_id", None),
-    }
-    if errors_ is not None:
-        body["errors"] = jsonable_encoder(errors_)
-    return JSONResponse(
-        body, status_code=status, media_type="application/problem+json", headers=headers
+    body, media_type = error_body(
+        status,
+        kind,
+        detail,
+        instance=request.url.path,
+        request_id=getattr(request.state, "request_id", None),
+        errors_=jsonable_encoder(errors_) if errors_ is not None else None,
     )
+    return JSONResponse(body, status_code=status, media_type=media_type, headers=headers)
 
 
 async def send_problem(
@@ -157,17 +193,10 @@ async def send_problem(
 ) -> None:
     """A problem+json answer sent straight on the ASGI channel, for the middleware that
     answers before the app (and its exception handlers) sees the request."""
-    body = {
-        "type": f"/problems/{kind}",
-        "title": HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-        "instance": instance,
-        "request_id": request_id,
-    }
+    body, media_type = error_body(status, kind, detail, instance=instance, request_id=request_id)
     raw = json.dumps(body).encode()
     start = [
-        (b"content-type", b"application/problem+json"),
+        (b"content-type", media_type.encode()),
         (b"content-length", str(len(raw)).encode()),
         *headers,
     ]

@@ -91,10 +91,19 @@ def models(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("spec", "modalities", "offline", "where")
+    # a spec is what users copy: never cut or wrapped; the location folds when it must
+    longest = max((len(e.spec) for e in entries), default=4)
+    table = Table()
+    table.add_column("spec", no_wrap=True, min_width=longest)
+    table.add_column("modalities", no_wrap=True)
+    table.add_column("offline", no_wrap=True)
+    table.add_column("where", overflow="fold")
     for e in entries:
         table.add_row(e.spec, ",".join(e.modalities), "yes" if e.offline else "no", e.where)
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # piped: as wide as the table needs, so nothing is cut
+        console = Console(width=max(console.width, longest + 60))
+    console.print(table)
 
 
 def serve(

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import base64
-from typing import Literal
+from http import HTTPStatus
+from typing import Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from latentspace.api.deps import AuthorizedRoute, ReadDep, ServiceDep
-from latentspace.api.errors import NOT_FOUND
+from latentspace.api.schemas.common import OpenAIError
 from latentspace.service import embeddings
 
 __all__ = ["EmbeddingsRequest", "EmbeddingsResponse", "router"]
 
 router = APIRouter(prefix="/v1", tags=["embeddings"], route_class=AuthorizedRoute)
+
+# these routes answer errors in OpenAI's shape (see api.errors.error_body), not as problems
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": OpenAIError, "description": HTTPStatus(status).phrase}
+    for status in (400, 401, 403, 404, 408, 413, 422, 429, 503)
+}
 
 
 class EmbeddingsRequest(BaseModel):
@@ -80,7 +87,7 @@ class ModelList(BaseModel):
     "/embeddings",
     dependencies=[ReadDep],
     summary="Embed texts (OpenAI-compatible)",
-    responses=NOT_FOUND,
+    responses=_ERRORS,
 )
 def create_embeddings(body: EmbeddingsRequest, ctx: ServiceDep) -> EmbeddingsResponse:
     """Works unchanged with the ``openai`` client's ``embeddings.create``. Token-id input is
@@ -99,6 +106,11 @@ def create_embeddings(body: EmbeddingsRequest, ctx: ServiceDep) -> EmbeddingsRes
     return EmbeddingsResponse(data=data, model=body.model, usage=usage)
 
 
-@router.get("/models", dependencies=[ReadDep], summary="Models /v1/embeddings serves")
+@router.get(
+    "/models",
+    dependencies=[ReadDep],
+    summary="Models /v1/embeddings serves",
+    responses=_ERRORS,
+)
 def list_models(ctx: ServiceDep) -> ModelList:
     return ModelList(data=[ModelCard(id=name) for name in embeddings.models(ctx)])

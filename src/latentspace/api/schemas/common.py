@@ -19,6 +19,21 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class OpenAIErrorDetail(BaseModel):
+    """What OpenAI's API says went wrong; ``code`` is the problem type's last part."""
+
+    message: str = Field(examples=["model 'nope' is not a model spec or a collection"])
+    type: str = Field(examples=["invalid_request_error"])
+    param: str | None = Field(default=None, examples=["model"])
+    code: str | None = Field(default=None, examples=["not-found"])
+
+
+class OpenAIError(BaseModel):
+    """The error shape of the OpenAI-compatible routes, so the ``openai`` SDK can show it."""
+
+    error: OpenAIErrorDetail
+
+
 class Problem(BaseModel):
     """An RFC 9457 problem: every error the API returns has this shape."""
 
