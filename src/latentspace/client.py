@@ -110,6 +110,6 @@ def open_client(
 
     from latentspace.api import create_app
 
-    app = create_app(local)
+    app = create_app(local, warm=False)  # torch is imported only if a command encodes
     with TestClient(app, raise_server_exceptions=False, client=("127.0.0.1", 0)) as http:
         yield ApiClient(http, where=str(local.data_dir))

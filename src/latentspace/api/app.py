@@ -57,6 +57,7 @@ def create_app(
     encoder_factory: EncoderFactory | None = None,
     engine: Engine | None = None,
     url: str | None = None,
+    warm: bool = True,
 ) -> FastAPI:
     """Build the app; nothing is opened until its lifespan starts.
 
@@ -66,6 +67,8 @@ def create_app(
         engine: a SQLAlchemy engine to use instead of one from the settings.
         url: where the app will answer, written beside the data directory's lock so CLI
             commands on the same directory talk to this server.
+        warm: load every collection's encoder at start-up, so a server's first queries do
+            not wait for it (the in-process CLI loads one only when it encodes).
 
     Raises:
         InvalidInput: malformed API keys in the settings.
@@ -86,7 +89,7 @@ def create_app(
                 engine=engine,
                 encoder_factory=encoder_factory,
                 on_timing=metrics.timing,
-                warm=True,
+                warm=warm,
                 url=url,
             )
         )

@@ -7,9 +7,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from latentspace.embedder.models import TINY_SHAPES_DIR
-from latentspace.embedder.openclip import WEIGHT_FILES, find_weights
-from latentspace.embedder.registry import KNOWN_SPECS, parse_spec
+from latentspace.embedder.models import TINY_SHAPES_DIR, WEIGHT_FILES, find_weights
+from latentspace.embedder.registry import KNOWN_OPENCLIP_HUBS, KNOWN_SPECS, parse_spec
 from latentspace.settings import EncoderSettings
 
 __all__ = ["ModelEntry", "list_models", "locate_offline"]
@@ -40,14 +39,17 @@ def _hf_cached(repo_id: str, filenames: tuple[str, ...], cache_dir: str | None) 
 
 
 def _openclip_location(target: str, cache_dir: str | None) -> str | None:
-    from open_clip.pretrained import get_pretrained_cfg
-
     path = Path(target).expanduser()
     if path.is_dir():
         weights = find_weights(path)
         return str(weights) if weights else None
-    arch, _, tag = target.partition("/")
-    cfg = get_pretrained_cfg(arch, tag)
+    if target in KNOWN_OPENCLIP_HUBS:  # no need to import open_clip (and torch) for these
+        cfg = {"hf_hub": KNOWN_OPENCLIP_HUBS[target]}
+    else:
+        from open_clip.pretrained import get_pretrained_cfg
+
+        arch, _, tag = target.partition("/")
+        cfg = get_pretrained_cfg(arch, tag)
     if not cfg:
         return None
     hub = cfg.get("hf_hub", "")

@@ -25,6 +25,7 @@ from latentspace.embedder.base import (
     state_dict_fingerprint,
 )
 from latentspace.embedder.device import DevicePlan, plan_device
+from latentspace.embedder.models import WEIGHT_FILES, find_weights
 from latentspace.errors import EncoderError, InvalidInput, ModelInvalid, ModelUnavailable
 from latentspace.settings import EncoderSettings
 
@@ -34,16 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["WEIGHT_FILES", "OpenClipEncoder", "find_weights"]
 
 logger = logging.getLogger(__name__)
-
-WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
-
-
-def find_weights(directory: Path) -> Path | None:
-    """The weights file of a local open_clip directory, or ``None``."""
-    for name in WEIGHT_FILES:
-        if (directory / name).is_file():
-            return directory / name
-    return None
 
 
 def offline_hint(spec: str, cause: object) -> str:

@@ -24,6 +24,7 @@ from latentspace.errors import InvalidInput
 from latentspace.settings import EncoderSettings
 
 __all__ = [
+    "KNOWN_OPENCLIP_HUBS",
     "KNOWN_SPECS",
     "Builder",
     "EncoderRegistry",
@@ -45,6 +46,15 @@ KNOWN_SPECS: tuple[str, ...] = (
     "st:sentence-transformers/all-MiniLM-L6-v2",
     "st:sentence-transformers/all-mpnet-base-v2",
 )
+
+# open_clip's Hugging Face repository of each well-known open_clip spec, so `models` can look
+# in the cache without importing open_clip and torch (tests check them against open_clip)
+KNOWN_OPENCLIP_HUBS: dict[str, str] = {
+    "ViT-B-32/laion2b_s34b_b79k": "laion/CLIP-ViT-B-32-laion2B-s34B-b79K/",
+    "ViT-B-16/laion2b_s34b_b88k": "laion/CLIP-ViT-B-16-laion2B-s34B-b88K/",
+    "ViT-L-14/laion2b_s32b_b82k": "laion/CLIP-ViT-L-14-laion2B-s32B-b82K/",
+    "ViT-B-32/openai": "timm/vit_base_patch32_clip_224.openai/",
+}
 
 
 @dataclass(frozen=True)
