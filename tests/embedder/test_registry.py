@@ -85,3 +85,15 @@ def test_tiny_shapes_is_an_image_encoder(tiny: Encoder) -> None:
     assert tiny.modalities == {"text", "image"}
     assert tiny.dim == 64
     assert len(tiny.fingerprint) == 64
+
+
+def test_the_known_open_clip_hubs_are_open_clips_own() -> None:
+    from open_clip.pretrained import get_pretrained_cfg
+
+    from latentspace.embedder.registry import KNOWN_OPENCLIP_HUBS, KNOWN_SPECS
+
+    known = [s.removeprefix("openclip:") for s in KNOWN_SPECS if s.startswith("openclip:")]
+    assert sorted(known) == sorted(KNOWN_OPENCLIP_HUBS)
+    for target, hub in KNOWN_OPENCLIP_HUBS.items():
+        arch, _, tag = target.partition("/")
+        assert get_pretrained_cfg(arch, tag)["hf_hub"] == hub, target
