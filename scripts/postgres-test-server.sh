@@ -2,9 +2,18 @@
 # Start a throw-away PostgreSQL server on 127.0.0.1 for the postgres-marked tests and print
 # the URL to export as LATENTSPACE_TEST_POSTGRES_URL. Installs Debian's postgresql if absent.
 # Usage: export LATENTSPACE_TEST_POSTGRES_URL=$(scripts/postgres-test-server.sh)
+#        scripts/postgres-test-server.sh stop    # stop it again
 set -euo pipefail
 PORT=${PGPORT_TEST:-55432}
 DATA=${PGDATA_TEST:-/tmp/latentspace-pgdata}
+if [ "${1:-}" = stop ]; then
+    BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+    RUN_AS=(); [ "$(id -u)" = 0 ] && RUN_AS=(runuser -u postgres --)
+    if [ -n "$BIN" ] && [ -f "$DATA/PG_VERSION" ]; then
+        "${RUN_AS[@]}" "$BIN/pg_ctl" -D "$DATA" -m fast stop >&2 || true
+    fi
+    exit 0
+fi
 if ! ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >&2

@@ -59,8 +59,28 @@ def test_ingest_reports_progress_and_resumes(folder: Path, tmp_path: Path) -> No
     assert list(summary["failed"]) == [str(folder / "corrupt.jpg")]
     found = _cli(data, "search", "shapes", "a yellow star", "-k", "5", "--json")
     assert found.returncode == 0, found.stderr
-    paths = [h["metadata"]["path"] for h in json.loads(found.stdout)["results"]]
+    hits = json.loads(found.stdout)["results"]
+    paths = [h["metadata"]["path"] for h in hits]
     assert all("/yellow/star/" in p for p in paths), paths
+    # ids are the paths under the folder named, with folders written ':'
+    assert all(h["id"] == ":".join(Path(h["metadata"]["path"]).parts[-3:]) for h in hits), hits
+
+
+def test_ids_are_file_paths_and_a_copy_keeps_the_original(tmp_path: Path) -> None:
+    data, root = tmp_path / "data", tmp_path / "photos"
+    for sub in ("a", "b", "c"):
+        (root / sub).mkdir(parents=True)
+    samples = generate(2, seed=5)
+    samples[0].image.save(root / "a" / "x.png")
+    (root / "b" / "x-copy.png").write_bytes((root / "a" / "x.png").read_bytes())
+    samples[1].image.save(root / "c" / "y.png")
+    first = json.loads(_cli(data, "ingest", "p", str(root), "--json").stdout)
+    assert (first["created"], first["skipped"], first["updated"]) == (2, 1, 0)
+    listed = json.loads(_cli(data, "search", "p", "a shape", "-k", "5", "--json").stdout)
+    by_id = {h["id"]: h["metadata"]["path"] for h in listed["results"]}
+    assert by_id == {"a:x.png": str(root / "a" / "x.png"), "c:y.png": str(root / "c" / "y.png")}
+    again = json.loads(_cli(data, "ingest", "p", str(root / "b"), "--json").stdout)
+    assert (again["created"], again["skipped"], again["updated"]) == (0, 1, 0)
 
 
 def test_search_terms_dedup_and_reindex(folder: Path, tmp_path: Path) -> None:
@@ -108,8 +128,16 @@ def test_demo_builds_its_collection_once(tmp_path: Path) -> None:
     data = tmp_path / "data"
     first = _cli(data, "demo", "--images", "48", "--no-serve")
     assert first.returncode == 0, first.stderr
-    assert "48 images added" in first.stderr
+    assert "48 images added to 'shapes'" in first.stderr
     again = _cli(data, "demo", "--images", "48", "--no-serve")
     assert "images added" not in again.stderr  # already built: nothing to do
-    found = json.loads(_cli(data, "search", "demo", "a blue star", "-k", "2", "--json").stdout)
-    assert all("-blue-star" in h["metadata"]["path"] for h in found["results"])
+    found = json.loads(_cli(data, "search", "shapes", "a blue star", "-k", "2", "--json").stdout)
+    hits = found["results"]
+    assert all((h["metadata"]["colour"], h["metadata"]["shape"]) == ("blue", "star") for h in hits)
+    # the README's example: item s0, minus "red", plus "blue"
+    s0 = json.loads(_cli(data, "search", "shapes", "item:s0", "-k", "1", "--json").stdout)
+    shape = s0["results"][0]["metadata"]["shape"]
+    moved = _cli(data, "search", "shapes", "item:s0", "--minus", "red", "--plus", "blue", "--json")
+    assert moved.returncode == 0, moved.stderr
+    top = json.loads(moved.stdout)["results"][0]["metadata"]
+    assert (top["colour"], top["shape"]) == ("blue", shape)

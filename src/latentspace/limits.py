@@ -27,6 +27,7 @@ __all__ = [
     "check_k",
     "check_string",
     "check_text",
+    "id_from_path",
     "over_limit",
 ]
 
@@ -134,6 +135,22 @@ def check_id(value: str, *, name: str = "item id") -> str:
     if bad is not None:
         raise InvalidInput(f"{name} {value!r} contains the control character {bad!r}")
     return value
+
+
+def id_from_path(path: str) -> str | None:
+    """The item id a file path gives: the path with its folder separators written ``:``
+    (an id cannot hold ``/``), without ``.`` segments or a leading ``/``; ``None`` when that
+    is no usable id (see :func:`check_id`).
+
+    >>> id_from_path("photos/2024/beach.jpg")
+    'photos:2024:beach.jpg'
+    """
+    parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
+    candidate = ":".join(parts)
+    try:
+        return check_id(candidate)
+    except InvalidInput:
+        return None
 
 
 _INT64 = 2**63

@@ -248,3 +248,24 @@ def test_flush_measures_recall_of_an_approximate_index(client: TestClient) -> No
     after = client.post("/v1/collections/ann/flush").json()["index"]
     assert after["kind"] == "hnsw"
     assert after["recall_at_10"] >= 0.95
+
+
+def test_uploaded_files_are_named_by_their_file_names(
+    client: TestClient, shapes: list[ShapeSample]
+) -> None:
+    import hashlib
+
+    assert client.post("/v1/collections", json={"name": "up", "model": "tiny-shapes"}).is_success
+    data = [image_bytes(s.image) for s in shapes[:3]]
+    names = ["red circle.png", "trip/2024/beach.png", ".."]
+    r = client.post(
+        "/v1/collections/up/images",
+        files=[("files", (n, d, "image/png")) for n, d in zip(names, data, strict=True)],
+    )
+    assert r.status_code == 200, r.text
+    ids = [s["id"] for s in r.json()["items"]]
+    # a name that is no usable id ("..") falls back to the content's sha256
+    assert ids == ["red circle.png", "trip:2024:beach.png", hashlib.sha256(data[2]).hexdigest()]
+    item = client.get("/v1/collections/up/items/trip:2024:beach.png").json()
+    assert item["sha256"] == hashlib.sha256(data[1]).hexdigest()
+    assert item["metadata"]["filename"] == "trip/2024/beach.png"

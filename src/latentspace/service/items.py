@@ -45,6 +45,7 @@ __all__ = [
     "StoredImage",
     "delete",
     "delete_one",
+    "file_id",
     "get",
     "ingest",
     "list_page",
@@ -54,6 +55,12 @@ __all__ = [
     "vectors",
     "write",
 ]
+
+
+def file_id(filename: str | None) -> str | None:
+    """The id an uploaded file gets when none is given: its name, folders written ``:``
+    (None when the name is no usable id: the item then takes its content's sha256)."""
+    return limits.id_from_path(filename) if filename else None
 
 
 @dataclass(frozen=True)

@@ -107,8 +107,9 @@ def upsert_items(request: Request, name: str, body: ItemsUpsert, ctx: ServiceDep
     summary="Upload image files (multipart)",
     description="Many `files` in one multipart request. `metadata` is a JSON object for every "
     "file or a JSON list with one object per file; `ids` a JSON list of ids (default: each "
-    "file's sha256). The file name is kept as the item's `uri` and metadata `filename`. "
-    + _BATCH_DOC,
+    "file's name, folders written `:` as in `photos:2024:beach.jpg`, or its sha256 when the "
+    "name is no usable id). The file name is kept as the item's `uri` and metadata "
+    "`filename`; the sha256 of its bytes is the item's `sha256` either way. " + _BATCH_DOC,
 )
 def upload_images(
     request: Request,
@@ -125,7 +126,7 @@ def upload_images(
         data, too_large = upload_bytes(upload, ctx.settings.limits, name=filename or f"file {i}")
         new.append(
             NewItem(
-                id=item_id,
+                id=item_id if item_id is not None else items.file_id(filename),
                 image=data if data is not None else b"",
                 metadata={**({"filename": filename} if filename else {}), **meta},
                 uri=filename,
