@@ -18,7 +18,7 @@ run: venv
 	$(BIN)/latentspace demo --host 127.0.0.1 --port 8000
 
 test: venv
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 lint: venv
 	$(BIN)/ruff check src tests bench

@@ -33,8 +33,15 @@ TERMS = {"positive": [{"text": "blue"}], "negative": [{"text": "red"}]}
 
 
 def assert_problem(r: httpx.Response, status: int, kind: str, needle: str) -> None:
-    """``r`` is a problem of ``status`` and ``kind`` whose detail contains ``needle``."""
+    """``r`` is a problem of ``status`` and ``kind`` whose detail contains ``needle`` (on the
+    OpenAI-compatible routes: OpenAI's error, whose code is the problem's kind)."""
     assert r.status_code == status, r.text
+    if r.request.url.path in ("/v1/embeddings", "/v1/models"):
+        assert r.headers["content-type"].startswith("application/json")
+        error = r.json()["error"]
+        assert error["code"] == kind, error
+        assert needle.lower() in error["message"].lower(), error
+        return
     assert r.headers["content-type"].startswith("application/problem+json")
     body = r.json()
     assert body["type"] == f"/problems/{kind}", body

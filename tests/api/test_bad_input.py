@@ -315,7 +315,10 @@ def test_limits(limited: TestClient, suffix: str, kwargs: dict[str, Any], needle
 
 def test_embeddings_batch_limit(limited: TestClient) -> None:
     r = limited.post("/v1/embeddings", json={"model": "tiny-shapes", "input": ["red"] * 4})
-    assert_problem(r, 413, "limit-exceeded", "4 inputs, over the limit of 3")
+    assert r.status_code == 413, r.text
+    error = r.json()["error"]  # OpenAI's error shape on its routes
+    assert (error["code"], error["type"]) == ("limit-exceeded", "invalid_request_error")
+    assert "4 inputs, over the limit of 3" in error["message"]
 
 
 @pytest.mark.parametrize(("case", "needle"), [("pixels", "of 1000"), ("bytes", "bytes, over")])

@@ -203,7 +203,7 @@ def test_embeddings_float_and_base64_agree_with_search_space(client: TestClient)
     assert client.post("/v1/embeddings", json={"model": "x", "input": "a"}).status_code == 404
     tokens = client.post("/v1/embeddings", json={"model": "tiny-shapes", "input": [1, 2]})
     assert tokens.status_code == 422
-    assert "token ids" in tokens.json()["detail"]
+    assert "token ids" in tokens.json()["error"]["message"]
 
 
 def test_stored_image_is_served(

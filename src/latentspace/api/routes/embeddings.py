@@ -17,11 +17,13 @@ __all__ = ["EmbeddingsRequest", "EmbeddingsResponse", "router"]
 
 router = APIRouter(prefix="/v1", tags=["embeddings"], route_class=AuthorizedRoute)
 
+
 # these routes answer errors in OpenAI's shape (see api.errors.error_body), not as problems
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": OpenAIError, "description": HTTPStatus(status).phrase}
-    for status in (400, 401, 403, 404, 408, 413, 422, 429, 503)
-}
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {s: {"model": OpenAIError, "description": HTTPStatus(s).phrase} for s in statuses}
+
+
+_ERRORS = _errors(400, 401, 403, 408, 413, 422, 429, 503)
 
 
 class EmbeddingsRequest(BaseModel):
@@ -87,7 +89,7 @@ class ModelList(BaseModel):
     "/embeddings",
     dependencies=[ReadDep],
     summary="Embed texts (OpenAI-compatible)",
-    responses=_ERRORS,
+    responses={**_ERRORS, **_errors(404)},
 )
 def create_embeddings(body: EmbeddingsRequest, ctx: ServiceDep) -> EmbeddingsResponse:
     """Works unchanged with the ``openai`` client's ``embeddings.create``. Token-id input is
