@@ -146,7 +146,7 @@ def test_invalid_base64_image(api: TestClient) -> None:
         r = api.post(f"{COLL}/items", json={"items": [{"id": "bad", "image": "not base64!!"}]})
         assert_problem(r, 422, "invalid-input", "not valid base64")
         r = api.post(f"{COLL}/search", json={"query": {"image": "%%%"}})
-        assert_problem(r, 422, "invalid-input", "term 0 image is not valid base64")
+        assert_problem(r, 422, "invalid-input", "query image is not valid base64")
 
 
 @pytest.mark.parametrize("case", ["bomb", "svg", "truncated-jpeg"])

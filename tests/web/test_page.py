@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -271,3 +272,82 @@ def test_api_key_field(tmp_path: Path, page: Page) -> None:
         page.get_by_test_id("api-key").fill("wrong")
         page.get_by_test_id("api-key").press("Enter")
         expect(error).to_contain_text("invalid API key")
+
+
+LONG_ID = "holiday-2024:a-rather-long-folder-name:IMG_20240817_153012_HDR_edited.png"
+LONG_PATH = "/home/someone/Pictures/holiday-2024/a-rather-long-folder-name/IMG_20240817.png"
+
+
+def _lines(page: Page, selector: str) -> float:
+    """The most lines any element matching ``selector`` takes."""
+    return float(
+        page.evaluate(
+            """(sel) => Math.max(...[...document.querySelectorAll(sel)].map((e) =>
+                 e.getBoundingClientRect().height / parseFloat(getComputedStyle(e).lineHeight)))""",
+            selector,
+        )
+    )
+
+
+def test_cards_phone_layout_and_a_bad_upload(
+    server: str, browser: Browser, shots: Path, tmp_path: Path
+) -> None:
+    red_square = next(i for i, label in LABELS.items() if label == ("red", "square"))
+    r = httpx.post(
+        f"{server}/v1/collections/shapes/images",
+        files=[("files", ("x.png", PNGS[red_square], "image/png"))],
+        data={
+            "ids": json.dumps([LONG_ID]),
+            "metadata": json.dumps({"path": LONG_PATH, "colour": "red", "shape": "square"}),
+        },
+        timeout=60,
+    )
+    assert r.status_code == 200, r.text
+    context = browser.new_context(viewport={"width": 390, "height": 844})  # a phone
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        results = page.get_by_test_id("results")
+        page.goto(server)
+        expect(page.locator("body")).to_have_attribute("data-ready", "true")
+        page.get_by_test_id("collection-select").select_option("shapes")
+        page.get_by_test_id("k-input").fill("40")
+        page.get_by_test_id("search-input").fill("a red square")
+        before = generation(results)
+        page.get_by_test_id("search-button").click()
+        until_rendered(results, before)
+        assert LONG_ID in result_ids(page)
+
+        # the results come right after the search box, before the other panels
+        results_box = results.bounding_box()
+        drop_box = page.get_by_test_id("dropzone").bounding_box()
+        assert results_box is not None
+        assert drop_box is not None
+        assert results_box["y"] < drop_box["y"]
+        assert results_box["y"] < 844, "the first results are on the first screen"
+        # a card's id and metadata take one line each, however long
+        assert _lines(page, '[data-testid="result"] .id') < 1.5
+        assert _lines(page, '[data-testid="result"] .meta') < 1.5
+        card = page.locator(f'[data-testid="result"][data-id="{LONG_ID}"]')
+        expect(card.locator(".meta")).to_have_attribute("title", re.compile(re.escape(LONG_PATH)))
+        snap(page, shots / "6-phone.png")
+
+        # a file that is no image: a plain message, no broken preview, no stale results
+        bad = tmp_path / "notes.png"
+        bad.write_bytes(b"hello, I am not a picture")
+        before = generation(results)
+        page.get_by_test_id("image-input").set_input_files(bad)
+        until_rendered(results, before)
+        error = page.get_by_test_id("error")
+        expect(error).to_contain_text("“notes.png”: not a supported image")
+        assert "term" not in (error.text_content() or "")
+        expect(page.get_by_test_id("result")).to_have_count(0)
+        expect(page.locator("#preview")).to_be_hidden()
+        panel = page.get_by_test_id("duplicates-panel")
+        expect(panel).to_have_attribute("data-state", "error")
+        expect(panel).to_contain_text("“notes.png”: not a supported image")
+        assert not errors, errors
+    finally:
+        context.close()

@@ -74,6 +74,10 @@ def resolve_terms(
         raise InvalidInput("a query needs at least one term")
     limit = ctx.settings.limits
     limits.check_batch(limit, terms, "query terms")
+
+    def name(i: int, kind: str) -> str:  # what an error calls the term: plain for one
+        return f"term {i} {kind}" if len(terms) > 1 else f"the query {kind}"
+
     kinds = [t.kind for t in terms]
     encoder = collections.encoder_of(ctx, collection) if {"text", "image"} & set(kinds) else None
     vectors: dict[int, np.ndarray] = {}
@@ -85,13 +89,13 @@ def resolve_terms(
     images = [(i, t.image) for i, t in enumerate(terms) if t.image is not None]
     if images:
         image_encoder = require_encoder(encoder, collection, "image")
-        decoded = [decode_checked(data, limit, name=f"term {i} image") for i, data in images]
+        decoded = [decode_checked(data, limit, name=name(i, "image")) for i, data in images]
         embedded = ctx.encoders.encode_images(image_encoder, decoded)
         vectors.update({i: embedded[row] for row, (i, _) in enumerate(images)})
     for i, term in enumerate(terms):
         for named in (term.item, term.direction):
             if named is not None:
-                limits.check_string(named, name=f"term {i} {term.kind}")
+                limits.check_string(named, name=name(i, term.kind))
     used: list[int] = []
     if {"item", "direction", "vector"} & set(kinds):
         with ctx.sessions() as session:
@@ -109,5 +113,5 @@ def resolve_terms(
                     )
                     vectors[i] = np.frombuffer(d.vector, dtype=np.float32, count=collection.dim)
                 elif term.vector is not None:
-                    vectors[i] = as_vector(term.vector, dim=collection.dim, name=f"term {i} vector")
+                    vectors[i] = as_vector(term.vector, dim=collection.dim, name=name(i, "vector"))
     return [Term(vectors[i], float(t.weight), t.label()) for i, t in enumerate(terms)], used

@@ -51,7 +51,10 @@ def search_items(name: str, body: SearchRequest, ctx: ServiceDep) -> SearchResul
     started = time.perf_counter()
     terms = body.query.terms if isinstance(body.query, CompositeQuery) else [body.query]
     query = Query(
-        terms=[query_term(t, name=f"term {i}") for i, t in enumerate(terms)],
+        terms=[
+            query_term(t, name=f"term {i}" if len(terms) > 1 else "query")
+            for i, t in enumerate(terms)
+        ],
         k=body.k,
         filter=body.filter,
         min_score=body.min_score,

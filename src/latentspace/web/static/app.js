@@ -151,6 +151,7 @@ async function runSearch(label, request) {
       : `Nothing found for ${label}.`;
   } catch (err) {
     if (seq !== state.searchSeq) return;
+    els.results.replaceChildren(); // no stale results under an error
     showError(err);
     els.status.textContent = `The search for ${label} failed.`;
   } finally {
@@ -166,13 +167,19 @@ function search(query, label) {
   return runSearch(label, () => getJSON(inCollection("/search"), { method: "POST", json }));
 }
 
+// The card's one line of metadata: short fields only (a file's name and path are in the
+// id already, and in the tooltip).
 function describeMetadata(metadata) {
   return Object.entries(metadata || {})
-    .filter(([key, value]) => key !== "filename" && typeof value !== "object")
+    .filter(([key, value]) => !["filename", "path"].includes(key) && typeof value !== "object")
     .slice(0, 4)
     .map(([key, value]) => `${key}: ${value}`)
     .join(" · ");
 }
+
+const tooltip = (metadata) => Object.entries(metadata || {})
+  .map(([key, value]) => `${key}: ${typeof value === "object" ? JSON.stringify(value) : value}`)
+  .join("\n");
 
 function card(hit) {
   // A text item (a RAG chunk) shows its text instead of a picture.
@@ -187,7 +194,8 @@ function card(hit) {
     el("p", { class: "card-title" },
       el("span", { class: "id", title: hit.id }, hit.id),
       el("span", { class: "score", title: "cosine similarity" }, formatScore(hit.score))),
-    el("p", { class: "meta" }, describeMetadata(hit.metadata)),
+    el("p", { class: "meta", title: tooltip(hit.metadata) || undefined },
+      describeMetadata(hit.metadata)),
     el("div", { class: "actions" },
       button("more", `More like ${hit.id}`, "More like this", { "data-testid": "more-like-this" }),
       button("use", `Use ${hit.id} in the query builder`, "+ query",
@@ -204,17 +212,24 @@ function readAsDataURL(file) {
   });
 }
 
+// The server names a lone query image "the query image: …"; here the file has a name.
+const aboutFile = (file, err) =>
+  new Error(`“${file.name}”: ${err.message.replace(/^the query image:?\s*/i, "")}`);
+
 function searchWithImage(file) {
   if (!file) return;
   if (els.preview.src) URL.revokeObjectURL(els.preview.src);
+  els.preview.hidden = true; // shown once the browser could draw it: never a broken picture
+  els.preview.onload = () => { els.preview.hidden = false; };
+  els.preview.onerror = () => { els.preview.hidden = true; };
   els.preview.src = URL.createObjectURL(file);
   els.preview.alt = `query image ${file.name}`;
-  els.preview.hidden = false;
   const form = new FormData();
   form.append("file", file);
   form.append("k", String(resultCount()));
   runSearch(`the image “${file.name}”`, () =>
-    getJSON(inCollection("/search/image"), { method: "POST", form }));
+    getJSON(inCollection("/search/image"), { method: "POST", form })
+      .catch((err) => { throw aboutFile(file, err); }));
   checkDuplicates(file);
 }
 
@@ -244,7 +259,8 @@ async function checkDuplicates(file) {
     panel.dataset.state = "ready";
   } catch (err) {
     if (seq !== state.dupSeq) return;
-    panel.replaceChildren(el("p", { class: "warn" }, `Duplicate check failed: ${err.message}`));
+    const why = aboutFile(file, err).message;
+    panel.replaceChildren(el("p", { class: "warn" }, `Duplicate check failed: ${why}`));
     panel.dataset.state = "error";
   }
 }
