@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -81,6 +82,43 @@ def test_any_text_is_covered_in_order(text: str, size: int, overlap: int) -> Non
     # Chunks advance (each ends later, none starts earlier), and cover every non-space.
     pairs = list(itertools.pairwise(chunks))
     assert all(a.end < b.end and a.start <= b.start for a, b in pairs)
+    covered = set()
+    for c in chunks:
+        covered.update(range(c.start, c.end))
+    assert all(i in covered for i, ch in enumerate(text) if not ch.isspace())
+
+
+def _real_text() -> str:
+    from pydoc_data.topics import topics  # Python's own documentation, shipped with CPython
+
+    return "\n\n".join(topics[k] for k in sorted(topics)[:12])
+
+
+@pytest.mark.parametrize(("unit", "size", "overlap"), [("chars", 500, 50), ("tokens", 64, 8)])
+def test_every_boundary_carries_the_overlap_to_the_word(unit: str, size: int, overlap: int) -> None:
+    text = _real_text()
+    measure = len if unit == "chars" else count_words
+    chunks = chunk_text(text, size=size, overlap=overlap, unit=unit, count_tokens=count_words)
+    assert len(chunks) > 50
+    for a, b in itertools.pairwise(chunks):
+        assert measure(a.text) <= size
+        assert b.start < a.end, (a, b)  # never zero: the overlap falls back to words
+        end = a.end + len(text[a.end :]) - len(text[a.end :].lstrip())  # the space a lost
+        shared = text[b.start : end]
+        # short of the setting by less than the word before it, or one word that is longer
+        found = re.search(r"\S+\s*$", text[: b.start])  # the word before, with its space
+        before = found.group() if found else ""
+        short = overlap - measure(shared)
+        assert short < measure(before) or len(shared.split()) == 1, (shared, before)
+
+
+def test_a_chunk_past_the_model_window_is_cut_again() -> None:
+    text = ("x = f(a, b) + g[c] * h{d}; " * 40 + "\n\n") * 3  # symbol-dense: many tokens
+    plain = chunk_text(text, size=500, overlap=20)
+    assert max(count_words(c.text) for c in plain) > 100
+    chunks = chunk_text(text, size=500, overlap=20, count_tokens=count_words, max_tokens=100)
+    assert all(count_words(c.text) <= 100 for c in chunks)
+    assert all(text[c.start : c.end] == c.text for c in chunks)
     covered = set()
     for c in chunks:
         covered.update(range(c.start, c.end))

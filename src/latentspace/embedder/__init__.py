@@ -9,6 +9,7 @@ from latentspace.embedder.base import (
     count_tokens,
     count_words,
     l2_normalise,
+    max_tokens,
 )
 from latentspace.embedder.bulk import EncodedBatch, encode_image_files
 from latentspace.embedder.images import ALLOWED_FORMATS, decode_image, load_image
@@ -38,5 +39,6 @@ __all__ = [
     "encode_image_files",
     "l2_normalise",
     "load_image",
+    "max_tokens",
     "parse_spec",
 ]

@@ -34,6 +34,7 @@ __all__ = [
     "count_words",
     "l2_normalise",
     "looks_like_path",
+    "max_tokens",
     "state_dict_fingerprint",
 ]
 
@@ -107,6 +108,14 @@ def count_tokens(encoder: object, text: str) -> int:
     """``encoder.count_tokens(text)`` where the encoder has one, else :func:`count_words`."""
     counter = getattr(encoder, "count_tokens", None)
     return int(counter(text)) if callable(counter) else count_words(text)
+
+
+def max_tokens(encoder: object) -> int | None:
+    """The most tokens of a text ``encoder`` reads, where it says (and counts tokens)."""
+    if not callable(getattr(encoder, "count_tokens", None)):
+        return None
+    window = getattr(encoder, "max_tokens", None)
+    return int(window) if isinstance(window, int) else None
 
 
 def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:

@@ -97,7 +97,16 @@ class SentenceTransformerEncoder(BaseEncoder):
 
     def count_tokens(self, text: str) -> int:
         """Word-piece tokens in ``text`` (without special tokens)."""
-        return len(self._model.tokenizer(text, add_special_tokens=False)["input_ids"])
+        # verbose=False: counting a text longer than the window is the point, not a mistake
+        # (the tokenizer would print a warning into the logs)
+        ids = self._model.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+        return len(ids)
+
+    @property
+    def max_tokens(self) -> int | None:
+        """Most tokens of a text the model reads (its window, less [CLS] and [SEP])."""
+        window = getattr(self._model, "max_seq_length", None)
+        return int(window) - 2 if window else None
 
     def _encode_text_uncached(self, texts: Sequence[str]) -> np.ndarray:
         with torch.inference_mode(), self._plan.autocast():

@@ -1,11 +1,12 @@
 """Split text into overlapping chunks, preferring sentence boundaries.
 
-The text is cut into sentences (after ``.``, ``!``, ``?`` followed by space, and at blank
-lines); sentences are packed into a chunk while it stays within ``size`` units. A sentence
-longer than ``size`` is split at word boundaries, and a word longer than ``size`` characters
-by characters. The next chunk starts with the previous chunk's last units that fit in
-``overlap``, so context carries across the cut. Chunks are exact slices of the input
-(``text[start:end]``), which lets a caller highlight them in the source.
+The text is cut into words, and sentences end after ``.``, ``!``, ``?`` followed by space
+and at blank lines. Words are packed into a chunk while it stays within ``size`` units; a
+chunk ends at a sentence end when one lies in its second half, else between words (a word
+longer than ``size`` characters is split by characters). The next chunk starts with the
+previous chunk's last words that fit in ``overlap``, so context carries across every cut.
+Chunks are exact slices of the input (``text[start:end]``), which lets a caller highlight
+them in the source.
 """
 
 from __future__ import annotations
@@ -42,25 +43,34 @@ def _sentences(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def _units(
-    text: str, size: int, measure: Callable[[str], int], by_chars: bool
-) -> list[tuple[int, int, int]]:
-    # (start, end, cost) units no larger than ``size``: sentences, else words, else characters.
-    out = []
+@dataclass(frozen=True)
+class _Unit:
+    start: int
+    end: int
+    cost: int
+    sentence_end: bool  # a sentence (or paragraph) ends here: the preferred place to cut
+
+
+def _units(text: str, size: int, measure: Callable[[str], int], by_chars: bool) -> list[_Unit]:
+    # Words (with their trailing space), each no larger than ``size``: a longer word is split
+    # by characters, or in tokens kept whole and alone (a URL, a hash), cut again later.
+    out: list[_Unit] = []
     for s, e in _sentences(text):
-        cost = measure(text[s:e])
-        if cost <= size:
-            out.append((s, e, cost))
-            continue
-        for word in _WORD.finditer(text, s, e):
-            ws, we = word.start(), word.end()
+        words = [(m.start(), m.end()) for m in _WORD.finditer(text, s, e)] or [(s, e)]
+        for k, (ws, we) in enumerate(words):
+            ws = s if k == 0 else ws  # a sentence's leading space counts, as it is sliced
+            last = k == len(words) - 1
             cost = measure(text[ws:we])
             if cost <= size:
-                out.append((ws, we, cost))
+                out.append(_Unit(ws, we, cost, last))
             elif by_chars:
-                out.extend((p, min(p + size, we), min(size, we - p)) for p in range(ws, we, size))
-            else:  # one token-heavy "word" (a URL, a hash): keep it whole but alone
-                out.append((ws, we, size))
+                pieces = range(ws, we, size)
+                out.extend(
+                    _Unit(p, min(p + size, we), min(size, we - p), last and p + size >= we)
+                    for p in pieces
+                )
+            else:
+                out.append(_Unit(ws, we, size, last))
     return out
 
 
@@ -71,8 +81,16 @@ def chunk_text(
     overlap: int = 0,
     unit: str = "chars",
     count_tokens: Callable[[str], int] | None = None,
+    max_tokens: int | None = None,
 ) -> list[Chunk]:
-    """Chunks of at most ``size`` units with about ``overlap`` units shared between neighbours.
+    """Chunks of at most ``size`` units; neighbours share ``overlap`` units, to the word.
+
+    A chunk ends at a sentence end when one lies in its second half, else at a word; the
+    next chunk starts with the previous one's last words that fit in ``overlap`` (so the
+    overlap is short of the setting by less than one word), or its last word when that alone
+    is longer: never nothing because a sentence or a word was long. With ``max_tokens`` (the
+    model's window), a chunk of more tokens is cut again by tokens, so nothing is ever
+    truncated by the model unseen.
 
     Args:
         text: the document.
@@ -80,6 +98,7 @@ def chunk_text(
         overlap: units repeated at the start of the next chunk (< ``size``).
         unit: ``"chars"`` or ``"tokens"``.
         count_tokens: how to count tokens (the collection model's tokenizer).
+        max_tokens: most tokens the model reads; needs ``count_tokens``.
 
     Raises:
         InvalidInput: bad size, overlap or unit, or tokens without a counter.
@@ -96,15 +115,39 @@ def chunk_text(
         measure = count_tokens
     else:
         raise InvalidInput(f"unknown chunk unit {unit!r}; use chars or tokens")
-    units = _units(text, size, measure, unit == "chars")
+    chunks = _pack(text, _units(text, size, measure, unit == "chars"), size, overlap)
+    if max_tokens is None or count_tokens is None:
+        return chunks
+    out: list[Chunk] = []
+    for chunk in chunks:
+        if count_tokens(chunk.text) <= max_tokens:
+            out.append(chunk)
+            continue
+        inner = min(overlap, max_tokens // 4) if unit == "tokens" else max_tokens // 8
+        for part in chunk_text(
+            chunk.text, size=max_tokens, overlap=inner, unit="tokens", count_tokens=count_tokens
+        ):
+            begin = chunk.start + part.start
+            out.append(Chunk(part.text, begin, begin + len(part.text)))
+    return out
+
+
+def _pack(text: str, units: list[_Unit], size: int, overlap: int) -> list[Chunk]:
     chunks: list[Chunk] = []
     first = 0
     while first < len(units):
-        last, total = first, units[first][2]
-        while last + 1 < len(units) and total + units[last + 1][2] <= size:
+        last, total = first, units[first].cost
+        while last + 1 < len(units) and total + units[last + 1].cost <= size:
             last += 1
-            total += units[last][2]
-        start, end = units[first][0], units[last][1]
+            total += units[last].cost
+        if last + 1 < len(units):  # not the end: prefer a sentence end in the second half
+            kept = total
+            for j in range(last, first, -1):
+                if units[j].sentence_end and kept * 2 >= size:
+                    last = j
+                    break
+                kept -= units[j].cost
+        start, end = units[first].start, units[last].end
         body = text[start:end]
         stripped = body.strip()
         if stripped:
@@ -112,15 +155,17 @@ def chunk_text(
             chunks.append(Chunk(stripped, start + lead, start + lead + len(stripped)))
         if last + 1 >= len(units):
             break
-        # Step back over trailing units that fit in the overlap and still leave room for
-        # the next new unit, so every chunk ends later than the one before.
-        nxt, carried, fresh = last + 1, 0, units[last + 1][2]
+        # Step back over the last words that fit in the overlap and leave room for the next
+        # new word, so every chunk ends later than the one before.
+        nxt, carried, fresh = last + 1, 0, units[last + 1].cost
         while (
             nxt - 1 > first
-            and carried + units[nxt - 1][2] <= overlap
-            and carried + units[nxt - 1][2] + fresh <= size
+            and carried + units[nxt - 1].cost <= overlap
+            and carried + units[nxt - 1].cost + fresh <= size
         ):
             nxt -= 1
-            carried += units[nxt][2]
+            carried += units[nxt].cost
+        if overlap and not carried and last > first and units[last].cost + fresh <= size:
+            nxt = last  # the last word alone is over the overlap: carry it, never nothing
         first = nxt
     return chunks

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from latentspace import limits
-from latentspace.embedder import Encoder, count_tokens
+from latentspace.embedder import Encoder, count_tokens, max_tokens
 from latentspace.errors import InvalidInput, LatentspaceError, NotFound
 from latentspace.service import collections, items
 from latentspace.service.chunking import chunk_text
@@ -105,6 +105,7 @@ def _one(
         overlap=overlap,
         unit=unit,
         count_tokens=lambda text: count_tokens(encoder, text),
+        max_tokens=max_tokens(encoder),  # a chunk past the model's window is cut again
     )
     if not chunks:
         raise InvalidInput(f"document {doc.id!r} has no text")

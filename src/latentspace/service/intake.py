@@ -213,6 +213,9 @@ def embed(
         except LatentspaceError as e:
             results[p.index] = ItemResult(p.index, p.external_id, "error", e)
     batch = ctx.settings.encoder.batch_size
+    # longest first over the whole request, then slices: each slice holds texts of about one
+    # length, so a transformer pads little (sorting within each slice alone padded ~1.7x)
+    texts.sort(key=lambda p: len(p.item.text or ""), reverse=True)
     for start in range(0, len(texts), batch):
         chunk = texts[start : start + batch]
         assert encoder is not None
