@@ -242,6 +242,11 @@ class Settings(BaseSettings):
         description="Comma-separated model specs /v1/embeddings may load, besides those of "
         "existing collections.",
     )
+    rerank_models: str = Field(
+        default="",
+        description="Comma-separated cross-encoders /v1/rerank may load (cross:/folder); "
+        "any embedding model it serves reranks too.",
+    )
     store_images: bool = Field(
         default=True, description="Keep uploaded image files in data_dir/blobs (served back)."
     )

@@ -36,6 +36,7 @@ from latentspace.api.routes import (
     embeddings,
     health,
     items,
+    rerank,
     search,
 )
 from latentspace.api.security import FailedKeys, SecurityMiddleware
@@ -154,6 +155,7 @@ def create_app(
         duplicates,
         documents,
         embeddings,
+        rerank,
     ):
         app.include_router(module.router)
     state_limits(app, settings.limits)

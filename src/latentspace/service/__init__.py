@@ -11,6 +11,7 @@
     duplicates   clusters, the check before inserting, the report of each ingest
     documents    RAG documents as chunk items
     embeddings   OpenAI-style embeddings by model name
+    rerank       documents ordered by relevance (cross-encoders, or embedding models)
     health       readiness
     encoders     one encoder per model spec; texts and images checked, then encoded
     indexes/     the LiveIndexes seam (base) and its in-process implementation (local)
@@ -29,6 +30,7 @@ from latentspace.service import (
     health,
     items,
     lifecycle,
+    rerank,
     search,
 )
 from latentspace.service.chunking import Chunk, chunk_text
@@ -64,5 +66,6 @@ __all__ = [
     "health",
     "items",
     "lifecycle",
+    "rerank",
     "search",
 ]

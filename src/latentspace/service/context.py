@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from latentspace.datadir import DataDirLock
+from latentspace.service.crossencoders import CrossEncoderPool
 from latentspace.service.encoders import EncoderFactory, EncoderPool, TimingHook
 from latentspace.service.indexes import LiveIndexes, LocalIndexes
 from latentspace.settings import Settings
@@ -39,6 +40,7 @@ class Context:
     sessions: sessionmaker[Session]
     encoders: EncoderPool
     indexes: LiveIndexes
+    rerankers: CrossEncoderPool = field(default_factory=lambda: CrossEncoderPool([]))
     collections: dict[str, CollectionRow] = field(default_factory=dict)
     model_failures: dict[str, str] = field(default_factory=dict)
     lock: DataDirLock | None = None
@@ -75,4 +77,8 @@ def build_context(
         on_timing=on_timing,
     )
     encoders = EncoderPool(settings.encoder, factory=encoder_factory, on_timing=on_timing)
-    return Context(settings, engine, sessions, encoders, indexes)
+    rerankers = CrossEncoderPool(
+        [s.strip() for s in settings.rerank_models.split(",") if s.strip()],
+        device=None if settings.encoder.device == "auto" else settings.encoder.device,
+    )
+    return Context(settings, engine, sessions, encoders, indexes, rerankers)

@@ -19,7 +19,7 @@ from latentspace.service import collections
 from latentspace.service.context import Context
 from latentspace.service.encoders import embed_texts
 
-__all__ = ["Embedded", "embed", "models"]
+__all__ = ["Embedded", "embed", "encoder_for", "models"]
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,12 @@ def models(ctx: Context) -> list[str]:
     return sorted(_allowed(ctx))
 
 
-def _encoder(ctx: Context, model: str) -> Encoder:
+def encoder_for(ctx: Context, model: str) -> Encoder:
+    """The encoder of ``model`` (a spec or a collection's name) if it is served here.
+
+    Raises:
+        NotFound: it is not.
+    """
     allowed = _allowed(ctx)
     spec = allowed.get(model)
     if spec is None:
@@ -81,7 +86,7 @@ def embed(
         )
     limit = ctx.settings.limits
     limits.check_batch(limit, strings, "inputs")
-    encoder = _encoder(ctx, model)
+    encoder = encoder_for(ctx, model)
     if "text" not in encoder.modalities:
         raise InvalidInput(f"model {model!r} cannot embed text")
     if dimensions is not None and dimensions != encoder.dim:
