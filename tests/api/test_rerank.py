@@ -117,3 +117,40 @@ def test_bad_input_is_a_problem(client: TestClient, body: dict, status: int, nee
     assert r.status_code == status, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
     assert needle.lower() in r.text.lower()
+
+
+def test_search_reranks_a_weak_first_stage_with_a_stronger_model(
+    tmp_path: Path, cross_dir: Path
+) -> None:
+    from tests.api.conftest import ADMIN_KEY
+
+    settings = make_settings(tmp_path, embedding_models=f"tiny-shapes,{MINILM}")
+    with TestClient(create_app(settings), headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as c:
+        # tiny-shapes knows colours and shapes, not Python: a weak first stage for these
+        assert c.post("/v1/collections", json={"name": "docs", "model": "tiny-shapes"}).is_success
+        items = [{"id": f"d{i}", "text": t} for i, t in enumerate(DOCS)]
+        assert c.post("/v1/collections/docs/items", json={"items": items}).is_success
+        query = "How can I go through a text file one line at a time?"
+        body = {"query": {"text": query}, "k": 2, "include": ["text"]}
+        rerank = {"model": MINILM, "candidates": 4}
+        r = c.post("/v1/collections/docs/search", json={**body, "rerank": rerank})
+        assert r.status_code == 200, r.text
+        hits = r.json()["results"]
+        assert [h["id"] for h in hits][:1] == ["d1"]
+        assert len(hits) == 2
+        assert 0.0 <= hits[1]["score"] <= hits[0]["score"] <= 1.0
+        # the reranker's scores are those /v1/rerank gives for the same texts
+        direct = c.post("/v1/rerank", json={"model": MINILM, "query": query, "documents": DOCS})
+        by_index = {x["index"]: x["relevance_score"] for x in direct.json()["results"]}
+        assert abs(hits[0]["score"] - by_index[1]) < 1e-5
+        # a query without one text term needs rerank.query
+        vector_query = {"query": {"vector": [1.0] * 64}, "rerank": rerank}
+        r = c.post("/v1/collections/docs/search", json=vector_query)
+        assert r.status_code == 422, r.text
+        assert "rerank.query" in r.json()["detail"]
+        r = c.post(
+            "/v1/collections/docs/search",
+            json={**vector_query, "rerank": {**rerank, "query": query}},
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["results"][0]["id"] == "d1"

@@ -4,7 +4,7 @@
               allow-list inside the index, or a post-filter predicate when it is broad
     retrieve  one ranked list of candidates per leg (today: the vector leg)
     fuse      the legs → one ranked list (one leg: itself)
-    rerank    reorder the head of the list (today: identity)
+    rerank    re-score the head of the list with a reranker, when the query asks for one
     page      leave out the query's own items, skip ``offset``, keep ``k``
     hydrate   one SQL read of the page's rows; hits whose rows are gone are dropped
 
@@ -27,6 +27,7 @@ from latentspace.index import SearchParams
 from latentspace.index.algebra import Term, TermContribution, combine, explain, slerp_path
 from latentspace.index.base import Predicate
 from latentspace.service import collections
+from latentspace.service import rerank as reranking
 from latentspace.service.context import Context
 from latentspace.service.terms import QueryTerm, resolve_terms
 from latentspace.store import repository as repo
@@ -42,6 +43,7 @@ __all__ = [
     "PathStep",
     "Plan",
     "Query",
+    "RerankStage",
     "SearchAnswer",
     "SearchParams",
     "fuse",
@@ -75,6 +77,17 @@ class Query:
     explain: bool = False
     exclude_query_items: bool = True
     with_vectors: bool = False
+    rerank: RerankStage | None = None
+
+
+@dataclass(frozen=True)
+class RerankStage:
+    """Re-score the first ``candidates`` of the list with ``model`` against ``query`` (the
+    query's text when not given); the hits' scores become the reranker's relevance."""
+
+    model: str
+    candidates: int = 50
+    query: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,11 +106,15 @@ class Plan:
     terms: tuple[Term, ...] = ()
     explain: bool = False
     with_vectors: bool = False
+    rerank: RerankStage | None = None
+    rerank_query: str = ""
 
     @property
     def depth(self) -> int:
-        """How many candidates each leg must fetch so the page can be filled."""
-        return self.k + self.offset + len(self.exclude)
+        """How many candidates each leg must fetch so the page (and the reranker's window)
+        can be filled."""
+        window = self.rerank.candidates if self.rerank is not None else 0
+        return max(self.k + self.offset, window) + len(self.exclude)
 
 
 @dataclass(frozen=True)
@@ -176,7 +193,22 @@ def plan(ctx: Context, name: str, query: Query) -> Plan:
         terms=tuple(terms),
         explain=query.explain,
         with_vectors=query.with_vectors,
+        rerank=query.rerank,
+        rerank_query=_rerank_query(query) if query.rerank is not None else "",
     )
+
+
+def _rerank_query(query: Query) -> str:
+    assert query.rerank is not None
+    if query.rerank.query is not None:
+        return query.rerank.query
+    texts = [t.text for t in query.terms if t.text is not None and t.weight > 0]
+    if len(texts) != 1:
+        raise InvalidInput(
+            "rerank needs the query's text: give rerank.query, or one text term "
+            f"(this query has {len(texts)})"
+        )
+    return texts[0]
 
 
 def plan_vector(
@@ -246,9 +278,22 @@ def fuse(legs: Sequence[Leg]) -> list[Candidate]:
 
 
 def rerank(ctx: Context, plan: Plan, candidates: list[Candidate]) -> list[Candidate]:
-    """Reorder the head of the list (identity until a reranker is configured)."""
-    del ctx, plan
-    return candidates
+    """Reorder the first ``rerank.candidates`` by the reranker's relevance to the query
+    text; items without text go after them, in their order. Identity without a reranker."""
+    if plan.rerank is None:
+        return candidates
+    kept = [c for c in candidates if c.item_id not in plan.exclude]
+    head, tail = kept[: plan.rerank.candidates], kept[plan.rerank.candidates :]
+    with ctx.sessions() as session:
+        rows = repo.hit_rows(session=session, item_ids=[c.item_id for c in head])
+    texts = [(c, rows[c.item_id].text) for c in head if c.item_id in rows]
+    scored = [(c, t) for c, t in texts if t]
+    if not scored:
+        return kept
+    ranked = reranking.rerank(ctx, plan.rerank.model, plan.rerank_query, [t for _, t in scored])
+    reordered = [Candidate(scored[r.index][0].item_id, r.score) for r in ranked.results]
+    no_text = [c for c, t in texts if not t]
+    return reordered + no_text + tail
 
 
 def page(plan: Plan, candidates: list[Candidate]) -> list[Candidate]:

@@ -25,7 +25,7 @@ from latentspace.api.schemas import (
 from latentspace.api.schemas.common import DEFAULT_INCLUDE
 from latentspace.service import Query, QueryTerm, directions, search
 from latentspace.service.directions import DirectionInfo
-from latentspace.service.search import SearchParams
+from latentspace.service.search import RerankStage, SearchParams
 
 __all__ = ["router"]
 
@@ -65,6 +65,9 @@ def search_items(name: str, body: SearchRequest, ctx: ServiceDep) -> SearchResul
         explain=body.explain,
         exclude_query_items=body.exclude_query_items,
         with_vectors="vector" in body.include,
+        rerank=RerankStage(body.rerank.model, body.rerank.candidates, body.rerank.query)
+        if body.rerank is not None
+        else None,
     )
     answer = search.search(ctx, name, query)
     return SearchResult(

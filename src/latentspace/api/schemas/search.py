@@ -17,6 +17,7 @@ __all__ = [
     "PathRequest",
     "PathResult",
     "PathStepPublic",
+    "RerankIn",
     "SearchHit",
     "SearchParamsIn",
     "SearchRequest",
@@ -71,6 +72,16 @@ class SearchParamsIn(StrictModel):
     nprobe: int | None = Field(default=None, ge=1, le=65_536)
 
 
+class RerankIn(StrictModel):
+    """Re-score the first ``candidates`` hits with ``model`` (a cross-encoder of
+    ``LATENTSPACE_RERANK_MODELS`` or an embedding model ``/v1/embeddings`` serves) against
+    ``query`` (default: the query's one text term); scores become its relevance in [0, 1]."""
+
+    model: str = Field(min_length=1, max_length=512)
+    candidates: int = Field(default=50, ge=1)
+    query: str | None = Field(default=None, min_length=1)
+
+
 class SearchRequest(StrictModel):
     """A search: one term or ``{terms: [...]}``."""
 
@@ -109,6 +120,7 @@ class SearchRequest(StrictModel):
     exclude_query_items: bool = Field(
         default=True, description="Leave the items named by `item` terms out of the results."
     )
+    rerank: RerankIn | None = None
 
 
 class SearchHit(BaseModel):
