@@ -177,6 +177,9 @@ def test_request_ids_and_metrics(admin: httpx.Client, uploaded: list) -> None:
     assert r.headers["x-request-id"] == "abc-123"
     assert admin.get("/healthz").json() == {"status": "ok"}
     assert admin.get("/readyz").status_code == 200
+    # its own search (and encode): with -n the module's other tests may run elsewhere
+    search = {"query": {"text": "a red square"}, "k": 1}
+    assert admin.post("/v1/collections/live/search", json=search).status_code == 200
     text = admin.get("/metrics").text
     assert (
         'latentspace_http_request_duration_seconds_count{method="POST",route="/v1/collections/{name}/search"'
