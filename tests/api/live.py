@@ -13,10 +13,11 @@ import uvicorn
 from latentspace.api import create_app
 from latentspace.settings import Settings
 
-__all__ = ["serve"]
+__all__ = ["free_port", "serve"]
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -25,7 +26,7 @@ def _free_port() -> int:
 @contextmanager
 def serve(settings: Settings) -> Iterator[str]:
     """Start the app with uvicorn on 127.0.0.1; yields its base URL; stops it on exit."""
-    port = _free_port()
+    port = free_port()
     app = create_app(settings, url=f"http://127.0.0.1:{port}")
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)

@@ -52,11 +52,12 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-def find_images(paths: Sequence[str]) -> dict[Path, str]:
+def find_images(paths: Sequence[str]) -> dict[Path, str | None]:
     """Image files under ``paths`` (folders recursively, glob patterns, or files, sorted),
     each with its item id: its path relative to the folder named (or to a pattern's fixed
-    part; a file named alone: its name), folders written ``:``."""
-    found: dict[Path, str] = {}
+    part; a file named alone: its name), folders written ``:``; None when that is no usable
+    id (the file then takes its content's sha256, as the server gives an unnamed upload)."""
+    found: dict[Path, str | None] = {}
     for raw in paths:
         matches = [Path(p) for p in sorted(glob.glob(raw, recursive=True))] or [Path(raw)]
         root = _fixed_part(raw) if glob.has_magic(raw) else None
@@ -79,12 +80,12 @@ def _fixed_part(pattern: str) -> Path:
     return Path(*fixed) if fixed else Path(".")
 
 
-def _file_id(path: Path, root: Path) -> str:
+def _file_id(path: Path, root: Path) -> str | None:
     try:
         relative = path.resolve().relative_to(root.resolve())
     except ValueError:
         relative = Path(path.name)
-    return id_from_path(relative.as_posix()) or hashlib.sha256(str(path).encode()).hexdigest()
+    return id_from_path(relative.as_posix())
 
 
 @dataclass
@@ -126,14 +127,15 @@ def _chunks(items: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:
 def run_ingest(
     client: ApiClient,
     collection: str,
-    files: dict[Path, str],
+    files: dict[Path, str | None],
     *,
     batch: int,
     workers: int,
     progress: Progress | None,
 ) -> IngestSummary:
-    """Upload ``files`` (path → item id) in batches, skipping those whose bytes are already
-    stored, or were sent earlier in this run: a byte-identical copy keeps the original."""
+    """Upload ``files`` (path → item id, or None for the content's sha256) in batches,
+    skipping those whose bytes are already stored, or were sent earlier in this run: a
+    byte-identical copy keeps the original."""
     summary = IngestSummary()
     started = time.perf_counter()
     task = progress.add_task("ingest", total=len(files)) if progress else None
@@ -155,7 +157,7 @@ def run_ingest(
             fresh = []
             for p, d, h in ok:
                 if h not in known and h not in sent:
-                    fresh.append((p, d, files[p]))
+                    fresh.append((p, d, files[p] or h))
                     sent.add(h)
             summary.skipped += len(ok) - len(fresh)
             if fresh:
