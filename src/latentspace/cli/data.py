@@ -53,10 +53,9 @@ def _fail(message: str) -> typer.Exit:
 
 
 def find_images(paths: Sequence[str]) -> dict[Path, str | None]:
-    """Image files under ``paths`` (folders recursively, glob patterns, or files, sorted),
-    each with its item id: its path relative to the folder named (or to a pattern's fixed
-    part; a file named alone: its name), folders written ``:``; None when that is no usable
-    id (the file then takes its content's sha256, as the server gives an unnamed upload)."""
+    """Image files under ``paths`` (folders recursively, globs, or files, sorted), each with
+    its id: its path under the folder named (a glob's fixed part; alone: its name), folders
+    written ``:``; None if no usable id (then the content's sha256, as the server does)."""
     found: dict[Path, str | None] = {}
     for raw in paths:
         matches = [Path(p) for p in sorted(glob.glob(raw, recursive=True))] or [Path(raw)]
