@@ -134,15 +134,15 @@ def chunk_text(
 
 def _pack(text: str, units: list[_Unit], size: int, overlap: int) -> list[Chunk]:
     chunks: list[Chunk] = []
-    first = 0
+    first, previous = 0, -1  # previous: the last unit of the chunk before
     while first < len(units):
         last, total = first, units[first].cost
         while last + 1 < len(units) and total + units[last + 1].cost <= size:
             last += 1
             total += units[last].cost
         if last + 1 < len(units):  # not the end: prefer a sentence end in the second half
-            kept = total
-            for j in range(last, first, -1):
+            kept = total  # (one the chunk before did not already end at)
+            for j in range(last, max(first, previous), -1):
                 if units[j].sentence_end and kept * 2 >= size:
                     last = j
                     break
@@ -150,8 +150,9 @@ def _pack(text: str, units: list[_Unit], size: int, overlap: int) -> list[Chunk]
         start, end = units[first].start, units[last].end
         body = text[start:end]
         stripped = body.strip()
-        if stripped:
-            lead = len(body) - len(body.lstrip())
+        lead = len(body) - len(body.lstrip())
+        if stripped and (not chunks or start + lead + len(stripped) > chunks[-1].end):
+            # (a chunk of carried words and trailing space alone would add nothing)
             chunks.append(Chunk(stripped, start + lead, start + lead + len(stripped)))
         if last + 1 >= len(units):
             break
@@ -167,5 +168,5 @@ def _pack(text: str, units: list[_Unit], size: int, overlap: int) -> list[Chunk]
             carried += units[nxt].cost
         if overlap and not carried and last > first and units[last].cost + fresh <= size:
             nxt = last  # the last word alone is over the overlap: carry it, never nothing
-        first = nxt
+        first, previous = nxt, last
     return chunks
