@@ -38,7 +38,7 @@ ItemKind = Literal["text", "image", "vector"]
 WriteStatus = Literal["created", "updated", "unchanged"]
 ItemStatus = Literal["created", "updated", "unchanged", "error"]
 DuplicateKind = Literal["exact", "near"]
-TermKind = Literal["text", "image", "item", "vector", "direction"]
+TermKind = Literal["text", "image", "item", "vector", "direction", "keyword"]
 GpuMode = Literal["auto", "on", "off"]
 # (what, label, seconds): e.g. ("encode", "text", 0.004) or ("search", "hnsw", 0.001).
 TimingHook = Callable[[str, str, float], None]

@@ -16,6 +16,7 @@ from latentspace.api.schemas import (
     DuplicateOf,
     ItemPublic,
     ItemStatus,
+    LegPlace,
     Problem,
     SearchHit,
     TermIn,
@@ -23,6 +24,7 @@ from latentspace.api.schemas import (
 from latentspace.errors import InvalidInput, LatentspaceError, LimitExceeded
 from latentspace.limits import over_limit
 from latentspace.service import Hit, ItemResult, QueryTerm
+from latentspace.service.terms import default_weight
 from latentspace.settings import LimitSettings
 from latentspace.store.tables import ItemRow
 
@@ -92,7 +94,8 @@ def query_term(term: TermIn, *, name: str = "term") -> QueryTerm:
         item=term.item,
         vector=term.vector,
         direction=term.direction,
-        weight=term.weight,
+        keyword=term.keyword,
+        weight=term.weight if term.weight is not None else default_weight(term.keyword),
     )
 
 
@@ -113,6 +116,9 @@ def hits_public(hits: Sequence[Hit], include: Sequence[str]) -> list[SearchHit]:
             document_id=hit.document_id if "document_id" in wanted else None,
             sha256=hit.sha256 if "sha256" in wanted else None,
             vector=_listed(hit.vector) if "vector" in wanted else None,
+            legs={n: LegPlace(rank=p.rank, score=p.score) for n, p in hit.legs.items()}
+            if hit.legs
+            else None,
         )
         for hit in hits
     ]

@@ -7,6 +7,8 @@
     intake       the items a caller sends, checked, hashed and embedded (bounded decoding)
     terms        query terms → vectors (the plan stage's first half)
     search       the search pipeline (plan → retrieve → fuse → rerank → page → hydrate), paths
+    fusion       several legs' ranked lists → one (rrf, weighted rrf, relative score)
+    keywords     per-collection BM25 indexes, kept current by tailing the oplog
     directions   stored directions
     duplicates   clusters, the check before inserting, the report of each ingest
     documents    RAG documents as chunk items

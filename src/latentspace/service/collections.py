@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from latentspace.embedder import Encoder
 from latentspace.embedder.registry import canonical_spec
 from latentspace.errors import InvalidInput, Unavailable
+from latentspace.keyword import Analysis
 from latentspace.service.context import Context
 from latentspace.service.indexes import OpenReport
 from latentspace.store import oplog
@@ -53,6 +54,7 @@ class CollectionStats:
     recall_at_10: float | None
     created_at: str
     unavailable: str | None = None
+    keyword: dict[str, Any] = field(default_factory=dict)
 
 
 def get(ctx: Context, name: str) -> CollectionRow:
@@ -85,12 +87,13 @@ def create(
     metric: Metric | str = "cosine",
     index: IndexChoice | str = "auto",
     index_params: dict[str, Any] | None = None,
+    keyword: dict[str, Any] | None = None,
 ) -> CollectionStats:
     """Create a collection of ``model``'s vectors, or of raw vectors of ``dim``; its stats.
 
     Raises:
-        InvalidInput: unknown metric or index kind, no model and no dim, or a dim that
-            is not the model's.
+        InvalidInput: unknown metric or index kind, no model and no dim, a dim that
+            is not the model's, or unknown keyword analysis settings.
         Conflict: the name is taken.
         EncoderError: the model cannot be loaded.
     """
@@ -103,6 +106,7 @@ def create(
     if dim is None:
         raise InvalidInput("a collection needs a model, or a dim for raw vectors")
     checked_metric, choice = as_metric(metric), as_index_choice(index)
+    analysis = Analysis.from_json(keyword).to_json() if keyword is not None else None
     with ctx.sessions.begin() as session:
         repo.create_collection(
             session=session,
@@ -113,6 +117,7 @@ def create(
             metric=checked_metric,
             index_kind=choice,
             index_params=index_params,
+            keyword=analysis,
         )
     return stats(ctx, name)
 
@@ -124,6 +129,7 @@ def delete(ctx: Context, name: str) -> None:
         row = repo.delete_collection(session=session, name=name)
     ctx.collections.pop(name, None)
     ctx.indexes.drop(row)
+    ctx.keywords.drop(row)
 
 
 def stats(ctx: Context, name: str, *, tolerate: bool = False) -> CollectionStats:
@@ -163,6 +169,7 @@ def stats(ctx: Context, name: str, *, tolerate: bool = False) -> CollectionStats
         recall_at_10=recall,
         created_at=row.created_at.isoformat(),
         unavailable=unavailable,
+        keyword=Analysis.from_json(row.keyword).to_json(),
     )
 
 

@@ -17,6 +17,7 @@ from latentspace.datadir import DataDirLock
 from latentspace.service.crossencoders import CrossEncoderPool
 from latentspace.service.encoders import EncoderFactory, EncoderPool, TimingHook
 from latentspace.service.indexes import LiveIndexes, LocalIndexes
+from latentspace.service.keywords import KeywordIndexes
 from latentspace.settings import Settings
 from latentspace.store.engine import make_engine, make_session_factory
 from latentspace.store.tables import CollectionRow
@@ -26,7 +27,7 @@ __all__ = ["Context", "build_context"]
 
 @dataclass
 class Context:
-    """Settings, database, encoders and live indexes of one service instance.
+    """Settings, database, encoders, live vector and keyword indexes of one service instance.
 
     ``collections`` caches collection rows by name: rows never change after creation, and
     deleting a collection through the service forgets it. ``model_failures`` holds the
@@ -40,6 +41,7 @@ class Context:
     sessions: sessionmaker[Session]
     encoders: EncoderPool
     indexes: LiveIndexes
+    keywords: KeywordIndexes
     rerankers: CrossEncoderPool = field(default_factory=lambda: CrossEncoderPool([]))
     collections: dict[str, CollectionRow] = field(default_factory=dict)
     model_failures: dict[str, str] = field(default_factory=dict)
@@ -81,4 +83,6 @@ def build_context(
         [s.strip() for s in settings.rerank_models.split(",") if s.strip()],
         device=None if settings.encoder.device == "auto" else settings.encoder.device,
     )
-    return Context(settings, engine, sessions, encoders, indexes, rerankers)
+    return Context(
+        settings, engine, sessions, encoders, indexes, KeywordIndexes(sessions), rerankers
+    )

@@ -2,21 +2,23 @@
 
     plan      terms → one query vector (and what explain reports); filter → an id
               allow-list inside the index, or a post-filter predicate when it is broad
-    retrieve  one ranked list of candidates per leg (today: the vector leg)
-    fuse      the legs → one ranked list (one leg: itself)
+    retrieve  one ranked list of candidates per leg: the vector leg (every term that is a
+              vector, summed) and one BM25 leg per keyword term
+    fuse      the legs → one ranked list with scores in [0, 1] (one leg: itself); see fusion
     rerank    re-score the head of the list with a reranker, when the query asks for one
     page      leave out the query's own items, skip ``offset``, keep ``k``
     hydrate   one SQL read of the page's rows; hits whose rows are gone are dropped
 
-Each stage is a function from one frozen value to the next, so keyword legs, fusion
-methods and rerankers plug in as stages, not as branches in an old one. Paging comes before
-hydrating so the SQL read is ``k`` rows, not ``offset + k``.
+Each stage is a function from one frozen value to the next, so legs, fusion methods and
+rerankers plug in as stages, not as branches in an old one. Filters apply inside every leg,
+each leg fetches ``offset + k`` (and the reranker's window), and paging comes after fusion
+and before hydrating, so the SQL read is ``k`` rows, not ``offset + k``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -24,12 +26,24 @@ import numpy as np
 from latentspace import limits
 from latentspace.errors import InvalidInput
 from latentspace.index import SearchParams
-from latentspace.index.algebra import Term, TermContribution, combine, explain, slerp_path
+from latentspace.index.algebra import combine, explain, slerp_path
 from latentspace.index.base import Predicate
 from latentspace.service import collections
 from latentspace.service import rerank as reranking
 from latentspace.service.context import Context
+from latentspace.service.fusion import Candidate, Fusion, Leg, LegScore
+from latentspace.service.fusion import fuse as fuse_legs
+from latentspace.service.queries import (
+    Hit,
+    KeywordLeg,
+    PathStep,
+    Plan,
+    Query,
+    RerankStage,
+    SearchAnswer,
+)
 from latentspace.service.terms import QueryTerm, resolve_terms
+from latentspace.store import reads
 from latentspace.store import repository as repo
 from latentspace.store.filters import count_nodes, matches
 from latentspace.store.tables import CollectionRow
@@ -38,7 +52,9 @@ from latentspace.vectors import as_vector
 __all__ = [
     "ALLOW_LIST_LIMIT",
     "Candidate",
+    "Fusion",
     "Hit",
+    "KeywordLeg",
     "Leg",
     "PathStep",
     "Plan",
@@ -64,106 +80,6 @@ __all__ = [
 ALLOW_LIST_LIMIT = 50_000
 
 
-@dataclass(frozen=True)
-class Query:
-    """What a caller asks: terms and how to search with them."""
-
-    terms: Sequence[QueryTerm]
-    k: int = 10
-    filter: dict[str, Any] | None = None
-    min_score: float | None = None
-    offset: int = 0
-    params: SearchParams | None = None
-    explain: bool = False
-    exclude_query_items: bool = True
-    with_vectors: bool = False
-    rerank: RerankStage | None = None
-
-
-@dataclass(frozen=True)
-class RerankStage:
-    """Re-score the first ``candidates`` of the list with ``model`` against ``query`` (the
-    query's text when not given); the hits' scores become the reranker's relevance."""
-
-    model: str
-    candidates: int = 50
-    query: str | None = None
-
-
-@dataclass(frozen=True)
-class Plan:
-    """A query made concrete: the vector, the filter's form, the window to return."""
-
-    collection: CollectionRow
-    vector: np.ndarray
-    k: int
-    offset: int = 0
-    min_score: float | None = None
-    params: SearchParams | None = None
-    allow: np.ndarray | None = None
-    predicate: Predicate | None = None
-    exclude: frozenset[int] = frozenset()
-    terms: tuple[Term, ...] = ()
-    explain: bool = False
-    with_vectors: bool = False
-    rerank: RerankStage | None = None
-    rerank_query: str = ""
-
-    @property
-    def depth(self) -> int:
-        """How many candidates each leg must fetch so the page (and the reranker's window)
-        can be filled."""
-        window = self.rerank.candidates if self.rerank is not None else 0
-        return max(self.k + self.offset, window) + len(self.exclude)
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """An item id with its score (higher is better) in a ranked list."""
-
-    item_id: int
-    score: float
-
-
-@dataclass(frozen=True)
-class Leg:
-    """One retriever's ranked candidates."""
-
-    name: str
-    candidates: tuple[Candidate, ...]
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One search result."""
-
-    id: str
-    score: float
-    metadata: dict[str, Any]
-    text: str | None
-    uri: str | None
-    document_id: str | None
-    item_id: int
-    sha256: str = ""
-    vector: np.ndarray | None = None
-
-
-@dataclass(frozen=True)
-class PathStep:
-    """One step of a walk: its position ``t`` in [0, 1] and the nearest unused item."""
-
-    t: float
-    hit: Hit | None
-
-
-@dataclass(frozen=True)
-class SearchAnswer:
-    """Hits, and (when asked) how each term shaped the query."""
-
-    hits: list[Hit]
-    contributions: list[TermContribution] | None
-
-
 # -- plan ------------------------------------------------------------------------------------
 def plan(ctx: Context, name: str, query: Query) -> Plan:
     """Resolve the terms into one unit vector and the filter into an allow-list or predicate.
@@ -174,12 +90,13 @@ def plan(ctx: Context, name: str, query: Query) -> Plan:
     """
     limits.check_k(ctx.settings.limits, query.k)
     collection = collections.get(ctx, name)
-    terms, used = resolve_terms(ctx, collection, query.terms)
-    vector = combine(terms, dim=collection.dim)
+    keywords = _keyword_legs(ctx, query.terms)
+    vector_terms = [t for t in query.terms if t.kind != "keyword"]
+    terms, used = resolve_terms(ctx, collection, vector_terms) if vector_terms else ([], [])
     base = plan_vector(
         ctx,
         collection,
-        vector,
+        combine(terms, dim=collection.dim) if terms else None,
         query.k,
         filter=query.filter,
         min_score=query.min_score,
@@ -195,7 +112,25 @@ def plan(ctx: Context, name: str, query: Query) -> Plan:
         with_vectors=query.with_vectors,
         rerank=query.rerank,
         rerank_query=_rerank_query(query) if query.rerank is not None else "",
+        keywords=keywords,
+        fusion=query.fusion or Fusion(),
     )
+
+
+def _keyword_legs(ctx: Context, terms: Sequence[QueryTerm]) -> tuple[KeywordLeg, ...]:
+    given = [t for t in terms if t.kind == "keyword"]
+    legs = []
+    for i, term in enumerate(given):
+        assert term.keyword is not None
+        limits.check_text(ctx.settings.limits, term.keyword, name="keyword term")
+        if not term.weight > 0:
+            raise InvalidInput(
+                f"a keyword term's weight is its leg's weight in fusion and must be > 0, "
+                f"got {term.weight}"
+            )
+        name = "keyword" if len(given) == 1 else f"keyword {i + 1}"
+        legs.append(KeywordLeg(term.keyword, float(term.weight), name))
+    return tuple(legs)
 
 
 def _rerank_query(query: Query) -> str:
@@ -203,9 +138,10 @@ def _rerank_query(query: Query) -> str:
     if query.rerank.query is not None:
         return query.rerank.query
     texts = [t.text for t in query.terms if t.text is not None and t.weight > 0]
+    texts = texts or [t.keyword for t in query.terms if t.keyword is not None]
     if len(texts) != 1:
         raise InvalidInput(
-            "rerank needs the query's text: give rerank.query, or one text term "
+            "rerank needs the query's text: give rerank.query, or one text (or keyword) term "
             f"(this query has {len(texts)})"
         )
     return texts[0]
@@ -214,7 +150,7 @@ def _rerank_query(query: Query) -> str:
 def plan_vector(
     ctx: Context,
     collection: CollectionRow,
-    vector: np.ndarray,
+    vector: np.ndarray | None,
     k: int,
     *,
     filter: dict[str, Any] | None = None,
@@ -222,8 +158,10 @@ def plan_vector(
     offset: int = 0,
     params: SearchParams | None = None,
 ) -> Plan:
-    """The plan of a search with one vector (no terms)."""
-    query = as_vector(vector, dim=collection.dim, name="query vector")
+    """The plan of a search with one vector (no terms; None: no vector leg)."""
+    query = (
+        as_vector(vector, dim=collection.dim, name="query vector") if vector is not None else None
+    )
     allow = predicate = None
     if filter is not None:
         limit = ctx.settings.limits
@@ -258,23 +196,41 @@ def _metadata_predicate(ctx: Context, spec: dict[str, Any]) -> Predicate:
 
 # -- retrieve, fuse, rerank, page, hydrate ---------------------------------------------------
 def retrieve(ctx: Context, plan: Plan) -> list[Leg]:
-    """One ranked list per retriever; each fetches ``plan.depth`` candidates."""
-    result = ctx.indexes.search(
-        plan.collection,
-        plan.vector[None, :],
-        plan.depth,
-        params=plan.params,
-        allow=plan.allow,
-        predicate=plan.predicate,
-        min_score=plan.min_score,
-    )
-    return [Leg("vector", tuple(Candidate(i, s) for i, s in result.hits(0)))]
+    """One ranked list per retriever, each of ``plan.depth`` candidates that pass the
+    filter; with a single leg, ``min_score`` bounds its own score (cosine or BM25)."""
+    own_min = None if plan.fused else plan.min_score
+    legs = []
+    if plan.vector is not None:
+        result = ctx.indexes.search(
+            plan.collection,
+            plan.vector[None, :],
+            plan.depth,
+            params=plan.params,
+            allow=plan.allow,
+            predicate=plan.predicate,
+            min_score=own_min,
+        )
+        legs.append(Leg("vector", tuple(Candidate(i, s) for i, s in result.hits(0))))
+    for keyword in plan.keywords:
+        found = ctx.keywords.search(
+            plan.collection,
+            keyword.query,
+            plan.depth,
+            allow=plan.allow,
+            predicate=plan.predicate,
+        )
+        hits = [Candidate(i, s) for i, s in found.pairs() if own_min is None or s >= own_min]
+        legs.append(Leg(keyword.name, tuple(hits), keyword.weight))
+    return legs
 
 
-def fuse(legs: Sequence[Leg]) -> list[Candidate]:
-    """The legs' candidates as one ranked list (a single leg is returned as it is)."""
-    (leg,) = legs
-    return list(leg.candidates)
+def fuse(plan: Plan, legs: Sequence[Leg]) -> list[Candidate]:
+    """The legs' candidates as one ranked list (a single leg is returned as it is); fused
+    scores lie in [0, 1], and ``min_score`` bounds them."""
+    fused = fuse_legs(legs, plan.fusion)
+    if plan.fused and plan.min_score is not None:
+        fused = [c for c in fused if c.score >= plan.min_score]
+    return fused
 
 
 def rerank(ctx: Context, plan: Plan, candidates: list[Candidate]) -> list[Candidate]:
@@ -285,15 +241,26 @@ def rerank(ctx: Context, plan: Plan, candidates: list[Candidate]) -> list[Candid
     kept = [c for c in candidates if c.item_id not in plan.exclude]
     head, tail = kept[: plan.rerank.candidates], kept[plan.rerank.candidates :]
     with ctx.sessions() as session:
-        rows = repo.hit_rows(session=session, item_ids=[c.item_id for c in head])
+        rows = reads.hit_rows(session=session, item_ids=[c.item_id for c in head])
     texts = [(c, rows[c.item_id].text) for c in head if c.item_id in rows]
     scored = [(c, t) for c, t in texts if t]
     if not scored:
         return kept
     ranked = reranking.rerank(ctx, plan.rerank.model, plan.rerank_query, [t for _, t in scored])
-    reordered = [Candidate(scored[r.index][0].item_id, r.score) for r in ranked.results]
+    reordered = [
+        Candidate(scored[r.index][0].item_id, r.score, _with_rerank(scored[r.index][0], r.score))
+        for r in ranked.results
+    ]
     no_text = [c for c, t in texts if not t]
     return reordered + no_text + tail
+
+
+def _with_rerank(candidate: Candidate, score: float) -> dict[str, LegScore]:
+    # What explain shows of a reranked hit: its place in each leg, and the score it had
+    # before the reranker (under "retrieval"), next to which it now has the reranker's.
+    legs = dict(candidate.legs or {})
+    legs.setdefault("retrieval", LegScore(0, candidate.score))
+    return legs
 
 
 def page(plan: Plan, candidates: list[Candidate]) -> list[Candidate]:
@@ -308,7 +275,7 @@ def hydrate(ctx: Context, plan: Plan, candidates: list[Candidate]) -> list[Hit]:
     ids = [c.item_id for c in candidates]
     vectors: dict[int, np.ndarray] = {}
     with ctx.sessions() as session:
-        rows = repo.hit_rows(session=session, item_ids=ids)
+        rows = reads.hit_rows(session=session, item_ids=ids)
         if plan.with_vectors and ids:
             vectors = repo.vectors_of(session=session, item_ids=ids, dim=plan.collection.dim)
     return [
@@ -322,6 +289,7 @@ def hydrate(ctx: Context, plan: Plan, candidates: list[Candidate]) -> list[Hit]:
             row.id,
             row.sha256,
             vectors.get(c.item_id),
+            c.legs if plan.explain else None,
         )
         for c in candidates
         if (row := rows.get(c.item_id)) is not None
@@ -330,7 +298,7 @@ def hydrate(ctx: Context, plan: Plan, candidates: list[Candidate]) -> list[Hit]:
 
 def run(ctx: Context, plan: Plan) -> list[Hit]:
     """Every stage after planning: retrieve → fuse → rerank → page → hydrate."""
-    candidates = rerank(ctx, plan, fuse(retrieve(ctx, plan)))
+    candidates = rerank(ctx, plan, fuse(plan, retrieve(ctx, plan)))
     return hydrate(ctx, plan, page(plan, candidates))
 
 
@@ -343,7 +311,10 @@ def search(ctx: Context, name: str, query: Query) -> SearchAnswer:
     """
     planned = plan(ctx, name, query)
     hits = run(ctx, planned)
-    contributions = explain(list(planned.terms), planned.vector) if planned.explain else None
+    contributions = None
+    if planned.explain:
+        vector = planned.vector
+        contributions = explain(list(planned.terms), vector) if vector is not None else []
     return SearchAnswer(hits, contributions)
 
 

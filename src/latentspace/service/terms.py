@@ -16,24 +16,36 @@ from latentspace.index.algebra import Term
 from latentspace.service import collections
 from latentspace.service.context import Context
 from latentspace.service.encoders import decode_checked, embed_texts, require_encoder
+from latentspace.service.fusion import DEFAULT_KEYWORD_WEIGHT
 from latentspace.store import directions as directions_repo
 from latentspace.store import repository as repo
 from latentspace.store.tables import CollectionRow
 from latentspace.types import TERM_KINDS, TermKind
 from latentspace.vectors import as_vector
 
-__all__ = ["QueryTerm", "resolve_terms"]
+__all__ = ["QueryTerm", "default_weight", "resolve_terms"]
+
+
+def default_weight(keyword: str | None) -> float:
+    """A term's weight when the caller gives none: 1, and for a keyword term the weight of
+    its leg in fusion that ``bench/bench_rag.py`` measured best."""
+    return DEFAULT_KEYWORD_WEIGHT if keyword is not None else 1.0
 
 
 @dataclass(frozen=True)
 class QueryTerm:
-    """One term of a query: exactly one of its five sources, and a signed weight."""
+    """One term of a query: exactly one of its sources, and a signed weight.
+
+    A ``keyword`` term is not a vector: it is a BM25 leg of the search, fused with the
+    vector leg, and its weight is the leg's weight in fusion (see ``default_weight``).
+    """
 
     text: str | None = None
     image: bytes | None = None
     item: str | None = None
     vector: Sequence[float] | None = None
     direction: str | None = None
+    keyword: str | None = None
     weight: float = 1.0
 
     @property
@@ -72,6 +84,8 @@ def resolve_terms(
     """
     if not terms:
         raise InvalidInput("a query needs at least one term")
+    if any(t.kind == "keyword" for t in terms):
+        raise InvalidInput("a keyword term can only be part of a search query")
     limit = ctx.settings.limits
     limits.check_batch(limit, terms, "query terms")
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Row, delete, func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -34,7 +34,6 @@ from latentspace.store.tables import (
 from latentspace.types import IndexChoice, ItemKind, Metric, WriteStatus
 
 __all__ = [
-    "HIT_COLUMNS",
     "NAME_PATTERN",
     "ItemInput",
     "UpsertOutcome",
@@ -45,7 +44,6 @@ __all__ = [
     "filter_item_ids",
     "get_collection",
     "get_item",
-    "hit_rows",
     "items_by_ids",
     "iter_live_vectors",
     "list_collections",
@@ -96,6 +94,7 @@ def create_collection(
     metric: Metric = "cosine",
     index_kind: IndexChoice = "auto",
     index_params: dict[str, Any] | None = None,
+    keyword: dict[str, Any] | None = None,
 ) -> CollectionRow:
     """Add a collection row (flushed, not committed).
 
@@ -120,6 +119,7 @@ def create_collection(
         metric=metric,
         index_kind=index_kind,
         index_params=index_params or {},
+        keyword=keyword,
         created_at=utcnow(),
     )
     session.add(row)
@@ -174,7 +174,7 @@ def vector_bytes(vector: np.ndarray, dim: int, external_id: str) -> bytes:
 def upsert_items(
     *, session: Session, collection: CollectionRow, items: Sequence[ItemInput]
 ) -> list[UpsertOutcome]:
-    """Insert or update items by external id; one oplog row per changed vector.
+    """Insert or update items by external id; one oplog row per changed vector or text.
 
     Same content (sha256) and metadata → ``unchanged`` and nothing is written; same content
     with new metadata → ``updated`` without a new vector; new content → a new vector.
@@ -216,6 +216,7 @@ def upsert_items(
             continue
         revived = row.deleted
         content_changed = revived or row.sha256 != item.sha256 or row.kind != item.kind
+        text_changed = row.text != item.text  # the keyword index tails the oplog for it
         fields_changed = (row.metadata_, row.text, row.uri, row.document_id) != (
             item.metadata,
             item.text,
@@ -235,6 +236,8 @@ def upsert_items(
             else:
                 vector_row.vector, vector_row.checksum = blob, zlib.crc32(blob)
             _log(session, collection, "upsert", row.id)
+        elif text_changed:
+            _log(session, collection, "text", row.id)
         status: WriteStatus = "created" if revived else "updated"
         outcomes.append(UpsertOutcome(item.external_id, row.id, status, content_changed))
     if fresh:
@@ -304,28 +307,6 @@ def items_by_ids(*, session: Session, item_ids: Sequence[int]) -> dict[int, Item
         return {}
     rows = session.scalars(
         select(ItemRow).where(ItemRow.id.in_(list(item_ids)), ItemRow.deleted.is_(False))
-    )
-    return {row.id: row for row in rows}
-
-
-HIT_COLUMNS = (
-    ItemRow.id,
-    ItemRow.external_id,
-    ItemRow.metadata_,
-    ItemRow.text,
-    ItemRow.uri,
-    ItemRow.document_id,
-    ItemRow.sha256,
-)
-
-
-def hit_rows(*, session: Session, item_ids: Sequence[int]) -> dict[int, Row[Any]]:
-    """What a search result shows of live items (columns of :data:`HIT_COLUMNS`, the
-    metadata under ``metadata_``), by primary key, in one query without ORM objects."""
-    if not item_ids:
-        return {}
-    rows = session.execute(
-        select(*HIT_COLUMNS).where(ItemRow.id.in_(list(item_ids)), ItemRow.deleted.is_(False))
     )
     return {row.id: row for row in rows}
 

@@ -59,6 +59,8 @@ class CollectionRow(Base):
     metric: Mapped[str] = mapped_column(String(16), default="cosine")
     index_kind: Mapped[str] = mapped_column(String(32), default="auto")
     index_params: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    # how the keyword leg analyses text (stemmer, stop words, BM25 k1/b); null: defaults
+    keyword: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

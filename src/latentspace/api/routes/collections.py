@@ -7,7 +7,13 @@ from starlette.concurrency import run_in_threadpool
 
 from latentspace.api.deps import AdminDep, AuthorizedRoute, ReadDep, ServiceDep
 from latentspace.api.errors import CONFLICT, NOT_FOUND
-from latentspace.api.schemas import CollectionCreate, CollectionList, CollectionPublic, IndexInfo
+from latentspace.api.schemas import (
+    CollectionCreate,
+    CollectionList,
+    CollectionPublic,
+    IndexInfo,
+    KeywordSettings,
+)
 from latentspace.service import collections
 from latentspace.service.collections import CollectionStats
 
@@ -31,6 +37,7 @@ def _public(stats: CollectionStats) -> CollectionPublic:
             recall_at_10=stats.recall_at_10,
             unavailable=stats.unavailable,
         ),
+        keyword=KeywordSettings.model_validate(stats.keyword),
         created_at=stats.created_at,
     )
 
@@ -45,8 +52,15 @@ def _public(stats: CollectionStats) -> CollectionPublic:
 def create_collection(body: CollectionCreate, ctx: ServiceDep) -> CollectionPublic:
     """Create a collection for a model's space (its dim and fingerprint come from the
     model) or, without a model, for raw vectors of ``dim``. 409 if the name is taken."""
+    keyword = body.keyword.model_dump() if body.keyword is not None else None
     stats = collections.create(
-        ctx, body.name, dim=body.dim, model=body.model, metric=body.metric, index=body.index
+        ctx,
+        body.name,
+        dim=body.dim,
+        model=body.model,
+        metric=body.metric,
+        index=body.index,
+        keyword=keyword,
     )
     return _public(stats)
 

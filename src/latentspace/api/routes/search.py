@@ -25,7 +25,7 @@ from latentspace.api.schemas import (
 from latentspace.api.schemas.common import DEFAULT_INCLUDE
 from latentspace.service import Query, QueryTerm, directions, search
 from latentspace.service.directions import DirectionInfo
-from latentspace.service.search import RerankStage, SearchParams
+from latentspace.service.search import Fusion, RerankStage, SearchParams
 
 __all__ = ["router"]
 
@@ -46,8 +46,10 @@ def _direction(info: DirectionInfo) -> DirectionPublic:
 @router.post("/search", dependencies=[ReadDep], summary="Search with one term or a sum of terms")
 def search_items(name: str, body: SearchRequest, ctx: ServiceDep) -> SearchResult:
     """Nearest items to ``normalise(Σ weight·term)``. A term is ``{text}``, ``{image}``
-    (base64), ``{item}`` (a stored item's vector), ``{vector}`` or ``{direction}``. Items
-    named by ``item`` terms are left out of the results (``exclude_query_items``)."""
+    (base64), ``{item}`` (a stored item's vector), ``{vector}`` or ``{direction}``; a
+    ``{keyword}`` term adds a BM25 leg over the items' text, fused with the vector leg
+    (``fusion``). Items named by ``item`` terms are left out of the results
+    (``exclude_query_items``)."""
     started = time.perf_counter()
     terms = body.query.terms if isinstance(body.query, CompositeQuery) else [body.query]
     query = Query(
@@ -67,6 +69,9 @@ def search_items(name: str, body: SearchRequest, ctx: ServiceDep) -> SearchResul
         with_vectors="vector" in body.include,
         rerank=RerankStage(body.rerank.model, body.rerank.candidates, body.rerank.query)
         if body.rerank is not None
+        else None,
+        fusion=Fusion(body.fusion.method, body.fusion.k, body.fusion.depth)
+        if body.fusion is not None
         else None,
     )
     answer = search.search(ctx, name, query)

@@ -7,6 +7,7 @@ from latentspace.api.schemas.collections import (
     CollectionList,
     CollectionPublic,
     IndexInfo,
+    KeywordSettings,
 )
 from latentspace.api.schemas.common import Problem
 from latentspace.api.schemas.documents import (
@@ -38,6 +39,8 @@ from latentspace.api.schemas.search import (
     DirectionList,
     DirectionPublic,
     ExplainTerm,
+    FusionIn,
+    LegPlace,
     PathRequest,
     PathResult,
     PathStepPublic,
@@ -68,6 +71,7 @@ __all__ = [
     "DuplicateOf",
     "DuplicatesResult",
     "ExplainTerm",
+    "FusionIn",
     "HashLookup",
     "HashLookupResult",
     "IndexInfo",
@@ -78,6 +82,8 @@ __all__ = [
     "ItemStatus",
     "ItemsUpsert",
     "ItemsUpsertResult",
+    "KeywordSettings",
+    "LegPlace",
     "PathRequest",
     "PathResult",
     "PathStepPublic",

@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from latentspace.api.schemas.common import NAME_PATTERN, StrictModel
 from latentspace.types import IndexChoice, Metric
 
-__all__ = ["CollectionCreate", "CollectionList", "CollectionPublic", "IndexInfo"]
+__all__ = [
+    "CollectionCreate",
+    "CollectionList",
+    "CollectionPublic",
+    "IndexInfo",
+    "KeywordSettings",
+]
+
+
+class KeywordSettings(StrictModel):
+    """How the keyword (BM25) leg analyses the collection's text."""
+
+    stemmer: str | None = Field(
+        default="english",
+        max_length=64,
+        description="A Snowball stemmer (`english`, `german`, `french`, ...); null: none.",
+    )
+    stopwords: str | list[Annotated[str, Field(max_length=64)]] | None = Field(
+        default="en",
+        max_length=10_000,
+        description="A language code (en, de, nl, fr, es, pt, it, ru, sv, no, zh, tr, ko, "
+        "da), your own list of words, or null to keep every word.",
+    )
+    k1: float = Field(default=1.2, gt=0, le=10, description="BM25 term-frequency saturation.")
+    b: float = Field(default=0.75, ge=0, le=1, description="BM25 length normalisation.")
 
 
 class CollectionCreate(StrictModel):
@@ -42,6 +66,9 @@ class CollectionCreate(StrictModel):
         description="auto = exact below 50k items, then HNSW, then IVF-PQ, rebuilt as it grows.",
     )
     metric: Metric = "cosine"
+    keyword: KeywordSettings | None = Field(
+        default=None, description="Keyword-leg analysis; omitted: English stemming and stop words."
+    )
 
 
 class IndexInfo(BaseModel):
@@ -69,6 +96,7 @@ class CollectionPublic(BaseModel):
     fingerprint: str
     count: int
     index: IndexInfo
+    keyword: KeywordSettings
     created_at: str
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from latentspace.api.schemas.common import DEFAULT_INCLUDE, NAME_PATTERN, Include, StrictModel
+from latentspace.service.fusion import DEFAULT_FUSION, DEFAULT_FUSION_DEPTH, DEFAULT_RRF_K
 
 __all__ = [
     "CompositeQuery",
@@ -14,6 +15,8 @@ __all__ = [
     "DirectionList",
     "DirectionPublic",
     "ExplainTerm",
+    "FusionIn",
+    "LegPlace",
     "PathRequest",
     "PathResult",
     "PathStepPublic",
@@ -27,12 +30,20 @@ __all__ = [
 
 
 class TermIn(StrictModel):
-    """One query term: exactly one source, with a signed weight (default 1)."""
+    """One query term: exactly one source, with a signed weight.
+
+    ``keyword`` is a BM25 leg fused with the vector leg (search only); its weight is the
+    leg's weight in fusion, default 0.3 (measured, see bench/RESULTS.md). Every other
+    term's weight defaults to 1."""
 
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"text": "a green triangle"}, {"item": "img-42", "weight": 1.0}]
+            "examples": [
+                {"text": "a green triangle"},
+                {"item": "img-42", "weight": 1.0},
+                {"keyword": "sort stable key"},
+            ]
         },
     )
 
@@ -41,11 +52,14 @@ class TermIn(StrictModel):
     item: str | None = Field(default=None, description="Id of a stored item.")
     vector: list[float] | None = Field(default=None, min_length=1, max_length=65_536)
     direction: str | None = Field(default=None, description="Name of a stored direction.")
-    weight: float = Field(default=1.0, ge=-1e6, le=1e6, allow_inf_nan=False)
+    keyword: str | None = Field(
+        default=None, description="Words for the BM25 leg (plain text, no query syntax)."
+    )
+    weight: float | None = Field(default=None, ge=-1e6, le=1e6, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _one_source(self) -> TermIn:
-        kinds = ("text", "image", "item", "vector", "direction")
+        kinds = ("text", "image", "item", "vector", "direction", "keyword")
         given = [k for k in kinds if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(f"a term needs exactly one of {', '.join(kinds)} (got {given})")
@@ -80,6 +94,25 @@ class RerankIn(StrictModel):
     model: str = Field(min_length=1, max_length=512)
     candidates: int = Field(default=50, ge=1)
     query: str | None = Field(default=None, min_length=1)
+
+
+class FusionIn(StrictModel):
+    """How the vector and keyword legs are fused (used when a query has several legs)."""
+
+    method: Literal["rrf", "weighted", "relative_score"] = Field(
+        default=DEFAULT_FUSION,
+        description="rrf: Σ 1/(k+rank); weighted: Σ w/(k+rank), w = the keyword term's "
+        "weight (the vector leg's is 1); relative_score: Σ w·min-max(score). Scores are "
+        "scaled to [0, 1].",
+    )
+    k: int = Field(default=DEFAULT_RRF_K, ge=1, le=10_000, description="RRF's rank constant.")
+    depth: int = Field(
+        default=DEFAULT_FUSION_DEPTH,
+        ge=1,
+        le=10_000,
+        description="Candidates each leg contributes (more when offset + k needs them); "
+        "pages of one query agree while offset + k stays within it.",
+    )
 
 
 class SearchRequest(StrictModel):
@@ -121,6 +154,14 @@ class SearchRequest(StrictModel):
         default=True, description="Leave the items named by `item` terms out of the results."
     )
     rerank: RerankIn | None = None
+    fusion: FusionIn | None = None
+
+
+class LegPlace(BaseModel):
+    """A hit's 1-based rank and own score in one leg (``explain``)."""
+
+    rank: int
+    score: float
 
 
 class SearchHit(BaseModel):
@@ -134,6 +175,11 @@ class SearchHit(BaseModel):
     document_id: str | None = None
     sha256: str | None = None
     vector: list[float] | None = None
+    legs: dict[str, LegPlace] | None = Field(
+        default=None,
+        description="With `explain` and several legs or a reranker: the hit's rank and "
+        "score in each leg that found it (`retrieval`: its score before the reranker).",
+    )
 
 
 class ExplainTerm(BaseModel):
