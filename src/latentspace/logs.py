@@ -43,3 +43,5 @@ def configure_logging(level: str = "info", *, json_lines: bool = True) -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True  # our middleware logs each request
+    # bm25s sets its own logger to DEBUG on import and logs every index build: follow ours.
+    logging.getLogger("bm25s").setLevel(max(root.level, logging.INFO))

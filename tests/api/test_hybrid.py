@@ -108,8 +108,8 @@ def test_the_default_fusion_is_weighted_rrf_with_the_measured_weight(client: Tes
     default = search(client, body)
     spelled = search(
         client,
-        {"query": hybrid("sorting a list", "sorted list order", 0.3), "k": 8}
-        | {"fusion": {"method": "weighted", "k": 10}},
+        {"query": hybrid("sorting a list", "sorted list order", 0.5), "k": 8}
+        | {"fusion": {"method": "weighted", "k": 2, "depth": 100}},
     )
     assert default == spelled
 

@@ -263,16 +263,16 @@ def ingest(
 
 
 def _term(raw: str) -> dict[str, Any]:
-    # "item:ID" names a stored item, "direction:NAME" a direction; anything else is text.
+    # "item:ID" a stored item, "direction:NAME" a direction, "keyword:WORDS" BM25; else text.
     kind, sep, value = raw.partition(":")
-    if sep and kind in ("item", "direction") and value:
+    if sep and kind in ("item", "direction", "keyword") and value:
         return {kind: value}
     return {"text": raw}
 
 
 def search(
     collection: Annotated[str, typer.Argument(help="Collection to search.")],
-    query: Annotated[str | None, typer.Argument(help="Text, or item:ID.")] = None,
+    query: Annotated[str | None, typer.Argument(help="Text, item:ID or keyword:WORDS.")] = None,
     image: Annotated[Path | None, typer.Option("--image", help="Search with an image.")] = None,
     plus: Annotated[list[str] | None, typer.Option("--plus", help="Add a term.")] = None,
     minus: Annotated[list[str] | None, typer.Option("--minus", help="Subtract a term.")] = None,

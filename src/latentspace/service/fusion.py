@@ -39,9 +39,10 @@ __all__ = [
 FusionMethod = Literal["rrf", "weighted", "relative_score"]
 FUSION_METHODS: tuple[FusionMethod, ...] = get_args(FusionMethod)
 
-# Measured by bench/bench_rag.py (Python documentation, all-MiniLM-L6-v2): see RESULTS.md.
-DEFAULT_RRF_K = 10
-DEFAULT_KEYWORD_WEIGHT = 0.3
+# The best of bench/bench_rag.py's grid on its tune half (CPython documentation, real
+# all-MiniLM-L6-v2): weighted RRF, keyword weight 0.5, k = 2. See bench/RESULTS.md.
+DEFAULT_RRF_K = 2
+DEFAULT_KEYWORD_WEIGHT = 0.5
 DEFAULT_FUSION: FusionMethod = "weighted"
 # Candidates each leg contributes, whatever the page: pages of one query agree while
 # offset + k stays within it (Qdrant's prefetch limit, Weaviate's hybrid limit).
