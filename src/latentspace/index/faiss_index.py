@@ -34,6 +34,7 @@ from latentspace.index.base import (
     finish_search,
 )
 from latentspace.index.exact import search_exactly
+from latentspace.index.flat import SINGLE_THREAD_BELOW, blas_top_k, omp_threads
 from latentspace.index.locks import ReadWriteLock
 from latentspace.index.persist import Manifest, verified_files, write_generation
 from latentspace.index.spec import IndexSpec, search_parameters
@@ -326,12 +327,25 @@ class FaissIndex:
                 selector = self._live_selector()
             faiss_params = self._faiss_params(params or SearchParams(), selector)
 
+            blas = (
+                self.kind == "flat"
+                and self._gpu is None
+                and self._metric != "l2"
+                and allow is None
+                and q.shape[0] < SINGLE_THREAD_BELOW
+            )
+
             def raw(qs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+                if blas:
+                    labels, scores = self._blas_flat(qs, n)
+                    ids = np.where(labels >= 0, self._slot_ids[labels], -1)
+                    return ids, scores
                 index = self._gpu if self._gpu is not None else self._cpu
-                if faiss_params is None:
-                    distances, labels = index.search(qs, n)
-                else:
-                    distances, labels = index.search(qs, n, params=faiss_params)
+                with omp_threads(qs.shape[0]):
+                    if faiss_params is None:
+                        distances, labels = index.search(qs, n)
+                    else:
+                        distances, labels = index.search(qs, n, params=faiss_params)
                 ids = self._slot_ids[labels]
                 missing = labels < 0  # FAISS pads short rows with -1
                 if missing.any():
@@ -341,6 +355,11 @@ class FaissIndex:
             return finish_search(
                 raw, q, k, total=total, predicate=predicate, min_score=min_score, offset=offset
             )
+
+    def _blas_flat(self, qs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        total = int(self._cpu.ntotal)
+        rows = faiss.rev_swig_ptr(self._cpu.get_xb(), total * self._dim)  # a view, no copy
+        return blas_top_k(np.asarray(rows).reshape(total, self._dim), self._dead, qs, n)
 
     def _live_selector(self) -> Any:
         # Built once per set of tombstones, not per query; FAISS only reads selectors.

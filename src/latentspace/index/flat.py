@@ -1,0 +1,58 @@
+"""Few-query searches: one OpenMP thread, and BLAS over a flat index's own rows.
+
+A server runs one search per request thread, so a single query split over OpenMP threads
+only waits on cores that are busy with other requests; and for a handful of queries against
+a flat inner-product index, one matrix product (BLAS) beats FAISS's per-query kernel.
+``bench/bench_flat.py`` measures both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Set
+from contextlib import contextmanager
+
+import faiss
+import numpy as np
+
+__all__ = ["SINGLE_THREAD_BELOW", "blas_top_k", "omp_threads"]
+
+# Fewer queries than this run on one OpenMP thread (and flat ones through BLAS).
+SINGLE_THREAD_BELOW = 64
+
+
+@contextmanager
+def omp_threads(queries: int) -> Iterator[None]:
+    """One OpenMP thread for FAISS while fewer than :data:`SINGLE_THREAD_BELOW` queries run.
+
+    OpenMP's thread count belongs to the calling thread, so other searches never see it.
+    """
+    if queries >= SINGLE_THREAD_BELOW:
+        yield
+        return
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
+def blas_top_k(
+    rows: np.ndarray, dead: Set[int], queries: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions and inner products of each query's ``k`` best rows, as FAISS answers them:
+    best first, ``dead`` positions left out, and -1 (score -inf) where fewer rows exist."""
+    scores = queries @ rows.T
+    if dead:
+        scores[:, np.fromiter(dead, dtype=np.int64)] = -np.inf
+    take = min(k, rows.shape[0])
+    labels = np.full((queries.shape[0], k), -1, dtype=np.int64)
+    best = np.full((queries.shape[0], k), -np.inf, dtype=np.float32)
+    if take:
+        top = np.argpartition(-scores, take - 1, axis=1)[:, :take]
+        top_scores = np.take_along_axis(scores, top, axis=1)
+        order = np.argsort(-top_scores, axis=1, kind="stable")
+        labels[:, :take] = np.take_along_axis(top, order, axis=1)
+        best[:, :take] = np.take_along_axis(top_scores, order, axis=1)
+    labels[~np.isfinite(best)] = -1
+    return labels, best
