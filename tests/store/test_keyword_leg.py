@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,15 +28,6 @@ def _start(engine: Engine, folder: Path, opened: list[Context]) -> Context:
     settings = Settings(data_dir=folder, database_url=engine.url.render_as_string(False))
     opened.append(lifecycle.start(settings, engine=engine))
     return opened[-1]
-
-
-@pytest.fixture
-def opened() -> Iterator[list[Context]]:
-    contexts: list[Context] = []
-    yield contexts
-    for ctx in contexts:
-        if ctx.lock is not None:
-            ctx.lock.release()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -31,16 +30,6 @@ def items(x: np.ndarray, start: int = 0) -> list[ItemInput]:
         ItemInput(f"v{start + i}", "vector", f"sha{start + i}", v, metadata={"n": start + i})
         for i, v in enumerate(x)
     ]
-
-
-@pytest.fixture
-def opened() -> Iterator[list[Context]]:
-    """Every context a test opens; each gives its data directory up at the end."""
-    contexts: list[Context] = []
-    yield contexts
-    for ctx in contexts:
-        if ctx.lock is not None:
-            ctx.lock.release()
 
 
 @pytest.fixture
