@@ -19,7 +19,7 @@ from latentspace.index.base import (
 from latentspace.types import Metric, as_metric
 from latentspace.vectors import prepare_rows
 
-__all__ = ["ExactIndex", "exact_knn", "search_exactly"]
+__all__ = ["ExactIndex", "exact_knn", "search_exactly", "top_k"]
 
 
 def exact_knn(
@@ -32,8 +32,14 @@ def exact_knn(
         )
     else:
         scores = queries @ database.T
-    k = min(k, database.shape[0])
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k else np.zeros((len(queries), 0), int)
+    return top_k(scores, k)
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions and values of each row's ``k`` highest ``scores`` (at most its length),
+    best first."""
+    k = min(k, scores.shape[1])
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k else np.zeros((len(scores), 0), int)
     top_scores = np.take_along_axis(scores, top, axis=1)
     order = np.argsort(-top_scores, axis=1, kind="stable")
     return np.take_along_axis(top, order, axis=1), np.take_along_axis(top_scores, order, axis=1)

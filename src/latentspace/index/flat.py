@@ -14,6 +14,8 @@ from contextlib import contextmanager
 import faiss
 import numpy as np
 
+from latentspace.index.exact import top_k
+
 __all__ = ["SINGLE_THREAD_BELOW", "blas_top_k", "omp_threads"]
 
 # Fewer queries than this run on one OpenMP thread (and flat ones through BLAS).
@@ -45,14 +47,9 @@ def blas_top_k(
     scores = queries @ rows.T
     if dead:
         scores[:, np.fromiter(dead, dtype=np.int64)] = -np.inf
-    take = min(k, rows.shape[0])
+    top, top_scores = top_k(scores, k)
     labels = np.full((queries.shape[0], k), -1, dtype=np.int64)
     best = np.full((queries.shape[0], k), -np.inf, dtype=np.float32)
-    if take:
-        top = np.argpartition(-scores, take - 1, axis=1)[:, :take]
-        top_scores = np.take_along_axis(scores, top, axis=1)
-        order = np.argsort(-top_scores, axis=1, kind="stable")
-        labels[:, :take] = np.take_along_axis(top, order, axis=1)
-        best[:, :take] = np.take_along_axis(top_scores, order, axis=1)
+    labels[:, : top.shape[1]], best[:, : top.shape[1]] = top, top_scores
     labels[~np.isfinite(best)] = -1
     return labels, best

@@ -151,12 +151,8 @@ class KeywordIndex:
             if gone:
                 self._built = None
 
-    def terms(self, query: str) -> list[int]:
-        """The query's known term ids after analysis (words no item has are dropped)."""
-        with self._lock:
-            return self._terms(query)
-
     def _terms(self, query: str) -> list[int]:
+        # The query's known term ids after analysis (words no item has are dropped).
         (ids,) = self._tokenizer.tokenize(
             [query], update_vocab=False, show_progress=False, return_as="ids"
         )

@@ -12,6 +12,7 @@ from latentspace.errors import InvalidInput, Unavailable
 from latentspace.keyword import Analysis
 from latentspace.service.context import Context
 from latentspace.service.indexes import OpenReport
+from latentspace.service.keywords import analysis_of
 from latentspace.store import oplog
 from latentspace.store import repository as repo
 from latentspace.store.tables import CollectionRow
@@ -169,7 +170,7 @@ def stats(ctx: Context, name: str, *, tolerate: bool = False) -> CollectionStats
         recall_at_10=recall,
         created_at=row.created_at.isoformat(),
         unavailable=unavailable,
-        keyword=Analysis.from_json(row.keyword).to_json(),
+        keyword=analysis_of(row).to_json(),
     )
 
 

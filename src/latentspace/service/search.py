@@ -11,7 +11,8 @@
 
 Each stage is a function from one frozen value to the next, so legs, fusion methods and
 rerankers plug in as stages, not as branches in an old one. Filters apply inside every leg,
-each leg fetches ``offset + k`` (and the reranker's window), and paging comes after fusion
+each leg fetches ``offset + k`` (or the reranker's window, or with several legs the fusion
+depth, when larger), and paging comes after fusion
 and before hydrating, so the SQL read is ``k`` rows, not ``offset + k``.
 """
 
@@ -248,14 +249,14 @@ def rerank(ctx: Context, plan: Plan, candidates: list[Candidate]) -> list[Candid
         return kept
     ranked = reranking.rerank(ctx, plan.rerank.model, plan.rerank_query, [t for _, t in scored])
     reordered = [
-        Candidate(scored[r.index][0].item_id, r.score, _with_rerank(scored[r.index][0], r.score))
+        Candidate(scored[r.index][0].item_id, r.score, _with_rerank(scored[r.index][0]))
         for r in ranked.results
     ]
     no_text = [c for c, t in texts if not t]
     return reordered + no_text + tail
 
 
-def _with_rerank(candidate: Candidate, score: float) -> dict[str, LegScore]:
+def _with_rerank(candidate: Candidate) -> dict[str, LegScore]:
     # What explain shows of a reranked hit: its place in each leg, and the score it had
     # before the reranker (under "retrieval"), next to which it now has the reranker's.
     legs = dict(candidate.legs or {})
