@@ -91,6 +91,7 @@ def main() -> None:
         )
     faiss.omp_set_num_threads(default_threads)
     rows["latentspace search_vector (flat), one query a call"] = service_rate(x, q, k)
+    line = auto_line(args.dim, q, k)
     lines = [
         f"`python bench/bench_flat.py` on {date.today()}: {machine()}. {n:,} × {args.dim} "
         f"unit vectors, {len(q)} queries, k = {k}, in one process; median of 3 runs.",
@@ -99,10 +100,33 @@ def main() -> None:
         "|---|---:|---:|",
         *[f"| {name} | {rate:,.0f} | {1000 / rate:.2f} |" for name, rate in rows.items()],
     ]
-    text = "\n".join(lines)
+    text = "\n".join([*lines, "", line])
     print(text)
     if not args.quick:
         write_section("flat", "## Exact search (bench_flat.py)\n\n" + text)
+
+
+def auto_line(dim: int, q: np.ndarray, k: int, budget_ms: float = 2.0) -> str:
+    """Where ``auto`` draws its exact-search line here, and what a search there costs."""
+    from latentspace.index import FaissIndex, IndexSpec
+    from latentspace.index.cost import measure
+
+    cost = measure()
+    n = cost.limit(dim, budget_ms / 1000)
+    index = FaissIndex(IndexSpec("flat"), dim)
+    index.add(np.arange(n, dtype=np.int64), clustered(n, dim, 2))
+
+    def run() -> None:
+        for v in q:
+            index.search(v[None, :], k)
+
+    ms = 1000 / per_second(run, len(q))
+    return (
+        f"`auto`'s line for {budget_ms:g} ms (`LATENTSPACE_INDEX__EXACT_LATENCY_MS`): exact "
+        f"search measured at {cost.seconds_per_value * 1e9:.3f} ns per stored value, so exact "
+        f"below {n:,} vectors of {dim} dims; a flat index of that many answers one query in "
+        f"{ms:.2f} ms (the index alone, one query a call, median of 3 runs)."
+    )
 
 
 def service_rate(x: np.ndarray, q: np.ndarray, k: int) -> float:

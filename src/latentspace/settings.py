@@ -16,13 +16,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from latentspace.types import GpuMode
 
-# The ``auto`` planner's default line between exact search and HNSW (vectors).
-EXACT_LIMIT = 50_000
+# A single exact search ``auto`` collections may take before they move to HNSW (ms).
+EXACT_LATENCY_MS = 2.0
 # Pillow refuses images over 2 × PIL.Image.MAX_IMAGE_PIXELS outright (DecompressionBombError).
 PILLOW_PIXEL_GUARD = 178_956_970
 
 __all__ = [
-    "EXACT_LIMIT",
+    "EXACT_LATENCY_MS",
     "PILLOW_PIXEL_GUARD",
     "EncoderSettings",
     "IndexSettings",
@@ -176,10 +176,17 @@ class IndexSettings(BaseModel):
         description="FAISS on the GPU for flat and IVF indexes: auto (when this faiss build "
         "sees a GPU), on (refuse to start without one), off.",
     )
-    exact_limit: int = Field(
-        default=EXACT_LIMIT,
+    exact_latency_ms: float = Field(
+        default=EXACT_LATENCY_MS,
+        gt=0,
+        description="`auto` collections search exactly while one exact search, as measured "
+        "on this machine at start-up, takes at most this long; HNSW beyond.",
+    )
+    exact_limit: int | None = Field(
+        default=None,
         ge=1,
-        description="`auto` collections search exactly below this many vectors.",
+        description="Pin the line instead: `auto` collections search exactly below this many "
+        "vectors, whatever their dimension. Unset: from exact_latency_ms.",
     )
     compact_ratio: float = Field(
         default=0.2,

@@ -63,6 +63,36 @@ def test_auto_follows_the_memory_budget(tmp_path: Path, budget: int | None, kind
         assert client.get("/v1/collections/auto").json()["index"]["kind"] == kind
 
 
+@pytest.mark.parametrize(("latency_ms", "kind"), [(1e-6, "hnsw"), (1e6, "flat")])
+def test_auto_follows_the_measured_latency_budget(
+    tmp_path: Path, latency_ms: float, kind: str
+) -> None:
+    # The line comes from exact search's cost measured in this process: a budget no search
+    # meets leaves a limit of 1 vector, one no collection reaches keeps 400 vectors exact.
+    with started(tmp_path, IndexSettings(exact_latency_ms=latency_ms)) as client:
+        fill(client, "auto", vectors())
+        flushed = client.post("/v1/collections/auto/flush")
+        assert flushed.status_code == 200, flushed.text
+        index = flushed.json()["index"]
+        assert index["kind"] == kind, index
+        if kind == "hnsw":
+            assert index["exact_limit"] == 1
+        else:
+            assert index["exact_limit"] > 10**9
+        explicit = client.post(
+            "/v1/collections", json={"name": "exact", "dim": DIM, "index": "flat"}
+        )
+        assert explicit.json()["index"]["exact_limit"] is None  # only auto has a line
+
+
+def test_a_pinned_exact_limit_wins_over_the_measurement(tmp_path: Path) -> None:
+    settings = IndexSettings(exact_limit=300, exact_latency_ms=1e6)
+    with started(tmp_path, settings) as client:
+        fill(client, "auto", vectors())
+        index = client.post("/v1/collections/auto/flush").json()["index"]
+        assert (index["kind"], index["exact_limit"]) == ("hnsw", 300)
+
+
 @pytest.mark.skipif(gpu_available(), reason="this machine has a GPU")
 def test_gpu_on_without_a_gpu_refuses_to_start(tmp_path: Path) -> None:
     app = create_app(make_settings(tmp_path, index=IndexSettings(gpu="on")))

@@ -40,7 +40,7 @@ class ManagedIndex:
         compact_ratio: float = 0.2,
         source: VectorSource | None = None,
         use_gpu: bool = False,
-        exact_limit: int = EXACT_LIMIT,
+        exact_limit: int | None = EXACT_LIMIT,
         requested: IndexSpec | None = None,
     ) -> None:
         self._current = index
@@ -100,7 +100,11 @@ class ManagedIndex:
         fresh = self._requested  # held exact while too small to train, if it is another kind
         if self._auto:
             fresh = plan_index(
-                n, current.dim, current.metric, self._budget, exact_limit=self._exact_limit
+                n,
+                current.dim,
+                current.metric,
+                self._budget,
+                exact_limit=EXACT_LIMIT if self._exact_limit is None else self._exact_limit,
             )
         grows = fresh is not None and _ORDER[fresh.kind] > _ORDER.get(current.kind, 0)
         target = None if self._auto and not grows else fresh  # auto only ever grows
@@ -179,4 +183,5 @@ class ManagedIndex:
             "dead_ratio": current.dead_ratio,
             "rebuilding": self.rebuilding,
             "on_gpu": current.on_gpu,
+            "exact_limit": self._exact_limit if self._auto else None,
         }

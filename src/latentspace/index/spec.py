@@ -1,8 +1,9 @@
 """Index kinds, their parameters, and the ``auto`` planner.
 
-``auto`` follows autofaiss' reasoning: exact search while it is cheap (below ~50k vectors),
-then HNSW while its graph and full vectors fit the memory budget, then IVF-PQ, whose codes
-take a fraction of the memory. The choice and its parameters are recorded in the spec.
+``auto`` follows autofaiss' reasoning: exact search while it is cheap (the caller passes the
+line, see :mod:`latentspace.index.cost`), then HNSW while its graph and full vectors fit the
+memory budget, then IVF-PQ, whose codes take a fraction of the memory. The choice and its
+parameters are recorded in the spec.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import faiss
 
 from latentspace.errors import InvalidInput
 from latentspace.index.base import SearchParams
-from latentspace.settings import EXACT_LIMIT
 from latentspace.types import INDEX_KINDS, METRICS, Metric
 
 __all__ = [
@@ -31,6 +31,8 @@ __all__ = [
 ]
 
 KINDS: tuple[str, ...] = INDEX_KINDS
+# The line between exact search and HNSW when the caller measured none (vectors).
+EXACT_LIMIT = 50_000
 _HNSW_M = 32
 
 logger = logging.getLogger(__name__)

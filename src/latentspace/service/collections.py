@@ -56,6 +56,7 @@ class CollectionStats:
     created_at: str
     unavailable: str | None = None
     keyword: dict[str, Any] = field(default_factory=dict)
+    exact_limit: int | None = None
 
 
 def get(ctx: Context, name: str) -> CollectionRow:
@@ -145,7 +146,7 @@ def stats(ctx: Context, name: str, *, tolerate: bool = False) -> CollectionStats
         row = repo.get_collection(session=session, name=name)
         count = repo.count_live(session=session, collection=row)
         manifest = oplog.get_manifest(session=session, collection=row)
-    kind, params, recall, unavailable = "unavailable", {}, None, None
+    kind, params, recall, unavailable, exact_limit = "unavailable", {}, None, None, None
     try:
         current = ctx.indexes.stats(row)
     except Unavailable as e:
@@ -153,7 +154,7 @@ def stats(ctx: Context, name: str, *, tolerate: bool = False) -> CollectionStats
             raise
         unavailable = str(e)
     else:
-        kind, params = current.kind, current.params
+        kind, params, exact_limit = current.kind, current.params, current.exact_limit
         recall = 1.0 if kind == "flat" else None
         if manifest is not None and manifest.kind == kind and recall is None:
             recall = manifest.recall_at_10
@@ -171,6 +172,7 @@ def stats(ctx: Context, name: str, *, tolerate: bool = False) -> CollectionStats
         created_at=row.created_at.isoformat(),
         unavailable=unavailable,
         keyword=analysis_of(row).to_json(),
+        exact_limit=exact_limit,
     )
 
 

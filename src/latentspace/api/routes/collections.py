@@ -36,6 +36,7 @@ def _public(stats: CollectionStats) -> CollectionPublic:
             params=stats.index_params,
             recall_at_10=stats.recall_at_10,
             unavailable=stats.unavailable,
+            exact_limit=stats.exact_limit,
         ),
         keyword=KeywordSettings.model_validate(stats.keyword),
         created_at=stats.created_at,

@@ -84,6 +84,11 @@ class IndexInfo(BaseModel):
     unavailable: str | None = Field(
         default=None, description="Why the index cannot serve (kind is then `unavailable`)."
     )
+    exact_limit: int | None = Field(
+        default=None,
+        description="`auto` collections: exact search below this many vectors, HNSW beyond "
+        "(from exact search's cost measured on this machine, or the pinned setting).",
+    )
 
 
 class CollectionPublic(BaseModel):

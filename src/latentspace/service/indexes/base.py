@@ -43,6 +43,7 @@ class IndexStats:
     applied_seq: int
     rebuilding: bool
     on_gpu: bool
+    exact_limit: int | None = None  # auto collections: exact below this many vectors
 
 
 class LiveIndexes(Protocol):

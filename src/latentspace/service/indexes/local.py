@@ -28,6 +28,7 @@ from latentspace.index import (
 )
 from latentspace.index.base import SearchOptions
 from latentspace.index.batcher import MicroBatcher
+from latentspace.index.cost import ExactLimits
 from latentspace.index.spec import buildable
 from latentspace.service.indexes.base import CommittedWrite, IndexStats, OpenReport
 from latentspace.settings import IndexSettings
@@ -99,11 +100,16 @@ class LocalIndexes:
         self._batchers: dict[int, MicroBatcher] = {}
         self._failed: dict[int, str] = {}
         self._lock = threading.RLock()
+        self._exact_limits = ExactLimits(settings.exact_latency_ms, settings.exact_limit)
 
     @property
     def use_gpu(self) -> bool:
         """Whether new indexes are placed on the GPU (flat and IVF kinds)."""
         return self._use_gpu
+
+    def exact_limit(self, dim: int) -> int:
+        """Vectors of ``dim`` below which ``auto`` collections search exactly."""
+        return self._exact_limits.limit(dim)
 
     def directory(self, collection: CollectionRow) -> Path:
         """Where the collection's index files live."""
@@ -206,7 +212,7 @@ class LocalIndexes:
             compact_ratio=self._settings.compact_ratio,
             source=source,
             use_gpu=self._use_gpu,
-            exact_limit=self._settings.exact_limit,
+            exact_limit=self.exact_limit(collection.dim) if requested is None else None,
         )
 
     def _open(self, collection: CollectionRow) -> _Live:
@@ -271,7 +277,7 @@ class LocalIndexes:
             collection.dim,
             as_metric(collection.metric),
             self._settings.memory_budget,
-            exact_limit=self._settings.exact_limit,
+            exact_limit=self.exact_limit(collection.dim),
         )
         return buildable(spec, n)
 
@@ -398,6 +404,9 @@ class LocalIndexes:
             applied_seq=live.applied_seq,
             rebuilding=live.index.rebuilding,
             on_gpu=current.on_gpu,
+            exact_limit=self.exact_limit(collection.dim)
+            if self._requested(collection) is None
+            else None,
         )
 
     def search(
