@@ -11,10 +11,15 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from latentspace.api.schemas import VectorsUpsert
 from latentspace.limits import STATED
 from latentspace.settings import LimitSettings
 
 __all__ = ["state_limits"]
+
+# Request bodies that routes parse themselves (several media types), so FastAPI does not
+# put them in the schema's components.
+_BODY_ONLY = (VectorsUpsert,)
 
 
 def _annotate(prop: dict[str, Any], keyword: str, value: int) -> None:
@@ -33,7 +38,11 @@ def state_limits(app: FastAPI, limits: LimitSettings) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = generate()
-            components = schema.get("components", {}).get("schemas", {})
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for body in _BODY_ONLY:  # bodies a route reads itself, referenced by name
+                components[body.__name__] = body.model_json_schema(
+                    ref_template="#/components/schemas/{model}"
+                )
             for (model, field), (setting, keyword) in STATED.items():
                 for name in (model, f"{model}-Input"):
                     prop = components.get(name, {}).get("properties", {}).get(field)

@@ -48,6 +48,7 @@ __all__ = [
     "file_id",
     "get",
     "ingest",
+    "ingest_vectors",
     "list_page",
     "lookup_hashes",
     "stored_image",
@@ -128,6 +129,43 @@ def ingest(
         duplicate = found.get(outcome.item_id)
         results[p.index] = ItemResult(p.index, p.external_id, outcome.status, None, duplicate)
     return [results[i] for i in range(len(items))]
+
+
+def ingest_vectors(
+    ctx: Context,
+    name: str,
+    vectors: np.ndarray,
+    *,
+    ids: Sequence[str] | None = None,
+    metadata: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
+    uris: Sequence[str | None] | None = None,
+) -> list[ItemResult]:
+    """Store the rows of ``vectors`` as items (see :func:`ingest`), with per-row columns.
+
+    Raises:
+        LimitExceeded: more rows than ``max_batch``.
+        InvalidInput: a column whose length is not the number of rows.
+    """
+    rows = len(vectors)
+    limits.check_batch(ctx.settings.limits, vectors, "vectors")
+    if isinstance(metadata, dict) or metadata is None:
+        metadata = [dict(metadata or {}) for _ in range(rows)]
+    for label, column in (("ids", ids), ("metadata", metadata), ("uris", uris)):
+        if column is not None and len(column) != rows:
+            raise InvalidInput(f"{label} has {len(column)} entries for {rows} vectors")
+    return ingest(
+        ctx,
+        name,
+        [
+            NewItem(
+                id=None if ids is None else ids[i],
+                vector=vectors[i],
+                metadata=metadata[i],
+                uri=None if uris is None else uris[i],
+            )
+            for i in range(rows)
+        ],
+    )
 
 
 def write(ctx: Context, name: str, items: Sequence[ItemInput]) -> list[UpsertOutcome]:

@@ -11,15 +11,22 @@ import logging
 import re
 import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from latentspace.errors import Conflict, CorruptVector, InvalidInput, NotFound
+from latentspace.store.bulk import (
+    ItemInput,
+    insert_items,
+    insert_vectors,
+    replace_vectors,
+    vector_bytes,
+)
 from latentspace.store.engine import statement_deadline
 from latentspace.store.filters import compile_filter
 from latentspace.store.tables import (
@@ -31,7 +38,7 @@ from latentspace.store.tables import (
     OplogRow,
     utcnow,
 )
-from latentspace.types import IndexChoice, ItemKind, Metric, WriteStatus
+from latentspace.types import IndexChoice, Metric, WriteStatus
 
 __all__ = [
     "NAME_PATTERN",
@@ -57,20 +64,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
-
-
-@dataclass(frozen=True)
-class ItemInput:
-    """One item to store: its external id, content hash, vector and metadata."""
-
-    external_id: str
-    kind: ItemKind
-    sha256: str
-    vector: np.ndarray
-    text: str | None = None
-    uri: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-    document_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -164,13 +157,6 @@ def _log(session: Session, collection: CollectionRow, op: str, item_id: int) -> 
     session.add(OplogRow(collection_id=collection.id, op=op, item_id=item_id, created_at=utcnow()))
 
 
-def vector_bytes(vector: np.ndarray, dim: int, external_id: str) -> bytes:
-    v = np.asarray(vector, dtype=np.float32).reshape(-1)
-    if v.shape[0] != dim:
-        raise InvalidInput(f"item {external_id!r}: vector has {v.shape[0]} dimensions, not {dim}")
-    return v.tobytes()
-
-
 def upsert_items(
     *, session: Session, collection: CollectionRow, items: Sequence[ItemInput]
 ) -> list[UpsertOutcome]:
@@ -192,26 +178,14 @@ def upsert_items(
     }
     outcomes: list[UpsertOutcome | None] = []
     now = utcnow()
-    fresh: list[tuple[int, ItemRow, bytes]] = []  # new rows get their ids in one flush
+    fresh: list[tuple[int, ItemInput, bytes]] = []  # inserted in bulk below
+    vectors: list[tuple[int, bytes]] = []  # (item id, blob) of updated rows
+    logged: list[tuple[str, int]] = []
     for item in items:
         blob = vector_bytes(item.vector, collection.dim, item.external_id)
         row = existing.get(item.external_id)
         if row is None:
-            row = ItemRow(
-                collection_id=collection.id,
-                external_id=item.external_id,
-                created_at=now,
-                updated_at=now,
-                deleted=False,
-                kind=item.kind,
-                sha256=item.sha256,
-                uri=item.uri,
-                text=item.text,
-                metadata_=item.metadata,
-                document_id=item.document_id,
-            )
-            session.add(row)
-            fresh.append((len(outcomes), row, blob))
+            fresh.append((len(outcomes), item, blob))
             outcomes.append(None)
             continue
         revived = row.deleted
@@ -230,23 +204,30 @@ def upsert_items(
         row.metadata_, row.document_id = item.metadata, item.document_id
         row.deleted, row.updated_at = False, now
         if content_changed:
-            vector_row = session.get(ItemVectorRow, row.id)
-            if vector_row is None:
-                session.add(ItemVectorRow(item_id=row.id, vector=blob, checksum=zlib.crc32(blob)))
-            else:
-                vector_row.vector, vector_row.checksum = blob, zlib.crc32(blob)
-            _log(session, collection, "upsert", row.id)
+            vectors.append((row.id, blob))
+            logged.append(("upsert", row.id))
         elif text_changed:
-            _log(session, collection, "text", row.id)
+            logged.append(("text", row.id))
         status: WriteStatus = "created" if revived else "updated"
         outcomes.append(UpsertOutcome(item.external_id, row.id, status, content_changed))
+    session.flush()  # the updated rows, before the bulk statements below
+    if vectors:
+        replace_vectors(session, vectors)
     if fresh:
-        session.flush()
-        for position, row, blob in fresh:
-            session.add(ItemVectorRow(item_id=row.id, vector=blob, checksum=zlib.crc32(blob)))
-            _log(session, collection, "upsert", row.id)
-            outcomes[position] = UpsertOutcome(row.external_id, row.id, "created", True)
-    session.flush()
+        new_ids = insert_items(session, collection, [item for _, item, _ in fresh], now)
+        vectors = [(item_id, blob) for item_id, (_, _, blob) in zip(new_ids, fresh, strict=True)]
+        insert_vectors(session, vectors)
+        for item_id, (position, item, _) in zip(new_ids, fresh, strict=True):
+            outcomes[position] = UpsertOutcome(item.external_id, item_id, "created", True)
+            logged.append(("upsert", item_id))
+    if logged:
+        session.execute(
+            insert(OplogRow),
+            [
+                {"collection_id": collection.id, "op": op, "item_id": i, "created_at": now}
+                for op, i in logged
+            ],
+        )
     return [o for o in outcomes if o is not None]
 
 

@@ -6,6 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile as StarletteUpload
 
 from latentspace.api.convert import (
     form_ids,
@@ -16,7 +18,14 @@ from latentspace.api.convert import (
     upload_bytes,
 )
 from latentspace.api.deps import AdminDep, AuthorizedRoute, ReadDep, ServiceDep
-from latentspace.api.errors import NOT_FOUND, all_failed
+from latentspace.api.errors import NOT_FOUND, ApiError, all_failed, problem_responses
+from latentspace.api.payload import (
+    NPY_MEDIA_TYPE,
+    form_columns,
+    json_vectors,
+    matrix_from_npy,
+    require_file,
+)
 from latentspace.api.schemas import (
     HashLookup,
     HashLookupResult,
@@ -25,8 +34,9 @@ from latentspace.api.schemas import (
     ItemPublic,
     ItemsUpsert,
     ItemsUpsertResult,
+    VectorsUpsert,
 )
-from latentspace.service import ItemResult, NewItem, items
+from latentspace.service import ItemResult, NewItem, collections, items
 
 __all__ = ["router"]
 
@@ -134,6 +144,66 @@ def upload_images(
             )
         )
     return _answer(request, items.ingest(ctx, name, new))
+
+
+_VECTORS_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": {"$ref": f"#/components/schemas/{VectorsUpsert.__name__}"}},
+        NPY_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["vectors"],
+                "properties": {
+                    "vectors": {"type": "string", "format": "binary"},
+                    "ids": {"type": "string", "description": "JSON list of one id per row."},
+                    "metadata": {"type": "string", "description": "JSON object or list."},
+                    "uris": {"type": "string", "description": "JSON list of one uri per row."},
+                },
+            }
+        },
+    },
+}
+
+
+@router.post(
+    "/vectors",
+    dependencies=[AdminDep],
+    response_model=ItemsUpsertResult,
+    responses={**_BATCH_RESPONSES, **problem_responses(415)},
+    openapi_extra={"requestBody": _VECTORS_BODY},
+    summary="Bulk-upsert raw vectors (binary payloads)",
+    description="Rows of float32 without JSON number parsing: a JSON body with `vectors` as "
+    "base64 (plus `ids`, `metadata`, `uris` columns), a raw `application/x-npy` body (ids "
+    "are then the rows' content sha256), or multipart with a `vectors` .npy file and JSON "
+    "form fields `ids`, `metadata`, `uris`. Each row is an item, as in `POST …/items`. "
+    + _BATCH_DOC,
+)
+async def upsert_vectors(request: Request, name: str, ctx: ServiceDep) -> JSONResponse:
+    dim = (await run_in_threadpool(collections.get, ctx, name)).dim
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    columns: dict[str, Any] = {}
+    if media == "application/json":
+        vectors, columns = await run_in_threadpool(json_vectors, await request.body(), dim)
+    elif media == NPY_MEDIA_TYPE:
+        vectors = await run_in_threadpool(matrix_from_npy, await request.body(), dim)
+    elif media == "multipart/form-data":
+        async with request.form(max_files=1, max_fields=8) as form:
+            upload = form.get("vectors")
+            require_file(upload)
+            assert isinstance(upload, StarletteUpload)
+            vectors = await run_in_threadpool(matrix_from_npy, await upload.read(), dim)
+            columns = form_columns({k: form.get(k) for k in ("ids", "metadata", "uris")})
+    else:
+        raise ApiError(
+            415,
+            "unsupported-media-type",
+            f"send application/json, {NPY_MEDIA_TYPE} or multipart/form-data, not "
+            f"{media or 'no content type'}",
+        )
+    results = await run_in_threadpool(items.ingest_vectors, ctx, name, vectors, **columns)
+    return _answer(request, results)
 
 
 @router.post(

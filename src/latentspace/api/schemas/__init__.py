@@ -32,6 +32,8 @@ from latentspace.api.schemas.items import (
     ItemStatus,
     ItemsUpsert,
     ItemsUpsertResult,
+    VectorColumns,
+    VectorsUpsert,
 )
 from latentspace.api.schemas.search import (
     CompositeQuery,
@@ -94,4 +96,6 @@ __all__ = [
     "SearchRequest",
     "SearchResult",
     "TermIn",
+    "VectorColumns",
+    "VectorsUpsert",
 ]

@@ -21,6 +21,8 @@ __all__ = [
     "ItemStatus",
     "ItemsUpsert",
     "ItemsUpsertResult",
+    "VectorColumns",
+    "VectorsUpsert",
 ]
 
 
@@ -65,6 +67,34 @@ class ItemsUpsert(StrictModel):
     )
 
     items: list[ItemCreate] = Field(min_length=1)
+
+
+class VectorColumns(StrictModel):
+    """Per-row columns of a bulk vector write (multipart form fields carry them as JSON)."""
+
+    ids: list[str] | None = Field(
+        default=None, description="One id per row. Default: each row's content sha256."
+    )
+    metadata: dict[str, Any] | list[dict[str, Any]] | None = Field(
+        default=None, description="One object for every row, or a list of one per row."
+    )
+    uris: list[str | None] | None = Field(default=None, description="One uri per row.")
+
+
+class VectorsUpsert(VectorColumns):
+    """Many vectors in one body, as columns: base64 float32 (or nested lists) and per-row ids."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"ids": ["a", "b"], "vectors": "AACAPwAAAAAAAAAAAACAPw==", "metadata": {}}]
+        },
+    )
+
+    vectors: str | list[list[float]] = Field(
+        description="Base64 of the rows' float32 little-endian bytes, row-major, `dim` values "
+        "a row (NumPy: `base64.b64encode(x.astype('<f4').tobytes())`); or a list of lists."
+    )
 
 
 class DuplicateOf(BaseModel):
