@@ -8,7 +8,6 @@ collection's encoder loaded) and closed (indexes saved) on shutdown.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -46,7 +45,6 @@ from latentspace.web import WEB_DIR
 
 __all__ = ["create_app"]
 
-logger = logging.getLogger(__name__)
 
 _DESCRIPTION = """
 Text and images in one CLIP latent space: collections of items, composite (latent
@@ -98,8 +96,6 @@ def create_app(
             )
         )
         holder["service"] = service
-        if url is not None:
-            logger.info("latentspace ready at %s (the page at /, API docs at /docs)", url)
         failed_keys = FailedKeys(
             limit=settings.server.max_key_failures, window=settings.server.key_failure_window
         )

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
+import socket
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import typer
@@ -13,7 +15,12 @@ import typer
 from latentspace.errors import LatentspaceError
 from latentspace.settings import Settings
 
+if TYPE_CHECKING:
+    import uvicorn
+
 __all__ = ["db_app", "encode", "models", "serve"]
+
+logger = logging.getLogger("latentspace.api.app")  # where the app's other start-up lines log
 
 
 def _fail(error: Exception) -> typer.Exit:
@@ -132,7 +139,24 @@ def serve(
         application = create_app(settings, url=f"http://{host}:{port}")
     except LatentspaceError as e:
         raise _fail(e) from e
-    uvicorn.run(application, host=host, port=port, log_config=None, access_log=False)
+    config = uvicorn.Config(application, host=host, port=port, log_config=None, access_log=False)
+    _ready_server()(config).run()
+
+
+def _ready_server() -> type[uvicorn.Server]:
+    import uvicorn  # here, not at the top: the other commands start without it
+
+    class ReadyServer(uvicorn.Server):
+        """uvicorn's server, saying ``ready at`` once its socket listens (the app's start-up
+        ends before uvicorn binds, so a line logged there would come too early)."""
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                url = f"http://{self.config.host}:{self.config.port}"
+                logger.info("latentspace ready at %s (the page at /, API docs at /docs)", url)
+
+    return ReadyServer
 
 
 def _database_url() -> str:
