@@ -285,13 +285,17 @@ def test_malformed_key_setting_fails_create_app(tmp_path: Path, keys: str) -> No
 
 @pytest.fixture
 def serve_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[dict[str, Any]]:
-    """Environment for ``latentspace serve``; uvicorn.run only records that it was called."""
+    """Environment for ``latentspace serve``; uvicorn's server only records that it ran."""
     import uvicorn
 
     import latentspace.logs
 
     calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw))
+
+    def record(server: uvicorn.Server, sockets: object = None) -> None:
+        calls.append({"host": server.config.host, "port": server.config.port})
+
+    monkeypatch.setattr(uvicorn.Server, "run", record)
     monkeypatch.setattr(latentspace.logs, "configure_logging", lambda *a, **kw: None)
     monkeypatch.setenv("LATENTSPACE_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("LATENTSPACE_ENCODER__DEVICE", "cpu")
