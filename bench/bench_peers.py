@@ -8,9 +8,11 @@ held-out queries go into each system, in one run, on one machine:
 
 - Chroma, embedded (``PersistentClient``, cosine HNSW, its defaults), ``add`` in batches;
 - LanceDB, embedded (its default: no ANN index, so every search is an exact scan);
-- latentspace over HTTP (``latentspace serve`` in a subprocess on 127.0.0.1, one client
-  with keep-alive): ingest through ``POST …/items`` (JSON numbers) and ``POST …/vectors``
-  (base64 float32), each into its own ``auto`` collection; queries through ``POST …/search``;
+- latentspace over HTTP (``latentspace serve`` in a subprocess on 127.0.0.1): ingest
+  through ``POST …/items`` (JSON numbers) and ``POST …/vectors`` (base64 float32), each
+  into its own ``auto`` collection, with httpx; queries through ``POST …/search`` from one
+  keep-alive client: the standard library's ``http.client``, and (in the index column)
+  httpx, whose own per-request cost is several milliseconds;
 - latentspace in-process (the service layer a Python program embeds, no HTTP).
 
 Ingest is timed until the data is searchable at full quality: for latentspace that includes
@@ -24,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import base64
+import http.client
+import json
 import os
 import shutil
 import socket
@@ -37,6 +41,7 @@ from dataclasses import dataclass
 from datetime import date
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -49,6 +54,7 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")  # Chroma: no telemetry a
 os.environ.setdefault("LANCE_LOG", "error")  # LanceDB: no deprecation warning per query
 
 BATCH, K, WARMUP = 1000, 10, 50
+JSON = {"content-type": "application/json"}
 
 
 @dataclass
@@ -182,14 +188,28 @@ def http_rows(x: np.ndarray, q: np.ndarray, exact: list[set[int]], tmp: Path) ->
             index = c.post(f"/v1/collections/{name}/flush").raise_for_status().json()["index"]
             ingest = len(x) / (time.perf_counter() - started)
 
-            def search(v: np.ndarray, name: str = name) -> list[int]:
+            host, port = base.removeprefix("http://").split(":")
+            lean = http.client.HTTPConnection(host, int(port))
+
+            def search(v: np.ndarray, name: str = name, lean: Any = lean) -> list[int]:
+                body = json.dumps({"query": {"vector": v.tolist()}, "k": K})
+                lean.request("POST", f"/v1/collections/{name}/search", body, JSON)
+                hits = json.loads(lean.getresponse().read())["results"]
+                return [int(h["id"][1:]) for h in hits]
+
+            def search_httpx(v: np.ndarray, name: str = name) -> list[int]:
                 body = {"query": {"vector": v.tolist()}, "k": K}
                 hits = c.post(f"/v1/collections/{name}/search", json=body).json()["results"]
                 return [int(h["id"][1:]) for h in hits]
 
             qps, found = timed_queries(search, q)
+            httpx_qps, _ = timed_queries(search_httpx, q)
+            lean.close()
             label = "`POST …/items`, JSON numbers" if how == "items" else "`POST …/vectors`, base64"
-            note = f"auto → {index['kind']} (exact below {index['exact_limit']:,})"
+            note = (
+                f"auto → {index['kind']} (exact below {index['exact_limit']:,}); "
+                f"{httpx_qps:,.0f} queries/s through an httpx client"
+            )
             out.append(
                 Row(f"latentspace over HTTP, {label}", ingest, recall(found, exact), qps, note)
             )
