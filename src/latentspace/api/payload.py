@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import numpy as np
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from starlette.datastructures import UploadFile
 
 from latentspace.api.convert import decode_base64, form_json
 from latentspace.api.schemas import VectorColumns, VectorsUpsert
@@ -124,11 +125,12 @@ def form_columns(fields: dict[str, Any]) -> dict[str, Any]:
     return _validated(VectorColumns, json.dumps(raw)).model_dump()
 
 
-def require_file(part: object) -> None:
-    """A multipart body's ``vectors`` part must be a file.
+def require_file(part: object) -> UploadFile:
+    """A multipart body's ``vectors`` part, which must be a file.
 
     Raises:
         InvalidInput: it is missing or a plain field.
     """
-    if not (hasattr(part, "read") and hasattr(part, "filename")):
+    if not isinstance(part, UploadFile):
         raise InvalidInput("multipart needs a `vectors` file part (an .npy array)")
+    return part

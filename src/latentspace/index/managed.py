@@ -64,6 +64,11 @@ class ManagedIndex:
         return self._current
 
     @property
+    def exact_limit(self) -> int | None:
+        """``auto`` indexes: the size below which they stay exact (None for other kinds)."""
+        return self._exact_limit if self._auto else None
+
+    @property
     def rebuilding(self) -> bool:
         """Whether a background rebuild is running."""
         return self._thread is not None and self._thread.is_alive()
@@ -183,5 +188,5 @@ class ManagedIndex:
             "dead_ratio": current.dead_ratio,
             "rebuilding": self.rebuilding,
             "on_gpu": current.on_gpu,
-            "exact_limit": self._exact_limit if self._auto else None,
+            "exact_limit": self.exact_limit,
         }

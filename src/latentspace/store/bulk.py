@@ -18,10 +18,17 @@ from sqlalchemy import delete, insert
 from sqlalchemy.orm import Session
 
 from latentspace.errors import InvalidInput
-from latentspace.store.tables import CollectionRow, ItemRow, ItemVectorRow
+from latentspace.store.tables import CollectionRow, ItemRow, ItemVectorRow, OplogRow
 from latentspace.types import ItemKind
 
-__all__ = ["ItemInput", "insert_items", "insert_vectors", "replace_vectors", "vector_bytes"]
+__all__ = [
+    "ItemInput",
+    "insert_items",
+    "insert_oplog",
+    "insert_vectors",
+    "replace_vectors",
+    "vector_bytes",
+]
 
 
 @dataclass(frozen=True)
@@ -86,3 +93,17 @@ def replace_vectors(session: Session, vectors: Sequence[tuple[int, bytes]]) -> N
     ids = [item_id for item_id, _ in vectors]
     session.execute(delete(ItemVectorRow).where(ItemVectorRow.item_id.in_(ids)))
     insert_vectors(session, vectors)
+
+
+def insert_oplog(
+    session: Session, collection: CollectionRow, ops: Sequence[tuple[str, int]], now: datetime
+) -> None:
+    """Append ``(op, item id)`` oplog rows, in order (their seq follows it)."""
+    if ops:
+        session.execute(
+            insert(OplogRow),
+            [
+                {"collection_id": collection.id, "op": op, "item_id": i, "created_at": now}
+                for op, i in ops
+            ],
+        )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,6 +23,7 @@ from latentspace.errors import Conflict, CorruptVector, InvalidInput, NotFound
 from latentspace.store.bulk import (
     ItemInput,
     insert_items,
+    insert_oplog,
     insert_vectors,
     replace_vectors,
     vector_bytes,
@@ -153,10 +154,6 @@ def delete_collection(*, session: Session, name: str) -> CollectionRow:
 
 
 # -- items ---------------------------------------------------------------------------------
-def _log(session: Session, collection: CollectionRow, op: str, item_id: int) -> None:
-    session.add(OplogRow(collection_id=collection.id, op=op, item_id=item_id, created_at=utcnow()))
-
-
 def upsert_items(
     *, session: Session, collection: CollectionRow, items: Sequence[ItemInput]
 ) -> list[UpsertOutcome]:
@@ -220,14 +217,7 @@ def upsert_items(
         for item_id, (position, item, _) in zip(new_ids, fresh, strict=True):
             outcomes[position] = UpsertOutcome(item.external_id, item_id, "created", True)
             logged.append(("upsert", item_id))
-    if logged:
-        session.execute(
-            insert(OplogRow),
-            [
-                {"collection_id": collection.id, "op": op, "item_id": i, "created_at": now}
-                for op, i in logged
-            ],
-        )
+    insert_oplog(session, collection, logged, now)
     return [o for o in outcomes if o is not None]
 
 
@@ -277,8 +267,8 @@ def delete_items(
     now = utcnow()
     for row in rows:
         row.deleted, row.updated_at = True, now
-        _log(session, collection, "delete", row.id)
     session.flush()
+    insert_oplog(session, collection, [("delete", row.id) for row in rows], now)
     return [row.id for row in rows]
 
 

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile as StarletteUpload
 
 from latentspace.api.convert import (
     form_ids,
@@ -190,9 +189,7 @@ async def upsert_vectors(request: Request, name: str, ctx: ServiceDep) -> JSONRe
         vectors = await run_in_threadpool(matrix_from_npy, await request.body(), dim)
     elif media == "multipart/form-data":
         async with request.form(max_files=1, max_fields=8) as form:
-            upload = form.get("vectors")
-            require_file(upload)
-            assert isinstance(upload, StarletteUpload)
+            upload = require_file(form.get("vectors"))
             vectors = await run_in_threadpool(matrix_from_npy, await upload.read(), dim)
             columns = form_columns({k: form.get(k) for k in ("ids", "metadata", "uris")})
     else:

@@ -404,9 +404,7 @@ class LocalIndexes:
             applied_seq=live.applied_seq,
             rebuilding=live.index.rebuilding,
             on_gpu=current.on_gpu,
-            exact_limit=self.exact_limit(collection.dim)
-            if self._requested(collection) is None
-            else None,
+            exact_limit=live.index.exact_limit,
         )
 
     def search(
