@@ -209,6 +209,12 @@ class SearchSettings(BaseModel):
         le=1.0,
         description="Cosine at or above which an ingested item is reported as a near duplicate.",
     )
+    hit_cache_mb: int = Field(
+        default=256,
+        ge=0,
+        description="Memory (estimated) for the rows search results show, so a search reads "
+        "no SQL for its hits; 0 = read them from SQL every time.",
+    )
 
 
 class Settings(BaseSettings):

@@ -224,3 +224,38 @@ def test_it_needs_the_admin_key(bulk: TestClient) -> None:
         headers={"Authorization": "Bearer not-the-key"},
     )
     assert_problem(r, 401, "unauthorized")
+
+
+def test_a_query_vector_may_come_as_base64(bulk: TestClient) -> None:
+    x = rows(20, seed=5)
+    ids = [f"q{i}" for i in range(20)]
+    assert bulk.post(f"{BASE}/vectors", json={"ids": ids, "vectors": b64(x)}).status_code == 200
+    for i in (0, 11):
+        as_list = bulk.post(f"{BASE}/search", json={"query": {"vector": x[i].tolist()}, "k": 5})
+        as_b64 = bulk.post(f"{BASE}/search", json={"query": {"vector": b64(x[i])}, "k": 5})
+        assert as_b64.status_code == 200, as_b64.text
+        assert as_b64.json()["results"][0]["id"] == ids[i]
+        assert [h["id"] for h in as_b64.json()["results"]] == [
+            h["id"] for h in as_list.json()["results"]
+        ]
+    composite = {"terms": [{"vector": b64(x[3]), "weight": 1.0}, {"item": "q4", "weight": 0.2}]}
+    hits = bulk.post(f"{BASE}/search", json={"query": composite, "k": 1}).json()["results"]
+    assert hits[0]["id"] == "q3"
+
+
+@pytest.mark.parametrize(
+    ("vector", "kind", "needle"),
+    [
+        ("not base64!", "invalid-input", "not valid base64"),
+        (base64.b64encode(b"\0" * 6).decode(), "invalid-input", "6 bytes, not a whole number"),
+        (b64(np.ones((1, DIM + 1))), "dimension-mismatch", "17 dimensions"),
+        (b64(np.full((1, DIM), np.nan)), "invalid-input", "NaN"),
+        ("", "validation-error", "vector"),
+    ],
+    ids=["not-base64", "partial-float", "wrong-dim", "nan", "empty"],
+)
+def test_bad_base64_query_vectors_get_a_problem(
+    bulk: TestClient, vector: str, kind: str, needle: str
+) -> None:
+    r = bulk.post(f"{BASE}/search", json={"query": {"vector": vector}, "k": 3})
+    assert_problem(r, 422, kind, needle)

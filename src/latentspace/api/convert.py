@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from fastapi import UploadFile
+from fastapi import Response, UploadFile
+from pydantic import BaseModel
 
 from latentspace.api.errors import problem_for
 from latentspace.api.schemas import (
@@ -30,6 +31,7 @@ from latentspace.store.tables import ItemRow
 
 __all__ = [
     "decode_base64",
+    "floats_from_base64",
     "form_ids",
     "form_json",
     "form_metadata",
@@ -38,10 +40,34 @@ __all__ = [
     "item_image_bytes",
     "item_public",
     "item_status",
+    "json_response",
     "problem_of",
     "query_term",
     "upload_bytes",
 ]
+
+
+def json_response(model: BaseModel, *, status_code: int = 200) -> Response:
+    """A model as its JSON response, serialised by pydantic's core at once.
+
+    For the hot routes: a model a plain ``def`` route returns is validated again by FastAPI,
+    on the thread pool (a second thread hop), before it is serialised. A model built here
+    was validated when it was constructed, so the route declares ``response_model`` for the
+    schema and returns this.
+    """
+    return Response(model.model_dump_json(), status_code, media_type="application/json")
+
+
+def floats_from_base64(data: str, *, name: str) -> np.ndarray:
+    """Float32 values from base64 of their little-endian bytes.
+
+    Raises:
+        InvalidInput: not base64, or not a whole number of float32 values.
+    """
+    raw = decode_base64(data, name=name)
+    if len(raw) % 4:
+        raise InvalidInput(f"{name}: {len(raw)} bytes, not a whole number of float32 values")
+    return np.frombuffer(raw, dtype="<f4").astype(np.float32)
 
 
 def decode_base64(data: str, *, name: str = "image") -> bytes:
@@ -92,7 +118,9 @@ def query_term(term: TermIn, *, name: str = "term") -> QueryTerm:
         text=term.text,
         image=decode_base64(term.image, name=f"{name} image") if term.image is not None else None,
         item=term.item,
-        vector=term.vector,
+        vector=floats_from_base64(term.vector, name=f"{name} vector")
+        if isinstance(term.vector, str)
+        else term.vector,
         direction=term.direction,
         keyword=term.keyword,
         weight=term.weight if term.weight is not None else default_weight(term.keyword),

@@ -16,6 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from latentspace.api.auth import KeyRing, is_loopback
 from latentspace.api.errors import ApiError
+from latentspace.api.lean import JsonRequest, lean_handler, lean_shape
 from latentspace.api.metrics import Metrics
 from latentspace.api.security import FailedKeys
 from latentspace.service import Context
@@ -125,8 +126,15 @@ async def require_admin(request: Request, credentials: BearerDep) -> str:
     return authorize(request, "admin")
 
 
+def _service_of(request: Request) -> Context:
+    context: AppContext = request.state.context
+    return context.service
+
+
 class AuthorizedRoute(APIRoute):
-    """A route that checks its API key before FastAPI reads and parses the body.
+    """A route that checks its API key before FastAPI reads and parses the body, parses
+    JSON bodies with pydantic's parser (:class:`JsonRequest`), and takes the lean path
+    (:mod:`latentspace.api.lean`) when its endpoint has the shape for it.
 
     FastAPI resolves dependencies only after parsing the body, so without this a caller
     with no key could make the server read and validate a body of ``max_body_bytes``.
@@ -134,14 +142,21 @@ class AuthorizedRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        shape = lean_shape(
+            self.dependant,
+            self.endpoint,
+            service=get_service,
+            checks=frozenset({require_read, require_admin}),
+        )
+        if shape is not None:
+            handler = lean_handler(shape, self.endpoint, handler, _service_of)
         wanted = {d.dependency for d in self.dependencies}
         needed = "admin" if require_admin in wanted else "read" if require_read in wanted else None
-        if needed is None:
-            return handler
 
         async def checked(request: Request) -> Response:
-            authorize(request, needed)
-            return await handler(request)
+            if needed is not None:
+                authorize(request, needed)
+            return await handler(JsonRequest(request.scope, request.receive))
 
         return checked
 

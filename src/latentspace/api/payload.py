@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from latentspace.api.convert import decode_base64, form_json
+from latentspace.api.convert import floats_from_base64, form_json
 from latentspace.api.schemas import VectorColumns, VectorsUpsert
 from latentspace.errors import InvalidInput
 
@@ -51,10 +51,7 @@ def matrix_from_base64(data: str, dim: int) -> np.ndarray:
     Raises:
         InvalidInput: not base64, or not a whole number of rows.
     """
-    raw = decode_base64(data, name="vectors")
-    if len(raw) % 4:
-        raise InvalidInput(f"vectors are {len(raw)} bytes, not a whole number of float32 values")
-    return _rows(np.frombuffer(raw, dtype="<f4").astype(np.float32), dim, "vectors")
+    return _rows(floats_from_base64(data, name="vectors"), dim, "vectors")
 
 
 def matrix_from_npy(data: bytes, dim: int) -> np.ndarray:

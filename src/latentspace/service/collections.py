@@ -132,6 +132,7 @@ def delete(ctx: Context, name: str) -> None:
     ctx.collections.pop(name, None)
     ctx.indexes.drop(row)
     ctx.keywords.drop(row)
+    ctx.hits.drop(row)
 
 
 def stats(ctx: Context, name: str, *, tolerate: bool = False) -> CollectionStats:

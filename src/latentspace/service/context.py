@@ -1,9 +1,9 @@
 """The service context: what every use-case needs, built once and passed to each call.
 
 It holds parts and no behaviour: settings, the database engine and its sessions, the
-encoders, the live indexes and a cache of collection rows. The API's lifespan builds it
-(:func:`latentspace.service.lifecycle.start`), as does the CLI; use-case modules are
-functions that take it first, as repository functions take a session.
+encoders, the live indexes, the hit cache and a cache of collection rows. The API's
+lifespan builds it (:func:`latentspace.service.lifecycle.start`), as does the CLI;
+use-case modules are functions that take it first, as repository functions take a session.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from latentspace.datadir import DataDirLock
 from latentspace.service.crossencoders import CrossEncoderPool
 from latentspace.service.encoders import EncoderFactory, EncoderPool, TimingHook
+from latentspace.service.hits import HitCache
 from latentspace.service.indexes import LiveIndexes, LocalIndexes
 from latentspace.service.keywords import KeywordIndexes
 from latentspace.settings import Settings
@@ -27,7 +28,8 @@ __all__ = ["Context", "build_context"]
 
 @dataclass
 class Context:
-    """Settings, database, encoders, live vector and keyword indexes of one service instance.
+    """Settings, database, encoders, live vector and keyword indexes and the cache of hit rows
+    of one service instance.
 
     ``collections`` caches collection rows by name: rows never change after creation, and
     deleting a collection through the service forgets it. ``model_failures`` holds the
@@ -42,6 +44,7 @@ class Context:
     encoders: EncoderPool
     indexes: LiveIndexes
     keywords: KeywordIndexes
+    hits: HitCache
     rerankers: CrossEncoderPool = field(default_factory=lambda: CrossEncoderPool([]))
     collections: dict[str, CollectionRow] = field(default_factory=dict)
     model_failures: dict[str, str] = field(default_factory=dict)
@@ -83,6 +86,7 @@ def build_context(
         [s.strip() for s in settings.rerank_models.split(",") if s.strip()],
         device=None if settings.encoder.device == "auto" else settings.encoder.device,
     )
+    hits = HitCache(sessions, budget_bytes=settings.search.hit_cache_mb * 2**20)
     return Context(
-        settings, engine, sessions, encoders, indexes, KeywordIndexes(sessions), rerankers
+        settings, engine, sessions, encoders, indexes, KeywordIndexes(sessions), hits, rerankers
     )

@@ -19,7 +19,7 @@ from latentspace.service import collections, search
 from latentspace.service.context import Context
 from latentspace.service.intake import Duplicate, content_sha256
 from latentspace.service.terms import QueryTerm, resolve_terms
-from latentspace.store import lookups, reads
+from latentspace.store import lookups
 from latentspace.store import repository as repo
 from latentspace.store.tables import CollectionRow
 from latentspace.types import DuplicateKind
@@ -237,8 +237,7 @@ def of_written(
                 if score >= threshold:
                     near[item_id] = (other, score)
                 break
-    with ctx.sessions() as session:
-        rows = reads.hit_rows(session=session, item_ids=[o for o, _ in near.values()])
+    rows = ctx.hits.rows(collection, [o for o, _ in near.values()])
     for item_id, (other, score) in near.items():
         if other in rows:
             found[item_id] = Duplicate(rows[other].external_id, "near", score)

@@ -20,6 +20,7 @@ from latentspace import limits
 from latentspace.errors import InvalidInput, NotFound
 from latentspace.service import collections, duplicates
 from latentspace.service.context import Context
+from latentspace.service.hits import HitRow
 from latentspace.service.indexes import CommittedWrite
 from latentspace.service.intake import (
     Duplicate,
@@ -188,6 +189,17 @@ def write(ctx: Context, name: str, items: Sequence[ItemInput]) -> list[UpsertOut
             seq = oplog.last_seq(session=session, collection=collection)
         upserts = {o.item_id: vectors[o.external_id] for o in outcomes if o.vector_changed}
         ctx.indexes.apply(collection, CommittedWrite(seq, upserts=upserts))
+        by_id = {item.external_id: item for item in items}
+        ctx.hits.written(
+            collection,
+            (
+                HitRow.of(
+                    o.item_id, i.external_id, i.metadata, i.text, i.uri, i.document_id, i.sha256
+                )
+                for o in outcomes
+                if o.status != "unchanged" and (i := by_id[o.external_id])
+            ),
+        )
     return outcomes
 
 
@@ -203,6 +215,7 @@ def delete(ctx: Context, name: str, external_ids: Sequence[str]) -> int:
             )
             seq = oplog.last_seq(session=session, collection=collection)
         ctx.indexes.apply(collection, CommittedWrite(seq, deletes=item_ids))
+        ctx.hits.forget(collection, item_ids)
     return len(item_ids)
 
 
@@ -263,9 +276,11 @@ def update_metadata(ctx: Context, name: str, external_id: str, metadata: dict[st
     limits.check_json(ctx.settings.limits, metadata, name="metadata")
     collection = collections.get(ctx, name)
     with ctx.sessions.begin() as session:
-        return repo.update_metadata(
+        row = repo.update_metadata(
             session=session, collection=collection, external_id=external_id, metadata=metadata
         )
+    ctx.hits.forget(collection, [row.id])
+    return row
 
 
 def lookup_hashes(ctx: Context, name: str, digests: Sequence[str]) -> dict[str, list[str]]:

@@ -16,7 +16,7 @@ from latentspace.service.indexes import OpenReport
 from latentspace.settings import Settings
 from latentspace.types import TimingHook
 
-__all__ = ["open_indexes", "start", "stop", "warm_encoders"]
+__all__ = ["open_indexes", "start", "stop", "warm_encoders", "warm_hits"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +33,8 @@ def start(
     """A context whose database is at the newest schema and whose indexes agree with SQL.
 
     Args:
-        warm: also load every collection's encoder now (a server's first queries then do
-            not pay for it).
+        warm: also load every collection's encoder and hit rows now (a server's first
+            queries then do not pay for them).
         url: where this instance serves HTTP, written beside the data-directory lock so a
             CLI command on the same directory talks to it.
 
@@ -71,6 +71,8 @@ def _prepare(ctx: Context, *, warm: bool) -> None:
         )
     for name, report in open_indexes(ctx).items():
         logger.info("collection %s: %s", name, report)
+    if warm:
+        warm_hits(ctx)
     orphans = _orphan_index_folders(ctx)
     if orphans:
         warning = (
@@ -107,6 +109,19 @@ def open_indexes(ctx: Context) -> dict[str, OpenReport]:
         except Unavailable as e:
             logger.error("%s", e)
     return reports
+
+
+def warm_hits(ctx: Context) -> dict[str, int]:
+    """Read every collection's hit rows into the hit cache, while its budget allows; how
+    many rows each collection has there."""
+    held = {c.name: ctx.hits.warm(c) for c in collections.list_all(ctx)}
+    logger.info(
+        "hit cache: %d rows, %.1f MiB (budget %d MiB)",
+        sum(held.values()),
+        ctx.hits.used_bytes / 2**20,
+        ctx.settings.search.hit_cache_mb,
+    )
+    return held
 
 
 def warm_encoders(ctx: Context) -> dict[str, str]:

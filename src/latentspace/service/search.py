@@ -7,7 +7,8 @@
     fuse      the legs → one ranked list with scores in [0, 1] (one leg: itself); see fusion
     rerank    re-score the head of the list with a reranker, when the query asks for one
     page      leave out the query's own items, skip ``offset``, keep ``k``
-    hydrate   one SQL read of the page's rows; hits whose rows are gone are dropped
+    hydrate   the page's rows from the hit cache (one SQL read of those it lacks); hits
+              whose rows are gone are dropped
 
 Each stage is a function from one frozen value to the next, so legs, fusion methods and
 rerankers plug in as stages, not as branches in an old one. Filters apply inside every leg,
@@ -44,7 +45,6 @@ from latentspace.service.queries import (
     SearchAnswer,
 )
 from latentspace.service.terms import QueryTerm, resolve_terms
-from latentspace.store import reads
 from latentspace.store import repository as repo
 from latentspace.store.filters import count_nodes, matches
 from latentspace.store.tables import CollectionRow
@@ -241,8 +241,7 @@ def rerank(ctx: Context, plan: Plan, candidates: list[Candidate]) -> list[Candid
         return candidates
     kept = [c for c in candidates if c.item_id not in plan.exclude]
     head, tail = kept[: plan.rerank.candidates], kept[plan.rerank.candidates :]
-    with ctx.sessions() as session:
-        rows = reads.hit_rows(session=session, item_ids=[c.item_id for c in head])
+    rows = ctx.hits.rows(plan.collection, [c.item_id for c in head])
     texts = [(c, rows[c.item_id].text) for c in head if c.item_id in rows]
     scored = [(c, t) for c, t in texts if t]
     if not scored:
@@ -271,19 +270,19 @@ def page(plan: Plan, candidates: list[Candidate]) -> list[Candidate]:
 
 
 def hydrate(ctx: Context, plan: Plan, candidates: list[Candidate]) -> list[Hit]:
-    """The candidates' rows in one SQL read (their vectors in a second, when asked for);
-    candidates no longer live are dropped."""
+    """The candidates' rows from the hit cache (one SQL read of those it lacks; their
+    vectors in another, when asked for); candidates no longer live are dropped."""
     ids = [c.item_id for c in candidates]
+    rows = ctx.hits.rows(plan.collection, ids)
     vectors: dict[int, np.ndarray] = {}
-    with ctx.sessions() as session:
-        rows = reads.hit_rows(session=session, item_ids=ids)
-        if plan.with_vectors and ids:
+    if plan.with_vectors and ids:
+        with ctx.sessions() as session:
             vectors = repo.vectors_of(session=session, item_ids=ids, dim=plan.collection.dim)
     return [
         Hit(
             row.external_id,
             c.score,
-            row.metadata_,
+            row.metadata,
             row.text,
             row.uri,
             row.document_id,

@@ -43,7 +43,7 @@ class QueryTerm:
     text: str | None = None
     image: bytes | None = None
     item: str | None = None
-    vector: Sequence[float] | None = None
+    vector: Sequence[float] | np.ndarray | None = None
     direction: str | None = None
     keyword: str | None = None
     weight: float = 1.0

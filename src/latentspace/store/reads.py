@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Result, Row, select
 from sqlalchemy.orm import Session
 
 from latentspace.store.tables import CollectionRow, ItemRow
 
-__all__ = ["HIT_COLUMNS", "hit_rows", "live_texts", "texts_of"]
+__all__ = ["HIT_COLUMNS", "hit_rows", "live_hit_rows", "live_texts", "texts_of"]
 
 _CHUNK = 5_000
 
@@ -34,6 +34,17 @@ def hit_rows(*, session: Session, item_ids: Sequence[int]) -> dict[int, Row[Any]
         select(*HIT_COLUMNS).where(ItemRow.id.in_(list(item_ids)), ItemRow.deleted.is_(False))
     )
     return {row.id: row for row in rows}
+
+
+def live_hit_rows(*, session: Session, collection: CollectionRow) -> Result[Any]:
+    """The :data:`HIT_COLUMNS` of every live item of the collection, newest first, streamed
+    (a server-side cursor on PostgreSQL: close the result when stopping early)."""
+    return session.execute(
+        select(*HIT_COLUMNS)
+        .where(ItemRow.collection_id == collection.id, ItemRow.deleted.is_(False))
+        .order_by(ItemRow.id.desc())
+        .execution_options(yield_per=_CHUNK)
+    )
 
 
 def live_texts(*, session: Session, collection: CollectionRow) -> dict[int, str]:

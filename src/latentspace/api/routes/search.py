@@ -7,7 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
 
-from latentspace.api.convert import form_object, hits_public, query_term, upload_bytes
+from latentspace.api.convert import (
+    form_object,
+    hits_public,
+    json_response,
+    query_term,
+    upload_bytes,
+)
 from latentspace.api.deps import AdminDep, AuthorizedRoute, ReadDep, ServiceDep
 from latentspace.api.errors import NOT_FOUND
 from latentspace.api.schemas import (
@@ -43,8 +49,13 @@ def _direction(info: DirectionInfo) -> DirectionPublic:
     )
 
 
-@router.post("/search", dependencies=[ReadDep], summary="Search with one term or a sum of terms")
-def search_items(name: str, body: SearchRequest, ctx: ServiceDep) -> SearchResult:
+@router.post(
+    "/search",
+    dependencies=[ReadDep],
+    response_model=SearchResult,
+    summary="Search with one term or a sum of terms",
+)
+def search_items(name: str, body: SearchRequest, ctx: ServiceDep) -> Response:
     """Nearest items to ``normalise(Σ weight·term)``. A term is ``{text}``, ``{image}``
     (base64), ``{item}`` (a stored item's vector), ``{vector}`` or ``{direction}``; a
     ``{keyword}`` term adds a BM25 leg over the items' text, fused with the vector leg
@@ -75,7 +86,7 @@ def search_items(name: str, body: SearchRequest, ctx: ServiceDep) -> SearchResul
         else None,
     )
     answer = search.search(ctx, name, query)
-    return SearchResult(
+    result = SearchResult(
         results=hits_public(answer.hits, body.include),
         explain=[
             ExplainTerm(term=c.label, weight=c.weight, cosine=c.cosine)
@@ -85,6 +96,7 @@ def search_items(name: str, body: SearchRequest, ctx: ServiceDep) -> SearchResul
         else None,
         took_ms=(time.perf_counter() - started) * 1000,
     )
+    return json_response(result)
 
 
 @router.post(

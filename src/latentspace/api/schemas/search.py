@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_val
 from latentspace.api.schemas.common import DEFAULT_INCLUDE, NAME_PATTERN, Include, StrictModel
 from latentspace.service.fusion import DEFAULT_FUSION, DEFAULT_FUSION_DEPTH, DEFAULT_RRF_K
 
+_B64_VECTOR_CHARS = 4 * (65_536 * 4 + 2) // 3  # base64 of the most float32 a list may hold
+
 __all__ = [
     "CompositeQuery",
     "DirectionCreate",
@@ -50,7 +52,15 @@ class TermIn(StrictModel):
     text: str | None = None
     image: str | None = Field(default=None, description="Base64 image.")
     item: str | None = Field(default=None, description="Id of a stored item.")
-    vector: list[float] | None = Field(default=None, min_length=1, max_length=65_536)
+    vector: (
+        Annotated[list[float], Field(min_length=1, max_length=65_536)]
+        | Annotated[str, Field(min_length=1, max_length=_B64_VECTOR_CHARS)]
+        | None
+    ) = Field(
+        default=None,
+        description="The vector's numbers, or base64 of its little-endian float32 bytes (as "
+        "`POST …/vectors` takes them): 4 bytes a value, no number to print or parse.",
+    )
     direction: str | None = Field(default=None, description="Name of a stored direction.")
     keyword: str | None = Field(
         default=None, description="Words for the BM25 leg (plain text, no query syntax)."
