@@ -167,6 +167,8 @@ def check_json(limits: LimitSettings, value: object, *, name: str) -> None:
             value JSON cannot hold — naming where it is.
         LimitExceeded: too deep, or too large.
     """
+    if value == {}:  # most items' metadata: nothing to walk or measure
+        return
     stack: list[tuple[object, str, int]] = [(value, name, 1)]
     while stack:
         item, where, depth = stack.pop()

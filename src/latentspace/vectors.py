@@ -35,11 +35,14 @@ def as_vector(value: object, *, dim: int | None = None, name: str = "vector") ->
             float32's range counts as infinite).
         DimensionMismatch: its length is not ``dim``.
     """
-    try:
-        with np.errstate(over="ignore"):  # a float64 beyond float32 becomes inf, refused below
-            array = np.asarray(value, dtype=np.float32)
-    except (TypeError, ValueError) as e:
-        raise InvalidInput(f"{name} is not a list of numbers: {e}") from e
+    if isinstance(value, np.ndarray) and value.dtype == np.float32:
+        array = value  # a row of a checked matrix: nothing to convert
+    else:
+        try:
+            with np.errstate(over="ignore"):  # a float64 past float32's range becomes inf,
+                array = np.asarray(value, dtype=np.float32)  # refused below
+        except (TypeError, ValueError) as e:
+            raise InvalidInput(f"{name} is not a list of numbers: {e}") from e
     if array.ndim != 1 or array.size == 0:
         raise InvalidInput(
             f"{name} must be a non-empty 1-D list of numbers, got shape {array.shape}"
@@ -57,7 +60,7 @@ def require_direction(vector: np.ndarray, *, name: str = "vector") -> np.ndarray
     Raises:
         InvalidInput: the vector is zero.
     """
-    if float(np.linalg.norm(vector)) < EPS:
+    if float(np.dot(vector, vector)) < EPS * EPS:  # |v| < EPS, without a square root
         raise InvalidInput(f"{name}: a zero vector has no direction")
     return vector
 

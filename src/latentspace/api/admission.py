@@ -93,7 +93,8 @@ class AdmissionMiddleware:
                     return
 
         try:
-            await asyncio.wait_for(read_all(), self.body_timeout)
+            async with asyncio.timeout(self.body_timeout):  # no task per request, as wait_for
+                await read_all()
         except TimeoutError as e:
             raise _Refused(
                 408,

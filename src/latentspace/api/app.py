@@ -143,11 +143,11 @@ def create_app(
     app.add_middleware(  # outermost: every answer, refusals included, gets an id and a log
         RequestContextMiddleware, max_body_bytes=settings.limits.max_body_bytes, metrics=metrics
     )
-    for module in (
+    for module in (  # matched in this order: the hot routes first
+        search,
         health,
         collection_routes,
         items,
-        search,
         duplicates,
         documents,
         embeddings,

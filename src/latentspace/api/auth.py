@@ -32,7 +32,7 @@ def is_loopback(host: str | None) -> bool:
     """Whether ``host`` is a loopback address or ``localhost``."""
     if not host:
         return False
-    if host == "localhost":
+    if host in ("localhost", "127.0.0.1", "::1"):  # the usual ones, without parsing
         return True
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback

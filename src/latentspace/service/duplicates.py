@@ -217,14 +217,14 @@ def of_written(
     if not written:
         return {}
     with ctx.sessions() as session:
-        same_bytes = lookups.items_by_sha256(
+        same_bytes = lookups.ids_by_sha256(
             session=session, collection=collection, digests=[sha for _, sha, _ in written]
         )
     found: dict[int, Duplicate] = {}
     for item_id, sha, _ in written:
-        exact = [r for r in same_bytes.get(sha, []) if r.id != item_id]
+        exact = [external for other, external in same_bytes.get(sha, []) if other != item_id]
         if exact:
-            found[item_id] = Duplicate(exact[0].external_id, "exact", 1.0)
+            found[item_id] = Duplicate(exact[0], "exact", 1.0)
     rest = [(item_id, v) for item_id, _, v in written if item_id not in found]
     if not rest or collection.metric != "cosine":  # "near" is a cosine threshold
         return found

@@ -58,7 +58,9 @@ class HitRow:
         sha256: str,
     ) -> HitRow:
         """A row from its fields, the metadata a JSON object."""
-        encoded = json.dumps(metadata, separators=(",", ":"), ensure_ascii=False)
+        encoded = (
+            json.dumps(metadata, separators=(",", ":"), ensure_ascii=False) if metadata else "{}"
+        )
         return cls(item_id, external_id, encoded, text, uri, document_id, sha256)
 
     @property

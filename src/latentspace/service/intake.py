@@ -160,18 +160,22 @@ class Prepared:
 
 
 def reuse_stored(ctx: Context, collection: CollectionRow, prepared: list[Prepared]) -> None:
-    """Give items whose id already holds the same content the stored vector."""
+    """Give text and image items whose id already holds the same content the stored
+    vector, so they are not embedded again (a vector item brings its own)."""
+    prepared = [p for p in prepared if p.kind != "vector"]
     if not prepared:
         return
     with ctx.sessions() as session:
-        rows = lookups.items_by_sha256(
+        rows = lookups.ids_by_sha256(
             session=session, collection=collection, digests=[p.sha256 for p in prepared]
         )
-        by_id = {row.external_id: row for group in rows.values() for row in group}
+        by_external = {
+            (external, sha): item_id for sha, group in rows.items() for item_id, external in group
+        }
         same = {
-            p.index: by_id[p.external_id].id
+            p.index: by_external[(p.external_id, p.sha256)]
             for p in prepared
-            if p.external_id in by_id and by_id[p.external_id].sha256 == p.sha256
+            if (p.external_id, p.sha256) in by_external
         }
         stored = repo.vectors_of(session=session, item_ids=list(same.values()), dim=collection.dim)
     for p in prepared:

@@ -189,18 +189,23 @@ def write(ctx: Context, name: str, items: Sequence[ItemInput]) -> list[UpsertOut
             seq = oplog.last_seq(session=session, collection=collection)
         upserts = {o.item_id: vectors[o.external_id] for o in outcomes if o.vector_changed}
         ctx.indexes.apply(collection, CommittedWrite(seq, upserts=upserts))
-        by_id = {item.external_id: item for item in items}
-        ctx.hits.written(
-            collection,
-            (
-                HitRow.of(
-                    o.item_id, i.external_id, i.metadata, i.text, i.uri, i.document_id, i.sha256
-                )
-                for o in outcomes
-                if o.status != "unchanged" and (i := by_id[o.external_id])
-            ),
-        )
+        ctx.hits.written(collection, _hit_rows(items, outcomes))
     return outcomes
+
+
+def _hit_rows(items: Sequence[ItemInput], outcomes: Sequence[UpsertOutcome]) -> list[HitRow]:
+    # What the hit cache holds from now on of the items a write created or changed.
+    by_id = {item.external_id: item for item in items}
+    rows = []
+    for o in outcomes:
+        if o.status != "unchanged":
+            i = by_id[o.external_id]
+            rows.append(
+                HitRow.of(
+                    o.item_id, o.external_id, i.metadata, i.text, i.uri, i.document_id, i.sha256
+                )
+            )
+    return rows
 
 
 def delete(ctx: Context, name: str, external_ids: Sequence[str]) -> int:

@@ -14,11 +14,11 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, insert
+from sqlalchemy import Table, delete, insert
 from sqlalchemy.orm import Session
 
 from latentspace.errors import InvalidInput
-from latentspace.store.tables import CollectionRow, ItemRow, ItemVectorRow, OplogRow
+from latentspace.store.tables import Base, CollectionRow, ItemRow, ItemVectorRow, OplogRow
 from latentspace.types import ItemKind
 
 __all__ = [
@@ -53,6 +53,12 @@ def vector_bytes(vector: np.ndarray, dim: int, external_id: str) -> bytes:
     return v.tobytes()
 
 
+def _table(row_class: type[Base]) -> Table:
+    table = row_class.__table__
+    assert isinstance(table, Table)
+    return table
+
+
 def insert_items(
     session: Session, collection: CollectionRow, items: Sequence[ItemInput], now: datetime
 ) -> list[int]:
@@ -68,14 +74,16 @@ def insert_items(
             "sha256": item.sha256,
             "uri": item.uri,
             "text": item.text,
-            "metadata_": item.metadata,
+            "metadata": item.metadata,
             "document_id": item.document_id,
         }
         for item in items
     ]
+    # Core statements on the tables, not ORM bulk inserts: no per-row ORM bookkeeping.
     # Matched back by external id (unique in a batch): asking SQLAlchemy to keep the rows'
     # order needs a sentinel column, without which it inserts one row per statement.
-    statement = insert(ItemRow).returning(ItemRow.external_id, ItemRow.id)
+    table = _table(ItemRow)
+    statement = insert(table).returning(table.c.external_id, table.c.id)
     ids = {external_id: item_id for external_id, item_id in session.execute(statement, rows)}
     return [ids[item.external_id] for item in items]
 
@@ -83,7 +91,7 @@ def insert_items(
 def insert_vectors(session: Session, vectors: Sequence[tuple[int, bytes]]) -> None:
     """Insert vector rows, ``(item id, float32 bytes)``, with their checksums."""
     session.execute(
-        insert(ItemVectorRow),
+        insert(_table(ItemVectorRow)),
         [{"item_id": i, "vector": b, "checksum": zlib.crc32(b)} for i, b in vectors],
     )
 
@@ -101,7 +109,7 @@ def insert_oplog(
     """Append ``(op, item id)`` oplog rows, in order (their seq follows it)."""
     if ops:
         session.execute(
-            insert(OplogRow),
+            insert(_table(OplogRow)),
             [
                 {"collection_id": collection.id, "op": op, "item_id": i, "created_at": now}
                 for op, i in ops

@@ -9,7 +9,13 @@ from sqlalchemy.orm import Session
 
 from latentspace.store.tables import CollectionRow, ItemRow
 
-__all__ = ["document_items", "items_by_sha256", "list_items", "sha256_groups"]
+__all__ = [
+    "document_items",
+    "ids_by_sha256",
+    "items_by_sha256",
+    "list_items",
+    "sha256_groups",
+]
 
 
 def items_by_sha256(
@@ -30,6 +36,28 @@ def items_by_sha256(
     out: dict[str, list[ItemRow]] = {}
     for row in rows:
         out.setdefault(row.sha256, []).append(row)
+    return out
+
+
+def ids_by_sha256(
+    *, session: Session, collection: CollectionRow, digests: Sequence[str]
+) -> dict[str, list[tuple[int, str]]]:
+    """(item id, external id) of live items whose content hash is one of ``digests``,
+    grouped by hash (id order): :func:`items_by_sha256` without building ORM objects."""
+    if not digests:
+        return {}
+    rows = session.execute(
+        select(ItemRow.id, ItemRow.external_id, ItemRow.sha256)
+        .where(
+            ItemRow.collection_id == collection.id,
+            ItemRow.sha256.in_(list(set(digests))),
+            ItemRow.deleted.is_(False),
+        )
+        .order_by(ItemRow.id)
+    )
+    out: dict[str, list[tuple[int, str]]] = {}
+    for item_id, external_id, sha in rows:
+        out.setdefault(sha, []).append((int(item_id), str(external_id)))
     return out
 
 
