@@ -42,6 +42,14 @@ def start(engine: Engine, data_dir: Path, opened: list[Context], **search: objec
     return opened[-1]
 
 
+def filled(space: Context, n: int, seed: int) -> np.ndarray:
+    """Collection ``c`` holding ``n`` unit vectors ``v0…``, each with metadata ``{"n": i}``."""
+    x = unit(n, seed=seed)
+    collections.create(space, "c", dim=DIM)
+    item_service.write(space, "c", inputs(x))
+    return x
+
+
 @contextmanager
 def statements(engine: Engine) -> Iterator[list[str]]:
     """Every SQL statement the engine runs inside the block."""
@@ -61,9 +69,7 @@ def test_search_shows_every_committed_change(
     engine: Engine, tmp_path: Path, opened: list[Context]
 ) -> None:
     space = start(engine, tmp_path / "data", opened)
-    x = unit(50)
-    collections.create(space, "c", dim=DIM)
-    item_service.write(space, "c", inputs(x))
+    x = filled(space, 50, seed=0)
     assert search_vector(space, "c", x[3], k=1)[0].metadata == {"n": 3}
     item_service.update_metadata(space, "c", "v3", {"tag": "red"})
     assert search_vector(space, "c", x[3], k=1)[0].metadata == {"n": 3, "tag": "red"}
@@ -80,9 +86,7 @@ def test_warm_cache_searches_read_no_sql(
     engine: Engine, tmp_path: Path, opened: list[Context]
 ) -> None:
     first = start(engine, tmp_path / "data", opened)
-    x = unit(300, seed=1)
-    collections.create(first, "c", dim=DIM)
-    item_service.write(first, "c", inputs(x))
+    x = filled(first, 300, seed=1)
     lifecycle.stop(first)
     opened.remove(first)
     space = start(engine, tmp_path / "data", opened)  # a restart: warmed from SQL
@@ -97,9 +101,7 @@ def test_warm_cache_searches_read_no_sql(
 
 def test_off_reads_sql_every_search(engine: Engine, tmp_path: Path, opened: list[Context]) -> None:
     space = start(engine, tmp_path / "data", opened, hit_cache_mb=0)
-    x = unit(40, seed=2)
-    collections.create(space, "c", dim=DIM)
-    item_service.write(space, "c", inputs(x))
+    x = filled(space, 40, seed=2)
     with statements(engine) as seen:
         assert search_vector(space, "c", x[7], k=3)[0].id == "v7"
         assert search_vector(space, "c", x[7], k=3)[0].id == "v7"
@@ -111,9 +113,7 @@ def test_budget_keeps_the_most_recently_shown(
     engine: Engine, tmp_path: Path, opened: list[Context]
 ) -> None:
     space = start(engine, tmp_path / "data", opened)
-    x = unit(100, seed=3)
-    collections.create(space, "c", dim=DIM)
-    item_service.write(space, "c", inputs(x))
+    filled(space, 100, seed=3)
     collection = collections.get(space, "c")
     size = HitRow.of(1, "v10", {"n": 10}, None, None, None, "sha10").size()
     cache = HitCache(space.sessions, budget_bytes=10 * size)
@@ -130,9 +130,7 @@ def test_a_read_that_races_a_write_is_not_kept(
     engine: Engine, tmp_path: Path, opened: list[Context], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     space = start(engine, tmp_path / "data", opened)
-    x = unit(10, seed=4)
-    collections.create(space, "c", dim=DIM)
-    item_service.write(space, "c", inputs(x))
+    filled(space, 10, seed=4)
     collection = collections.get(space, "c")
     cache = HitCache(space.sessions, budget_bytes=2**20)
     hit_rows = reads.hit_rows

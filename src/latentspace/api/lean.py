@@ -26,7 +26,7 @@ from typing import Any
 import pydantic_core
 from fastapi import Request, Response
 from fastapi.dependencies.models import Dependant
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 __all__ = ["JsonRequest", "LeanShape", "lean_handler", "lean_shape", "parse_json"]
@@ -131,12 +131,8 @@ def lean_handler(
         if not body or not _is_json(request.headers.get("content-type")):
             return await fallback(request)
         try:
-            parsed = parse_json(body)
-        except Exception:  # JSONDecodeError, RecursionError: FastAPI's answer for each
-            return await fallback(request)
-        try:
-            value = shape.body_model.model_validate(parsed)
-        except ValidationError:
+            value = shape.body_model.model_validate(parse_json(body))
+        except Exception:  # JSONDecodeError, RecursionError, ValidationError: FastAPI's answer
             return await fallback(request)
         kwargs: dict[str, Any] = {p: request.path_params[p] for p in shape.path_params}
         kwargs[shape.body_name] = value

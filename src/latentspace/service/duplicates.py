@@ -196,8 +196,8 @@ def check(
     if content is not None:
         digest = content_sha256(content)
         with ctx.sessions() as session:
-            same = lookups.items_by_sha256(session=session, collection=collection, digests=[digest])
-        exact = [row.external_id for row in same.get(digest, [])]
+            same = lookups.ids_by_sha256(session=session, collection=collection, digests=[digest])
+        exact = [external for _, external in same.get(digest, [])]
     (query,), _ = resolve_terms(ctx, collection, [term])
     hits = search.search_vector(ctx, name, query.vector, k, min_score=cut)
     near = [(h.id, h.score) for h in hits if h.id not in exact]

@@ -295,8 +295,8 @@ def lookup_hashes(ctx: Context, name: str, digests: Sequence[str]) -> dict[str, 
         limits.check_string(digest, name=f"sha256[{i}]")
     collection = collections.get(ctx, name)
     with ctx.sessions() as session:
-        rows = lookups.items_by_sha256(session=session, collection=collection, digests=digests)
-    return {digest: [row.external_id for row in group] for digest, group in rows.items()}
+        rows = lookups.ids_by_sha256(session=session, collection=collection, digests=digests)
+    return {digest: [external for _, external in group] for digest, group in rows.items()}
 
 
 def stored_image(ctx: Context, name: str, external_id: str) -> StoredImage:

@@ -12,38 +12,16 @@ from latentspace.store.tables import CollectionRow, ItemRow
 __all__ = [
     "document_items",
     "ids_by_sha256",
-    "items_by_sha256",
     "list_items",
     "sha256_groups",
 ]
-
-
-def items_by_sha256(
-    *, session: Session, collection: CollectionRow, digests: Sequence[str]
-) -> dict[str, list[ItemRow]]:
-    """Live items whose content hash is one of ``digests``, grouped by hash (id order)."""
-    if not digests:
-        return {}
-    rows = session.scalars(
-        select(ItemRow)
-        .where(
-            ItemRow.collection_id == collection.id,
-            ItemRow.sha256.in_(list(set(digests))),
-            ItemRow.deleted.is_(False),
-        )
-        .order_by(ItemRow.id)
-    )
-    out: dict[str, list[ItemRow]] = {}
-    for row in rows:
-        out.setdefault(row.sha256, []).append(row)
-    return out
 
 
 def ids_by_sha256(
     *, session: Session, collection: CollectionRow, digests: Sequence[str]
 ) -> dict[str, list[tuple[int, str]]]:
     """(item id, external id) of live items whose content hash is one of ``digests``,
-    grouped by hash (id order): :func:`items_by_sha256` without building ORM objects."""
+    grouped by hash (id order), read without building ORM objects."""
     if not digests:
         return {}
     rows = session.execute(
