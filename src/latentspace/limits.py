@@ -41,6 +41,10 @@ STATED: dict[tuple[str, str], tuple[str, str]] = {
     ("PathRequest", "steps"): ("max_path_steps", "maximum"),
     ("ItemCreate", "text"): ("max_text_chars", "maxLength"),
     ("TermIn", "text"): ("max_text_chars", "maxLength"),
+    ("ClassifyRequest", "labels"): ("max_labels", "maxItems"),
+    ("ClassifyRequest", "items"): ("max_batch", "maxItems"),
+    ("ClassifyRequest", "images"): ("max_batch", "maxItems"),
+    ("AutotagRequest", "labels"): ("max_labels", "maxItems"),
 }
 
 

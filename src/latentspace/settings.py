@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from latentspace.types import GpuMode
@@ -24,6 +24,7 @@ PILLOW_PIXEL_GUARD = 178_956_970
 __all__ = [
     "EXACT_LATENCY_MS",
     "PILLOW_PIXEL_GUARD",
+    "ClassifySettings",
     "EncoderSettings",
     "IndexSettings",
     "LimitSettings",
@@ -108,6 +109,14 @@ class LimitSettings(BaseModel):
         default=10.0,
         gt=0,
         description="Deadline of one filter's SQL statement; past it the search answers 503.",
+    )
+    max_labels: int = Field(
+        default=1000, ge=1, description="Most labels one classification or auto-tag job names."
+    )
+    max_prompts: int = Field(
+        default=4096,
+        ge=1,
+        description="Most prompts (text labels × templates) one classification embeds.",
     )
 
 
@@ -217,6 +226,35 @@ class SearchSettings(BaseModel):
     )
 
 
+class ClassifySettings(BaseModel):
+    """Zero-shot classification and auto-tagging: prompts, softmax temperature, job batches."""
+
+    templates: list[str] = Field(
+        default_factory=lambda: ["a photo of a {}.", "a picture of a {}.", "an image of a {}."],
+        min_length=1,
+        description="Prompt templates; `{}` is replaced by each label, and a label's vector "
+        "is the normalised mean of its prompts' (open_clip's prompt ensembling). A JSON list "
+        "in LATENTSPACE_CLASSIFY__TEMPLATES.",
+    )
+    temperature: float = Field(
+        default=0.01,
+        ge=1e-6,
+        le=1e6,
+        description="Softmax temperature over cosines (CLIP's logit scale 100 is 0.01).",
+    )
+    job_batch: int = Field(
+        default=256, ge=1, le=100_000, description="Items an auto-tag job tags per transaction."
+    )
+
+    @field_validator("templates")
+    @classmethod
+    def _placeholders(cls, templates: list[str]) -> list[str]:
+        for template in templates:
+            if "{}" not in template:
+                raise ValueError(f"template {template!r} has no {{}} for the label")
+        return templates
+
+
 class Settings(BaseSettings):
     """All of latentspace's settings."""
 
@@ -271,6 +309,7 @@ class Settings(BaseSettings):
     search: SearchSettings = Field(default_factory=SearchSettings)
     index: IndexSettings = Field(default_factory=IndexSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    classify: ClassifySettings = Field(default_factory=ClassifySettings)
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file inside ``data_dir``."""

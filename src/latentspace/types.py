@@ -15,6 +15,7 @@ __all__ = [
     "INDEX_CHOICES",
     "INDEX_KINDS",
     "ITEM_STATUSES",
+    "JOB_STATES",
     "METRICS",
     "TERM_KINDS",
     "DuplicateKind",
@@ -23,6 +24,7 @@ __all__ = [
     "IndexKind",
     "ItemKind",
     "ItemStatus",
+    "JobState",
     "Metric",
     "TermKind",
     "TimingHook",
@@ -40,6 +42,9 @@ ItemStatus = Literal["created", "updated", "unchanged", "error"]
 DuplicateKind = Literal["exact", "near"]
 TermKind = Literal["text", "image", "item", "vector", "direction", "keyword"]
 GpuMode = Literal["auto", "on", "off"]
+# A background job's life: queued → running → done | failed | cancelled (running → queued
+# again when the server stops mid-job; a restart resumes queued and running jobs).
+JobState = Literal["queued", "running", "done", "failed", "cancelled"]
 # (what, label, seconds): e.g. ("encode", "text", 0.004) or ("search", "hnsw", 0.001).
 TimingHook = Callable[[str, str, float], None]
 
@@ -48,6 +53,7 @@ INDEX_KINDS: tuple[IndexKind, ...] = get_args(IndexKind)
 INDEX_CHOICES: tuple[IndexChoice, ...] = get_args(IndexChoice)
 ITEM_STATUSES: tuple[ItemStatus, ...] = get_args(ItemStatus)
 TERM_KINDS: tuple[TermKind, ...] = get_args(TermKind)
+JOB_STATES: tuple[JobState, ...] = get_args(JobState)
 
 
 def as_metric(value: str) -> Metric:

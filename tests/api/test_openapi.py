@@ -26,7 +26,9 @@ def test_every_operation_is_documented_with_examples(client: TestClient) -> None
             if path.startswith("/v1"):
                 assert {"401", "403", "413", "422"} <= set(op["responses"]), where
             # 404 is documented exactly where the path names something that may not exist
-            can_404 = "{name}" in path or path in ("/v1/embeddings", "/v1/rerank")
+            can_404 = (
+                "{name}" in path or "{job_id}" in path or path in ("/v1/embeddings", "/v1/rerank")
+            )
             assert ("404" in op["responses"]) == can_404, where
             body = op.get("requestBody", {}).get("content", {}).get("application/json")
             if body is None:

@@ -28,8 +28,8 @@ from latentspace.api.errors import PROBLEM_RESPONSES, install_error_handlers
 from latentspace.api.metrics import Metrics
 from latentspace.api.middleware import RequestContextMiddleware
 from latentspace.api.openapi import state_limits
-from latentspace.api.routes import collections as collection_routes
 from latentspace.api.routes import (
+    classify,
     documents,
     duplicates,
     embeddings,
@@ -38,6 +38,7 @@ from latentspace.api.routes import (
     rerank,
     search,
 )
+from latentspace.api.routes import collections as collection_routes
 from latentspace.api.security import FailedKeys, SecurityMiddleware
 from latentspace.service import Context, EncoderFactory, collections, lifecycle
 from latentspace.settings import Settings
@@ -48,8 +49,9 @@ __all__ = ["create_app"]
 
 _DESCRIPTION = """
 Text and images in one CLIP latent space: collections of items, composite (latent
-arithmetic) search, directions, slerp paths, duplicates, RAG documents and
-OpenAI-compatible embeddings. Errors are `application/problem+json` with a stable `type`.
+arithmetic) search, directions, slerp paths, duplicates, RAG documents,
+OpenAI-compatible embeddings, zero-shot classification and auto-tagging jobs. Errors are
+`application/problem+json` with a stable `type`.
 """
 
 
@@ -152,6 +154,7 @@ def create_app(
         documents,
         embeddings,
         rerank,
+        classify,
     ):
         app.include_router(module.router)
     state_limits(app, settings.limits)

@@ -6,6 +6,9 @@
     items        ingest, write, delete, get, list, patch, stored originals
     intake       the items a caller sends, checked, hashed and embedded (bounded decoding)
     terms        query terms → vectors (the plan stage's first half)
+    classify     zero-shot classification: labels (prompt ensembles, directions) → probabilities
+    autotag      the background job that writes each item's top label into its metadata
+    jobs         background jobs: create, look up, list, cancel (runner: the worker thread)
     search       the search pipeline (plan → retrieve → fuse → rerank → page → hydrate), paths
     fusion       several legs' ranked lists → one (rrf, weighted rrf, relative score)
     keywords     per-collection BM25 indexes, kept current by tailing the oplog
@@ -24,6 +27,8 @@ A route (or a CLI command) parses its input, calls one function here and shapes 
 from __future__ import annotations
 
 from latentspace.service import (
+    autotag,
+    classify,
     collections,
     directions,
     documents,
@@ -31,6 +36,7 @@ from latentspace.service import (
     embeddings,
     health,
     items,
+    jobs,
     lifecycle,
     rerank,
     search,
@@ -40,6 +46,7 @@ from latentspace.service.context import Context, build_context
 from latentspace.service.encoders import EncoderFactory, EncoderPool
 from latentspace.service.indexes import LiveIndexes, LocalIndexes, OpenReport
 from latentspace.service.intake import Duplicate, ItemResult, NewItem
+from latentspace.service.runner import JobRunner
 from latentspace.service.search import Hit, Query, SearchAnswer
 from latentspace.service.terms import QueryTerm
 
@@ -51,6 +58,7 @@ __all__ = [
     "EncoderPool",
     "Hit",
     "ItemResult",
+    "JobRunner",
     "LiveIndexes",
     "LocalIndexes",
     "NewItem",
@@ -58,8 +66,10 @@ __all__ = [
     "Query",
     "QueryTerm",
     "SearchAnswer",
+    "autotag",
     "build_context",
     "chunk_text",
+    "classify",
     "collections",
     "directions",
     "documents",
@@ -67,6 +77,7 @@ __all__ = [
     "embeddings",
     "health",
     "items",
+    "jobs",
     "lifecycle",
     "rerank",
     "search",

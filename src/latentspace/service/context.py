@@ -1,9 +1,10 @@
 """The service context: what every use-case needs, built once and passed to each call.
 
 It holds parts and no behaviour: settings, the database engine and its sessions, the
-encoders, the live indexes, the hit cache and a cache of collection rows. The API's
-lifespan builds it (:func:`latentspace.service.lifecycle.start`), as does the CLI;
-use-case modules are functions that take it first, as repository functions take a session.
+encoders, the live indexes, the hit cache, the background job runner and a cache of
+collection rows. The API's lifespan builds it (:func:`latentspace.service.lifecycle.start`),
+as does the CLI; use-case modules are functions that take it first, as repository
+functions take a session.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from latentspace.service.encoders import EncoderFactory, EncoderPool, TimingHook
 from latentspace.service.hits import HitCache
 from latentspace.service.indexes import LiveIndexes, LocalIndexes
 from latentspace.service.keywords import KeywordIndexes
+from latentspace.service.runner import JobRunner
 from latentspace.settings import Settings
 from latentspace.store.engine import make_engine, make_session_factory
 from latentspace.store.tables import CollectionRow
@@ -35,7 +37,8 @@ class Context:
     deleting a collection through the service forgets it. ``model_failures`` holds the
     model specs that could not be loaded at start-up, and why; ``lock`` the data
     directory's owner lock while this instance holds it; ``warnings`` what start-up found
-    amiss that readiness reports.
+    amiss that readiness reports; ``jobs`` runs background jobs (started by
+    ``lifecycle.start``).
     """
 
     settings: Settings
@@ -45,6 +48,7 @@ class Context:
     indexes: LiveIndexes
     keywords: KeywordIndexes
     hits: HitCache
+    jobs: JobRunner
     rerankers: CrossEncoderPool = field(default_factory=lambda: CrossEncoderPool([]))
     collections: dict[str, CollectionRow] = field(default_factory=dict)
     model_failures: dict[str, str] = field(default_factory=dict)
@@ -87,6 +91,5 @@ def build_context(
         device=None if settings.encoder.device == "auto" else settings.encoder.device,
     )
     hits = HitCache(sessions, budget_bytes=settings.search.hit_cache_mb * 2**20)
-    return Context(
-        settings, engine, sessions, encoders, indexes, KeywordIndexes(sessions), hits, rerankers
-    )
+    keywords, jobs = KeywordIndexes(sessions), JobRunner(sessions)
+    return Context(settings, engine, sessions, encoders, indexes, keywords, hits, jobs, rerankers)

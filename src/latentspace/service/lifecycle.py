@@ -1,4 +1,5 @@
-"""Starting and stopping a service instance: migrate, open every index, load encoders; save."""
+"""Starting and stopping a service instance: migrate, open every index, load encoders,
+resume background jobs; stop the jobs, save."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from sqlalchemy import Engine
 from latentspace import migrations
 from latentspace.datadir import DataDirLock
 from latentspace.errors import LatentspaceError, StoreError, Unavailable
-from latentspace.service import collections
+from latentspace.service import autotag, collections
 from latentspace.service.context import Context, build_context
 from latentspace.service.encoders import EncoderFactory
 from latentspace.service.indexes import OpenReport
@@ -84,6 +85,7 @@ def _prepare(ctx: Context, *, warm: bool) -> None:
         ctx.warnings.append(warning)
     if warm:
         warm_encoders(ctx)
+    ctx.jobs.start({autotag.KIND: lambda job, stop: autotag.run(ctx, job, stop)})
 
 
 def _orphan_index_folders(ctx: Context) -> list[str]:
@@ -144,9 +146,10 @@ def warm_encoders(ctx: Context) -> dict[str, str]:
 
 
 def stop(ctx: Context, *, save: bool = True) -> None:
-    """Save every open index (unless ``save`` is false), release the database and the data
-    directory."""
+    """Stop the background jobs (a job in progress resumes on the next start), save every
+    open index (unless ``save`` is false), release the database and the data directory."""
     try:
+        ctx.jobs.stop()
         if save:
             ctx.indexes.close(collections.list_all(ctx))
         ctx.engine.dispose()

@@ -28,6 +28,7 @@ __all__ = [
     "IndexManifestRow",
     "ItemRow",
     "ItemVectorRow",
+    "JobRow",
     "OplogRow",
     "utcnow",
 ]
@@ -90,6 +91,13 @@ class ItemRow(Base):
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    # an image's 64-bit perceptual hash (pHash) as a signed integer; null for other kinds
+    phash: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # an image's decoded size and its file's size: what the keep suggestion compares
+    pixels: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # set when a duplicate resolution moved the item to the trash (deleted, restorable)
+    trashed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class ItemVectorRow(Base):
@@ -149,3 +157,29 @@ class DirectionRow(Base):
     vector: Mapped[bytes] = mapped_column(LargeBinary)
     definition: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class JobRow(Base):
+    """A background job on a collection (auto-tagging, say) and how far it has got.
+
+    ``cursor`` is the last item id the job has finished with, so a restarted server resumes
+    after it; ``state`` is one of queued, running, done, failed or cancelled.
+    """
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    collection_id: Mapped[int] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    params: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    done: Mapped[int] = mapped_column(BigInteger, default=0)
+    total: Mapped[int] = mapped_column(BigInteger, default=0)
+    cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )

@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+from latentspace.api.schemas.classify import (
+    AutotagRequest,
+    Classified,
+    ClassifyRequest,
+    ClassifyResult,
+    JobList,
+    JobPublic,
+    LabelIn,
+    LabelProbability,
+)
 from latentspace.api.schemas.collections import (
     CollectionCreate,
     CollectionList,
@@ -55,7 +65,11 @@ from latentspace.api.schemas.search import (
 )
 
 __all__ = [
+    "AutotagRequest",
     "ChunkSpec",
+    "Classified",
+    "ClassifyRequest",
+    "ClassifyResult",
     "ClusterPublic",
     "CollectionCreate",
     "CollectionList",
@@ -84,7 +98,11 @@ __all__ = [
     "ItemStatus",
     "ItemsUpsert",
     "ItemsUpsertResult",
+    "JobList",
+    "JobPublic",
     "KeywordSettings",
+    "LabelIn",
+    "LabelProbability",
     "LegPlace",
     "PathRequest",
     "PathResult",
