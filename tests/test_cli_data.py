@@ -107,7 +107,7 @@ def test_search_terms_dedup_and_reindex(folder: Path, tmp_path: Path) -> None:
     report = tmp_path / "report.html"
     dup = _cli(data, "dedup", "s", "--threshold", "0.995", "--json", "--html", str(report))
     assert dup.returncode == 0, dup.stderr
-    clusters = [{m["id"] for m in c["items"]} for c in json.loads(dup.stdout)["clusters"]]
+    clusters = [{m["id"] for m in c["members"]} for c in json.loads(dup.stdout)["clusters"]]
     first = json.loads(
         _cli(data, "search", "s", "--image", str(small[0]), "-k", "1", "--json").stdout
     )

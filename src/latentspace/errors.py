@@ -29,6 +29,7 @@ __all__ = [
     "Conflict",
     "CorruptVector",
     "DimensionMismatch",
+    "DuplicateRejected",
     "EncoderError",
     "IndexCorrupted",
     "InvalidInput",
@@ -72,6 +73,10 @@ class NotFound(LatentspaceError):
 
 class Conflict(LatentspaceError):
     """The object already exists or the request clashes with the current state."""
+
+
+class DuplicateRejected(Conflict):
+    """An ingested item duplicates another and ``on_duplicate`` rejects its tier."""
 
 
 class EncoderError(LatentspaceError):

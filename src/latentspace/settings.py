@@ -216,7 +216,20 @@ class SearchSettings(BaseModel):
         default=0.95,
         gt=0.0,
         le=1.0,
-        description="Cosine at or above which an ingested item is reported as a near duplicate.",
+        description="Cosine at or above which an item is a similar shot of another (the "
+        "`similar` duplicate tier).",
+    )
+    duplicate_hamming: int = Field(
+        default=10,
+        ge=0,
+        le=20,
+        description="Bits at most between two images' 64-bit perceptual hashes for them to be "
+        "the same image (the `same_image` duplicate tier).",
+    )
+    trash_days: float = Field(
+        default=30.0,
+        gt=0.0,
+        description="Days an item trashed by a duplicate resolution stays restorable.",
     )
     hit_cache_mb: int = Field(
         default=256,

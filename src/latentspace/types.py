@@ -12,13 +12,16 @@ from typing import Literal, get_args
 from latentspace.errors import InvalidInput
 
 __all__ = [
+    "DUPLICATE_ACTIONS",
+    "DUPLICATE_TIERS",
     "INDEX_CHOICES",
     "INDEX_KINDS",
     "ITEM_STATUSES",
     "JOB_STATES",
     "METRICS",
     "TERM_KINDS",
-    "DuplicateKind",
+    "DuplicateAction",
+    "DuplicateTier",
     "GpuMode",
     "IndexChoice",
     "IndexKind",
@@ -38,8 +41,13 @@ IndexKind = Literal["flat", "hnsw", "ivf", "ivfpq"]
 IndexChoice = Literal["auto", "flat", "hnsw", "ivf", "ivfpq"]
 ItemKind = Literal["text", "image", "vector"]
 WriteStatus = Literal["created", "updated", "unchanged"]
-ItemStatus = Literal["created", "updated", "unchanged", "error"]
-DuplicateKind = Literal["exact", "near"]
+ItemStatus = Literal["created", "updated", "unchanged", "skipped", "error"]
+# How a finding duplicates a stored item, strongest first: the same bytes, the same picture
+# (perceptual hash within a Hamming radius), or a similar one (encoder cosine).
+DuplicateTier = Literal["identical", "same_image", "similar"]
+# What ingest does with an item that duplicates another: store it anyway, leave it out
+# (status "skipped"), or refuse the whole request (409, nothing written).
+DuplicateAction = Literal["store", "skip", "reject"]
 TermKind = Literal["text", "image", "item", "vector", "direction", "keyword"]
 GpuMode = Literal["auto", "on", "off"]
 # A background job's life: queued → running → done | failed | cancelled (running → queued
@@ -54,6 +62,8 @@ INDEX_CHOICES: tuple[IndexChoice, ...] = get_args(IndexChoice)
 ITEM_STATUSES: tuple[ItemStatus, ...] = get_args(ItemStatus)
 TERM_KINDS: tuple[TermKind, ...] = get_args(TermKind)
 JOB_STATES: tuple[JobState, ...] = get_args(JobState)
+DUPLICATE_TIERS: tuple[DuplicateTier, ...] = get_args(DuplicateTier)
+DUPLICATE_ACTIONS: tuple[DuplicateAction, ...] = get_args(DuplicateAction)
 
 
 def as_metric(value: str) -> Metric:

@@ -108,6 +108,7 @@ READ_ROUTES: list[tuple[str, str, dict[str, Any]]] = [
     ("POST", f"{C}/path", {"json": {"from": {"item": "a"}, "to": {"item": "b"}, "steps": 2}}),
     ("GET", f"{C}/duplicates", {}),
     ("POST", f"{C}/duplicates/check", {"json": {"text": "a red circle"}}),
+    ("GET", f"{C}/trash", {}),
     ("POST", "/v1/embeddings", {"json": {"model": "tiny-shapes", "input": "red"}}),
     ("GET", "/v1/models", {}),
     ("GET", "/metrics", {}),
@@ -123,6 +124,8 @@ ADMIN_ROUTES: list[tuple[str, str, dict[str, Any]]] = [
     ("DELETE", f"{C}/directions/d", {}),
     ("POST", f"{C}/documents", {"json": {"documents": [{"id": "x", "text": "words"}]}}),
     ("DELETE", f"{C}/documents/doc", {}),
+    ("POST", f"{C}/duplicates/resolve", {"json": {"keep": ["b"], "trash": ["z"]}}),
+    ("POST", f"{C}/trash/restore", {"json": {"ids": ["z"]}}),
 ]
 
 
@@ -190,7 +193,7 @@ def test_admin_key_does_everything(own_seeded: TestClient) -> None:
     writes[2] = ("POST", f"{C}/images", {"files": [("files", ("z.png", PNG, "image/png"))]})
     for (method, path, kwargs), status in zip(
         [*writes, ("DELETE", C, {})],
-        [201, 200, 200, 200, 204, 201, 204, 200, 204, 204],
+        [201, 200, 200, 200, 204, 201, 204, 200, 204, 200, 200, 204],
         strict=True,
     ):
         r = seeded.request(method, path, headers=ADMIN, **kwargs)

@@ -117,8 +117,11 @@ def test_reuploads_are_reported_as_duplicates(
         json={"image": __import__("base64").b64encode(recompressed).decode(), "threshold": 0.97},
     )
     assert r.status_code == 200, r.text
-    assert "s5" in [n["id"] for n in r.json()["near"]]
-    assert r.json()["exact"] == []
+    found = r.json()
+    assert found["duplicate"] is True
+    assert found["findings"][0]["id"] == "s5"
+    assert found["findings"][0]["tier"] == "same_image"  # other bytes, the same picture
+    assert found["findings"][0]["hamming"] <= found["hamming"]
     files = [
         ("files", ("again.jpg", same_file, "image/jpeg")),
         ("files", ("recompressed.jpg", recompressed, "image/jpeg")),
@@ -130,13 +133,18 @@ def test_reuploads_are_reported_as_duplicates(
     )
     assert r.status_code == 200, r.text
     again, recomp = r.json()["items"]
-    assert again["duplicate_of"] == {"id": "s5", "kind": "exact", "score": 1.0}
-    assert recomp["duplicate_of"]["kind"] == "near"
-    assert recomp["duplicate_of"]["score"] >= 0.95
-    r = admin.get("/v1/collections/live/duplicates", params={"threshold": 0.97})
+    # both duplicate the stored original (the stored item wins over the batch's first)
+    assert again["duplicate_of"] == {"id": "s5", "tier": "identical", "cosine": 1.0, "hamming": 0}
+    assert recomp["duplicate_of"]["id"] == "s5"
+    assert recomp["duplicate_of"]["tier"] == "same_image"
+    assert recomp["duplicate_of"]["cosine"] >= 0.9
+    r = admin.get("/v1/collections/live/duplicates", params={"tier": "same_image"})
     assert r.status_code == 200, r.text
-    cluster = next(c for c in r.json()["clusters"] if "again" in [m["id"] for m in c["items"]])
-    assert {"s5", "again", "recompressed"} <= {m["id"] for m in cluster["items"]}
+    cluster = next(c for c in r.json()["clusters"] if c["representative"] == "s5")
+    members = {m["id"]: m for m in cluster["members"]}
+    assert {"s5", "again", "recompressed"} <= set(members)
+    assert members["s5"]["tier"] is None
+    assert all(m["hamming"] <= r.json()["hamming"] for m in members.values())
 
 
 def test_openai_client_embeddings(server: str, tmp_path: Path) -> None:

@@ -157,6 +157,7 @@ def create_app(
         classify,
     ):
         app.include_router(module.router)
+    app.include_router(duplicates.trash_router)
     state_limits(app, settings.limits)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
 

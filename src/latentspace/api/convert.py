@@ -10,11 +10,12 @@ from typing import Any
 
 import numpy as np
 from fastapi import Response, UploadFile
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from latentspace.api.errors import problem_for
 from latentspace.api.schemas import (
     DuplicateOf,
+    DuplicatePolicyIn,
     ItemPublic,
     ItemStatus,
     LegPlace,
@@ -26,11 +27,14 @@ from latentspace.errors import InvalidInput, LatentspaceError, LimitExceeded
 from latentspace.limits import over_limit
 from latentspace.service import Hit, ItemResult, QueryTerm
 from latentspace.service.terms import default_weight
+from latentspace.service.tiers import DuplicatePolicy
 from latentspace.settings import LimitSettings
 from latentspace.store.tables import ItemRow
+from latentspace.types import DUPLICATE_ACTIONS
 
 __all__ = [
     "decode_base64",
+    "duplicate_policy",
     "floats_from_base64",
     "form_ids",
     "form_json",
@@ -188,7 +192,7 @@ def item_status(result: ItemResult) -> ItemStatus:
         id=result.id,
         status=result.status,
         error=problem_of(result.error) if result.error is not None else None,
-        duplicate_of=DuplicateOf(id=dup.id, kind=dup.kind, score=dup.score)
+        duplicate_of=DuplicateOf(id=dup.id, tier=dup.tier, cosine=dup.cosine, hamming=dup.hamming)
         if dup is not None
         else None,
     )
@@ -223,6 +227,30 @@ def form_metadata(raw: str | None, count: int) -> list[dict[str, Any]]:
     raise InvalidInput(
         "metadata must be one JSON object (for every file) or a list of one object per file"
     )
+
+
+def duplicate_policy(value: str | DuplicatePolicyIn | None) -> DuplicatePolicy | None:
+    """The ``on_duplicate`` of a request (None: none given). A form field holds one of
+    ``store``, ``skip``, ``reject`` or a JSON object of them per tier.
+
+    Raises:
+        InvalidInput: neither.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        word = value.strip()
+        for action in DUPLICATE_ACTIONS:
+            if word == action:
+                return DuplicatePolicy.every(action)
+        try:
+            value = DuplicatePolicyIn.model_validate(form_json(word, field="on_duplicate"))
+        except ValidationError as e:
+            raise InvalidInput(
+                "on_duplicate must be store, skip or reject, or a JSON object of them per tier "
+                f"(identical, same_image, similar): {e.errors()[0]['msg']}"
+            ) from None
+    return DuplicatePolicy(value.identical, value.same_image, value.similar)
 
 
 def form_ids(raw: str | None, count: int) -> list[str | None]:

@@ -49,6 +49,7 @@ _DOMAIN: list[tuple[type[errors.LatentspaceError], int, str]] = [
     (errors.InvalidInput, 422, "invalid-input"),
     (errors.ModelMismatch, 409, "model-mismatch"),
     (errors.NotFound, 404, "not-found"),
+    (errors.DuplicateRejected, 409, "duplicate"),
     (errors.Conflict, 409, "conflict"),
     (errors.ModelUnavailable, 422, "model-unavailable"),
     (errors.ModelInvalid, 422, "invalid-model"),

@@ -1,7 +1,8 @@
 """The ``latentspace`` command line (Typer).
 
 server.py  encode, models, serve, db upgrade | downgrade | current
-data.py    ingest, search, dedup, reindex, demo (the local data dir, or --url)
+data.py    ingest, search, reindex, demo (the local data dir, or --url)
+dedup.py   dedup: duplicate clusters by tier (text or an HTML report)
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Callable
 
 import typer
 
-from latentspace.cli import data, server
+from latentspace.cli import data, dedup, server
 
 __all__ = ["app", "main"]
 
@@ -24,7 +25,7 @@ def build_app() -> typer.Typer:
         add_completion=False,
     )
     commands: list[Callable[..., None]] = [server.encode, server.models, server.serve]
-    commands += [data.ingest, data.search, data.dedup, data.reindex, data.demo]
+    commands += [data.ingest, data.search, dedup.dedup, data.reindex, data.demo]
     for command in commands:
         cli.command()(command)
     cli.add_typer(server.db_app, name="db")

@@ -1,11 +1,10 @@
-"""The CLI data commands: ingest, search, dedup, reindex, demo (local data dir or --url)."""
+"""The CLI data commands: ingest, search, reindex, demo (local data dir or --url)."""
 
 from __future__ import annotations
 
 import base64
 import glob
 import hashlib
-import html
 import io
 import itertools
 import json
@@ -34,7 +33,18 @@ from latentspace.client import ApiClient, ClientError, open_client
 from latentspace.limits import id_from_path
 from latentspace.settings import Settings
 
-__all__ = ["IMAGE_SUFFIXES", "dedup", "demo", "find_images", "ingest", "reindex", "search"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "JsonOpt",
+    "KeyOpt",
+    "UrlOpt",
+    "demo",
+    "fail",
+    "find_images",
+    "ingest",
+    "reindex",
+    "search",
+]
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 
@@ -47,7 +57,8 @@ KeyOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-def _fail(message: str) -> typer.Exit:
+def fail(message: str) -> typer.Exit:
+    """Print an error; the exit to raise."""
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     return typer.Exit(code=2)
 
@@ -225,7 +236,7 @@ def ingest(
     try:
         files = find_images(paths)
     except FileNotFoundError as e:
-        raise _fail(str(e)) from e
+        raise fail(str(e)) from e
     console = Console(stderr=True)
     try:
         with open_client(url, api_key) as client:
@@ -243,7 +254,7 @@ def ingest(
                     client, collection, files, batch=batch, workers=workers, progress=progress
                 )
     except ClientError as e:
-        raise _fail(str(e)) from e
+        raise fail(str(e)) from e
     stored = summary.created + summary.updated + summary.unchanged
     if as_json:
         typer.echo(json.dumps({"files": len(files), **summary.as_dict()}))
@@ -288,22 +299,22 @@ def search(
         try:
             terms.append({"image": base64.b64encode(image.read_bytes()).decode()})
         except OSError as e:
-            raise _fail(str(e)) from e
+            raise fail(str(e)) from e
     terms += [_term(t) for t in plus or []]
     terms += [{**_term(t), "weight": -1.0} for t in minus or []]
     if not terms:
-        raise _fail("give a QUERY, --image or --plus terms")
+        raise fail("give a QUERY, --image or --plus terms")
     body: dict[str, Any] = {"query": {"terms": terms}, "k": k}
     if filter:
         try:
             body["filter"] = json.loads(filter)
         except json.JSONDecodeError as e:
-            raise _fail(f"--filter is not JSON: {e}") from e
+            raise fail(f"--filter is not JSON: {e}") from e
     try:
         with open_client(url, api_key) as client:
             answer = client.call("POST", f"/v1/collections/{collection}/search", json=body)
     except ClientError as e:
-        raise _fail(str(e)) from e
+        raise fail(str(e)) from e
     if as_json:
         typer.echo(json.dumps(answer))
         return
@@ -320,70 +331,6 @@ def search(
     Console().print(table)
 
 
-def dedup(
-    collection: Annotated[str, typer.Argument(help="Collection to scan.")],
-    threshold: Annotated[float, typer.Option(help="Cosine for near duplicates.")] = 0.95,
-    limit: Annotated[int, typer.Option(help="Most clusters.", min=1)] = 100,
-    html_out: Annotated[
-        Path | None, typer.Option("--html", help="Write a report with thumbnails.")
-    ] = None,
-    url: UrlOpt = None,
-    api_key: KeyOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Clusters of exact (same bytes) and near (cosine ≥ threshold) duplicates."""
-    params = {"threshold": threshold, "limit": limit}
-    try:
-        with open_client(url, api_key) as client:
-            answer = client.call("GET", f"/v1/collections/{collection}/duplicates", params=params)
-            if html_out is not None:
-                html_out.write_text(_report(client, collection, answer))
-    except ClientError as e:
-        raise _fail(str(e)) from e
-    if as_json:
-        typer.echo(json.dumps(answer))
-        return
-    console = Console()
-    console.print(f"{len(answer['clusters'])} clusters at cosine ≥ {answer['threshold']}")
-    for i, cluster in enumerate(answer["clusters"], 1):
-        members = ", ".join(f"{m['id']} ({m['score']:.3f})" for m in cluster["items"])
-        console.print(f"{i}. {cluster['kind']}: {members}")
-    if html_out is not None:
-        console.print(f"wrote {html_out}")
-
-
-def _report(client: ApiClient, collection: str, answer: dict[str, Any]) -> str:
-    rows = []
-    for i, cluster in enumerate(answer["clusters"], 1):
-        cells = []
-        for member in cluster["items"]:
-            data = client.content(f"/v1/collections/{collection}/items/{member['id']}/image")
-            img = (
-                f'<img src="data:image;base64,{base64.b64encode(data).decode()}" '
-                f'alt="{html.escape(member["id"])}">'
-                if data
-                else "<div class='none'>no image</div>"
-            )
-            cells.append(
-                f"<figure>{img}<figcaption>{html.escape(member['id'][:24])}<br>"
-                f"{member['score']:.3f}</figcaption></figure>"
-            )
-        rows.append(
-            f"<section><h2>{i}. {cluster['kind']} ({len(cluster['items'])})</h2>"
-            f"<div class='row'>{''.join(cells)}</div></section>"
-        )
-    style = (
-        "body{font-family:sans-serif;margin:2em}.row{display:flex;flex-wrap:wrap;gap:8px}"
-        "figure{margin:0;text-align:center;font-size:12px}img{width:96px;height:96px;"
-        "object-fit:contain;border:1px solid #ccc}"
-    )
-    title = f"Duplicates in {html.escape(collection)} (cosine ≥ {answer['threshold']})"
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
-        f"<style>{style}</style></head><body><h1>{title}</h1>{''.join(rows)}</body></html>"
-    )
-
-
 def reindex(
     collection: Annotated[str, typer.Argument(help="Collection to rebuild.")],
     url: UrlOpt = None,
@@ -394,7 +341,7 @@ def reindex(
         with open_client(url, api_key) as client:
             stats = client.call("POST", f"/v1/collections/{collection}/reindex")
     except ClientError as e:
-        raise _fail(str(e)) from e
+        raise fail(str(e)) from e
     index = stats["index"]
     typer.echo(
         f"{collection}: {stats['count']} vectors in a {index['kind']} index, "

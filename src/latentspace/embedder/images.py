@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import imagehash
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from latentspace.errors import InvalidInput
@@ -37,6 +38,7 @@ __all__ = [
     "image_pixels",
     "iter_image_batches",
     "load_image",
+    "perceptual_hash",
 ]
 
 logger = logging.getLogger(__name__)
@@ -104,6 +106,14 @@ def decode_image(data: bytes, *, name: str = "<bytes>", max_pixels: int) -> Imag
         return _to_rgb(ImageOps.exif_transpose(image))
     except Exception as e:
         raise InvalidInput(f"{name}: corrupt or truncated {image.format} image: {e}") from e
+
+
+def perceptual_hash(image: Image.Image) -> int:
+    """The image's 64-bit DCT perceptual hash (``imagehash.phash``) as a signed integer,
+    as a BIGINT column holds it. Re-encoding, resizing and grayscale move it by a few bits;
+    unrelated photos lie 16 bits or more apart (``bench/bench_dedup.py``)."""
+    value = int(str(imagehash.phash(image)), 16)
+    return value - (1 << 64) if value >= 1 << 63 else value
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

@@ -13,7 +13,10 @@
     fusion       several legs' ranked lists → one (rrf, weighted rrf, relative score)
     keywords     per-collection BM25 indexes, kept current by tailing the oplog
     directions   stored directions
-    duplicates   clusters, the check before inserting, the report of each ingest
+    tiers        the duplicate tiers (identical, same_image, similar) and ingest's verdicts
+    duplicates   clusters that do not chain, the check before inserting
+    resolve      keep some duplicates, trash the others; the trash and restoring from it
+    phashes      per-collection Hamming indexes of images' perceptual hashes
     documents    RAG documents as chunk items
     embeddings   OpenAI-style embeddings by model name
     rerank       documents ordered by relevance (cross-encoders, or embedding models)
@@ -39,7 +42,9 @@ from latentspace.service import (
     jobs,
     lifecycle,
     rerank,
+    resolve,
     search,
+    tiers,
 )
 from latentspace.service.chunking import Chunk, chunk_text
 from latentspace.service.context import Context, build_context
@@ -49,11 +54,13 @@ from latentspace.service.intake import Duplicate, ItemResult, NewItem
 from latentspace.service.runner import JobRunner
 from latentspace.service.search import Hit, Query, SearchAnswer
 from latentspace.service.terms import QueryTerm
+from latentspace.service.tiers import DuplicatePolicy
 
 __all__ = [
     "Chunk",
     "Context",
     "Duplicate",
+    "DuplicatePolicy",
     "EncoderFactory",
     "EncoderPool",
     "Hit",
@@ -80,5 +87,7 @@ __all__ = [
     "jobs",
     "lifecycle",
     "rerank",
+    "resolve",
     "search",
+    "tiers",
 ]

@@ -133,6 +133,7 @@ def delete(ctx: Context, name: str) -> None:
     ctx.indexes.drop(row)
     ctx.keywords.drop(row)
     ctx.hits.drop(row)
+    ctx.phashes.drop(row)
 
 
 def stats(ctx: Context, name: str, *, tolerate: bool = False) -> CollectionStats:

@@ -20,6 +20,7 @@ from latentspace.service.encoders import EncoderFactory, EncoderPool, TimingHook
 from latentspace.service.hits import HitCache
 from latentspace.service.indexes import LiveIndexes, LocalIndexes
 from latentspace.service.keywords import KeywordIndexes
+from latentspace.service.phashes import PhashIndexes
 from latentspace.service.runner import JobRunner
 from latentspace.settings import Settings
 from latentspace.store.engine import make_engine, make_session_factory
@@ -38,7 +39,7 @@ class Context:
     model specs that could not be loaded at start-up, and why; ``lock`` the data
     directory's owner lock while this instance holds it; ``warnings`` what start-up found
     amiss that readiness reports; ``jobs`` runs background jobs (started by
-    ``lifecycle.start``).
+    ``lifecycle.start``); ``phashes`` holds the images' perceptual hashes by collection.
     """
 
     settings: Settings
@@ -49,6 +50,7 @@ class Context:
     keywords: KeywordIndexes
     hits: HitCache
     jobs: JobRunner
+    phashes: PhashIndexes
     rerankers: CrossEncoderPool = field(default_factory=lambda: CrossEncoderPool([]))
     collections: dict[str, CollectionRow] = field(default_factory=dict)
     model_failures: dict[str, str] = field(default_factory=dict)
@@ -92,4 +94,7 @@ def build_context(
     )
     hits = HitCache(sessions, budget_bytes=settings.search.hit_cache_mb * 2**20)
     keywords, jobs = KeywordIndexes(sessions), JobRunner(sessions)
-    return Context(settings, engine, sessions, encoders, indexes, keywords, hits, jobs, rerankers)
+    phashes = PhashIndexes(sessions)
+    return Context(
+        settings, engine, sessions, encoders, indexes, keywords, hits, jobs, phashes, rerankers
+    )

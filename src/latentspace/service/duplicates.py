@@ -1,10 +1,15 @@
-"""Near-duplicate detection: clusters over a collection, a check before inserting, and the
-duplicate report of each ingested batch.
+"""Duplicate clusters over a collection, and a check of a candidate before inserting it.
 
-Clusters come from a k-nearest-neighbour search of every live vector against the
-collection's own FAISS index (batched, so n queries cost what FAISS costs, never an O(n²)
-Python loop), pairs at or above the cosine threshold joined by union-find, and groups of
-identical content (same sha256) from SQL joined in as well.
+Clusters do not chain. Items are taken oldest first; an item that is not yet in a cluster
+becomes a representative, and its cluster is every unclustered item that duplicates *it*
+(same bytes, perceptual hash within ``hamming`` bits, or cosine ≥ ``threshold``, up to the
+weakest tier asked for). So every member is within the threshold of its representative,
+and each member's evidence is stated against the representative; two members may be
+further apart than that from each other, never a long chain from the first to the last.
+
+Neighbours come from indexes, batched: content hashes from SQL, perceptual hashes from the
+collection's Hamming index, vectors from a k-nearest-neighbour search of every live
+vector against the collection's own FAISS index.
 """
 
 from __future__ import annotations
@@ -13,26 +18,37 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from latentspace import limits
-from latentspace.errors import InvalidInput, LimitExceeded
-from latentspace.service import collections, search
+from latentspace.embedder.images import perceptual_hash
+from latentspace.errors import LimitExceeded
+from latentspace.service import collections
 from latentspace.service.context import Context
+from latentspace.service.encoders import decode_checked
 from latentspace.service.intake import Duplicate, content_sha256
 from latentspace.service.terms import QueryTerm, resolve_terms
-from latentspace.store import lookups
+from latentspace.service.tiers import (
+    Candidate,
+    Cuts,
+    bit_distance,
+    cuts_of,
+    rank,
+    stored_findings,
+    tier_of,
+    unit_rows,
+)
+from latentspace.store import dedup, lookups
 from latentspace.store import repository as repo
-from latentspace.store.tables import CollectionRow
-from latentspace.types import DuplicateKind
+from latentspace.store.tables import ItemRow
+from latentspace.types import DuplicateTier
+from latentspace.vectors import as_vector
 
 __all__ = [
+    "Cluster",
     "ClusterMember",
     "Clusters",
     "DuplicateCheck",
-    "DuplicateCluster",
     "check",
     "find_clusters",
-    "of_written",
-    "threshold_or_default",
+    "keep_order",
 ]
 
 _QUERY_BATCH = 1024
@@ -40,62 +56,51 @@ _QUERY_BATCH = 1024
 
 @dataclass(frozen=True)
 class ClusterMember:
-    """An item of a cluster and its cosine to the cluster's first (oldest) item; ``kind``
-    is ``exact`` when it has the first item's bytes."""
+    """An item of a cluster with its evidence against the representative (whose own entry
+    has ``tier`` None, cosine 1 and 0 bits), and what the keep suggestion compares."""
 
     id: str
-    score: float
+    tier: DuplicateTier | None
+    cosine: float
+    hamming: int | None
     uri: str | None
-    sha256: str
-    kind: DuplicateKind
+    pixels: int | None
+    size_bytes: int | None
+    metadata_keys: int
 
 
 @dataclass(frozen=True)
-class DuplicateCluster:
-    """Items that duplicate each other: ``exact`` when all share one sha256, else ``near``."""
+class Cluster:
+    """A representative and the items that duplicate it (``members``, representative
+    first); ``tier`` is the weakest tier among them; ``keep`` the suggested item to keep."""
 
-    kind: DuplicateKind
-    items: list[ClusterMember]
+    representative: str
+    keep: str
+    tier: DuplicateTier
+    members: list[ClusterMember]
 
 
 @dataclass(frozen=True)
 class Clusters:
-    """The clusters found at ``threshold``, largest first."""
+    """The clusters found with these cuts, largest first."""
 
-    threshold: float
-    clusters: list[DuplicateCluster]
+    cuts: Cuts
+    tier: DuplicateTier
+    clusters: list[Cluster]
 
 
 @dataclass(frozen=True)
 class DuplicateCheck:
-    """Stored items a candidate would duplicate: same bytes, and cosine ≥ threshold."""
+    """The stored items a candidate would duplicate, strongest first."""
 
-    exact: list[str]
-    near: list[tuple[str, float]]
-    threshold: float
-
-
-class _UnionFind:
-    def __init__(self, n: int) -> None:
-        self.parent = np.arange(n)
-
-    def find(self, a: int) -> int:
-        root = a
-        while self.parent[root] != root:
-            root = int(self.parent[root])
-        while self.parent[a] != root:  # path compression
-            self.parent[a], a = root, int(self.parent[a])
-        return root
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
+    findings: list[Duplicate]
+    cuts: Cuts
 
 
-def _check_threshold(threshold: float) -> None:
-    if not 0.0 < threshold <= 1.0:
-        raise InvalidInput(f"threshold must be in (0, 1], got {threshold}")
+def keep_order(row: ItemRow) -> tuple[int, int, int, int]:
+    """Sort key of the keep suggestion, best first: most pixels, then most bytes, then
+    most metadata, then the oldest (as Immich suggests which copy to keep)."""
+    return (-(row.pixels or 0), -(row.size_bytes or 0), -len(row.metadata_), row.id)
 
 
 def find_clusters(
@@ -103,74 +108,154 @@ def find_clusters(
     name: str,
     *,
     threshold: float | None = None,
+    hamming: int | None = None,
+    tier: DuplicateTier = "similar",
     neighbors: int = 10,
     limit: int = 100,
 ) -> Clusters:
     """Duplicate clusters of collection ``name``, largest first, at most ``limit``.
 
     Args:
-        threshold: cosine at or above which two items are near duplicates (default: the
-            configured duplicate threshold).
-        neighbors: how many nearest neighbours of each item are examined; a cluster larger
-            than this is still found whole when its members are linked in a chain.
+        threshold: cosine of the ``similar`` tier (default: the configured one).
+        hamming: bits of the ``same_image`` tier (default: the configured one).
+        tier: the weakest tier that makes a duplicate (``identical`` or ``same_image``
+            leave similar shots out).
+        neighbors: nearest neighbours of each item examined for the ``similar`` tier.
         limit: most clusters returned.
+
+    Raises:
+        InvalidInput: a threshold or radius out of range (LimitExceeded: ``neighbors``).
     """
-    threshold = threshold_or_default(ctx, threshold)
-    _check_threshold(threshold)
+    cuts = cuts_of(ctx, threshold, hamming)
     if not 1 <= neighbors <= 100:
         raise LimitExceeded(f"neighbors must be between 1 and 100, got {neighbors}")
     collection = collections.get(ctx, name)
     with ctx.sessions() as session:
         ids, vectors = repo.live_vectors(session=session, collection=collection)
-        exact_groups = lookups.sha256_groups(session=session, collection=collection)
+        groups = lookups.sha256_groups(session=session, collection=collection)
+        hashed_ids, hashes = dedup.live_phashes(session=session, collection=collection)
     if ids.size < 2:
-        return Clusters(threshold, [])
+        return Clusters(cuts, tier, [])
+    order = np.argsort(ids, kind="stable")
+    ids, vectors = ids[order], unit_rows(vectors[order])
     position = {int(item_id): i for i, item_id in enumerate(ids.tolist())}
-    links = _UnionFind(ids.shape[0])
-    for same in exact_groups:
-        for row in same[1:]:
-            links.union(position[same[0].id], position[row.id])
-    if collection.metric == "cosine":
-        k = min(neighbors + 1, ids.shape[0])
-        for start in range(0, ids.shape[0], _QUERY_BATCH):
-            result = ctx.indexes.search(collection, vectors[start : start + _QUERY_BATCH], k)
-            qs, cols = np.nonzero((result.scores >= threshold) & (result.ids >= 0))
-            for r, c in zip(qs.tolist(), cols.tolist(), strict=True):
-                other = position.get(int(result.ids[r, c]))
-                if other is not None and other != start + r:
-                    links.union(start + r, other)
-    roots = np.array([links.find(i) for i in range(ids.shape[0])])
-    members: dict[int, list[int]] = {}
-    for i, root in enumerate(roots.tolist()):
-        members.setdefault(root, []).append(i)
-    groups = sorted((m for m in members.values() if len(m) > 1), key=lambda m: (-len(m), m[0]))
-    groups = groups[:limit]
-    with ctx.sessions() as session:
-        rows = repo.items_by_ids(session=session, item_ids=[int(ids[i]) for m in groups for i in m])
-    clusters = []
+    near: list[set[int]] = [set() for _ in range(ids.size)]
     for group in groups:
-        seed = vectors[group[0]]
-        scores = vectors[group] @ seed
-        first = rows.get(int(ids[group[0]]))
-        items = [
+        members = [position[r.id] for r in group if r.id in position]
+        for p in members:
+            near[p].update(members)
+    phash = dict(zip(hashed_ids.tolist(), hashes.tolist(), strict=True))
+    if rank(tier) >= rank("same_image") and hashed_ids.size:
+        found = ctx.phashes.search(collection, hashes.tolist(), cuts.hamming)
+        for item_id, hits in zip(hashed_ids.tolist(), found, strict=True):
+            if item_id in position:
+                near[position[item_id]].update(position[o] for o, _ in hits if o in position)
+    if tier == "similar" and collection.metric == "cosine":
+        k = min(neighbors + 1, ids.size)
+        for start in range(0, ids.size, _QUERY_BATCH):
+            result = ctx.indexes.search(collection, vectors[start : start + _QUERY_BATCH], k)
+            for r in range(result.ids.shape[0]):
+                near[start + r].update(
+                    position[o] for o, s in result.hits(r) if s >= cuts.cosine and o in position
+                )
+    shas = {r.id: r.sha256 for g in groups for r in g}
+    groups_found = _leaders(ids, vectors, near, shas, phash, cuts, tier)
+    groups_found.sort(key=lambda g: (-len(g), g[0][0]))
+    groups_found = groups_found[:limit]
+    with ctx.sessions() as session:
+        rows = repo.items_by_ids(
+            session=session, item_ids=[item_id for g in groups_found for item_id, *_ in g]
+        )
+    return Clusters(cuts, tier, [c for g in groups_found if (c := _cluster(g, rows)) is not None])
+
+
+# (item id, tier or None for the representative, cosine, bits)
+_Entry = tuple[int, DuplicateTier | None, float, int | None]
+
+
+def _leaders(
+    ids: np.ndarray,
+    vectors: np.ndarray,
+    near: list[set[int]],
+    shas: dict[int, str],
+    phash: dict[int, int],
+    cuts: Cuts,
+    weakest: DuplicateTier,
+) -> list[list[_Entry]]:
+    # Oldest first: an unclustered item with unclustered duplicates leads a cluster of them.
+    # Copies first: a pass of the identical and same-image tiers, then (when asked) one of
+    # similar shots, in which the clusters found so far take more members and unclustered
+    # items lead new ones; so a weak encoder's loose cosines never pull an image away
+    # from its own copies.
+    taken = np.zeros(ids.size, bool)
+    clusters: dict[int, list[_Entry]] = {}
+    passes = [min(weakest, "same_image", key=rank)]
+    if weakest == "similar":
+        passes.append("similar")
+    for upto in passes:
+        for p in range(ids.size):
+            if taken[p] and p not in clusters:
+                continue  # a member of an older item's cluster
+            entries = []
+            for q in sorted(near[p] - {p}):
+                entry = None if taken[q] else _entry(p, q, ids, vectors, shas, phash, cuts, upto)
+                if entry is not None:
+                    entries.append(entry)
+            if entries:
+                taken[p] = True
+                for other, *_ in entries:
+                    taken[np.searchsorted(ids, other)] = True
+                rep = int(ids[p])
+                clusters.setdefault(p, [(rep, None, 1.0, 0 if rep in phash else None)])
+                clusters[p].extend(entries)
+    return [clusters[p] for p in sorted(clusters)]
+
+
+def _entry(
+    p: int,
+    q: int,
+    ids: np.ndarray,
+    vectors: np.ndarray,
+    shas: dict[int, str],
+    phash: dict[int, int],
+    cuts: Cuts,
+    upto: DuplicateTier,
+) -> _Entry | None:
+    # Item q as a member of item p's cluster, if it duplicates p in a tier up to ``upto``.
+    rep, other = int(ids[p]), int(ids[q])
+    same = rep in shas and shas.get(other) == shas[rep]
+    bits = bit_distance(phash[rep], phash[other]) if rep in phash and other in phash else None
+    cosine = float(vectors[p] @ vectors[q])
+    tier = tier_of(same, bits, cosine, cuts)
+    if tier is None or rank(tier) > rank(upto):
+        return None
+    return other, tier, round(cosine, 6), bits
+
+
+def _cluster(entries: list[_Entry], rows: dict[int, ItemRow]) -> Cluster | None:
+    members = [(e, rows[e[0]]) for e in entries if e[0] in rows]
+    if len(members) < 2 or entries[0][0] not in rows:
+        return None  # deleted meanwhile
+    keep = min((row for _, row in members), key=keep_order)
+    weakest = max((e[1] for e, _ in members if e[1] is not None), key=rank)
+    return Cluster(
+        representative=members[0][1].external_id,
+        keep=keep.external_id,
+        tier=weakest,
+        members=[
             ClusterMember(
-                member.external_id,
-                float(score),
-                member.uri,
-                member.sha256,
-                "exact" if first is not None and member.sha256 == first.sha256 else "near",
+                row.external_id,
+                tier,
+                cosine,
+                bits,
+                row.uri,
+                row.pixels,
+                row.size_bytes,
+                len(row.metadata_),
             )
-            for i, score in zip(group, scores.tolist(), strict=True)
-            if (member := rows.get(int(ids[i]))) is not None
-        ]
-        kind: DuplicateKind = "exact" if len({m.sha256 for m in items}) == 1 else "near"
-        clusters.append(DuplicateCluster(kind, items))
-    return Clusters(threshold, clusters)
-
-
-def threshold_or_default(ctx: Context, threshold: float | None) -> float:
-    """``threshold``, or the configured ``duplicate_threshold`` when None."""
-    return ctx.settings.search.duplicate_threshold if threshold is None else threshold
+            for (_, tier, cosine, bits), row in members
+        ],
+    )
 
 
 def check(
@@ -179,66 +264,27 @@ def check(
     term: QueryTerm,
     *,
     threshold: float | None = None,
+    hamming: int | None = None,
     k: int = 10,
 ) -> DuplicateCheck:
-    """Which stored items the candidate ``term`` (not stored) would duplicate.
+    """Which stored items the candidate ``term`` (not stored) would duplicate, in which
+    tier and on what evidence, strongest first (at most ``k``).
 
-    ``exact`` lists items with the same bytes (an image) or the same text; ``near`` the
-    others at cosine ≥ ``threshold`` (default: the configured duplicate threshold).
+    Raises:
+        InvalidInput: an unreadable image, a bad text or vector, or cuts out of range.
     """
-    cut = threshold_or_default(ctx, threshold)
-    _check_threshold(cut)
+    cuts = cuts_of(ctx, threshold, hamming)
     collection = collections.get(ctx, name)
-    content = term.image if term.image is not None else term.text
-    if term.text is not None:
-        limits.check_text(ctx.settings.limits, term.text)
-    exact: list[str] = []
-    if content is not None:
-        digest = content_sha256(content)
-        with ctx.sessions() as session:
-            same = lookups.ids_by_sha256(session=session, collection=collection, digests=[digest])
-        exact = [external for _, external in same.get(digest, [])]
+    # the term first: it checks and embeds the content, and words its errors
     (query,), _ = resolve_terms(ctx, collection, [term])
-    hits = search.search_vector(ctx, name, query.vector, k, min_score=cut)
-    near = [(h.id, h.score) for h in hits if h.id not in exact]
-    return DuplicateCheck(exact, near, cut)
-
-
-def of_written(
-    ctx: Context,
-    collection: CollectionRow,
-    written: list[tuple[int, str, np.ndarray]],
-) -> dict[int, Duplicate]:
-    """What each newly written ``(item id, sha256, vector)`` duplicates, for a whole batch.
-
-    One SQL lookup of the content hashes, one index search of the rest, one SQL read of the
-    candidates.
-    """
-    if not written:
-        return {}
-    with ctx.sessions() as session:
-        same_bytes = lookups.ids_by_sha256(
-            session=session, collection=collection, digests=[sha for _, sha, _ in written]
-        )
-    found: dict[int, Duplicate] = {}
-    for item_id, sha, _ in written:
-        exact = [external for other, external in same_bytes.get(sha, []) if other != item_id]
-        if exact:
-            found[item_id] = Duplicate(exact[0], "exact", 1.0)
-    rest = [(item_id, v) for item_id, _, v in written if item_id not in found]
-    if not rest or collection.metric != "cosine":  # "near" is a cosine threshold
-        return found
-    threshold = ctx.settings.search.duplicate_threshold
-    result = ctx.indexes.search(collection, np.stack([v for _, v in rest]), 2)
-    near: dict[int, tuple[int, float]] = {}
-    for row, (item_id, _) in enumerate(rest):
-        for other, score in result.hits(row):
-            if other != item_id:
-                if score >= threshold:
-                    near[item_id] = (other, score)
-                break
-    rows = ctx.hits.rows(collection, [o for o, _ in near.values()])
-    for item_id, (other, score) in near.items():
-        if other in rows:
-            found[item_id] = Duplicate(rows[other].external_id, "near", score)
-    return found
+    phash = None
+    if term.image is not None:
+        digest = content_sha256(term.image)
+        phash = perceptual_hash(decode_checked(term.image, ctx.settings.limits))
+    elif term.text is not None:
+        digest = content_sha256(term.text)
+    else:
+        digest = content_sha256(as_vector(term.vector, name="vector").tobytes())
+    candidate = Candidate("", digest, phash, query.vector)
+    (findings,) = stored_findings(ctx, collection, [candidate], cuts, k=k)
+    return DuplicateCheck(findings, cuts)

@@ -22,7 +22,7 @@ from PIL.Image import Image
 from latentspace import limits
 from latentspace.atomic import atomic_write
 from latentspace.embedder import Encoder
-from latentspace.embedder.images import image_pixels
+from latentspace.embedder.images import image_pixels, perceptual_hash
 from latentspace.errors import EncoderError, InvalidInput, LatentspaceError
 from latentspace.service import collections
 from latentspace.service.context import Context
@@ -31,7 +31,7 @@ from latentspace.settings import LimitSettings
 from latentspace.store import lookups
 from latentspace.store import repository as repo
 from latentspace.store.tables import CollectionRow
-from latentspace.types import DuplicateKind, ItemKind, ItemStatus
+from latentspace.types import DuplicateTier, ItemKind, ItemStatus
 from latentspace.vectors import as_vector, require_direction
 
 __all__ = [
@@ -78,16 +78,19 @@ class NewItem:
 
 @dataclass(frozen=True)
 class Duplicate:
-    """The stored item an item duplicates: ``exact`` (same bytes) or ``near`` (cosine)."""
+    """The item another duplicates, the tier it falls in and the evidence: the cosine of
+    their vectors and, for two images, the bits between their perceptual hashes."""
 
     id: str
-    kind: DuplicateKind
-    score: float
+    tier: DuplicateTier
+    cosine: float | None
+    hamming: int | None
 
 
 @dataclass(frozen=True)
 class ItemResult:
-    """What happened to one item: created, updated, unchanged or error."""
+    """What happened to one item: created, updated, unchanged, skipped (a duplicate left
+    out, see ``on_duplicate``) or error."""
 
     index: int
     id: str | None
@@ -157,6 +160,11 @@ class Prepared:
     item: NewItem
     vector: np.ndarray | None = None
     image: Image | None = None
+    # an image's perceptual hash and pixel count, once decoded
+    phash: int | None = None
+    pixels: int | None = None
+    # whether the vector was freshly embedded (not the stored one of an unchanged item)
+    fresh: bool = True
 
 
 def reuse_stored(ctx: Context, collection: CollectionRow, prepared: list[Prepared]) -> None:
@@ -181,6 +189,7 @@ def reuse_stored(ctx: Context, collection: CollectionRow, prepared: list[Prepare
     for p in prepared:
         if p.index in same:
             p.vector = stored.get(same[p.index])
+            p.fresh = p.vector is None
 
 
 def embed(
@@ -294,6 +303,7 @@ def _decode_all(
         assert p.item.image is not None
         try:
             p.image = decode_checked(p.item.image, limit, name=_name(p))
+            p.phash, p.pixels = perceptual_hash(p.image), p.image.width * p.image.height
         except LatentspaceError as e:
             return e
         return None

@@ -18,7 +18,7 @@ from PIL import Image
 
 from latentspace import limits
 from latentspace.errors import InvalidInput, NotFound
-from latentspace.service import collections, duplicates
+from latentspace.service import collections, tiers
 from latentspace.service.context import Context
 from latentspace.service.hits import HitRow
 from latentspace.service.indexes import CommittedWrite
@@ -33,10 +33,11 @@ from latentspace.service.intake import (
     reuse_stored,
     write_blob,
 )
+from latentspace.service.tiers import Candidate, DuplicatePolicy, Verdict
 from latentspace.store import lookups, oplog
 from latentspace.store import repository as repo
 from latentspace.store.repository import ItemInput, UpsertOutcome
-from latentspace.store.tables import ItemRow
+from latentspace.store.tables import CollectionRow, ItemRow
 from latentspace.vectors import as_vector, require_direction
 
 __all__ = [
@@ -74,14 +75,26 @@ class StoredImage:
 
 
 def ingest(
-    ctx: Context, name: str, items: Sequence[NewItem], *, report_duplicates: bool = True
+    ctx: Context,
+    name: str,
+    items: Sequence[NewItem],
+    *,
+    report_duplicates: bool = True,
+    on_duplicate: DuplicatePolicy | None = None,
 ) -> list[ItemResult]:
     """Store ``items`` in collection ``name``; one result per item, in order.
+
+    Each item with new content is checked against the stored items and the earlier items
+    of the batch before anything is written (see ``service.tiers``); ``on_duplicate``
+    says what to do with a duplicate per tier (default: store it and say what it
+    duplicates). ``report_duplicates=False`` without a policy skips the check.
 
     Raises:
         NotFound: no such collection.
         LimitExceeded: more items than ``max_batch``.
         InvalidInput: an id appears twice in the batch.
+        DuplicateRejected: an item duplicates another in a tier the policy rejects
+            (nothing is written).
     """
     limit = ctx.settings.limits
     limits.check_batch(limit, items, "items")
@@ -99,9 +112,21 @@ def ingest(
         raise InvalidInput(f"item id {dupe!r} appears twice in one batch")
     reuse_stored(ctx, collection, prepared)
     embed(ctx, collection, prepared, results)
-    ready = [(p, p.vector) for p in prepared if p.index not in results and p.vector is not None]
+    ready = [p for p in prepared if p.index not in results and p.vector is not None]
+    verdicts = (
+        _judge(ctx, collection, ready, on_duplicate or DuplicatePolicy())
+        if report_duplicates or on_duplicate is not None
+        else {}
+    )
+    for p in ready:
+        verdict = verdicts.get(p.index)
+        if verdict is not None and verdict.action == "skip":
+            results[p.index] = ItemResult(
+                p.index, p.external_id, "skipped", None, verdict.duplicate
+            )
+    ready = [p for p in ready if p.index not in results]
     if ctx.settings.store_images:
-        for p, _ in ready:
+        for p in ready:
             if p.item.image is not None:
                 write_blob(ctx.settings.data_dir, p.sha256, p.item.image)
     inputs = [
@@ -109,27 +134,45 @@ def ingest(
             external_id=p.external_id,
             kind=p.kind,
             sha256=p.sha256,
-            vector=vector,
+            vector=p.vector,
             text=p.item.text,
             uri=p.item.uri,
             metadata=p.item.metadata,
             document_id=p.item.document_id,
+            phash=p.phash,
+            pixels=p.pixels,
+            size_bytes=len(p.item.image) if p.item.image is not None else None,
         )
-        for p, vector in ready
+        for p in ready
+        if p.vector is not None
     ]
     outcomes = write(ctx, name, inputs) if inputs else []
-    found: dict[int, Duplicate] = {}
-    if report_duplicates:
-        written = [
-            (o.item_id, p.sha256, vector)
-            for (p, vector), o in zip(ready, outcomes, strict=True)
-            if o.vector_changed
-        ]
-        found = duplicates.of_written(ctx, collection, written)
-    for (p, _), outcome in zip(ready, outcomes, strict=True):
-        duplicate = found.get(outcome.item_id)
+    for p, outcome in zip(ready, outcomes, strict=True):
+        verdict = verdicts.get(p.index) if outcome.vector_changed else None
+        duplicate = verdict.duplicate if verdict is not None else None
         results[p.index] = ItemResult(p.index, p.external_id, outcome.status, None, duplicate)
     return [results[i] for i in range(len(items))]
+
+
+def _judge(
+    ctx: Context, collection: CollectionRow, ready: list[Prepared], policy: DuplicatePolicy
+) -> dict[int, Verdict]:
+    # Verdicts on the items with new content (the others are stored as they are); the
+    # stored versions of the ids they rewrite do not count as originals.
+    fresh = [p for p in ready if p.fresh and p.vector is not None]
+    candidates = [
+        Candidate(p.external_id, p.sha256, p.phash, p.vector) for p in fresh if p.vector is not None
+    ]
+    verdicts = tiers.judge_batch(
+        ctx,
+        collection,
+        candidates,
+        policy,
+        tiers.cuts_of(ctx),
+        exclude={p.external_id for p in fresh},
+        names=[f"item {p.index} ({p.item.uri or repr(p.external_id)})" for p in fresh],
+    )
+    return {p.index: v for p, v in zip(fresh, verdicts, strict=True)}
 
 
 def ingest_vectors(
@@ -190,6 +233,11 @@ def write(ctx: Context, name: str, items: Sequence[ItemInput]) -> list[UpsertOut
         upserts = {o.item_id: vectors[o.external_id] for o in outcomes if o.vector_changed}
         ctx.indexes.apply(collection, CommittedWrite(seq, upserts=upserts))
         ctx.hits.written(collection, _hit_rows(items, outcomes))
+        by_id = {item.external_id: item for item in items}
+        ctx.phashes.written(
+            collection,
+            [(o.item_id, by_id[o.external_id].phash) for o in outcomes if o.vector_changed],
+        )
     return outcomes
 
 
@@ -221,6 +269,7 @@ def delete(ctx: Context, name: str, external_ids: Sequence[str]) -> int:
             seq = oplog.last_seq(session=session, collection=collection)
         ctx.indexes.apply(collection, CommittedWrite(seq, deletes=item_ids))
         ctx.hits.forget(collection, item_ids)
+        ctx.phashes.forget(collection, item_ids)
     return len(item_ids)
 
 

@@ -43,6 +43,10 @@ class ItemInput:
     uri: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     document_id: str | None = None
+    # an image's perceptual hash (signed 64-bit), decoded pixels and file bytes
+    phash: int | None = None
+    pixels: int | None = None
+    size_bytes: int | None = None
 
 
 def vector_bytes(vector: np.ndarray, dim: int, external_id: str) -> bytes:
@@ -76,6 +80,9 @@ def insert_items(
             "text": item.text,
             "metadata": item.metadata,
             "document_id": item.document_id,
+            "phash": item.phash,
+            "pixels": item.pixels,
+            "size_bytes": item.size_bytes,
         }
         for item in items
     ]

@@ -199,8 +199,9 @@ def upsert_items(
             continue
         row.kind, row.sha256, row.uri, row.text = item.kind, item.sha256, item.uri, item.text
         row.metadata_, row.document_id = item.metadata, item.document_id
-        row.deleted, row.updated_at = False, now
+        row.deleted, row.trashed_at, row.updated_at = False, None, now
         if content_changed:
+            row.phash, row.pixels, row.size_bytes = item.phash, item.pixels, item.size_bytes
             vectors.append((row.id, blob))
             logged.append(("upsert", row.id))
         elif text_changed:

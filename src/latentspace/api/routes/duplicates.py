@@ -1,4 +1,4 @@
-"""Duplicates: clusters over a collection, and a check before inserting."""
+"""Duplicates: clusters, a check before inserting, resolution, and the trash."""
 
 from __future__ import annotations
 
@@ -7,18 +7,26 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from latentspace.api.convert import decode_base64
-from latentspace.api.deps import AuthorizedRoute, ReadDep, ServiceDep
+from latentspace.api.deps import AdminDep, AuthorizedRoute, ReadDep, ServiceDep
 from latentspace.api.errors import NOT_FOUND
 from latentspace.api.schemas import (
+    ClusterMemberPublic,
     ClusterPublic,
     DuplicateCheckRequest,
     DuplicateCheckResult,
     DuplicateOf,
     DuplicatesResult,
+    ResolveRequest,
+    ResolveResult,
+    RestoreRequest,
+    RestoreResult,
+    TierName,
+    TrashedPublic,
+    TrashList,
 )
-from latentspace.service import QueryTerm, duplicates
+from latentspace.service import QueryTerm, duplicates, resolve
 
-__all__ = ["router"]
+__all__ = ["router", "trash_router"]
 
 router = APIRouter(
     prefix="/v1/collections/{name}/duplicates",
@@ -26,27 +34,57 @@ router = APIRouter(
     route_class=AuthorizedRoute,
     responses=NOT_FOUND,
 )
+trash_router = APIRouter(
+    prefix="/v1/collections/{name}/trash",
+    tags=["duplicates"],
+    route_class=AuthorizedRoute,
+    responses=NOT_FOUND,
+)
 
 
-@router.get("", dependencies=[ReadDep], summary="Clusters of exact and near duplicates")
+@router.get("", dependencies=[ReadDep], summary="Clusters of duplicates, by tier")
 def find_duplicates(
     name: str,
     ctx: ServiceDep,
-    threshold: Annotated[float | None, Query(gt=0.0, le=1.0)] = None,
+    threshold: Annotated[
+        float | None, Query(gt=0.0, le=1.0, description="Cosine of the `similar` tier.")
+    ] = None,
+    hamming: Annotated[
+        int | None, Query(ge=0, le=20, description="Bits of the `same_image` tier.")
+    ] = None,
+    tier: Annotated[
+        TierName, Query(description="The weakest tier that makes a duplicate.")
+    ] = "similar",
     neighbors: Annotated[int, Query(ge=1, le=100)] = 10,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> DuplicatesResult:
-    """Items with the same sha256 (``exact``) or cosine ≥ ``threshold`` (``near``), grouped
-    transitively, largest cluster first. Uses a k-NN search of every item on the index."""
+    """Clusters that do not chain: the oldest unclustered item is a representative and its
+    cluster the items that duplicate it, each with its tier and evidence against it."""
     found = duplicates.find_clusters(
-        ctx, name, threshold=threshold, neighbors=neighbors, limit=limit
+        ctx, name, threshold=threshold, hamming=hamming, tier=tier, neighbors=neighbors, limit=limit
     )
     return DuplicatesResult(
-        threshold=found.threshold,
+        threshold=found.cuts.cosine,
+        hamming=found.cuts.hamming,
+        tier=found.tier,
         clusters=[
             ClusterPublic(
-                kind=c.kind,
-                items=[DuplicateOf(id=m.id, kind=m.kind, score=m.score) for m in c.items],
+                representative=c.representative,
+                keep=c.keep,
+                tier=c.tier,
+                members=[
+                    ClusterMemberPublic(
+                        id=m.id,
+                        tier=m.tier,
+                        cosine=m.cosine,
+                        hamming=m.hamming,
+                        uri=m.uri,
+                        pixels=m.pixels,
+                        size_bytes=m.size_bytes,
+                        metadata_keys=m.metadata_keys,
+                    )
+                    for m in c.members
+                ],
             )
             for c in found.clusters
         ],
@@ -55,17 +93,60 @@ def find_duplicates(
 
 @router.post("/check", dependencies=[ReadDep], summary="Is this content already stored?")
 def check(name: str, body: DuplicateCheckRequest, ctx: ServiceDep) -> DuplicateCheckResult:
-    """Compare a candidate (not stored) with the collection: ``exact`` lists items with
-    the same bytes (image) or text; ``near`` items with cosine ≥ ``threshold``."""
+    """Compare a candidate (not stored) with the collection: the stored items it would
+    duplicate, strongest tier first, each with its evidence."""
     term = QueryTerm(
         image=decode_base64(body.image) if body.image is not None else None,
         text=body.text,
         vector=body.vector,
     )
-    found = duplicates.check(ctx, name, term, threshold=body.threshold, k=body.k)
-    return DuplicateCheckResult(
-        duplicate=bool(found.exact or found.near),
-        exact=found.exact,
-        near=[DuplicateOf(id=i, kind="near", score=s) for i, s in found.near],
-        threshold=found.threshold,
+    found = duplicates.check(
+        ctx, name, term, threshold=body.threshold, hamming=body.hamming, k=body.k
     )
+    return DuplicateCheckResult(
+        duplicate=bool(found.findings),
+        findings=[
+            DuplicateOf(id=d.id, tier=d.tier, cosine=d.cosine, hamming=d.hamming)
+            for d in found.findings
+        ],
+        threshold=found.cuts.cosine,
+        hamming=found.cuts.hamming,
+    )
+
+
+@router.post("/resolve", dependencies=[AdminDep], summary="Keep some, trash the others")
+def resolve_duplicates(name: str, body: ResolveRequest, ctx: ServiceDep) -> ResolveResult:
+    """Move `trash` to the trash (restorable for `LATENTSPACE_SEARCH__TRASH_DAYS`), after
+    merging their metadata into `keep` when asked."""
+    done = resolve.resolve(
+        ctx, name, keep=body.keep, trash=body.trash, merge_metadata=body.merge_metadata
+    )
+    return ResolveResult(
+        kept=done.kept, trashed=done.trashed, restorable_until=done.restorable_until
+    )
+
+
+@trash_router.get("", dependencies=[ReadDep], summary="Items in the trash")
+def list_trash(
+    name: str,
+    ctx: ServiceDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: Annotated[int, Query(ge=0, le=2**62, description="`next` of the previous page.")] = 0,
+) -> TrashList:
+    """The items a resolution trashed that can still be restored."""
+    page = resolve.trash_page(ctx, name, limit=limit, after=after)
+    return TrashList(
+        items=[
+            TrashedPublic(
+                id=t.id, uri=t.uri, trashed_at=t.trashed_at, restorable_until=t.restorable_until
+            )
+            for t in page.items
+        ],
+        next=page.next,
+    )
+
+
+@trash_router.post("/restore", dependencies=[AdminDep], summary="Restore items from the trash")
+def restore_trash(name: str, body: RestoreRequest, ctx: ServiceDep) -> RestoreResult:
+    """Bring trashed items back, with their stored vectors (nothing is re-encoded)."""
+    return RestoreResult(restored=resolve.restore(ctx, name, body.ids))

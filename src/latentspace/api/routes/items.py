@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from latentspace.api.convert import (
+    duplicate_policy,
     form_ids,
     form_metadata,
     item_image_bytes,
@@ -60,13 +61,14 @@ def _answer(request: Request, results: list[ItemResult]) -> JSONResponse:
     statuses = [item_status(r) for r in results]
     count = {
         s: sum(1 for r in results if r.status == s)
-        for s in ("created", "updated", "unchanged", "error")
+        for s in ("created", "updated", "unchanged", "skipped", "error")
     }
     body = ItemsUpsertResult(
         items=statuses,
         created=count["created"],
         updated=count["updated"],
         unchanged=count["unchanged"],
+        skipped=count["skipped"],
         errors=count["error"],
     )
     errors = [r.error for r in results if r.error is not None]
@@ -87,8 +89,10 @@ def _answer(request: Request, results: list[ItemResult]) -> JSONResponse:
     response_model=ItemsUpsertResult,
     responses=_BATCH_RESPONSES,
     summary="Upsert items (text, base64 image or vector)",
-    description="Upsert by id; each item reports created / updated / unchanged / error and, "
-    "when its content duplicates a stored item, `duplicate_of`. " + _BATCH_DOC,
+    description="Upsert by id; each item reports created / updated / unchanged / skipped / "
+    "error and, when its content duplicates a stored item or an earlier item of the batch, "
+    "`duplicate_of` (tier and evidence). `on_duplicate` stores, skips or rejects (409, "
+    "nothing written) duplicates per tier. " + _BATCH_DOC,
 )
 def upsert_items(request: Request, name: str, body: ItemsUpsert, ctx: ServiceDep) -> JSONResponse:
     new = []
@@ -105,7 +109,8 @@ def upsert_items(request: Request, name: str, body: ItemsUpsert, ctx: ServiceDep
                 unreadable=unreadable,
             )
         )
-    return _answer(request, items.ingest(ctx, name, new))
+    policy = duplicate_policy(body.on_duplicate)
+    return _answer(request, items.ingest(ctx, name, new, on_duplicate=policy))
 
 
 @router.post(
@@ -118,7 +123,8 @@ def upsert_items(request: Request, name: str, body: ItemsUpsert, ctx: ServiceDep
     "file or a JSON list with one object per file; `ids` a JSON list of ids (default: each "
     "file's name, folders written `:` as in `photos:2024:beach.jpg`, or its sha256 when the "
     "name is no usable id). The file name is kept as the item's `uri` and metadata "
-    "`filename`; the sha256 of its bytes is the item's `sha256` either way. " + _BATCH_DOC,
+    "`filename`; the sha256 of its bytes is the item's `sha256` either way. `on_duplicate` "
+    "as in `POST …/items`. " + _BATCH_DOC,
 )
 def upload_images(
     request: Request,
@@ -127,8 +133,13 @@ def upload_images(
     files: Annotated[list[UploadFile], File(description="Image files.", min_length=1)],
     metadata: Annotated[str | None, Form(description="JSON object or list.")] = None,
     ids: Annotated[str | None, Form(description="JSON list of ids.")] = None,
+    on_duplicate: Annotated[
+        str | None,
+        Form(description="`store`, `skip` or `reject`, or a JSON object of them per tier."),
+    ] = None,
 ) -> JSONResponse:
     metas, given_ids = form_metadata(metadata, len(files)), form_ids(ids, len(files))
+    policy = duplicate_policy(on_duplicate)
     new = []
     for i, (upload, meta, item_id) in enumerate(zip(files, metas, given_ids, strict=True)):
         filename = upload.filename or None
@@ -142,7 +153,7 @@ def upload_images(
                 unreadable=too_large,
             )
         )
-    return _answer(request, items.ingest(ctx, name, new))
+    return _answer(request, items.ingest(ctx, name, new, on_duplicate=policy))
 
 
 _VECTORS_BODY = {

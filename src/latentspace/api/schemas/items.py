@@ -7,11 +7,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from latentspace.api.schemas.common import Problem, StrictModel
-from latentspace.types import DuplicateKind
+from latentspace.types import DuplicateAction, DuplicateTier
 from latentspace.types import ItemStatus as ItemStatusName
 
 __all__ = [
     "DuplicateOf",
+    "DuplicatePolicyIn",
     "HashLookup",
     "HashLookupResult",
     "ItemCreate",
@@ -49,6 +50,24 @@ class ItemCreate(StrictModel):
         return self
 
 
+class DuplicatePolicyIn(StrictModel):
+    """What to do with a duplicate, per tier: `store` it (and say what it duplicates),
+    `skip` it (status `skipped`, nothing written for it) or `reject` the whole request
+    (409, nothing written)."""
+
+    identical: DuplicateAction = "store"
+    same_image: DuplicateAction = "store"
+    similar: DuplicateAction = "store"
+
+
+_ON_DUPLICATE = Field(
+    default=None,
+    description="`store` (default), `skip` or `reject` for every tier, or one per tier, e.g. "
+    '`{"identical": "skip", "same_image": "skip"}`. An item is compared with the stored items '
+    "and the earlier items of its batch: the first occurrence is the original.",
+)
+
+
 class ItemsUpsert(StrictModel):
     """A batch of items to upsert."""
 
@@ -67,6 +86,7 @@ class ItemsUpsert(StrictModel):
     )
 
     items: list[ItemCreate] = Field(min_length=1)
+    on_duplicate: DuplicateAction | DuplicatePolicyIn | None = _ON_DUPLICATE
 
 
 class VectorColumns(StrictModel):
@@ -98,11 +118,13 @@ class VectorsUpsert(VectorColumns):
 
 
 class DuplicateOf(BaseModel):
-    """The stored item this one duplicates."""
+    """An item this one duplicates: the tier and the evidence (cosine of the vectors; bits
+    between the perceptual hashes when both are images)."""
 
     id: str
-    kind: DuplicateKind
-    score: float
+    tier: DuplicateTier
+    cosine: float | None
+    hamming: int | None
 
 
 class ItemStatus(BaseModel):
@@ -122,6 +144,7 @@ class ItemsUpsertResult(BaseModel):
     created: int
     updated: int
     unchanged: int
+    skipped: int = 0
     errors: int
 
 
