@@ -169,7 +169,7 @@ def test_page(server: str, page: Page, shots: Path, tmp_path: Path) -> None:
     expect(card.get_by_role("img", name=f"item {ids[0]}")).to_be_visible()
     snap(page, shots / "1-search.png")
 
-    # 2. upload a stored image: the duplicates panel names it (and its copy) as exact copies,
+    # 2. upload a stored image: the duplicates panel names it (and its copy) as identical,
     #    and the results are that item and its look-alikes
     upload = tmp_path / "orange-square.png"
     upload.write_bytes(PNGS[ORIGINAL])
@@ -179,7 +179,7 @@ def test_page(server: str, page: Page, shots: Path, tmp_path: Path) -> None:
     panel = page.get_by_test_id("duplicates-panel")
     expect(panel).to_have_attribute("data-state", "ready")
     expect(panel).to_contain_text("Already here")
-    exact = panel.locator('[data-testid="duplicate"][data-kind="exact"]')
+    exact = panel.locator('[data-testid="duplicate"][data-kind="identical"]')
     assert sorted(d.get_attribute("data-id") or "" for d in exact.all()) == [ORIGINAL, COPY]
     ids = result_ids(page)
     assert set(ids[:2]) == {ORIGINAL, COPY}, ids
@@ -222,29 +222,45 @@ def test_page(server: str, page: Page, shots: Path, tmp_path: Path) -> None:
     assert red_circle not in ids
     snap(page, shots / "4-terms.png")
 
-    # 5. the duplicates view: clusters side by side, the stored copy among them
+    # 5. the duplicates view: clusters side by side, the stored copy among them, each
+    #    member's evidence against its cluster's representative, the keep suggestion marked
     clusters = page.get_by_test_id("clusters")
     page.get_by_test_id("threshold-input").fill("0.999")
+    page.get_by_test_id("hamming-input").fill("1")  # tiny flat shapes: pHash is coarse
     before = generation(clusters)
     page.get_by_test_id("find-duplicates").click()
     until_rendered(clusters, before)
     expect(clusters).to_be_visible()
     expect(results).to_be_hidden()
-    exact_cluster = clusters.locator('[data-testid="cluster"][data-kind="exact"]')
+    exact_cluster = clusters.locator('[data-testid="cluster"][data-kind="identical"]')
     expect(exact_cluster).to_have_count(1)
     members = exact_cluster.get_by_test_id("duplicate")
     assert sorted(m.get_attribute("data-id") or "" for m in members.all()) == [ORIGINAL, COPY]
-    near_cluster = clusters.locator('[data-testid="cluster"][data-kind="near"]')
+    expect(exact_cluster.locator('[data-keep="true"]')).to_have_attribute("data-id", ORIGINAL)
+    near_cluster = clusters.locator('[data-testid="cluster"][data-kind="same_image"]')
     expect(near_cluster).to_have_count(1)
     members = near_cluster.get_by_test_id("duplicate")
     assert sorted(m.get_attribute("data-id") or "" for m in members.all()) == [NEAR_ORIGINAL, NEAR]
+    brighter = near_cluster.locator(f'[data-testid="duplicate"][data-id="{NEAR}"]')
+    expect(brighter).to_contain_text(re.compile(r"same image · 0 bits · cos 0\.99"))
     exact_box, near_box = exact_cluster.bounding_box(), near_cluster.bounding_box()
     assert exact_box is not None
     assert near_box is not None
     assert exact_box["y"] == near_box["y"], "the clusters are side by side"
-    expect(page.get_by_test_id("clusters-status")).to_contain_text("0.999")
+    expect(page.get_by_test_id("clusters-status")).to_contain_text("cosine ≥ 0.999")
     expect(page.get_by_test_id("error")).to_be_hidden()
     snap(page, shots / "5-clusters.png")
+
+    # 6. resolve the identical cluster: the copy goes to the trash; undo brings it back
+    exact_cluster.get_by_test_id("resolve").click()
+    expect(exact_cluster.get_by_test_id("resolved")).to_contain_text(f"Kept {ORIGINAL}")
+    with httpx.Client(base_url=server) as http:
+        assert http.get(f"/v1/collections/shapes/items/{COPY}").status_code == 404
+        trash = http.get("/v1/collections/shapes/trash").json()["items"]
+        assert [t["id"] for t in trash] == [COPY]
+        exact_cluster.get_by_test_id("undo").click()
+        expect(exact_cluster.get_by_test_id("restored")).to_contain_text(COPY)
+        assert http.get(f"/v1/collections/shapes/items/{COPY}").status_code == 200
     assert not console_errors
 
 

@@ -247,10 +247,7 @@ async function checkDuplicates(file) {
     if (!body.duplicate) {
       panel.replaceChildren(el("p", { class: "ok" }, "No duplicates in this collection."));
     } else {
-      const found = [
-        ...body.exact.map((id) => ({ id, note: "exact copy", kind: "exact" })),
-        ...body.near.map((d) => ({ ...d, note: `near · ${formatScore(d.score)}` })),
-      ];
+      const found = body.findings.map((d) => ({ id: d.id, kind: d.tier, note: evidence(d) }));
       panel.replaceChildren(
         el("p", { class: "warn" }, "Already here:"),
         el("ul", { class: "strip" }, ...found.map(figure)),
@@ -265,9 +262,21 @@ async function checkDuplicates(file) {
   }
 }
 
-function figure({ id, note, kind }) {
-  return el("li", { class: "figure", "data-testid": "duplicate", "data-id": id, "data-kind": kind },
-    thumb(id), el("span", { class: "id", title: id }, id), el("span", { class: "muted" }, note));
+const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+const TIER_NAMES = { identical: "identical file", same_image: "same image", similar: "similar" };
+
+// A finding's tier and evidence against its original: "same image · 2 bits · cos 0.981".
+function evidence({ tier, cosine, hamming }) {
+  if (tier === "identical") return TIER_NAMES.identical;
+  const bits = hamming === null || hamming === undefined ? "" : ` · ${plural(hamming, "bit")}`;
+  return `${TIER_NAMES[tier]}${bits} · cos ${formatScore(cosine)}`;
+}
+
+function figure({ id, note, kind, keep = false }) {
+  return el("li", { class: `figure${keep ? " keep" : ""}`, "data-testid": "duplicate",
+    "data-id": id, "data-kind": kind, "data-keep": keep ? "true" : null },
+    thumb(id), el("span", { class: "id", title: id }, id),
+    el("span", { class: "muted" }, keep ? `${note} · keep` : note));
 }
 
 // -- the query builder: rows of [kind, value, weight] ----------------------------------------
@@ -328,12 +337,49 @@ function runTerms(event) {
 }
 
 // -- duplicate clusters ----------------------------------------------------------------------
-function cluster({ kind, items }, i) {
-  const title = `${i + 1}. ${kind === "exact" ? "Exact copies" : "Near duplicates"}`;
-  const note = (item, j) => (j ? `${item.kind} · ${formatScore(item.score)}` : "first");
-  return el("li", { class: `cluster ${kind}`, "data-testid": "cluster", "data-kind": kind },
-    el("h3", {}, title, el("span", { class: "muted" }, ` · ${items.length} items`)),
-    el("ul", { class: "strip" }, ...items.map((it, j) => figure({ ...it, note: note(it, j) }))));
+const CLUSTER_TITLES = { identical: "Identical files", same_image: "Same image",
+  similar: "Similar shots" };
+
+// Each member's evidence is against the representative (the oldest item), never a chain.
+function cluster({ representative, keep, tier, members }, i) {
+  const note = (m) => (m.tier === null ? "representative" : evidence(m));
+  const figures = members.map((m) =>
+    figure({ id: m.id, kind: m.tier || "representative", note: note(m), keep: m.id === keep }));
+  const resolve = el("button", { type: "button", class: "secondary", "data-testid": "resolve" },
+    "Keep the suggested, trash the others");
+  const node = el("li", { class: `cluster ${tier}`, "data-testid": "cluster", "data-kind": tier,
+    "data-representative": representative },
+    el("h3", {}, `${i + 1}. ${CLUSTER_TITLES[tier]}`,
+      el("span", { class: "muted" }, ` · ${members.length} items`)),
+    el("ul", { class: "strip" }, ...figures), resolve);
+  const trash = members.map((m) => m.id).filter((id) => id !== keep);
+  resolve.addEventListener("click", () => resolveCluster(node, keep, trash));
+  return node;
+}
+
+// Keep the suggested item, trash the others (metadata merged into the kept one); undo restores.
+async function resolveCluster(node, keep, trash) {
+  clearError();
+  try {
+    const json = { keep: [keep], trash, merge_metadata: true };
+    const done = await getJSON(inCollection("/duplicates/resolve"), { method: "POST", json });
+    const until = new Date(done.restorable_until).toLocaleDateString();
+    const undo = el("button", { type: "button", class: "secondary", "data-testid": "undo" },
+      "Undo");
+    node.replaceChildren(el("p", { class: "ok", "data-testid": "resolved" },
+      `Kept ${keep}; ${trash.length} moved to the trash (restorable until ${until}).`), undo);
+    node.dataset.state = "resolved";
+    undo.addEventListener("click", async () => {
+      try {
+        await getJSON(inCollection("/trash/restore"), { method: "POST", json: { ids: trash } });
+        node.replaceChildren(el("p", { class: "muted", "data-testid": "restored" },
+          `Restored ${trash.join(", ")}.`));
+        node.dataset.state = "restored";
+      } catch (err) { showError(err); }
+    });
+  } catch (err) {
+    showError(err);
+  }
 }
 
 async function findDuplicates(event) {
@@ -341,16 +387,19 @@ async function findDuplicates(event) {
   clearError();
   showView("clusters");
   if (!state.collection) return showError("Pick a collection first.");
-  const threshold = Number(els.threshold.value);
+  const query = new URLSearchParams({ threshold: els.threshold.value, tier: els.tier.value });
+  if (els.hamming.value.trim()) query.set("hamming", els.hamming.value.trim());
   els.clusters.setAttribute("aria-busy", "true");
   els.clustersStatus.textContent = "Looking for duplicates…";
   try {
-    const body = await getJSON(inCollection(`/duplicates?threshold=${threshold}`));
+    const body = await getJSON(inCollection(`/duplicates?${query}`));
     els.clusters.replaceChildren(...body.clusters.map(cluster));
     const n = body.clusters.length;
+    const cuts = body.tier === "identical" ? "identical files"
+      : `pHash ≤ ${plural(body.hamming, "bit")}${body.tier === "similar" ? `, cosine ≥ ${body.threshold}` : ""}`;
     els.clustersStatus.textContent = n
-      ? `${n} cluster${n === 1 ? "" : "s"} at cosine ≥ ${body.threshold}.`
-      : `No duplicates at cosine ≥ ${body.threshold}.`;
+      ? `${n} cluster${n === 1 ? "" : "s"} (${cuts}); scores are to each cluster's first item.`
+      : `No duplicates (${cuts}).`;
   } catch (err) {
     showError(err);
     els.clustersStatus.textContent = "The duplicate search failed.";
