@@ -46,20 +46,26 @@ def live_rows(
     Raises:
         NotFound: one of ``external_ids`` is not a live item (the first one named).
     """
-    rows = {
+    rows = _by_external_id(session, collection, external_ids, deleted=False)
+    for external_id in external_ids:
+        if external_id not in rows:
+            raise NotFound(f"item {external_id!r} not found in collection {collection.name!r}")
+    return rows
+
+
+def _by_external_id(
+    session: Session, collection: CollectionRow, external_ids: Sequence[str], *, deleted: bool
+) -> dict[str, ItemRow]:
+    return {
         row.external_id: row
         for row in session.scalars(
             select(ItemRow).where(
                 ItemRow.collection_id == collection.id,
                 ItemRow.external_id.in_(list(external_ids)),
-                ItemRow.deleted.is_(False),
+                ItemRow.deleted.is_(deleted),
             )
         )
     }
-    for external_id in external_ids:
-        if external_id not in rows:
-            raise NotFound(f"item {external_id!r} not found in collection {collection.name!r}")
-    return rows
 
 
 def trash(*, session: Session, collection: CollectionRow, rows: Sequence[ItemRow]) -> datetime:
@@ -101,17 +107,7 @@ def restore(
         NotFound: an id that is not in the trash, or was trashed before ``since`` (past
             the retention period).
     """
-    rows = {
-        row.external_id: row
-        for row in session.scalars(
-            select(ItemRow).where(
-                ItemRow.collection_id == collection.id,
-                ItemRow.external_id.in_(list(external_ids)),
-                ItemRow.deleted.is_(True),
-                ItemRow.trashed_at.is_not(None),
-            )
-        )
-    }
+    rows = _by_external_id(session, collection, external_ids, deleted=True)
     for external_id in external_ids:
         row = rows.get(external_id)
         if row is None or row.trashed_at is None or aware(row.trashed_at) < since:
