@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import faiss
 import numpy as np
 
-__all__ = ["MAX_RADIUS", "HammingIndex", "hamming", "to_code", "to_signed"]
+__all__ = ["MAX_RADIUS", "HammingIndex", "bit_distance", "hamming", "to_code", "to_signed"]
 
 _BITS = 64
 _TABLES = 4  # 4 tables × 16 bits: 65,536 buckets each
@@ -41,6 +41,11 @@ def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     )
     counts: np.ndarray = np.bitwise_count(x).astype(np.int64)
     return counts
+
+
+def bit_distance(a: int, b: int) -> int:
+    """Bits that differ between two signed 64-bit hashes (one pair, as Python ints)."""
+    return ((a ^ b) & 0xFFFF_FFFF_FFFF_FFFF).bit_count()
 
 
 class HammingIndex:

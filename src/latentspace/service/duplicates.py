@@ -20,6 +20,7 @@ import numpy as np
 
 from latentspace.embedder.images import perceptual_hash
 from latentspace.errors import LimitExceeded
+from latentspace.index.hamming import bit_distance
 from latentspace.service import collections
 from latentspace.service.context import Context
 from latentspace.service.encoders import decode_checked
@@ -28,7 +29,6 @@ from latentspace.service.terms import QueryTerm, resolve_terms
 from latentspace.service.tiers import (
     Candidate,
     Cuts,
-    bit_distance,
     cuts_of,
     rank,
     stored_findings,

@@ -7,14 +7,14 @@ each kind's handler lives in its use-case module (auto-tagging: ``service.autota
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from latentspace.errors import Conflict
 from latentspace.service import collections
 from latentspace.service.context import Context
 from latentspace.store import jobs as jobs_repo
-from latentspace.store.tables import CollectionRow, JobRow
+from latentspace.store.tables import CollectionRow, JobRow, as_utc
 from latentspace.types import JOB_STATES, JobState
 
 __all__ = ["JobInfo", "cancel", "get", "list_all", "submit"]
@@ -45,8 +45,7 @@ def _state(value: str) -> JobState:
 
 
 def _stamp(value: datetime) -> str:
-    # SQLite hands timestamps back without their zone; they were written in UTC.
-    return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).isoformat()
+    return as_utc(value).isoformat()
 
 
 def _info(row: JobRow, collection: str) -> JobInfo:

@@ -23,7 +23,7 @@ from latentspace.service.hits import HitRow
 from latentspace.service.indexes import CommittedWrite
 from latentspace.store import dedup, oplog
 from latentspace.store import repository as repo
-from latentspace.store.tables import ItemRow, utcnow
+from latentspace.store.tables import ItemRow, as_utc, utcnow
 
 __all__ = ["Resolution", "TrashPage", "TrashedItem", "resolve", "restore", "trash_page"]
 
@@ -60,7 +60,7 @@ def _retention(ctx: Context) -> timedelta:
 
 
 def _stamp(value: datetime) -> str:
-    return dedup.aware(value).isoformat()
+    return as_utc(value).isoformat()
 
 
 def _check_ids(ctx: Context, ids: Sequence[str], what: str) -> None:

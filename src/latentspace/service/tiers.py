@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from latentspace.errors import DuplicateRejected, InvalidInput
-from latentspace.index.hamming import MAX_RADIUS, hamming
+from latentspace.index.hamming import MAX_RADIUS, bit_distance, hamming
 from latentspace.service.context import Context
 from latentspace.service.intake import Duplicate
 from latentspace.store import lookups
@@ -36,7 +36,6 @@ __all__ = [
     "Cuts",
     "DuplicatePolicy",
     "Verdict",
-    "bit_distance",
     "cuts_of",
     "judge_batch",
     "rank",
@@ -114,11 +113,6 @@ class Verdict:
 
     duplicate: Duplicate | None
     action: DuplicateAction
-
-
-def bit_distance(a: int, b: int) -> int:
-    """Bits that differ between two signed 64-bit hashes."""
-    return ((a ^ b) & 0xFFFF_FFFF_FFFF_FFFF).bit_count()
 
 
 def unit_rows(vectors: np.ndarray) -> np.ndarray:

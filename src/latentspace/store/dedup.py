@@ -9,7 +9,7 @@ a restore within the retention period brings it back as it was.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 import numpy as np
 from sqlalchemy import select
@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 
 from latentspace.errors import NotFound
 from latentspace.store.bulk import insert_oplog
-from latentspace.store.tables import CollectionRow, ItemRow, utcnow
+from latentspace.store.tables import CollectionRow, ItemRow, as_utc, utcnow
 
-__all__ = ["aware", "live_phashes", "live_rows", "restore", "trash", "trashed"]
+__all__ = ["live_phashes", "live_rows", "restore", "trash", "trashed"]
 
 
 def live_phashes(*, session: Session, collection: CollectionRow) -> tuple[np.ndarray, np.ndarray]:
@@ -110,7 +110,7 @@ def restore(
     rows = _by_external_id(session, collection, external_ids, deleted=True)
     for external_id in external_ids:
         row = rows.get(external_id)
-        if row is None or row.trashed_at is None or aware(row.trashed_at) < since:
+        if row is None or row.trashed_at is None or as_utc(row.trashed_at) < since:
             raise NotFound(
                 f"item {external_id!r} is not in the trash of collection {collection.name!r} "
                 "(never trashed, restored already, or past the retention period)"
@@ -122,9 +122,3 @@ def restore(
     session.flush()
     insert_oplog(session, collection, [("upsert", row.id) for row in ordered], now)
     return ordered
-
-
-def aware(value: datetime) -> datetime:
-    """A timestamp read back from SQL, with its zone."""
-    # SQLite hands timestamps back without their zone; they were written in UTC.
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

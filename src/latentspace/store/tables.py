@@ -30,6 +30,7 @@ __all__ = [
     "ItemVectorRow",
     "JobRow",
     "OplogRow",
+    "as_utc",
     "utcnow",
 ]
 
@@ -41,6 +42,12 @@ JsonDoc = JSON().with_variant(JSONB(), "postgresql")
 def utcnow() -> datetime:
     """Timezone-aware now, for timestamps."""
     return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """A timestamp read back from SQL, with its zone (SQLite hands them back without one;
+    they were written in UTC)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 class Base(DeclarativeBase):
