@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from latentspace.errors import DuplicateRejected, InvalidInput
+from latentspace.index.base import SearchParams
 from latentspace.index.hamming import MAX_RADIUS, bit_distance, hamming
 from latentspace.service.context import Context
 from latentspace.service.intake import Duplicate
@@ -47,6 +48,10 @@ __all__ = [
 # stored neighbours fetched per candidate beyond those asked for, so that the stored
 # versions of items the batch rewrites (excluded) do not crowd out the others
 _SPARE = 4
+# HNSW's candidate list for the similar-tier probe: a neighbour at cosine >= 0.95 lies so
+# close that a short list finds it (tests/service/test_tiers.py checks it against exact
+# search), at a quarter of the default's cost per ingested item
+_PROBE_EF = 16
 
 
 def rank(tier: DuplicateTier) -> int:
@@ -170,7 +175,8 @@ def stored_findings(
             found[n].update(item_id for item_id, _ in hits)
     unit = unit_rows(np.stack([c.vector for c in candidates]))
     if collection.metric == "cosine":
-        result = ctx.indexes.search(collection, unit, k + _SPARE)
+        probe = SearchParams(ef_search=max(_PROBE_EF, k + _SPARE))
+        result = ctx.indexes.search(collection, unit, k + _SPARE, params=probe)
         for n in range(len(candidates)):
             found[n].update(item_id for item_id, score in result.hits(n) if score >= cuts.cosine)
     wanted = sorted(set().union(*found))
@@ -246,20 +252,40 @@ def judge_batch(
 
 class _Kept:
     """The kept items of a batch so far, and the earliest of them each candidate duplicates
-    in its strongest tier (a dict for content hashes, array operations for the rest)."""
+    in its strongest tier (a dict for content hashes, array operations for the rest).
+
+    Which candidates have any earlier candidate within a tier is worked out for the whole
+    batch at once; only those are looked at one by one, against the kept ones.
+    """
 
     def __init__(self, candidates: Sequence[Candidate], cuts: Cuts, *, similar: bool) -> None:
         self.candidates, self.cuts = candidates, cuts
+        count = len(candidates)
         self.unit = unit_rows(np.stack([c.vector for c in candidates]))
-        # one matrix product for the batch, rather than one per candidate
-        self.cosines = self.unit @ self.unit.T if similar and len(candidates) > 1 else None
         self.hashes = np.array([c.phash or 0 for c in candidates], dtype=np.int64)
         self.has_hash = np.array([c.phash is not None for c in candidates])
-        self.kept: list[int] = []
+        self.kept = np.zeros(count, dtype=bool)
         self.first: dict[str, int] = {}  # content hash → first kept position
+        earlier = np.tril(np.ones((count, count), dtype=bool), -1)  # [n, j]: j comes before n
+        # one matrix product for the batch, rather than one per candidate
+        self.cosines = self.unit @ self.unit.T if similar and count > 1 else None
+        self.close = earlier & (self.cosines >= cuts.cosine) if self.cosines is not None else None
+        self.near = None
+        hashed = np.flatnonzero(self.has_hash)
+        if hashed.size > 1:  # pairs of hashed candidates only (the bit counts are int64)
+            h = self.hashes[hashed]
+            self.near = np.zeros((count, count), dtype=bool)
+            self.near[np.ix_(hashed, hashed)] = hamming(h[:, None], h[None, :]) <= cuts.hamming
+            self.near &= earlier
+        seen: dict[str, int] = {}
+        repeats = np.array([seen.setdefault(c.sha256, n) < n for n, c in enumerate(candidates)])
+        self.maybe = repeats.copy()
+        for matrix in (self.close, self.near):
+            if matrix is not None:
+                self.maybe |= matrix.any(axis=1)
 
     def keep(self, n: int) -> None:
-        self.kept.append(n)
+        self.kept[n] = True
         self.first.setdefault(self.candidates[n].sha256, n)
 
     def _found(self, n: int, j: int, tier: DuplicateTier) -> Duplicate:
@@ -271,20 +297,18 @@ class _Kept:
         return Duplicate(other.external_id, tier, cosine, bits)
 
     def best(self, n: int) -> Duplicate | None:
-        if not self.kept:
+        if not self.maybe[n]:
             return None
         same = self.first.get(self.candidates[n].sha256)
-        if same is not None:
+        if same is not None and same < n:
             return self._found(n, same, "identical")
-        before = np.asarray(self.kept)
-        if self.candidates[n].phash is not None:
-            near = self.has_hash[before] & (
-                hamming(self.hashes[before], self.hashes[n]) <= self.cuts.hamming
-            )
-            if near.any():
-                return self._found(n, int(before[np.argmax(near)]), "same_image")
-        if self.cosines is not None:
-            close = self.cosines[n, before] >= self.cuts.cosine
-            if close.any():
-                return self._found(n, int(before[np.argmax(close)]), "similar")
+        tiers: tuple[tuple[np.ndarray | None, DuplicateTier], ...] = (
+            (self.near, "same_image"),
+            (self.close, "similar"),
+        )
+        for matrix, tier in tiers:
+            if matrix is not None:
+                hits = np.flatnonzero(matrix[n] & self.kept)
+                if hits.size:
+                    return self._found(n, int(hits[0]), tier)
         return None
