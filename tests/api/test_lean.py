@@ -3,6 +3,7 @@ every request it does not take gets FastAPI's own answer."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from latentspace.api.deps import get_service, require_admin, require_read
 from latentspace.api.lean import JsonRequest, lean_shape, parse_json
 from latentspace.api.routes import collections as collection_routes
 from latentspace.api.routes import items, search
+from latentspace.service import Context, collections
+from latentspace.service import search as search_service
 
 BASE = "/v1/collections/lean"
 DIM = 8
@@ -98,6 +101,42 @@ def test_a_lean_search_solves_no_dependencies(client: TestClient, solved: list[s
     assert solved == []
     client.get(f"{BASE}/items/e2")  # a route FastAPI handles
     assert solved == ["solve"]
+
+
+def test_a_lone_vector_runs_on_the_event_loop_and_anything_that_may_wait_on_the_pool(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    where: list[str] = []
+    contexts: list[Context] = []
+    real = search_service.search
+
+    def recorded(ctx: Context, name: str, query: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+            where.append("loop")
+        except RuntimeError:  # a pool thread has no running loop
+            where.append("pool")
+        contexts.append(ctx)
+        return real(ctx, name, query)
+
+    monkeypatch.setattr(search_service, "search", recorded)
+    vector = [0, 0, 1, 0, 0, 0, 0, 0]
+
+    def where_ran(body: dict[str, Any]) -> str:
+        r = client.post(f"{BASE}/search", json=body)
+        assert r.status_code == 200, r.text
+        return where[-1]
+
+    assert where_ran({"query": {"vector": vector}, "k": 2}) == "loop"
+    assert where_ran({"query": {"vector": vector}, "filter": {"i": 2}}) == "pool"
+    assert where_ran({"query": {"item": "e1"}}) == "pool"  # reads a stored vector
+    assert where_ran({"query": {"vector": vector}, "include": ["vector"]}) == "pool"
+    terms = {"terms": [{"vector": vector}, {"item": "e1"}]}
+    assert where_ran({"query": terms}) == "pool"
+    ctx = contexts[0]
+    with ctx.indexes.writing(collections.get(ctx, "lean")):  # a write under way
+        assert where_ran({"query": {"vector": vector}}) == "pool"
+    assert where_ran({"query": {"vector": vector}}) == "loop"
 
 
 @pytest.mark.parametrize(

@@ -29,9 +29,28 @@ from fastapi.dependencies.models import Dependant
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-__all__ = ["JsonRequest", "LeanShape", "lean_handler", "lean_shape", "parse_json"]
+__all__ = ["JsonRequest", "LeanShape", "inline_when", "lean_handler", "lean_shape", "parse_json"]
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+Endpoint = typing.TypeVar("Endpoint", bound=Callable[..., Any])
+_INLINE = "__lean_inline__"
+
+
+def inline_when(predicate: Callable[..., bool]) -> Callable[[Endpoint], Endpoint]:
+    """Mark a plain ``def`` endpoint to run on the event loop when ``predicate`` (called
+    with the endpoint's arguments) says it will finish at once.
+
+    A blocking endpoint normally runs on the thread pool; the hand-over and the wake-up
+    cost more than a search of a warm index (bench/RESULTS.md, "hot path"). The predicate
+    must be cheap and must answer False for anything that may wait: I/O beyond an indexed
+    read, an encoder, a lock another request may hold.
+    """
+
+    def mark(endpoint: Endpoint) -> Endpoint:
+        setattr(endpoint, _INLINE, predicate)
+        return endpoint
+
+    return mark
 
 
 def parse_json(body: bytes) -> Any:
@@ -125,6 +144,7 @@ def lean_handler(
     """A handler that calls ``endpoint`` directly, and ``fallback`` (FastAPI's) for any
     request it does not take."""
     blocking = not inspect.iscoroutinefunction(endpoint)
+    inline: Callable[..., bool] | None = getattr(endpoint, _INLINE, None)
 
     async def handle(request: Request) -> Response:
         body = await request.body()  # kept on the request: the fallback reads it again
@@ -138,8 +158,10 @@ def lean_handler(
         kwargs[shape.body_name] = value
         if shape.service_name is not None:
             kwargs[shape.service_name] = service(request)
-        if blocking:
-            response: Response = await run_in_threadpool(endpoint, **kwargs)
+        if blocking and inline is not None and inline(**kwargs):
+            response: Response = endpoint(**kwargs)
+        elif blocking:
+            response = await run_in_threadpool(endpoint, **kwargs)
         else:
             response = await endpoint(**kwargs)
         return response

@@ -63,6 +63,7 @@ __all__ = [
     "RerankStage",
     "SearchAnswer",
     "SearchParams",
+    "at_once",
     "fuse",
     "hydrate",
     "page",
@@ -316,6 +317,15 @@ def search(ctx: Context, name: str, query: Query) -> SearchAnswer:
         vector = planned.vector
         contributions = explain(list(planned.terms), vector) if vector is not None else []
     return SearchAnswer(hits, contributions)
+
+
+def at_once(ctx: Context, name: str) -> bool:
+    """Whether a search of ``name`` by a vector alone would run without waiting: the
+    collection is known and its index open in this process, and no write to it is under
+    way. A hint for callers that would rather block briefly than hand the search to a
+    thread; a write may still begin before the search does."""
+    row = ctx.collections.get(name)
+    return row is not None and ctx.indexes.ready(row)
 
 
 def search_vector(

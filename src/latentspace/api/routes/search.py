@@ -16,6 +16,7 @@ from latentspace.api.convert import (
 )
 from latentspace.api.deps import AdminDep, AuthorizedRoute, ReadDep, ServiceDep
 from latentspace.api.errors import NOT_FOUND
+from latentspace.api.lean import inline_when
 from latentspace.api.schemas import (
     CompositeQuery,
     DirectionCreate,
@@ -29,7 +30,7 @@ from latentspace.api.schemas import (
     SearchResult,
 )
 from latentspace.api.schemas.common import DEFAULT_INCLUDE
-from latentspace.service import Query, QueryTerm, directions, search
+from latentspace.service import Context, Query, QueryTerm, directions, search
 from latentspace.service.directions import DirectionInfo
 from latentspace.service.search import Fusion, RerankStage, SearchParams
 
@@ -49,12 +50,28 @@ def _direction(info: DirectionInfo) -> DirectionPublic:
     )
 
 
+def _at_once(name: str, body: SearchRequest, ctx: Context) -> bool:
+    # A lone vector, no filter, reranker or vectors asked back, on an open index no write
+    # holds: FAISS and the hit cache answer it in well under a millisecond, less than the
+    # thread pool's hand-over costs, so it runs on the event loop.
+    term = body.query
+    return (
+        not isinstance(term, CompositeQuery)
+        and term.vector is not None
+        and body.filter is None
+        and body.rerank is None
+        and "vector" not in body.include
+        and search.at_once(ctx, name)
+    )
+
+
 @router.post(
     "/search",
     dependencies=[ReadDep],
     response_model=SearchResult,
     summary="Search with one term or a sum of terms",
 )
+@inline_when(_at_once)
 def search_items(name: str, body: SearchRequest, ctx: ServiceDep) -> Response:
     """Nearest items to ``normalise(Σ weight·term)``. A term is ``{text}``, ``{image}``
     (base64), ``{item}`` (a stored item's vector), ``{vector}`` or ``{direction}``; a

@@ -58,6 +58,10 @@ class LiveIndexes(Protocol):
     def apply(self, collection: CollectionRow, write: CommittedWrite) -> None:
         """Apply a committed write (the caller holds :meth:`writing`)."""
 
+    def ready(self, collection: CollectionRow) -> bool:
+        """Whether a search would run at once: the index is open and no write to it is
+        under way. A hint, read without locks (a write may begin right after)."""
+
     def search(
         self,
         collection: CollectionRow,

@@ -150,6 +150,11 @@ class LocalIndexes:
         with lock:
             yield
 
+    def ready(self, collection: CollectionRow) -> bool:
+        """Whether a search would run at once (see :meth:`LiveIndexes.ready`)."""
+        lock = self._locks.get(collection.id)
+        return collection.id in self._live and not (lock is not None and lock.locked())
+
     def open(self, collection: CollectionRow) -> OpenReport:
         """What happened when the index was opened (opening it now if needed)."""
         return self._get(collection).report
