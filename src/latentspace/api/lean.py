@@ -40,8 +40,8 @@ def inline_when(predicate: Callable[..., bool]) -> Callable[[Endpoint], Endpoint
     """Mark a plain ``def`` endpoint to run on the event loop when ``predicate`` (called
     with the endpoint's arguments) says it will finish at once.
 
-    A blocking endpoint normally runs on the thread pool; the hand-over and the wake-up
-    cost more than a search of a warm index (bench/RESULTS.md, "hot path"). The predicate
+    A blocking endpoint normally runs on the thread pool, whose hand-over and wake-up cost
+    more than a search of a warm index (FAISS plus the hit cache). The predicate
     must be cheap and must answer False for anything that may wait: I/O beyond an indexed
     read, an encoder, a lock another request may hold.
     """
