@@ -131,6 +131,7 @@ def test_a_lone_vector_runs_on_the_event_loop_and_anything_that_may_wait_on_the_
     assert where_ran({"query": {"vector": vector}, "filter": {"i": 2}}) == "pool"
     assert where_ran({"query": {"item": "e1"}}) == "pool"  # reads a stored vector
     assert where_ran({"query": {"vector": vector}, "include": ["vector"]}) == "pool"
+    assert where_ran({"query": {"vector": vector}, "k": 101}) == "pool"  # a long page
     terms = {"terms": [{"vector": vector}, {"item": "e1"}]}
     assert where_ran({"query": terms}) == "pool"
     ctx = contexts[0]

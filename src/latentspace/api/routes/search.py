@@ -50,14 +50,18 @@ def _direction(info: DirectionInfo) -> DirectionPublic:
     )
 
 
+_AT_ONCE_HITS = 100
+
+
 def _at_once(name: str, body: SearchRequest, ctx: Context) -> bool:
-    # A lone vector, no filter, reranker or vectors asked back, on an open index no write
-    # holds: FAISS and the hit cache answer it in well under a millisecond, less than the
-    # thread pool's hand-over costs, so it runs on the event loop.
+    # A lone vector, no filter, reranker or vectors asked back, a page of at most 100, on an
+    # open index no write holds: FAISS and the hit cache answer it in well under a
+    # millisecond, less than the thread pool's hand-over costs, so it runs on the event loop.
     term = body.query
     return (
         not isinstance(term, CompositeQuery)
         and term.vector is not None
+        and body.k + body.offset <= _AT_ONCE_HITS
         and body.filter is None
         and body.rerank is None
         and "vector" not in body.include
