@@ -7,7 +7,8 @@
 through the service layer. Then each round runs three one-worker uvicorn servers, one after the
 other, each in its own process on 127.0.0.1: a FastAPI app whose ``POST /noop`` parses the JSON
 body and returns ``{"ok": true}`` (sent the vector-search bodies); latentspace with micro-batching
-on (vector, then text search); latentspace with ``LATENTSPACE_SEARCH__MICRO_BATCH=false``. The
+on (vector, then text search); latentspace with ``LATENTSPACE_SEARCH__MICRO_BATCH=false``
+(both with an admission queue of 128, so 64 clients are queued, not refused). The
 rounds alternate which setting goes first; each cell pools its rounds.
 
 The load generator is this process: N clients, each on its own keep-alive HTTP/1.1 connection,
@@ -270,16 +271,17 @@ async def drive(
         while not stopping:
             started = time.perf_counter()
             try:
-                ok = 200 <= await connection.post(bodies[i % len(bodies)]) < 300
-            except (OSError, asyncio.IncompleteReadError):
+                status = await connection.post(bodies[i % len(bodies)])
+                ok, why = 200 <= status < 300, f"HTTP {status}"
+            except (OSError, asyncio.IncompleteReadError) as e:
                 connection.close()
-                ok = False
+                ok, why = False, repr(e)
             i += cell.clients
             if recording:
                 latencies.append(time.perf_counter() - started)
                 errors += not ok
             elif not ok:
-                raise RuntimeError(f"a request to {url} failed during the warm-up")
+                raise RuntimeError(f"a request to {url} failed during the warm-up: {why}")
         connection.close()
 
     tasks = [asyncio.create_task(client(i)) for i in range(cell.clients)]
@@ -343,6 +345,9 @@ class Bench:
             "LATENTSPACE_DATA_DIR": str(self.data_dir),
             "LATENTSPACE_AUTH": "off",
             "LATENTSPACE_SEARCH__MICRO_BATCH": str(micro_batch).lower(),
+            # room for every client in the admission queue: the cells measure throughput,
+            # not refusals (bench_overload.py measures those)
+            "LATENTSPACE_SERVER__MAX_QUEUE": str(max(CONCURRENCY) * 2),
         }
         with server("latentspace", env) as (base, pid):
             url = f"{base}/v1/collections/{COLLECTION}/search"
@@ -430,7 +435,8 @@ through {len(COLOURS) * len(SHAPES)} colour × shape phrases ("a red circle"), e
 before the text cells, so those measure the text-cache path, not the encoder. Each cell: \
 {args.rounds} rounds (servers restarted, on/off order alternating) of {args.warmup:g} s warm-up \
 + {args.seconds:g} s recorded, pooled; closed loop, one keep-alive HTTP/1.1 connection per \
-client. The load generator (a minimal asyncio client; the script's docstring says why not \
+client; latentspace's admission queue holds {max(CONCURRENCY) * 2} (every client waits, none is \
+refused). The load generator (a minimal asyncio client; the script's docstring says why not \
 httpx) is a separate process on the same {cores} cores, so its CPU is taken from the server's. \
 CPU columns: cores kept busy while recorded; "other" is every other process on the machine \
 (anything there would disturb the numbers).
