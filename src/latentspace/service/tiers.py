@@ -300,7 +300,7 @@ class _Kept:
         if not self.maybe[n]:
             return None
         same = self.first.get(self.candidates[n].sha256)
-        if same is not None and same < n:
+        if same is not None:  # kept candidates come before n
             return self._found(n, same, "identical")
         tiers: tuple[tuple[np.ndarray | None, DuplicateTier], ...] = (
             (self.near, "same_image"),
