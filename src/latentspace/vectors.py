@@ -8,6 +8,7 @@ the same error wherever it is sent.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -18,6 +19,7 @@ __all__ = [
     "EPS",
     "as_matrix",
     "as_vector",
+    "checked_rows",
     "l2_normalise",
     "normalise",
     "prepare_rows",
@@ -63,6 +65,34 @@ def require_direction(vector: np.ndarray, *, name: str = "vector") -> np.ndarray
     if float(np.dot(vector, vector)) < EPS * EPS:  # |v| < EPS, without a square root
         raise InvalidInput(f"{name}: a zero vector has no direction")
     return vector
+
+
+def checked_rows(
+    values: Sequence[object], dim: int, *, direction: bool, name: Callable[[int], str]
+) -> np.ndarray:
+    """The ``(n, dim)`` float32 matrix of ``values``, each one checked as by :func:`as_vector`
+    (and :func:`require_direction` when ``direction``), with the same errors.
+
+    Rows that are already float32 vectors of ``dim`` are checked in a few whole-matrix
+    operations; anything else, or a batch with a bad row, is checked one value at a time,
+    so the error names the first bad one (``name(i)`` for the i-th).
+    """
+    if values and all(
+        isinstance(v, np.ndarray) and v.dtype == np.float32 and v.shape == (dim,) for v in values
+    ):
+        matrix: np.ndarray = np.stack(values)  # type: ignore[arg-type]
+        with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN rows are refused below
+            norms2 = np.einsum("ij,ij->i", matrix, matrix)
+        good = np.isfinite(matrix).all(axis=1)
+        if direction:
+            good &= norms2 >= EPS * EPS
+        if good.all():
+            return matrix
+    rows = []
+    for i, value in enumerate(values):
+        row = as_vector(value, dim=dim, name=name(i))
+        rows.append(require_direction(row, name=name(i)) if direction else row)
+    return np.stack(rows) if rows else np.zeros((0, dim), dtype=np.float32)
 
 
 def normalise(vector: object, *, name: str = "vector") -> np.ndarray:

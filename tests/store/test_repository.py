@@ -11,7 +11,7 @@ from latentspace.store import oplog
 from latentspace.store import repository as repo
 from latentspace.store.engine import make_session_factory
 from latentspace.store.repository import ItemInput
-from latentspace.store.tables import OplogRow
+from latentspace.store.tables import OplogRow, as_utc, utcnow
 
 
 @pytest.fixture
@@ -139,3 +139,43 @@ def test_delete_collection_removes_everything(sessions: sessionmaker[Session]) -
         c2 = repo.create_collection(session=s, name="c", model=None, dim=4, fingerprint="f")
         assert repo.count_live(session=s, collection=c2) == 0
         assert oplog.get_manifest(session=s, collection=c2) is None
+
+
+def test_bulk_rows_read_back_as_written(sessions: sessionmaker[Session]) -> None:
+    # The bulk insert converts each column itself (the timestamp once for all rows): every
+    # type must come back as the ORM would have written it, in the items' order.
+    many = [
+        item(
+            f"i{n}",
+            n,
+            text=f"text {n}" if n % 2 else None,
+            metadata={"n": n, "tags": ["a", "é"], "nested": {"ok": n % 3 == 0}},
+            phash=-(2**63) + n,
+            pixels=n * 10,
+        )
+        for n in range(300)
+    ]
+    with sessions.begin() as s:
+        c = repo.create_collection(session=s, name="bulk", model=None, dim=4, fingerprint="f")
+        outcomes = repo.upsert_items(session=s, collection=c, items=many)
+    assert [o.external_id for o in outcomes] == [i.external_id for i in many]
+    with sessions() as s:
+        rows = repo.items_by_ids(session=s, item_ids=[o.item_id for o in outcomes])
+        vectors = repo.vectors_of(session=s, item_ids=list(rows), dim=4)
+        log = oplog.after(session=s, collection=c, seq=0)
+    assert [item_id for _, _, item_id in log] == [o.item_id for o in outcomes]
+    stamps = set()
+    for o, given in zip(outcomes, many, strict=True):
+        row = rows[o.item_id]
+        assert (row.external_id, row.text, row.metadata_, row.phash, row.pixels) == (
+            given.external_id,
+            given.text,
+            given.metadata,
+            given.phash,
+            given.pixels,
+        )
+        assert row.deleted is False
+        np.testing.assert_array_equal(vectors[o.item_id], given.vector)
+        stamps.add(as_utc(row.created_at))
+    (stamp,) = stamps
+    assert abs((stamp - utcnow()).total_seconds()) < 60

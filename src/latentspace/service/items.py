@@ -38,7 +38,7 @@ from latentspace.store import lookups, oplog
 from latentspace.store import repository as repo
 from latentspace.store.repository import ItemInput, UpsertOutcome
 from latentspace.store.tables import CollectionRow, ItemRow
-from latentspace.vectors import as_vector, require_direction
+from latentspace.vectors import checked_rows
 
 __all__ = [
     "Duplicate",
@@ -220,12 +220,13 @@ def write(ctx: Context, name: str, items: Sequence[ItemInput]) -> list[UpsertOut
         DimensionMismatch: a vector of another dimension.
     """
     collection = collections.get(ctx, name)
-    vectors = {}
-    for item in items:
-        label = f"item {item.external_id!r}"
-        vectors[item.external_id] = as_vector(item.vector, dim=collection.dim, name=label)
-        if collection.metric == "cosine":
-            require_direction(vectors[item.external_id], name=label)
+    matrix = checked_rows(
+        [item.vector for item in items],
+        collection.dim,
+        direction=collection.metric == "cosine",
+        name=lambda i: f"item {items[i].external_id!r}",
+    )
+    vectors = {item.external_id: matrix[n] for n, item in enumerate(items)}
     with ctx.indexes.writing(collection):
         with ctx.sessions.begin() as session:
             outcomes = repo.upsert_items(session=session, collection=collection, items=items)

@@ -1,8 +1,11 @@
-"""Bulk writes of item rows: one multi-row statement per table, not an ORM object per row.
+"""Bulk writes of item rows: one prepared statement per table, run over all rows by the driver.
 
-At a thousand rows, building and flushing ORM objects costs more than the SQL itself;
-``INSERT … RETURNING`` (batched by SQLAlchemy's insertmanyvalues on
-SQLite and PostgreSQL alike) gives the new ids in a few round trips per batch.
+At a thousand rows, building and flushing ORM objects costs more than the SQL itself, and
+even Core's ``executemany`` compiles parameters row by row (type processing of every value,
+the same timestamp a thousand times). :func:`driver_insert` converts each column once
+(a value shared by every row once in all) and hands the rows to the driver's own
+``executemany``: SQLite's loop in C, psycopg's pipeline on PostgreSQL. New item ids are then
+read back in one query by external id (unique within a collection).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Table, delete, insert
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.orm import Session
 
 from latentspace.errors import InvalidInput
@@ -23,6 +26,7 @@ from latentspace.types import ItemKind
 
 __all__ = [
     "ItemInput",
+    "driver_insert",
     "insert_items",
     "insert_oplog",
     "insert_vectors",
@@ -63,6 +67,41 @@ def _table(row_class: type[Base]) -> Table:
     return table
 
 
+def driver_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert ``rows`` (dicts with the same keys) with the driver's ``executemany``.
+
+    Each column's values go through its type's bind processing as SQLAlchemy would do it,
+    but a value that every row shares (the same object: a batch's timestamp, its
+    collection id) is converted once. Every column with a Python-side default must be given:
+    nothing fills them in here.
+    """
+    if not rows:
+        return
+    names = list(rows[0])
+    missing = [c.name for c in table.columns if c.default is not None and c.name not in names]
+    assert not missing, f"driver_insert into {table.name} needs {missing}"
+    connection = session.connection()
+    dialect = connection.dialect
+    compiled = insert(table).values({n: None for n in names}).compile(dialect=dialect)
+    columns = []
+    for name in names:
+        values = [row[name] for row in rows]
+        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            first = values[0]
+            if all(v is first for v in values):
+                values = [process(first)] * len(values)
+            else:
+                values = [process(v) for v in values]
+        columns.append(values)
+    if dialect.positional:
+        order = [names.index(n) for n in compiled.positiontup or ()]
+        params: list[Any] = list(zip(*(columns[i] for i in order), strict=True))
+    else:
+        params = [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+    connection.exec_driver_sql(str(compiled), params)
+
+
 def insert_items(
     session: Session, collection: CollectionRow, items: Sequence[ItemInput], now: datetime
 ) -> list[int]:
@@ -86,19 +125,23 @@ def insert_items(
         }
         for item in items
     ]
-    # Core statements on the tables, not ORM bulk inserts: no per-row ORM bookkeeping.
-    # Matched back by external id (unique in a batch): asking SQLAlchemy to keep the rows'
-    # order needs a sentinel column, without which it inserts one row per statement.
     table = _table(ItemRow)
-    statement = insert(table).returning(table.c.external_id, table.c.id)
-    ids = {external_id: item_id for external_id, item_id in session.execute(statement, rows)}
-    return [ids[item.external_id] for item in items]
+    driver_insert(session, table, rows)
+    external_ids = [item.external_id for item in items]
+    found = session.execute(
+        select(table.c.external_id, table.c.id).where(
+            table.c.collection_id == collection.id, table.c.external_id.in_(external_ids)
+        )
+    )
+    ids = {external_id: item_id for external_id, item_id in found}
+    return [ids[external_id] for external_id in external_ids]
 
 
 def insert_vectors(session: Session, vectors: Sequence[tuple[int, bytes]]) -> None:
     """Insert vector rows, ``(item id, float32 bytes)``, with their checksums."""
-    session.execute(
-        insert(_table(ItemVectorRow)),
+    driver_insert(
+        session,
+        _table(ItemVectorRow),
         [{"item_id": i, "vector": b, "checksum": zlib.crc32(b)} for i, b in vectors],
     )
 
@@ -114,11 +157,11 @@ def insert_oplog(
     session: Session, collection: CollectionRow, ops: Sequence[tuple[str, int]], now: datetime
 ) -> None:
     """Append ``(op, item id)`` oplog rows, in order (their seq follows it)."""
-    if ops:
-        session.execute(
-            insert(_table(OplogRow)),
-            [
-                {"collection_id": collection.id, "op": op, "item_id": i, "created_at": now}
-                for op, i in ops
-            ],
-        )
+    driver_insert(
+        session,
+        _table(OplogRow),
+        [
+            {"collection_id": collection.id, "op": op, "item_id": i, "created_at": now}
+            for op, i in ops
+        ],
+    )
