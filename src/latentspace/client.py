@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -48,12 +49,37 @@ class ApiClient:
         except httpx.HTTPError as e:
             raise ClientError(0, f"cannot reach {self.where}: {e}") from e
         if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail", response.text)
-            except ValueError:
-                detail = response.text
-            raise ClientError(response.status_code, str(detail))
+            self._raise(response)
         return response.json() if response.content else None
+
+    def download(self, path: str, out: Path, **kwargs: Any) -> int:
+        """POST to ``path`` and write the answer's body to ``out`` as it arrives; its bytes.
+
+        Raises:
+            ClientError: a problem answer (nothing is left at ``out``), or no connection.
+        """
+        partial = out.with_name(f".{out.name}.partial")
+        try:
+            with self.http.stream("POST", path, **kwargs) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    self._raise(response)
+                with partial.open("wb") as f:
+                    for chunk in response.iter_bytes(1 << 20):
+                        f.write(chunk)
+            partial.replace(out)
+        except httpx.HTTPError as e:
+            raise ClientError(0, f"cannot reach {self.where}: {e}") from e
+        finally:
+            partial.unlink(missing_ok=True)
+        return out.stat().st_size
+
+    def _raise(self, response: Any) -> None:
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text
+        raise ClientError(response.status_code, str(detail))
 
     def content(self, path: str) -> bytes | None:
         """Raw bytes of a GET (an image), or None when it is not there."""

@@ -84,6 +84,12 @@ class LimitSettings(BaseModel):
         ge=1,
         description="Largest request body, counted as it arrives (with or without Content-Length).",
     )
+    max_snapshot_bytes: int = Field(
+        default=16 * 1024**3,
+        ge=1,
+        description="Largest snapshot file `POST /v1/collections/restore` takes as an upload "
+        "(streamed to disk; max_body_bytes does not apply to it).",
+    )
     max_k: int = Field(default=1000, ge=1, description="Most results one search may ask for.")
     max_path_steps: int = Field(default=64, ge=2, description="Most steps of a path walk.")
     max_documents_chars: int = Field(
@@ -317,12 +323,21 @@ class Settings(BaseSettings):
     auto_migrate: bool = Field(
         default=True, description="Upgrade the database schema to the newest on start."
     )
+    snapshot_dir: Path | None = Field(
+        default=None,
+        description="Folder of the snapshot files the API writes and restores by name; "
+        "default data_dir/snapshots.",
+    )
     encoder: EncoderSettings = Field(default_factory=EncoderSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
     index: IndexSettings = Field(default_factory=IndexSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     classify: ClassifySettings = Field(default_factory=ClassifySettings)
+
+    def resolved_snapshot_dir(self) -> Path:
+        """The snapshot folder (``snapshot_dir``, default ``data_dir/snapshots``)."""
+        return self.snapshot_dir or self.data_dir / "snapshots"
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file inside ``data_dir``."""

@@ -126,6 +126,8 @@ ADMIN_ROUTES: list[tuple[str, str, dict[str, Any]]] = [
     ("DELETE", f"{C}/documents/doc", {}),
     ("POST", f"{C}/duplicates/resolve", {"json": {"keep": ["b"], "trash": ["z"]}}),
     ("POST", f"{C}/trash/restore", {"json": {"ids": ["z"]}}),
+    ("POST", f"{C}/snapshot", {"json": {"file": "x.lsnap"}}),
+    ("POST", "/v1/collections/copy/restore", {"json": {"file": "x.lsnap"}}),
 ]
 
 
@@ -193,13 +195,13 @@ def test_admin_key_does_everything(own_seeded: TestClient) -> None:
     writes[2] = ("POST", f"{C}/images", {"files": [("files", ("z.png", PNG, "image/png"))]})
     for (method, path, kwargs), status in zip(
         [*writes, ("DELETE", C, {})],
-        [201, 200, 200, 200, 204, 201, 204, 200, 204, 200, 200, 204],
+        [201, 200, 200, 200, 204, 201, 204, 200, 204, 200, 200, 201, 201, 204],
         strict=True,
     ):
         r = seeded.request(method, path, headers=ADMIN, **kwargs)
         assert r.status_code == status, (method, path, r.text)
     listing = seeded.get("/v1/collections", headers=ADMIN).json()["collections"]
-    assert [x["name"] for x in listing] == ["new"]
+    assert [x["name"] for x in listing] == ["copy", "new"]
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz"])

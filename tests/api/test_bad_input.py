@@ -225,6 +225,8 @@ UNKNOWN_ROUTES = {
     "directions": ("POST", "/directions", {"json": DIRECTION}),
     "list-directions": ("GET", "/directions", {}),
     "documents": ("POST", "/documents", {"json": {"documents": [{"id": "d", "text": "a b"}]}}),
+    "snapshot": ("POST", "/snapshot", {}),
+    "snapshot-to-file": ("POST", "/snapshot", {"json": {"file": "a.lsnap"}}),
 }
 
 

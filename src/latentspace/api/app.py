@@ -37,8 +37,10 @@ from latentspace.api.routes import (
     items,
     rerank,
     search,
+    snapshots,
 )
 from latentspace.api.routes import collections as collection_routes
+from latentspace.api.routes.snapshots import RESTORE_PATHS
 from latentspace.api.security import FailedKeys, SecurityMiddleware
 from latentspace.service import Context, EncoderFactory, collections, lifecycle
 from latentspace.settings import Settings
@@ -143,7 +145,10 @@ def create_app(
         cors_origins=cors,
     )
     app.add_middleware(  # outermost: every answer, refusals included, gets an id and a log
-        RequestContextMiddleware, max_body_bytes=settings.limits.max_body_bytes, metrics=metrics
+        RequestContextMiddleware,
+        max_body_bytes=settings.limits.max_body_bytes,
+        metrics=metrics,
+        upload_limits=[(RESTORE_PATHS, settings.limits.max_snapshot_bytes, "max_snapshot_bytes")],
     )
     for module in (  # matched in this order: the hot routes first
         search,
@@ -155,6 +160,7 @@ def create_app(
         embeddings,
         rerank,
         classify,
+        snapshots,
     ):
         app.include_router(module.router)
     app.include_router(duplicates.trash_router)

@@ -14,10 +14,13 @@ from pydantic import BaseModel, ValidationError
 
 from latentspace.api.errors import problem_for
 from latentspace.api.schemas import (
+    CollectionPublic,
     DuplicateOf,
     DuplicatePolicyIn,
+    IndexInfo,
     ItemPublic,
     ItemStatus,
+    KeywordSettings,
     LegPlace,
     Problem,
     SearchHit,
@@ -26,6 +29,7 @@ from latentspace.api.schemas import (
 from latentspace.errors import InvalidInput, LatentspaceError, LimitExceeded
 from latentspace.limits import over_limit
 from latentspace.service import Hit, ItemResult, QueryTerm
+from latentspace.service.collections import CollectionStats
 from latentspace.service.terms import default_weight
 from latentspace.service.tiers import DuplicatePolicy
 from latentspace.settings import LimitSettings
@@ -33,6 +37,7 @@ from latentspace.store.tables import ItemRow
 from latentspace.types import DUPLICATE_ACTIONS
 
 __all__ = [
+    "collection_public",
     "decode_base64",
     "duplicate_policy",
     "floats_from_base64",
@@ -283,3 +288,25 @@ def upload_bytes(
     if len(data) > limit:
         return None, over_limit("max_image_bytes", limit, len(data), "bytes or more", name)
     return data, None
+
+
+def collection_public(stats: CollectionStats) -> CollectionPublic:
+    """What the API reports of a collection."""
+    return CollectionPublic(
+        name=stats.name,
+        model=stats.model,
+        dim=stats.dim,
+        metric=stats.metric,
+        fingerprint=stats.fingerprint,
+        count=stats.count,
+        index=IndexInfo(
+            requested=stats.index_requested,
+            kind=stats.index_kind,
+            params=stats.index_params,
+            recall_at_10=stats.recall_at_10,
+            unavailable=stats.unavailable,
+            exact_limit=stats.exact_limit,
+        ),
+        keyword=KeywordSettings.model_validate(stats.keyword),
+        created_at=stats.created_at,
+    )

@@ -107,10 +107,10 @@ class ApiError(StarletteHTTPException):
 
 
 class BodyTooLarge(ApiError):
-    """The request body passed ``max_body_bytes`` while it was being read."""
+    """The request body passed its limit (``setting``) while it was being read."""
 
-    def __init__(self, limit: int, size: int) -> None:
-        detail = str(over_limit("max_body_bytes", limit, size, "bytes", "request body"))
+    def __init__(self, limit: int, size: int, setting: str = "max_body_bytes") -> None:
+        detail = str(over_limit(setting, limit, size, "bytes", "request body"))
         super().__init__(413, "limit-exceeded", detail)
 
 

@@ -11,6 +11,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -34,10 +35,19 @@ def _header(scope: Scope, name: bytes) -> str | None:
 class RequestContextMiddleware:
     """Request ids, the body-size limit, access logs and latency histograms."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        metrics: Metrics,
+        upload_limits: Sequence[tuple[re.Pattern[str], int, str]] = (),
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.metrics = metrics
+        # paths that take large files (streamed to disk): their own limit and its setting
+        self.upload_limits = upload_limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -49,7 +59,10 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         status = 500
         seen = 0
-        limit = self.max_body_bytes
+        limit, setting = self.max_body_bytes, "max_body_bytes"
+        for pattern, upload_limit, upload_setting in self.upload_limits:
+            if pattern.match(scope["path"]):
+                limit, setting = upload_limit, upload_setting
 
         async def counted_receive() -> Message:
             nonlocal seen
@@ -57,7 +70,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise BodyTooLarge(limit, seen)
+                    raise BodyTooLarge(limit, seen, setting)
             return message
 
         async def send_with_id(message: Message) -> None:
@@ -76,7 +89,7 @@ class RequestContextMiddleware:
                     send_with_id,
                     413,
                     "limit-exceeded",
-                    str(BodyTooLarge(limit, int(declared)).detail),
+                    str(BodyTooLarge(limit, int(declared), setting).detail),
                     instance=scope["path"],
                     request_id=request_id,
                     headers=[(b"connection", b"close")],

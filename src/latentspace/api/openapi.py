@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from latentspace.api.schemas import VectorsUpsert
+from latentspace.api.schemas import SnapshotRestore, VectorsUpsert
 from latentspace.limits import STATED
 from latentspace.settings import LimitSettings
 
@@ -19,7 +19,7 @@ __all__ = ["state_limits"]
 
 # Request bodies that routes parse themselves (several media types), so FastAPI does not
 # put them in the schema's components.
-_BODY_ONLY = (VectorsUpsert,)
+_BODY_ONLY = (VectorsUpsert, SnapshotRestore)
 
 
 def _annotate(prop: dict[str, Any], keyword: str, value: int) -> None:

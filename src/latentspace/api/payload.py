@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
 from latentspace.api.convert import floats_from_base64, form_json
@@ -27,11 +27,13 @@ __all__ = [
     "matrix_from_base64",
     "matrix_from_npy",
     "require_file",
+    "validated_json",
 ]
 
 NPY_MEDIA_TYPE = "application/x-npy"
 _FLOATS = (np.float16, np.float32, np.float64)
 _Columns = TypeVar("_Columns", bound=VectorColumns)
+_Model = TypeVar("_Model", bound=BaseModel)
 
 
 def _rows(flat: np.ndarray, dim: int, what: str) -> np.ndarray:
@@ -79,12 +81,21 @@ def matrix_from_npy(data: bytes, dim: int) -> np.ndarray:
         return np.ascontiguousarray(array, dtype=np.float32)
 
 
-def _validated(model: type[_Columns], body: bytes | str) -> _Columns:
+def validated_json(model: type[_Model], body: bytes | str) -> _Model:
+    """A JSON body as ``model`` (for routes that read the body themselves).
+
+    Raises:
+        RequestValidationError: it does not validate (answered as FastAPI's own 422).
+    """
     try:
-        parsed: _Columns = model.model_validate_json(body)
+        parsed: _Model = model.model_validate_json(body)
     except ValidationError as e:
         raise RequestValidationError(e.errors(include_url=False, include_context=False)) from e
     return parsed
+
+
+def _validated(model: type[_Columns], body: bytes | str) -> _Columns:
+    return validated_json(model, body)
 
 
 def json_vectors(body: bytes, dim: int) -> tuple[np.ndarray, dict[str, Any]]:

@@ -20,9 +20,11 @@ from latentspace.types import IndexChoice, Metric, as_index_choice, as_metric
 
 __all__ = [
     "CollectionStats",
+    "checked_keyword",
     "create",
     "delete",
     "encoder_of",
+    "forget",
     "get",
     "index_sizes",
     "list_all",
@@ -108,7 +110,7 @@ def create(
     if dim is None:
         raise InvalidInput("a collection needs a model, or a dim for raw vectors")
     checked_metric, choice = as_metric(metric), as_index_choice(index)
-    analysis = Analysis.from_json(keyword).to_json() if keyword is not None else None
+    analysis = checked_keyword(keyword)
     with ctx.sessions.begin() as session:
         repo.create_collection(
             session=session,
@@ -124,12 +126,27 @@ def create(
     return stats(ctx, name)
 
 
+def checked_keyword(keyword: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Keyword analysis settings as a collection row stores them (None: the defaults).
+
+    Raises:
+        InvalidInput: an unknown key, stemmer or stop-word language.
+    """
+    return Analysis.from_json(keyword).to_json() if keyword is not None else None
+
+
 def delete(ctx: Context, name: str) -> None:
     """Delete a collection, its items and its index files."""
     ctx.collections.pop(name, None)
     with ctx.sessions.begin() as session:
         row = repo.delete_collection(session=session, name=name)
-    ctx.collections.pop(name, None)
+    forget(ctx, row)
+
+
+def forget(ctx: Context, row: CollectionRow) -> None:
+    """Drop what this process holds of a collection whose rows are gone: its cached row,
+    live indexes and their files, keyword index, hit cache and perceptual hashes."""
+    ctx.collections.pop(row.name, None)
     ctx.indexes.drop(row)
     ctx.keywords.drop(row)
     ctx.hits.drop(row)

@@ -52,9 +52,11 @@ __all__ = [
     "filter_item_ids",
     "get_collection",
     "get_item",
+    "intact_vector",
     "items_by_ids",
     "iter_live_vectors",
     "list_collections",
+    "live_item_pages",
     "live_vectors",
     "update_metadata",
     "upsert_items",
@@ -283,9 +285,33 @@ def items_by_ids(*, session: Session, item_ids: Sequence[int]) -> dict[int, Item
     return {row.id: row for row in rows}
 
 
-def _intact(blob: bytes, checksum: int | None, dim: int) -> bool:
-    # The stored bytes are the vector that was written: its length and its CRC-32.
+def intact_vector(blob: bytes, checksum: int | None, dim: int) -> bool:
+    """Whether stored bytes are the vector that was written: its length and its CRC-32."""
     return len(blob) == 4 * dim and (checksum is None or zlib.crc32(blob) == checksum)
+
+
+def live_item_pages(
+    *, session: Session, collection: CollectionRow, columns: Sequence[Any], page: int
+) -> Iterator[list[Any]]:
+    """Pages of ``columns`` of every live item joined with its vector row, in id order;
+    each row ends with the item id (the page boundary)."""
+    after = -1
+    while True:
+        rows = session.execute(
+            select(*columns, ItemRow.id)
+            .join(ItemVectorRow, ItemVectorRow.item_id == ItemRow.id)
+            .where(
+                ItemRow.collection_id == collection.id,
+                ItemRow.deleted.is_(False),
+                ItemRow.id > after,
+            )
+            .order_by(ItemRow.id)
+            .limit(page)
+        ).all()
+        if not rows:
+            return
+        after = int(rows[-1][-1])
+        yield list(rows)
 
 
 def vectors_of(*, session: Session, item_ids: Sequence[int], dim: int) -> dict[int, np.ndarray]:
@@ -303,7 +329,7 @@ def vectors_of(*, session: Session, item_ids: Sequence[int], dim: int) -> dict[i
     )
     out = {}
     for item_id, blob, checksum in rows:
-        if not _intact(blob, checksum, dim):
+        if not intact_vector(blob, checksum, dim):
             raise CorruptVector(
                 f"the stored vector of item {item_id} fails its checksum; re-ingest or delete "
                 "the item"
@@ -320,26 +346,14 @@ def iter_live_vectors(
     A vector that fails its checksum is left out (and logged, naming the item): a rebuild
     serves the rest rather than a corrupted vector or nothing.
     """
-    after = -1
-    while True:
-        rows = session.execute(
-            select(ItemRow.id, ItemVectorRow.vector, ItemVectorRow.checksum)
-            .join(ItemVectorRow, ItemVectorRow.item_id == ItemRow.id)
-            .where(
-                ItemRow.collection_id == collection.id,
-                ItemRow.deleted.is_(False),
-                ItemRow.id > after,
-            )
-            .order_by(ItemRow.id)
-            .limit(batch)
-        ).all()
-        if not rows:
-            return
-        after = int(rows[-1][0])
+    columns = (ItemRow.id, ItemVectorRow.vector, ItemVectorRow.checksum)
+    for rows in live_item_pages(
+        session=session, collection=collection, columns=columns, page=batch
+    ):
         good: list[tuple[int, bytes]] = []
         bad: list[int] = []
-        for item_id, blob, checksum in rows:
-            if _intact(blob, checksum, collection.dim):
+        for item_id, blob, checksum, _ in rows:
+            if intact_vector(blob, checksum, collection.dim):
                 good.append((item_id, blob))
             else:
                 bad.append(item_id)

@@ -5,42 +5,15 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 from starlette.concurrency import run_in_threadpool
 
+from latentspace.api.convert import collection_public
 from latentspace.api.deps import AdminDep, AuthorizedRoute, ReadDep, ServiceDep
 from latentspace.api.errors import CONFLICT, NOT_FOUND
-from latentspace.api.schemas import (
-    CollectionCreate,
-    CollectionList,
-    CollectionPublic,
-    IndexInfo,
-    KeywordSettings,
-)
+from latentspace.api.schemas import CollectionCreate, CollectionList, CollectionPublic
 from latentspace.service import collections
-from latentspace.service.collections import CollectionStats
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"], route_class=AuthorizedRoute)
-
-
-def _public(stats: CollectionStats) -> CollectionPublic:
-    return CollectionPublic(
-        name=stats.name,
-        model=stats.model,
-        dim=stats.dim,
-        metric=stats.metric,
-        fingerprint=stats.fingerprint,
-        count=stats.count,
-        index=IndexInfo(
-            requested=stats.index_requested,
-            kind=stats.index_kind,
-            params=stats.index_params,
-            recall_at_10=stats.recall_at_10,
-            unavailable=stats.unavailable,
-            exact_limit=stats.exact_limit,
-        ),
-        keyword=KeywordSettings.model_validate(stats.keyword),
-        created_at=stats.created_at,
-    )
 
 
 @router.post(
@@ -63,19 +36,19 @@ def create_collection(body: CollectionCreate, ctx: ServiceDep) -> CollectionPubl
         index=body.index,
         keyword=keyword,
     )
-    return _public(stats)
+    return collection_public(stats)
 
 
 @router.get("", dependencies=[ReadDep], summary="List collections")
 def list_collections(ctx: ServiceDep) -> CollectionList:
     """Every collection with its statistics."""
-    return CollectionList(collections=[_public(s) for s in collections.list_stats(ctx)])
+    return CollectionList(collections=[collection_public(s) for s in collections.list_stats(ctx)])
 
 
 @router.get("/{name}", dependencies=[ReadDep], summary="Inspect a collection", responses=NOT_FOUND)
 def get_collection(name: str, ctx: ServiceDep) -> CollectionPublic:
     """Count, dim, model and fingerprint, live index kind and its measured recall@10."""
-    return _public(collections.stats(ctx, name))
+    return collection_public(collections.stats(ctx, name))
 
 
 @router.post(
@@ -84,7 +57,7 @@ def get_collection(name: str, ctx: ServiceDep) -> CollectionPublic:
 def flush_collection(name: str, ctx: ServiceDep) -> CollectionPublic:
     """Write the collection's index files and manifest now (they are also written on
     shutdown), measuring the live index's recall@10 against exact search."""
-    return _public(collections.save(ctx, name))
+    return collection_public(collections.save(ctx, name))
 
 
 @router.post(
@@ -94,7 +67,7 @@ def reindex_collection(name: str, ctx: ServiceDep) -> CollectionPublic:
     """Rebuild the collection's index from the vectors stored in SQL (no re-encoding), in
     the kind the collection asks for, and save it."""
     _, stats = collections.rebuild(ctx, name)
-    return _public(stats)
+    return collection_public(stats)
 
 
 @router.delete(

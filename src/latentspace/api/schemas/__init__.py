@@ -18,6 +18,9 @@ from latentspace.api.schemas.collections import (
     CollectionPublic,
     IndexInfo,
     KeywordSettings,
+    SnapshotRequest,
+    SnapshotRestore,
+    SnapshotSaved,
 )
 from latentspace.api.schemas.common import Problem
 from latentspace.api.schemas.documents import (
@@ -130,6 +133,9 @@ __all__ = [
     "SearchParamsIn",
     "SearchRequest",
     "SearchResult",
+    "SnapshotRequest",
+    "SnapshotRestore",
+    "SnapshotSaved",
     "TermIn",
     "TierName",
     "TrashList",

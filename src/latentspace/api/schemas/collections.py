@@ -15,7 +15,13 @@ __all__ = [
     "CollectionPublic",
     "IndexInfo",
     "KeywordSettings",
+    "SnapshotRequest",
+    "SnapshotRestore",
+    "SnapshotSaved",
 ]
+
+# A snapshot file's name in the server's snapshot folder: no folders, no leading dot.
+SNAPSHOT_FILE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$"
 
 
 class KeywordSettings(StrictModel):
@@ -109,3 +115,45 @@ class CollectionList(BaseModel):
     """All collections."""
 
     collections: list[CollectionPublic]
+
+
+class SnapshotRequest(StrictModel):
+    """Where a snapshot goes: omit ``file`` to receive it as the response body."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{}, {"file": "photos-nightly.lsnap"}]}
+    )
+
+    file: str | None = Field(
+        default=None,
+        pattern=SNAPSHOT_FILE_PATTERN,
+        description="Save it under this name in the server's snapshot folder instead "
+        "(replacing a file of that name).",
+    )
+
+
+class SnapshotSaved(BaseModel):
+    """A snapshot written on the server."""
+
+    file: str
+    bytes: int
+    manifest: dict[str, Any]
+
+
+class SnapshotRestore(StrictModel):
+    """A snapshot file in the server's snapshot folder to restore."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"file": "photos-nightly.lsnap"},
+                {"file": "photos-nightly.lsnap", "replace": True},
+            ]
+        },
+    )
+
+    file: str = Field(pattern=SNAPSHOT_FILE_PATTERN, description="Its name in that folder.")
+    replace: bool = Field(
+        default=False, description="Replace a collection of that name (in one transaction)."
+    )

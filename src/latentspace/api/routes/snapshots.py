@@ -1,0 +1,147 @@
+"""Snapshots: a collection into one file, and a file back into a collection."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, Request, status
+from fastapi.responses import FileResponse, JSONResponse
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+
+from latentspace.api.convert import collection_public
+from latentspace.api.deps import AdminDep, AuthorizedRoute, ServiceDep
+from latentspace.api.errors import ApiError, problem_responses
+from latentspace.api.payload import validated_json
+from latentspace.api.schemas import (
+    CollectionPublic,
+    SnapshotRequest,
+    SnapshotRestore,
+    SnapshotSaved,
+)
+from latentspace.service import snapshots
+
+__all__ = ["RESTORE_PATHS", "SNAPSHOT_MEDIA_TYPE", "router"]
+
+SNAPSHOT_MEDIA_TYPE = "application/x-tar"
+# The upload route, whose bodies have their own size limit.
+RESTORE_PATHS = re.compile(r"^/v1/collections/[^/]+/restore$")
+
+router = APIRouter(prefix="/v1/collections", tags=["snapshots"], route_class=AuthorizedRoute)
+
+
+_SCHEMAS = "#/components/schemas/"
+_SNAPSHOT_BODY = {
+    "required": False,
+    "content": {"application/json": {"schema": {"$ref": _SCHEMAS + SnapshotRequest.__name__}}},
+}
+
+
+@router.post(
+    "/{name}/snapshot",
+    dependencies=[AdminDep],
+    summary="Snapshot a collection into one file",
+    response_model=None,
+    openapi_extra={"requestBody": _SNAPSHOT_BODY},
+    responses={
+        200: {
+            "description": "The snapshot file (a tar: manifest.json first).",
+            "content": {SNAPSHOT_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+        },
+        201: {"model": SnapshotSaved, "description": "Saved in the server's snapshot folder."},
+        **problem_responses(404, 503),
+    },
+)
+def snapshot_collection(
+    name: str, ctx: ServiceDep, body: Annotated[SnapshotRequest | None, Body()] = None
+) -> FileResponse | JSONResponse:
+    """Every live item (fields, timestamps, vector), the directions and the collection's
+    settings, with a manifest of counts, schema revision and the sha256 of every part. The
+    collection's writes wait while it is read; searches go on. Without a ``file`` the
+    snapshot is the response body; with one it is saved in the server's snapshot folder."""
+    if body is not None and body.file is not None:
+        out, manifest = snapshots.take_to_folder(ctx, name, body.file)
+        saved = SnapshotSaved(file=out.name, bytes=out.stat().st_size, manifest=manifest)
+        return JSONResponse(saved.model_dump(), status_code=status.HTTP_201_CREATED)
+    path = snapshots.take_temporary(ctx, name)
+    return FileResponse(
+        path,
+        media_type=SNAPSHOT_MEDIA_TYPE,
+        filename=f"{name}.lsnap",
+        background=BackgroundTask(path.unlink, missing_ok=True),
+    )
+
+
+_RESTORE_BODY = {
+    "required": True,
+    "content": {
+        SNAPSHOT_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
+        "application/json": {
+            "schema": {"$ref": f"#/components/schemas/{SnapshotRestore.__name__}"}
+        },
+    },
+}
+
+
+@router.post(
+    "/{name}/restore",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[AdminDep],
+    summary="Restore a collection from a snapshot",
+    openapi_extra={"requestBody": _RESTORE_BODY},
+    responses=problem_responses(404, 409, 413, 415, 422),
+    response_model=CollectionPublic,
+)
+async def restore_collection(
+    request: Request,
+    name: str,
+    ctx: ServiceDep,
+    replace: Annotated[
+        bool, Query(description="Replace a collection of that name (one transaction).")
+    ] = False,
+) -> CollectionPublic:
+    """Restore a snapshot as collection ``name`` (its own name or another): upload the
+    file (`application/x-tar`, `replace` as a query parameter) or name one in the server's
+    snapshot folder (JSON). The whole file is verified first (every part's size and
+    sha256, counts, fields, vectors); a bad one is refused and changes nothing. The
+    collection appears in one transaction (with ``replace``, the old one goes in the same
+    one), its indexes built from the restored vectors."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media == "application/json":
+        body = validated_json(SnapshotRestore, await request.body())
+        stats = await run_in_threadpool(
+            snapshots.restore_file, ctx, body.file, name=name, replace=body.replace
+        )
+    elif media == SNAPSHOT_MEDIA_TYPE:
+        path = await _receive(request, snapshots.scratch_dir(ctx))
+        try:
+            stats = await run_in_threadpool(
+                snapshots.restore, ctx, path, name=name, replace=replace
+            )
+        finally:
+            path.unlink(missing_ok=True)
+    else:
+        raise ApiError(
+            415,
+            "unsupported-media-type",
+            f"send a snapshot as {SNAPSHOT_MEDIA_TYPE}, or JSON naming a file in the "
+            f"server's snapshot folder, not {media or 'no content type'}",
+        )
+    return collection_public(stats)
+
+
+async def _receive(request: Request, folder: Path) -> Path:
+    # The upload goes to disk as it arrives (the size limit is counted on the way in).
+    fd, tmp = tempfile.mkstemp(prefix="upload.", suffix=".lsnap", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            async for chunk in request.stream():
+                await run_in_threadpool(f.write, chunk)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)

@@ -1,0 +1,309 @@
+"""Snapshots through the API: one file out, the same collection back, bad files refused."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from tests.api.conftest import ADMIN_KEY, b64, image_bytes, make_settings
+from tests.api.test_bad_input import assert_problem
+
+from latentspace.api import create_app
+from latentspace.embedder.models.shapes import ShapeSample
+from latentspace.migrations import head_revision
+from latentspace.service.snapshot_file import READABLE_REVISIONS
+from latentspace.settings import LimitSettings
+
+TAR = {"Content-Type": "application/x-tar"}
+QUERIES: list[dict[str, Any]] = [
+    {"query": {"text": "a red circle"}, "k": 10},
+    {"query": {"text": "a blue square"}, "k": 10},
+    {"query": {"item": "s7"}, "k": 10},
+    {"query": {"direction": "red-to-blue"}, "k": 10},
+    {"query": {"text": "green"}, "k": 10, "filter": {"shape": "triangle"}},
+]
+
+
+def _client(data_dir: Path, engine: Engine | None = None) -> Iterator[TestClient]:
+    app = create_app(make_settings(data_dir), engine=engine)
+    with TestClient(app, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as c:
+        yield c
+
+
+@pytest.fixture
+def source(tmp_path: Path, shapes: list[ShapeSample]) -> Iterator[TestClient]:
+    """A SQLite server with a tiny-shapes collection: 60 images, 2 texts, a direction and
+    one deleted item (which a snapshot leaves out)."""
+    for c in _client(tmp_path / "source"):
+        assert c.post("/v1/collections", json={"name": "shapes", "model": "tiny-shapes"}).is_success
+        items: list[dict[str, Any]] = [
+            {
+                "id": f"s{i}",
+                "image": b64(image_bytes(s.image)),
+                "metadata": {"colour": s.colour, "shape": s.shape, "tags": ["é", i]},
+            }
+            for i, s in enumerate(shapes[:60])
+        ]
+        items += [{"id": "t1", "text": "a small red circle", "uri": "notes/t1.txt"}]
+        items += [{"id": "t2", "text": "gone soon"}]
+        r = c.post("/v1/collections/shapes/items", json={"items": items})
+        assert r.status_code == 200, r.text
+        assert c.delete("/v1/collections/shapes/items/t2").status_code == 204
+        direction = {"name": "red-to-blue", "positive": [{"text": "blue"}]}
+        direction["negative"] = [{"text": "red"}]
+        assert c.post("/v1/collections/shapes/directions", json=direction).status_code == 201
+        yield c
+
+
+def _answers(c: TestClient, name: str) -> list[list[tuple[str, float]]]:
+    out = []
+    for body in QUERIES:
+        r = c.post(f"/v1/collections/{name}/search", json=body)
+        assert r.status_code == 200, r.text
+        out.append([(h["id"], round(h["score"], 5)) for h in r.json()["results"]])
+    return out
+
+
+def _snapshot(c: TestClient, name: str = "shapes") -> bytes:
+    r = c.post(f"/v1/collections/{name}/snapshot")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/x-tar"
+    return r.content
+
+
+def test_snapshot_restores_the_same_answers_on_each_database(
+    source: TestClient, tmp_path: Path, engine: Engine
+) -> None:
+    # SQLite -> file -> a fresh server on SQLite or PostgreSQL: the same top-10 for every
+    # stored query (text, stored item, direction, filtered), the same items and fields.
+    expected = _answers(source, "shapes")
+    data = _snapshot(source)
+    for target in _client(tmp_path / "target", engine):
+        r = target.post("/v1/collections/shapes/restore", content=data, headers=TAR)
+        assert r.status_code == 201, r.text
+        assert r.json()["count"] == 61  # the deleted item stays out
+        assert _answers(target, "shapes") == expected
+        item = target.get("/v1/collections/shapes/items/t1").json()
+        assert (item["text"], item["uri"]) == ("a small red circle", "notes/t1.txt")
+        s3 = target.get("/v1/collections/shapes/items/s3").json()
+        assert s3["metadata"]["tags"] == ["é", 3]
+        assert target.get("/v1/collections/shapes/items/t2").status_code == 404
+        names = [
+            d["name"] for d in target.get("/v1/collections/shapes/directions").json()["directions"]
+        ]
+        assert names == ["red-to-blue"]
+        # the keyword leg is rebuilt from the restored texts
+        r = target.post(
+            "/v1/collections/shapes/search",
+            json={"query": {"keyword": "small red circle"}, "k": 1},
+        )
+        assert r.status_code == 200, r.text
+        assert [h["id"] for h in r.json()["results"]] == ["t1"]
+
+
+def test_restore_under_a_new_name_and_replace(source: TestClient) -> None:
+    data = _snapshot(source)
+    r = source.post("/v1/collections/shapes/restore", content=data, headers=TAR)
+    assert_problem(r, 409, "conflict", "already exists")
+    r = source.post("/v1/collections/copy/restore", content=data, headers=TAR)
+    assert r.status_code == 201, r.text
+    assert _answers(source, "copy") == _answers(source, "shapes")
+    # replace: the collection is the snapshot's again, the later write gone
+    extra = {"items": [{"id": "late", "text": "written after the snapshot"}]}
+    assert source.post("/v1/collections/shapes/items", json=extra).status_code == 200
+    r = source.post("/v1/collections/shapes/restore?replace=true", content=data, headers=TAR)
+    assert r.status_code == 201, r.text
+    assert r.json()["count"] == 61
+    assert source.get("/v1/collections/shapes/items/late").status_code == 404
+    assert _answers(source, "shapes") == _answers(source, "copy")
+
+
+def test_snapshot_saved_on_the_server_and_restored_by_name(source: TestClient) -> None:
+    r = source.post("/v1/collections/shapes/snapshot", json={"file": "nightly.lsnap"})
+    assert r.status_code == 201, r.text
+    saved = r.json()
+    assert saved["manifest"]["counts"] == {"items": 61, "directions": 1}
+    assert saved["manifest"]["schema_revision"] == head_revision()
+    r = source.post("/v1/collections/n2/restore", json={"file": "nightly.lsnap"})
+    assert r.status_code == 201, r.text
+    assert r.json()["count"] == 61
+    r = source.post("/v1/collections/shapes/restore", json={"file": "missing.lsnap"})
+    assert_problem(r, 404, "not-found", "no snapshot file")
+    r = source.post("/v1/collections/shapes/restore", json={"file": "../etc/passwd"})
+    assert r.status_code == 422
+    r = source.post("/v1/collections/shapes/snapshot", json={"file": "a/b.lsnap"})
+    assert r.status_code == 422
+
+
+# -- bad files: refused with a message, nothing changed -----------------------------------
+
+
+def _members(data: bytes) -> list[tuple[str, bytes]]:
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        out = []
+        for m in tar.getmembers():
+            f = tar.extractfile(m)
+            assert f is not None
+            out.append((m.name, f.read()))
+        return out
+
+
+def _last_data_offset(data: bytes) -> int:
+    # Where the last member's bytes begin: a cut just after it leaves that part short.
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return tar.getmembers()[-1].offset_data
+
+
+def _tar(members: list[tuple[str, bytes]]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, body in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    return buf.getvalue()
+
+
+def _resealed(members: list[tuple[str, bytes]], edit: Any) -> bytes:
+    # The members with the manifest edited and every part's checksum recomputed: a file
+    # that passes the integrity checks, so what refuses it is the content check.
+    parts = dict(members[1:])
+    manifest = json.loads(members[0][1])
+    edit(manifest, parts)
+    manifest["parts"] = {
+        name: {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+        for name, body in parts.items()
+    }
+    return _tar([("manifest.json", json.dumps(manifest).encode()), *parts.items()])
+
+
+def _flip_byte(members: list[tuple[str, bytes]]) -> bytes:
+    name, body = members[2]  # vectors.f32
+    changed = body[:100] + bytes([body[100] ^ 0xFF]) + body[101:]
+    return _tar([*members[:2], (name, changed), *members[3:]])
+
+
+def _bad_vector(manifest: dict[str, Any], parts: dict[str, bytes]) -> None:
+    parts["vectors.f32"] = b"\x00\x00\xc0\x7f" + parts["vectors.f32"][4:]  # a NaN
+
+
+def _future_revision(manifest: dict[str, Any], parts: dict[str, bytes]) -> None:
+    manifest["schema_revision"] = "9999"
+
+
+def _bad_item(manifest: dict[str, Any], parts: dict[str, bytes]) -> None:
+    lines = parts["items.jsonl"].decode().splitlines()
+    doc = json.loads(lines[5])
+    doc["kind"] = "sound"
+    lines[5] = json.dumps(doc)
+    parts["items.jsonl"] = ("\n".join(lines) + "\n").encode()
+
+
+def _count_off(manifest: dict[str, Any], parts: dict[str, bytes]) -> None:
+    manifest["counts"]["items"] += 1
+
+
+@pytest.mark.parametrize(
+    ("spoil", "message"),
+    [
+        (lambda data, m: data[: len(data) // 2], "truncated"),
+        (lambda data, m: data[: _last_data_offset(data) + 10], "truncated"),
+        (lambda data, m: b"not a tar file at all" * 100, "not a readable snapshot"),
+        (lambda data, m: _flip_byte(m), "vectors.f32 fails its sha256"),
+        (lambda data, m: _tar([m[0], m[1], m[3]]), "truncated: vectors.f32 missing"),
+        (lambda data, m: _tar([m[1], m[0], m[2], m[3]]), "first member is not manifest.json"),
+        (lambda data, m: _tar([*m, ("extra.bin", b"x")]), "unexpected member 'extra.bin'"),
+        (lambda data, m: _resealed(m, _bad_vector), "snapshot vector 0 is not finite"),
+        (lambda data, m: _resealed(m, _future_revision), "schema revision '9999' is unknown"),
+        (lambda data, m: _resealed(m, _bad_item), "line 6: kind 'sound'"),
+        (lambda data, m: _resealed(m, _count_off), "vectors.f32 holds"),
+    ],
+    ids=[
+        "half",
+        "last-part-cut",
+        "not-tar",
+        "flipped-byte",
+        "missing-part",
+        "manifest-not-first",
+        "extra-member",
+        "nan-vector",
+        "future-revision",
+        "bad-kind",
+        "count-mismatch",
+    ],
+)
+def test_a_damaged_snapshot_is_refused_and_changes_nothing(
+    source: TestClient, spoil: Any, message: str
+) -> None:
+    data = _snapshot(source)
+    bad = spoil(data, _members(data))
+    before = source.get("/v1/collections").json()
+    for path in ("fresh/restore", "shapes/restore?replace=true"):
+        r = source.post(f"/v1/collections/{path}", content=bad, headers=TAR)
+        assert_problem(r, 422, "invalid-input", message)
+    assert source.get("/v1/collections").json() == before
+    assert source.get("/v1/collections/fresh").status_code == 404
+
+
+def test_a_snapshot_from_the_previous_schema_revision_restores(source: TestClient) -> None:
+    # Revision 0003 had no perceptual hashes or image sizes on items: its snapshots lack
+    # those fields, and they restore as null.
+    previous = READABLE_REVISIONS[-2]
+    assert READABLE_REVISIONS[-1] == head_revision()
+
+    def older(manifest: dict[str, Any], parts: dict[str, bytes]) -> None:
+        manifest["schema_revision"] = previous
+        docs = [json.loads(line) for line in parts["items.jsonl"].decode().splitlines()]
+        for doc in docs:
+            for key in ("phash", "pixels", "size_bytes"):
+                doc.pop(key, None)
+        parts["items.jsonl"] = "".join(json.dumps(d) + "\n" for d in docs).encode()
+
+    expected = _answers(source, "shapes")
+    data = _resealed(_members(_snapshot(source)), older)
+    r = source.post("/v1/collections/old/restore", content=data, headers=TAR)
+    assert r.status_code == 201, r.text
+    assert _answers(source, "old") == expected
+    for item_id in ("s1", "t1"):
+        old = source.get(f"/v1/collections/old/items/{item_id}").json()
+        now = source.get(f"/v1/collections/shapes/items/{item_id}").json()
+        assert old == now
+
+
+def test_restore_needs_a_snapshot_media_type(source: TestClient) -> None:
+    r = source.post(
+        "/v1/collections/shapes/restore", content=b"x", headers={"Content-Type": "text/plain"}
+    )
+    assert_problem(r, 415, "unsupported-media-type", "application/x-tar")
+    r = source.post("/v1/collections/shapes/restore", json={"file": 3})
+    assert r.status_code == 422
+    r = source.post("/v1/collections/nope/snapshot")
+    assert_problem(r, 404, "not-found", "nope")
+
+
+def test_uploads_have_their_own_size_limit(tmp_path: Path, source: TestClient) -> None:
+    # A snapshot upload is streamed to disk: max_body_bytes does not bound it, and
+    # max_snapshot_bytes does (413 as it arrives, with or without a Content-Length).
+    data = _snapshot(source)
+    limits = LimitSettings(max_body_bytes=1000, max_snapshot_bytes=len(data) - 1)
+    app = create_app(make_settings(tmp_path / "small", limits=limits))
+    with TestClient(app, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as c:
+        r = c.post("/v1/collections/shapes/restore", content=data, headers=TAR)
+        assert_problem(r, 413, "limit-exceeded", "max_snapshot_bytes")
+        r = c.post("/v1/collections/shapes/restore", content=iter([data]), headers=TAR)  # chunked
+        assert_problem(r, 413, "limit-exceeded", "max_snapshot_bytes")
+        assert c.get("/v1/collections").json()["collections"] == []
+    limits = LimitSettings(max_body_bytes=1000, max_snapshot_bytes=len(data))
+    app = create_app(make_settings(tmp_path / "fits", limits=limits))
+    with TestClient(app, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as c:
+        r = c.post("/v1/collections/shapes/restore", content=data, headers=TAR)
+        assert r.status_code == 201, r.text
+        assert not list((tmp_path / "fits" / "tmp").iterdir())  # the upload is removed
