@@ -128,6 +128,7 @@ ADMIN_ROUTES: list[tuple[str, str, dict[str, Any]]] = [
     ("POST", f"{C}/trash/restore", {"json": {"ids": ["z"]}}),
     ("POST", f"{C}/snapshot", {"json": {"file": "x.lsnap"}}),
     ("POST", "/v1/collections/copy/restore", {"json": {"file": "x.lsnap"}}),
+    ("POST", f"{C}/map", {"json": {"method": "pca"}}),
 ]
 
 
@@ -195,7 +196,7 @@ def test_admin_key_does_everything(own_seeded: TestClient) -> None:
     writes[2] = ("POST", f"{C}/images", {"files": [("files", ("z.png", PNG, "image/png"))]})
     for (method, path, kwargs), status in zip(
         [*writes, ("DELETE", C, {})],
-        [201, 200, 200, 200, 204, 201, 204, 200, 204, 200, 200, 201, 201, 204],
+        [201, 200, 200, 200, 204, 201, 204, 200, 204, 200, 200, 201, 201, 202, 204],
         strict=True,
     ):
         r = seeded.request(method, path, headers=ADMIN, **kwargs)

@@ -227,6 +227,8 @@ UNKNOWN_ROUTES = {
     "documents": ("POST", "/documents", {"json": {"documents": [{"id": "d", "text": "a b"}]}}),
     "snapshot": ("POST", "/snapshot", {}),
     "snapshot-to-file": ("POST", "/snapshot", {"json": {"file": "a.lsnap"}}),
+    "map": ("POST", "/map", {"json": {}}),
+    "get-map": ("GET", "/map", {}),
 }
 
 

@@ -35,6 +35,7 @@ from latentspace.api.routes import (
     embeddings,
     health,
     items,
+    maps,
     rerank,
     search,
     snapshots,
@@ -161,6 +162,7 @@ def create_app(
         rerank,
         classify,
         snapshots,
+        maps,
     ):
         app.include_router(module.router)
     app.include_router(duplicates.trash_router)

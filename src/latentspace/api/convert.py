@@ -20,6 +20,7 @@ from latentspace.api.schemas import (
     IndexInfo,
     ItemPublic,
     ItemStatus,
+    JobPublic,
     KeywordSettings,
     LegPlace,
     Problem,
@@ -30,6 +31,7 @@ from latentspace.errors import InvalidInput, LatentspaceError, LimitExceeded
 from latentspace.limits import over_limit
 from latentspace.service import Hit, ItemResult, QueryTerm
 from latentspace.service.collections import CollectionStats
+from latentspace.service.jobs import JobInfo
 from latentspace.service.terms import default_weight
 from latentspace.service.tiers import DuplicatePolicy
 from latentspace.settings import LimitSettings
@@ -49,6 +51,7 @@ __all__ = [
     "item_image_bytes",
     "item_public",
     "item_status",
+    "job_public",
     "json_response",
     "problem_of",
     "query_term",
@@ -309,4 +312,20 @@ def collection_public(stats: CollectionStats) -> CollectionPublic:
         ),
         keyword=KeywordSettings.model_validate(stats.keyword),
         created_at=stats.created_at,
+    )
+
+
+def job_public(info: JobInfo) -> JobPublic:
+    """What the API reports of a background job."""
+    return JobPublic(
+        id=info.id,
+        collection=info.collection,
+        kind=info.kind,
+        state=info.state,
+        done=info.done,
+        total=info.total,
+        params=info.params,
+        error=info.error,
+        created_at=info.created_at,
+        updated_at=info.updated_at,
     )

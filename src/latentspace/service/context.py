@@ -20,6 +20,7 @@ from latentspace.service.encoders import EncoderFactory, EncoderPool, TimingHook
 from latentspace.service.hits import HitCache
 from latentspace.service.indexes import LiveIndexes, LocalIndexes
 from latentspace.service.keywords import KeywordIndexes
+from latentspace.service.mapstate import MapCache
 from latentspace.service.phashes import PhashIndexes
 from latentspace.service.runner import JobRunner
 from latentspace.settings import Settings
@@ -39,7 +40,8 @@ class Context:
     model specs that could not be loaded at start-up, and why; ``lock`` the data
     directory's owner lock while this instance holds it; ``warnings`` what start-up found
     amiss that readiness reports; ``jobs`` runs background jobs (started by
-    ``lifecycle.start``); ``phashes`` holds the images' perceptual hashes by collection.
+    ``lifecycle.start``); ``phashes`` holds the images' perceptual hashes by collection;
+    ``maps`` the fitted collection maps.
     """
 
     settings: Settings
@@ -53,6 +55,7 @@ class Context:
     phashes: PhashIndexes
     rerankers: CrossEncoderPool = field(default_factory=lambda: CrossEncoderPool([]))
     collections: dict[str, CollectionRow] = field(default_factory=dict)
+    maps: MapCache = field(default_factory=MapCache)
     model_failures: dict[str, str] = field(default_factory=dict)
     lock: DataDirLock | None = None
     warnings: list[str] = field(default_factory=list)

@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from latentspace import migrations
 from latentspace.datadir import DataDirLock
 from latentspace.errors import LatentspaceError, StoreError, Unavailable
-from latentspace.service import autotag, collections
+from latentspace.service import autotag, collections, maps
 from latentspace.service.context import Context, build_context
 from latentspace.service.encoders import EncoderFactory
 from latentspace.service.indexes import OpenReport
@@ -85,7 +85,12 @@ def _prepare(ctx: Context, *, warm: bool) -> None:
         ctx.warnings.append(warning)
     if warm:
         warm_encoders(ctx)
-    ctx.jobs.start({autotag.KIND: lambda job, stop: autotag.run(ctx, job, stop)})
+    ctx.jobs.start(
+        {
+            autotag.KIND: lambda job, stop: autotag.run(ctx, job, stop),
+            maps.KIND: lambda job, stop: maps.run(ctx, job, stop),
+        }
+    )
 
 
 def _orphan_index_folders(ctx: Context) -> list[str]:

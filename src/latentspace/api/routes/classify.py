@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
 
-from latentspace.api.convert import decode_base64
+from latentspace.api.convert import decode_base64, job_public
 from latentspace.api.deps import AdminDep, AuthorizedRoute, ReadDep, ServiceDep
 from latentspace.api.errors import CONFLICT, NOT_FOUND
 from latentspace.api.schemas import (
@@ -23,7 +23,6 @@ from latentspace.api.schemas import (
 from latentspace.service import autotag, classify, jobs
 from latentspace.service.classify import Label, LabelSpec
 from latentspace.service.context import Context
-from latentspace.service.jobs import JobInfo
 
 __all__ = ["router"]
 
@@ -43,21 +42,6 @@ def _spec(
         [Label(x) if isinstance(x, str) else Label(x.label, x.direction) for x in labels],
         templates=templates,
         temperature=temperature,
-    )
-
-
-def _job(info: JobInfo) -> JobPublic:
-    return JobPublic(
-        id=info.id,
-        collection=info.collection,
-        kind=info.kind,
-        state=info.state,
-        done=info.done,
-        total=info.total,
-        params=info.params,
-        error=info.error,
-        created_at=info.created_at,
-        updated_at=info.updated_at,
     )
 
 
@@ -111,20 +95,20 @@ def start_autotag(
         probability_field=body.probability_field,
     )
     response.headers["Location"] = f"/v1/jobs/{info.id}"
-    return _job(info)
+    return job_public(info)
 
 
 @router.get("/v1/collections/{name}/jobs", dependencies=[ReadDep], summary="List jobs")
 def list_jobs(name: str, ctx: ServiceDep) -> JobList:
     """The collection's background jobs, newest first."""
-    return JobList(jobs=[_job(j) for j in jobs.list_all(ctx, name)])
+    return JobList(jobs=[job_public(j) for j in jobs.list_all(ctx, name)])
 
 
 @router.get("/v1/jobs/{job_id}", dependencies=[ReadDep], summary="A job's state and progress")
-def get_job(job_id: JobId, ctx: ServiceDep) -> JobPublic:
+def getjob_public(job_id: JobId, ctx: ServiceDep) -> JobPublic:
     """State (queued, running, done, failed or cancelled) and progress (``done`` of
     ``total`` items) of a background job."""
-    return _job(jobs.get(ctx, job_id))
+    return job_public(jobs.get(ctx, job_id))
 
 
 @router.post(
@@ -133,7 +117,7 @@ def get_job(job_id: JobId, ctx: ServiceDep) -> JobPublic:
     summary="Cancel a job",
     responses=CONFLICT,
 )
-def cancel_job(job_id: JobId, ctx: ServiceDep) -> JobPublic:
+def canceljob_public(job_id: JobId, ctx: ServiceDep) -> JobPublic:
     """Cancel a queued or running job: a running one stops before its next batch, and what
     it wrote stays. 409 when the job is already done or failed."""
-    return _job(jobs.cancel(ctx, job_id))
+    return job_public(jobs.cancel(ctx, job_id))

@@ -59,6 +59,7 @@ from latentspace.api.schemas.items import (
     VectorColumns,
     VectorsUpsert,
 )
+from latentspace.api.schemas.maps import MapCluster, MapPublic, MapRequest
 from latentspace.api.schemas.search import (
     CompositeQuery,
     DirectionCreate,
@@ -120,6 +121,9 @@ __all__ = [
     "LabelIn",
     "LabelProbability",
     "LegPlace",
+    "MapCluster",
+    "MapPublic",
+    "MapRequest",
     "PathRequest",
     "PathResult",
     "PathStepPublic",
