@@ -13,6 +13,7 @@ after the commit, as for any collection that has no saved index.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -147,6 +148,12 @@ def restore(
     target = name or snapshot.collection["name"]
     _check_model(ctx, snapshot)
     old: CollectionRow | None = None
+    if replace:
+        # SQLite may give the new collection the old one's id, and index files are kept by
+        # id: what this process holds of the old one goes first (a search meanwhile rebuilds
+        # it from SQL), and again once the new one has committed.
+        with contextlib.suppress(NotFound):
+            collections.forget(ctx, collections.get(ctx, target))
     with ctx.sessions.begin() as session:
         if replace:
             try:
