@@ -36,7 +36,7 @@ class MapRequest(StrictModel):
         "the stored text nearest its centroid.",
     )
     min_cluster_size: int | None = Field(
-        default=None, ge=2, le=1_000_000, description="HDBSCAN's; default 1% of the items (≥ 5)."
+        default=None, ge=2, le=1_000_000, description="HDBSCAN's; default √n / 4 (at least 5)."
     )
 
 
