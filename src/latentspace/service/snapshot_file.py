@@ -18,6 +18,7 @@ import io
 import json
 import tarfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -106,11 +107,8 @@ def read_manifest(source: Path) -> dict[str, Any]:
     Raises:
         InvalidInput: not a snapshot, or an unknown format, version or schema revision.
     """
-    try:
-        with tarfile.open(source, "r:") as tar:
-            return _manifest(tar)
-    except (tarfile.TarError, EOFError, OSError) as e:
-        raise InvalidInput(f"not a readable snapshot file (truncated, or not a tar): {e}") from e
+    with _opened(source) as tar:
+        return _manifest(tar)
 
 
 def read_snapshot(source: Path, scratch: Path) -> Snapshot:
@@ -121,12 +119,9 @@ def read_snapshot(source: Path, scratch: Path) -> Snapshot:
             missing, extra, truncated or altered part, or a bad field or vector (the message
             names which).
     """
-    try:
-        with tarfile.open(source, "r:") as tar:
-            manifest = _manifest(tar)
-            _extract_parts(tar, manifest, scratch)
-    except (tarfile.TarError, EOFError, OSError) as e:
-        raise InvalidInput(f"not a readable snapshot file (truncated, or not a tar): {e}") from e
+    with _opened(source) as tar:
+        manifest = _manifest(tar)
+        _extract_parts(tar, manifest, scratch)
     collection = _collection(manifest.get("collection"))
     counts = manifest.get("counts")
     if not isinstance(counts, dict) or not all(
@@ -141,6 +136,16 @@ def read_snapshot(source: Path, scratch: Path) -> Snapshot:
             f"snapshot holds {len(directions)} directions; its manifest says {counts['directions']}"
         )
     return Snapshot(manifest, collection, items, directions)
+
+
+@contextmanager
+def _opened(source: Path) -> Iterator[tarfile.TarFile]:
+    # The tar, read member by member; a damaged or foreign file is an InvalidInput.
+    try:
+        with tarfile.open(source, "r:") as tar:
+            yield tar
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise InvalidInput(f"not a readable snapshot file (truncated, or not a tar): {e}") from e
 
 
 def _manifest(tar: tarfile.TarFile) -> dict[str, Any]:
@@ -293,7 +298,7 @@ def _items(
             fields,
             _timestamp(doc.get("created_at"), where),
             _timestamp(doc.get("updated_at"), where),
-            vectors[number - 1].astype("<f4").tobytes(),
+            vectors[number - 1].tobytes(),  # read as little-endian float32 above
         )
     if number != count:
         raise InvalidInput(f"snapshot holds {number} items; its manifest says {count}")

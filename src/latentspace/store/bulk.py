@@ -27,6 +27,7 @@ from latentspace.types import ItemKind
 __all__ = [
     "ItemInput",
     "driver_insert",
+    "insert_item_rows",
     "insert_items",
     "insert_oplog",
     "insert_vectors",
@@ -125,9 +126,17 @@ def insert_items(
         }
         for item in items
     ]
+    return insert_item_rows(session, collection, rows)
+
+
+def insert_item_rows(
+    session: Session, collection: CollectionRow, rows: Sequence[dict[str, Any]]
+) -> list[int]:
+    """Insert item rows given column by column (see :func:`driver_insert`); their new ids,
+    in the rows' order, read back by external id."""
     table = _table(ItemRow)
     driver_insert(session, table, rows)
-    external_ids = [item.external_id for item in items]
+    external_ids = [row["external_id"] for row in rows]
     found = session.execute(
         select(table.c.external_id, table.c.id).where(
             table.c.collection_id == collection.id, table.c.external_id.in_(external_ids)

@@ -4,24 +4,21 @@ restored collection in, as one transaction's worth of bulk statements (the calle
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from latentspace.errors import CorruptVector
-from latentspace.store.bulk import driver_insert
+from latentspace.store.bulk import driver_insert, insert_item_rows, insert_oplog, insert_vectors
 from latentspace.store.repository import intact_vector, live_item_pages
 from latentspace.store.tables import (
     CollectionRow,
     DirectionRow,
     ItemRow,
     ItemVectorRow,
-    OplogRow,
     as_utc,
 )
 
@@ -99,60 +96,25 @@ def insert_restored(
     One ``upsert`` oplog row per item, in the items' order, so the vector and keyword
     indexes build from SQL as they would after ingest.
     """
-    item_table, vector_table = ItemRow.__table__, ItemVectorRow.__table__
-    oplog_table, direction_table = OplogRow.__table__, DirectionRow.__table__
     for start in range(0, len(items), 5000):
         part = items[start : start + 5000]
-        driver_insert(
-            session,
-            item_table,  # type: ignore[arg-type]
-            [
-                {
-                    "collection_id": collection.id,
-                    "external_id": item.external_id,
-                    "created_at": item.created_at,
-                    "updated_at": item.updated_at,
-                    "deleted": False,
-                    **item.fields,
-                }
-                for item in part
-            ],
-        )
-        found = session.execute(
-            select(ItemRow.external_id, ItemRow.id).where(
-                ItemRow.collection_id == collection.id,
-                ItemRow.external_id.in_([item.external_id for item in part]),
-            )
-        )
-        ids = {external_id: item_id for external_id, item_id in found}
-        driver_insert(
-            session,
-            vector_table,  # type: ignore[arg-type]
-            [
-                {
-                    "item_id": ids[item.external_id],
-                    "vector": item.vector,
-                    "checksum": zlib.crc32(item.vector),
-                }
-                for item in part
-            ],
-        )
-        driver_insert(
-            session,
-            oplog_table,  # type: ignore[arg-type]
-            [
-                {
-                    "collection_id": collection.id,
-                    "op": "upsert",
-                    "item_id": ids[item.external_id],
-                    "created_at": now,
-                }
-                for item in part
-            ],
-        )
+        rows = [
+            {
+                "collection_id": collection.id,
+                "external_id": item.external_id,
+                "created_at": item.created_at,
+                "updated_at": item.updated_at,
+                "deleted": False,
+                **item.fields,
+            }
+            for item in part
+        ]
+        ids = insert_item_rows(session, collection, rows)
+        insert_vectors(session, [(i, item.vector) for i, item in zip(ids, part, strict=True)])
+        insert_oplog(session, collection, [("upsert", i) for i in ids], now)
     driver_insert(
         session,
-        direction_table,  # type: ignore[arg-type]
+        DirectionRow.__table__,  # type: ignore[arg-type]
         [
             {
                 "collection_id": collection.id,
