@@ -124,3 +124,15 @@ def test_map_bad_input(client: TestClient, shapes_collection: str) -> None:
     job = wait_for(client, r.json()["id"])
     assert job["state"] == "failed"
     assert "at least 3 items" in job["error"]
+
+
+def test_without_a_vocabulary_clusters_are_named_by_their_nearest_text(
+    client: TestClient, shapes_collection: str
+) -> None:
+    texts = [f"a drawing of a {c} {s}" for c in ("red", "blue") for s in SHAPES]
+    body = {"items": [{"id": f"t{i}", "text": t} for i, t in enumerate(texts)]}
+    assert client.post(f"/v1/collections/{shapes_collection}/items", json=body).is_success
+    view = _fit(client, shapes_collection, method="pca")
+    assert view["clusters"]
+    for info in view["clusters"]:
+        assert info["label"] in texts, info

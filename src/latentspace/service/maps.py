@@ -104,8 +104,10 @@ def run(ctx: Context, job: ClaimedJob, should_stop: Callable[[], bool]) -> JobOu
         return "stopped"
     cluster = _cluster(xy, params.get("min_cluster_size"))
     ids = [rows[int(i)].external_id for i in item_ids]
-    names = _names(ctx, collection, unit, cluster, list(params.get("vocabulary") or []))
-    clusters = _summaries(unit, xy, cluster, ids, names)
+    centroids = _centroids(unit, cluster)
+    vocabulary = list(params.get("vocabulary") or [])
+    names = _names(ctx, collection, centroids, vocabulary, item_ids, unit)
+    clusters = _summaries(centroids, unit, xy, cluster, ids, names)
     fitted = Fitted(MapView(seq, seq, method, ids, item_ids, xy, cluster, clusters), reducer)
     atomic_write(_path(ctx, collection), pickle.dumps(fitted, protocol=pickle.HIGHEST_PROTOCOL))
     with ctx.maps.lock:
@@ -203,11 +205,13 @@ def _centroids(unit: np.ndarray, cluster: np.ndarray) -> dict[int, np.ndarray]:
 def _names(
     ctx: Context,
     collection: CollectionRow,
-    unit: np.ndarray,
-    cluster: np.ndarray,
+    centroids: dict[int, np.ndarray],
     vocabulary: list[str],
+    item_ids: np.ndarray,
+    unit: np.ndarray,
 ) -> dict[int, str | None]:
-    centroids = _centroids(unit, cluster)
+    # By the vocabulary's nearest label, else by the stored text nearest the centroid (its
+    # vector is among ``unit``, the live vectors in ``item_ids`` order).
     if not centroids:
         return {}
     keys = sorted(centroids)
@@ -218,15 +222,18 @@ def _names(
         return {k: t[0].label for k, t in zip(keys, top, strict=True)}
     with ctx.sessions() as session:
         texts = live_texts(session=session, collection=collection)
-        stored = repo.vectors_of(session=session, item_ids=list(texts), dim=collection.dim)
-    if not stored:
+    rows = np.flatnonzero(np.isin(item_ids, np.fromiter(texts, dtype=np.int64, count=len(texts))))
+    if not rows.size:
         return dict.fromkeys(keys)
-    text_ids = list(stored)
-    scores = matrix @ unit_rows(np.stack([stored[i] for i in text_ids])).T
-    return {k: texts[text_ids[int(np.argmax(s))]][:80] for k, s in zip(keys, scores, strict=True)}
+    scores = matrix @ unit[rows].T
+    return {
+        k: texts[int(item_ids[rows[int(np.argmax(s))]])][:80]
+        for k, s in zip(keys, scores, strict=True)
+    }
 
 
 def _summaries(
+    centroids: dict[int, np.ndarray],
     unit: np.ndarray,
     xy: np.ndarray,
     cluster: np.ndarray,
@@ -234,7 +241,7 @@ def _summaries(
     names: dict[int, str | None],
 ) -> list[Cluster]:
     out = []
-    for c, centroid in sorted(_centroids(unit, cluster).items()):
+    for c, centroid in sorted(centroids.items()):
         members = np.flatnonzero(cluster == c)
         example = members[int(np.argmax(unit[members] @ centroid))]
         x, y = xy[members].mean(axis=0)
