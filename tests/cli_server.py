@@ -48,10 +48,18 @@ class CliServer:
 
 
 @contextmanager
-def cli_server(data_dir: Path, *args: str) -> Iterator[CliServer]:
-    """Run ``latentspace ARGS --port P`` without API keys on ``data_dir``; stop it on exit."""
+def cli_server(
+    data_dir: Path, *args: str, env: dict[str, str] | None = None
+) -> Iterator[CliServer]:
+    """Run ``latentspace ARGS --port P`` without API keys on ``data_dir`` (with ``env`` added
+    to the environment); stop it on exit."""
     port = free_port()
-    env = {**os.environ, "LATENTSPACE_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "LATENTSPACE_DATA_DIR": str(data_dir),
+        "HF_HUB_OFFLINE": "1",
+        **(env or {}),
+    }
     env.pop("LATENTSPACE_API_KEYS", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "latentspace.cli", *args, "--port", str(port)],
@@ -67,7 +75,8 @@ def cli_server(data_dir: Path, *args: str) -> Iterator[CliServer]:
     try:
         yield CliServer(f"http://127.0.0.1:{port}", process, lines)
     finally:
-        process.terminate()
+        if process.poll() is None:
+            process.terminate()
         process.wait(30)
         reader.join(10)  # the server's end of the pipe is closed: the reader sees EOF
         stream.close()

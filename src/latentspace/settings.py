@@ -25,6 +25,7 @@ __all__ = [
     "EXACT_LATENCY_MS",
     "PILLOW_PIXEL_GUARD",
     "ClassifySettings",
+    "ClusterSettings",
     "EncoderSettings",
     "IndexSettings",
     "LimitSettings",
@@ -274,6 +275,34 @@ class ClassifySettings(BaseModel):
         return templates
 
 
+class ClusterSettings(BaseModel):
+    """Several processes on one database: replicas that tail the SQL oplog."""
+
+    replica: bool = Field(
+        default=False,
+        description="Share the data directory with other latentspace processes (`serve "
+        "--workers` sets it): the first holds the index files, the others replicate from SQL.",
+    )
+    poll_ms: float = Field(
+        default=200.0,
+        gt=0,
+        le=3_600_000,
+        description="How often a process reads the oplog for writes other processes committed.",
+    )
+    consistency_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="Seconds a search with `consistency.min_seq` waits for its replica to "
+        "catch up before it answers 503.",
+    )
+    url: str | None = Field(
+        default=None,
+        description="The URL this process serves at, written beside the data-directory lock "
+        "(set by `serve`).",
+    )
+
+
 class Settings(BaseSettings):
     """All of latentspace's settings."""
 
@@ -334,6 +363,7 @@ class Settings(BaseSettings):
     index: IndexSettings = Field(default_factory=IndexSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     classify: ClassifySettings = Field(default_factory=ClassifySettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
 
     def resolved_snapshot_dir(self) -> Path:
         """The snapshot folder (``snapshot_dir``, default ``data_dir/snapshots``)."""

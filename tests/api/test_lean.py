@@ -79,7 +79,7 @@ def shapes() -> dict[tuple[str, str], bool]:
 def test_search_takes_the_lean_path_and_other_routes_do_not() -> None:
     lean = shapes()
     assert lean[("POST", "/v1/collections/{name}/search")]
-    assert not lean[("PATCH", "/v1/collections/{name}/items/{item_id}")]  # returns a model
+    assert not lean[("POST", "/v1/collections/{name}/directions")]  # returns a model
     assert not lean[("POST", "/v1/collections/{name}/search/image")]  # a form
     assert not lean[("GET", "/v1/collections/{name}")]
 

@@ -54,7 +54,7 @@ def test_upsert_statuses_and_oplog(sessions: sessionmaker[Session]) -> None:
         )
     assert [(o.status, o.vector_changed) for o in again] == [
         ("unchanged", False),
-        ("updated", False),  # metadata only: no new vector, no oplog row
+        ("updated", False),  # metadata only: no new vector, a "meta" oplog row
         ("created", True),
     ]
     with sessions.begin() as s:
@@ -63,7 +63,7 @@ def test_upsert_statuses_and_oplog(sessions: sessionmaker[Session]) -> None:
     assert changed[0].vector_changed
     with sessions() as s:
         log = oplog.after(session=s, collection=c, seq=0)
-        assert [op for _, op, _ in log] == ["upsert"] * 4
+        assert [op for _, op, _ in log] == ["upsert", "upsert", "meta", "upsert", "upsert"]
         vectors = repo.vectors_of(session=s, item_ids=[changed[0].item_id], dim=4)
         expected = np.random.default_rng(9).normal(size=4).astype(np.float32)
         np.testing.assert_array_equal(vectors[changed[0].item_id], expected)

@@ -8,6 +8,8 @@ collection's encoder loaded) and closed (indexes saved) on shutdown.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -47,7 +49,7 @@ from latentspace.service import Context, EncoderFactory, collections, lifecycle
 from latentspace.settings import Settings
 from latentspace.web import WEB_DIR
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "create_app_from_env"]
 
 
 _DESCRIPTION = """
@@ -98,6 +100,7 @@ def create_app(
                 on_timing=metrics.timing,
                 warm=warm,
                 url=url,
+                follow=True,
             )
         )
         holder["service"] = service
@@ -174,3 +177,15 @@ def create_app(
         return FileResponse(WEB_DIR / "index.html")
 
     return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The app from the environment's settings (``serve --workers``: each worker calls it,
+    and logs as ``serve`` was told to)."""
+    logs = os.environ.get("LATENTSPACE_SERVE_WORKER_LOGS")
+    if logs:
+        from latentspace.logs import configure_logging
+
+        options = json.loads(logs)
+        configure_logging(str(options["level"]), json_lines=bool(options["json_lines"]))
+    return create_app(Settings())

@@ -59,7 +59,9 @@ __all__ = [
 ]
 
 
-def json_response(model: BaseModel, *, status_code: int = 200) -> Response:
+def json_response(
+    model: BaseModel, *, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     """A model as its JSON response, serialised by pydantic's core at once.
 
     For the hot routes: a model a plain ``def`` route returns is validated again by FastAPI,
@@ -67,7 +69,9 @@ def json_response(model: BaseModel, *, status_code: int = 200) -> Response:
     was validated when it was constructed, so the route declares ``response_model`` for the
     schema and returns this.
     """
-    return Response(model.model_dump_json(), status_code, media_type="application/json")
+    return Response(
+        model.model_dump_json(), status_code, headers=headers, media_type="application/json"
+    )
 
 
 def floats_from_base64(data: str, *, name: str) -> np.ndarray:

@@ -18,7 +18,10 @@ from latentspace.settings import Settings
 if TYPE_CHECKING:
     import uvicorn
 
-__all__ = ["db_app", "encode", "models", "serve"]
+__all__ = ["WORKER_LOGS", "db_app", "encode", "models", "serve"]
+
+# How `serve --workers` tells its worker processes to log (not a user setting).
+WORKER_LOGS = "LATENTSPACE_SERVE_WORKER_LOGS"
 
 logger = logging.getLogger("latentspace.api.app")  # where the app's other start-up lines log
 
@@ -118,8 +121,19 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error.")] = "info",
     json_logs: Annotated[bool, typer.Option(help="JSON-lines logs (else plain text).")] = True,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=256,
+            help="Worker processes on one port and data directory; each holds every "
+            "collection's index as a replica that tails the SQL oplog.",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the HTTP API (and its OpenAPI docs at /docs) with uvicorn."""
+    import os
+
     import uvicorn
 
     from latentspace.api import create_app
@@ -135,6 +149,22 @@ def serve(
             )
         )
     configure_logging(log_level, json_lines=json_logs)
+    if workers > 1:
+        # Each worker is a fresh process that builds the app from the environment.
+        os.environ["LATENTSPACE_CLUSTER__REPLICA"] = "true"
+        os.environ["LATENTSPACE_CLUSTER__URL"] = f"http://{host}:{port}"
+        os.environ[WORKER_LOGS] = json.dumps({"level": log_level, "json_lines": json_logs})
+        logger.info("latentspace: %d workers at http://%s:%d", workers, host, port)
+        uvicorn.run(
+            "latentspace.api.app:create_app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+            access_log=False,
+        )
+        return
     try:
         application = create_app(settings, url=f"http://{host}:{port}")
     except LatentspaceError as e:

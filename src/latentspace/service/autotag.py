@@ -23,7 +23,7 @@ from latentspace.service.context import Context
 from latentspace.service.jobs import JobInfo, submit
 from latentspace.service.runner import ClaimedJob, JobOutcome
 from latentspace.store import jobs as jobs_repo
-from latentspace.store import lookups
+from latentspace.store import lookups, oplog
 from latentspace.store import repository as repo
 from latentspace.store.tables import CollectionRow
 
@@ -168,6 +168,7 @@ def _tag(
 ) -> list[int]:
     # Merge the labels into the items' metadata; the ids of the items changed (an item
     # deleted since the batch was read is skipped).
+    oplog.serialize(session=session, collection=collection)
     changed = []
     for item_id, external_id, metadata in tags:
         try:

@@ -10,6 +10,7 @@ functions take a session.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,7 +28,14 @@ from latentspace.settings import Settings
 from latentspace.store.engine import make_engine, make_session_factory
 from latentspace.store.tables import CollectionRow
 
-__all__ = ["Context", "build_context"]
+__all__ = ["Background", "Context", "build_context"]
+
+
+class Background(Protocol):
+    """A thread started with the instance, stopped before it closes."""
+
+    def stop(self) -> None:
+        """Stop and wait for the thread."""
 
 
 @dataclass
@@ -41,7 +49,8 @@ class Context:
     directory's owner lock while this instance holds it; ``warnings`` what start-up found
     amiss that readiness reports; ``jobs`` runs background jobs (started by
     ``lifecycle.start``); ``phashes`` holds the images' perceptual hashes by collection;
-    ``maps`` the fitted collection maps.
+    ``maps`` the fitted collection maps; ``follower`` the thread applying other
+    processes' writes (``service.replica``), when one runs.
     """
 
     settings: Settings
@@ -58,6 +67,7 @@ class Context:
     maps: MapCache = field(default_factory=MapCache)
     model_failures: dict[str, str] = field(default_factory=dict)
     lock: DataDirLock | None = None
+    follower: Background | None = None
     warnings: list[str] = field(default_factory=list)
 
 
@@ -83,21 +93,28 @@ def build_context(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = engine or make_engine(settings.resolved_database_url())
     sessions = make_session_factory(engine)
+    hits = HitCache(sessions, budget_bytes=settings.search.hit_cache_mb * 2**20)
+    phashes = PhashIndexes(sessions)
+
+    def changed_elsewhere(collection: CollectionRow, item_ids: frozenset[int]) -> None:
+        # Items another process wrote: what this one holds of them is read again from SQL.
+        hits.forget(collection, item_ids)
+        phashes.refresh(collection, sorted(item_ids))
+
     indexes = LocalIndexes(
         data_dir=settings.data_dir,
         sessions=sessions,
         settings=settings.index,
         micro_batch=settings.search.micro_batch,
         on_timing=on_timing,
+        on_changed=changed_elsewhere,
     )
     encoders = EncoderPool(settings.encoder, factory=encoder_factory, on_timing=on_timing)
     rerankers = CrossEncoderPool(
         [s.strip() for s in settings.rerank_models.split(",") if s.strip()],
         device=None if settings.encoder.device == "auto" else settings.encoder.device,
     )
-    hits = HitCache(sessions, budget_bytes=settings.search.hit_cache_mb * 2**20)
     keywords, jobs = KeywordIndexes(sessions), JobRunner(sessions)
-    phashes = PhashIndexes(sessions)
     return Context(
         settings, engine, sessions, encoders, indexes, keywords, hits, jobs, phashes, rerankers
     )

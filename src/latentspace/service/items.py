@@ -212,8 +212,11 @@ def ingest_vectors(
     )
 
 
-def write(ctx: Context, name: str, items: Sequence[ItemInput]) -> list[UpsertOutcome]:
-    """Store items with their vectors (one transaction), then index the changed vectors.
+def write(
+    ctx: Context, name: str, items: Sequence[ItemInput], *, index: bool = True
+) -> list[UpsertOutcome]:
+    """Store items with their vectors (one transaction), then index the changed vectors
+    (unless not ``index``: a batch job that rebuilds the index from SQL once at the end).
 
     Raises:
         InvalidInput: a vector that is not finite, or zero in a cosine collection.
@@ -229,8 +232,11 @@ def write(ctx: Context, name: str, items: Sequence[ItemInput]) -> list[UpsertOut
     vectors = {item.external_id: matrix[n] for n, item in enumerate(items)}
     with ctx.indexes.writing(collection):
         with ctx.sessions.begin() as session:
+            oplog.serialize(session=session, collection=collection)
             outcomes = repo.upsert_items(session=session, collection=collection, items=items)
             seq = oplog.last_seq(session=session, collection=collection)
+        if not index:
+            return outcomes
         upserts = {o.item_id: vectors[o.external_id] for o in outcomes if o.vector_changed}
         ctx.indexes.apply(collection, CommittedWrite(seq, upserts=upserts))
         ctx.hits.written(collection, _hit_rows(items, outcomes))
@@ -264,6 +270,7 @@ def delete(ctx: Context, name: str, external_ids: Sequence[str]) -> int:
     collection = collections.get(ctx, name)
     with ctx.indexes.writing(collection):
         with ctx.sessions.begin() as session:
+            oplog.serialize(session=session, collection=collection)
             item_ids = repo.delete_items(
                 session=session, collection=collection, external_ids=external_ids
             )
@@ -330,11 +337,15 @@ def update_metadata(ctx: Context, name: str, external_id: str, metadata: dict[st
     """
     limits.check_json(ctx.settings.limits, metadata, name="metadata")
     collection = collections.get(ctx, name)
-    with ctx.sessions.begin() as session:
-        row = repo.update_metadata(
-            session=session, collection=collection, external_id=external_id, metadata=metadata
-        )
-    ctx.hits.forget(collection, [row.id])
+    with ctx.indexes.writing(collection):
+        with ctx.sessions.begin() as session:
+            oplog.serialize(session=session, collection=collection)
+            row = repo.update_metadata(
+                session=session, collection=collection, external_id=external_id, metadata=metadata
+            )
+            seq = oplog.last_seq(session=session, collection=collection)
+        ctx.indexes.apply(collection, CommittedWrite(seq))  # no vector: the seq is applied
+        ctx.hits.forget(collection, [row.id])
     return row
 
 

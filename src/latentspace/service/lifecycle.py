@@ -14,6 +14,7 @@ from latentspace.service import autotag, collections, maps
 from latentspace.service.context import Context, build_context
 from latentspace.service.encoders import EncoderFactory
 from latentspace.service.indexes import OpenReport
+from latentspace.service.replica import Follower
 from latentspace.settings import Settings
 from latentspace.types import TimingHook
 
@@ -30,6 +31,7 @@ def start(
     on_timing: TimingHook | None = None,
     warm: bool = False,
     url: str | None = None,
+    follow: bool = False,
 ) -> Context:
     """A context whose database is at the newest schema and whose indexes agree with SQL.
 
@@ -38,13 +40,21 @@ def start(
             queries then do not pay for them).
         url: where this instance serves HTTP, written beside the data-directory lock so a
             CLI command on the same directory talks to it.
+        follow: apply what other processes write to the same database, every
+            ``cluster.poll_ms`` (a server does; a one-off CLI command need not).
+
+    With ``cluster.replica`` the data directory may be shared: when another process holds
+    it, this one runs beside it as a replica (it neither saves index files nor resumes
+    jobs until it takes the lock over).
 
     Raises:
         Conflict: another process holds the data directory.
         StoreError: the schema is not at the newest revision and may not be upgraded.
         VectorIndexError: the settings ask for a GPU that is not there.
     """
-    lock = DataDirLock(settings.data_dir, url=url)
+    lock = DataDirLock(
+        settings.data_dir, url=url or settings.cluster.url, shared=settings.cluster.replica
+    )
     try:
         ctx = build_context(
             settings, engine=engine, encoder_factory=encoder_factory, on_timing=on_timing
@@ -53,8 +63,15 @@ def start(
         lock.release()
         raise
     ctx.lock = lock
+    ctx.indexes.writes_files = lock.primary
+    if not lock.primary:
+        logger.info("data directory %s is held by another process: replica", settings.data_dir)
     try:
         _prepare(ctx, warm=warm)
+        if follow:
+            follower = Follower(ctx)
+            follower.start()
+            ctx.follower = follower
     except BaseException:
         stop(ctx, save=False)
         raise
@@ -89,7 +106,8 @@ def _prepare(ctx: Context, *, warm: bool) -> None:
         {
             autotag.KIND: lambda job, stop: autotag.run(ctx, job, stop),
             maps.KIND: lambda job, stop: maps.run(ctx, job, stop),
-        }
+        },
+        resume=ctx.indexes.writes_files,
     )
 
 
@@ -154,6 +172,9 @@ def stop(ctx: Context, *, save: bool = True) -> None:
     """Stop the background jobs (a job in progress resumes on the next start), save every
     open index (unless ``save`` is false), release the database and the data directory."""
     try:
+        if ctx.follower is not None:
+            ctx.follower.stop()
+            ctx.follower = None
         ctx.jobs.stop()
         if save:
             ctx.indexes.close(collections.list_all(ctx))

@@ -47,6 +47,19 @@ class PhashIndexes:
             kept = [(i, h) for i, h in pairs if h is not None]
             index.add([i for i, _ in kept], [h for _, h in kept])
 
+    def refresh(self, collection: CollectionRow, item_ids: Sequence[int]) -> None:
+        """Re-read the hashes of items another process changed."""
+        with self._lock:
+            index = self._indexes.get(collection.id)
+            if index is None:
+                return
+            with self._sessions() as session:
+                ids, hashes = dedup.live_phashes(
+                    session=session, collection=collection, item_ids=item_ids
+                )
+            index.remove(list(item_ids))
+            index.add(ids.tolist(), hashes.tolist())
+
     def forget(self, collection: CollectionRow, item_ids: Sequence[int]) -> None:
         """Items a delete (or a trash) committed."""
         with self._lock:

@@ -33,6 +33,7 @@ class Query:
     with_vectors: bool = False
     rerank: RerankStage | None = None
     fusion: Fusion | None = None
+    min_seq: int | None = None  # read-your-writes: served once this oplog seq is applied
 
 
 @dataclass(frozen=True)

@@ -99,13 +99,15 @@ def resolve(
     collection = collections.get(ctx, name)
     with ctx.indexes.writing(collection):
         with ctx.sessions.begin() as session:
+            oplog.serialize(session=session, collection=collection)
             rows = dedup.live_rows(
                 session=session, collection=collection, external_ids=[*keep, *trash]
             )
             gone = [rows[e] for e in trash]
             kept = [rows[e] for e in keep]
             if merge_metadata:
-                _merge(ctx, kept, gone)
+                merged = _merge(ctx, kept, gone)
+                oplog.log_changed(session=session, collection=collection, item_ids=merged)
             when = dedup.trash(session=session, collection=collection, rows=gone)
             seq = oplog.last_seq(session=session, collection=collection)
             trashed_ids, kept_ids = [r.id for r in gone], [r.id for r in kept]
@@ -115,7 +117,9 @@ def resolve(
     return Resolution(list(keep), list(trash), _stamp(when + _retention(ctx)))
 
 
-def _merge(ctx: Context, kept: list[ItemRow], gone: list[ItemRow]) -> None:
+def _merge(ctx: Context, kept: list[ItemRow], gone: list[ItemRow]) -> list[int]:
+    # Fold the trashed items' metadata into the kept ones'; the ids whose metadata changed.
+    changed = []
     for row in kept:
         merged: dict[str, Any] = {}
         for other in gone:
@@ -127,6 +131,8 @@ def _merge(ctx: Context, kept: list[ItemRow], gone: list[ItemRow]) -> None:
         )
         if merged != row.metadata_:
             row.metadata_, row.updated_at = merged, utcnow()
+            changed.append(row.id)
+    return changed
 
 
 def trash_page(ctx: Context, name: str, *, limit: int = 100, after: int = 0) -> TrashPage:
@@ -169,6 +175,7 @@ def restore(ctx: Context, name: str, external_ids: Sequence[str]) -> list[str]:
     collection = collections.get(ctx, name)
     with ctx.indexes.writing(collection):
         with ctx.sessions.begin() as session:
+            oplog.serialize(session=session, collection=collection)
             rows = dedup.restore(
                 session=session,
                 collection=collection,

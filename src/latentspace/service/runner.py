@@ -76,13 +76,17 @@ class JobRunner:
         """Whether the worker thread is alive."""
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self, handlers: Mapping[str, JobHandler]) -> list[int]:
-        """Start the worker with a handler per job kind; the unfinished jobs it resumes."""
+    def start(self, handlers: Mapping[str, JobHandler], *, resume: bool = True) -> list[int]:
+        """Start the worker with a handler per job kind; the unfinished jobs it resumes
+        (none unless ``resume``: a replica leaves them to the data directory's holder,
+        which may be running them)."""
         if self._thread is not None:
             raise RuntimeError("the job runner was already started (it runs once)")
         self._handlers = dict(handlers)
+        resumed = []
         with self._sessions() as session:
-            resumed = jobs_repo.unfinished_jobs(session=session)
+            if resume:
+                resumed = jobs_repo.unfinished_jobs(session=session)
         for job_id in resumed:
             self._queue.put(job_id)
         if resumed:

@@ -30,7 +30,7 @@ from latentspace.errors import InvalidInput
 from latentspace.index import SearchParams
 from latentspace.index.algebra import combine, explain, slerp_path
 from latentspace.index.base import Predicate
-from latentspace.service import collections
+from latentspace.service import collections, replica
 from latentspace.service import rerank as reranking
 from latentspace.service.context import Context
 from latentspace.service.fusion import Candidate, Fusion, Leg, LegScore
@@ -89,9 +89,12 @@ def plan(ctx: Context, name: str, query: Query) -> Plan:
     Raises:
         InvalidInput: bad terms or filter; LimitExceeded: k over the limit.
         NotFound: unknown collection, item or direction.
+        Conflict, Unavailable: ``min_seq`` is no write's, or was not reached in time.
     """
     limits.check_k(ctx.settings.limits, query.k)
     collection = collections.get(ctx, name)
+    if query.min_seq:
+        replica.reach(ctx, collection, query.min_seq)
     keywords = _keyword_legs(ctx, query.terms)
     vector_terms = [t for t in query.terms if t.kind != "keyword"]
     terms, used = resolve_terms(ctx, collection, vector_terms) if vector_terms else ([], [])

@@ -22,17 +22,19 @@ from latentspace.store.tables import CollectionRow, ItemRow, as_utc, utcnow
 __all__ = ["live_phashes", "live_rows", "restore", "trash", "trashed"]
 
 
-def live_phashes(*, session: Session, collection: CollectionRow) -> tuple[np.ndarray, np.ndarray]:
-    """Item ids and perceptual hashes of the live items that have one, in id order."""
-    rows = session.execute(
-        select(ItemRow.id, ItemRow.phash)
-        .where(
-            ItemRow.collection_id == collection.id,
-            ItemRow.deleted.is_(False),
-            ItemRow.phash.is_not(None),
-        )
-        .order_by(ItemRow.id)
-    ).all()
+def live_phashes(
+    *, session: Session, collection: CollectionRow, item_ids: Sequence[int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Item ids and perceptual hashes of the live items that have one (of ``item_ids``,
+    when given), in id order."""
+    query = select(ItemRow.id, ItemRow.phash).where(
+        ItemRow.collection_id == collection.id,
+        ItemRow.deleted.is_(False),
+        ItemRow.phash.is_not(None),
+    )
+    if item_ids is not None:
+        query = query.where(ItemRow.id.in_(list(item_ids)))
+    rows = session.execute(query.order_by(ItemRow.id)).all()
     ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
     hashes = np.fromiter((r[1] for r in rows), np.int64, len(rows))
     return ids, hashes

@@ -13,8 +13,20 @@ __all__ = [
     "document_items",
     "ids_by_sha256",
     "list_items",
+    "live_sha256",
     "sha256_groups",
 ]
+
+
+def live_sha256(*, session: Session, collection: CollectionRow) -> set[str]:
+    """The content hashes of the collection's live items."""
+    return set(
+        session.scalars(
+            select(ItemRow.sha256).where(
+                ItemRow.collection_id == collection.id, ItemRow.deleted.is_(False)
+            )
+        )
+    )
 
 
 def ids_by_sha256(

@@ -3,18 +3,44 @@
 Every committed write appends oplog rows (seq, op, item id) in the same transaction as the
 items; a live index records the last sequence it applied, and a saved index's manifest
 the sequence it was saved at, so a restart replays exactly the rows after it.
+
+Replicas (other processes on the same database) read the rows after the sequence they
+applied, so the rows of one collection must become visible in sequence order: every write
+transaction starts with :func:`serialize`, which makes writers of a collection commit one
+after the other (SQLite: the database's write lock from the first statement; PostgreSQL: a
+row lock on the collection), so a later sequence is never committed before an earlier one.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from latentspace.store.bulk import insert_oplog
 from latentspace.store.tables import CollectionRow, IndexManifestRow, OplogRow, utcnow
 
-__all__ = ["after", "get_manifest", "last_seq", "put_manifest"]
+__all__ = ["after", "get_manifest", "last_seq", "log_changed", "put_manifest", "serialize"]
+
+
+def serialize(*, session: Session, collection: CollectionRow) -> None:
+    """Take the collection's write lock for the rest of the transaction (its first statement).
+
+    SQLite takes the database's write lock now (``BEGIN IMMEDIATE``), not at the first
+    write, so two processes never both read and then race to write (which SQLite answers
+    with "database is locked" at once, past the busy timeout). PostgreSQL locks the
+    collection's row (``SELECT … FOR UPDATE``) until commit.
+    """
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        raw = connection.connection.dbapi_connection
+        if raw is not None and not raw.in_transaction:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        connection.execute(
+            text("SELECT id FROM collections WHERE id = :id FOR UPDATE"), {"id": collection.id}
+        )
 
 
 def last_seq(*, session: Session, collection: CollectionRow) -> int:
@@ -27,13 +53,16 @@ def last_seq(*, session: Session, collection: CollectionRow) -> int:
     )
 
 
-def after(*, session: Session, collection: CollectionRow, seq: int) -> list[tuple[int, str, int]]:
-    """(seq, op, item id) of every oplog row after ``seq``, in order."""
-    rows = session.execute(
-        select(OplogRow.seq, OplogRow.op, OplogRow.item_id)
-        .where(OplogRow.collection_id == collection.id, OplogRow.seq > seq)
-        .order_by(OplogRow.seq)
+def after(
+    *, session: Session, collection: CollectionRow, seq: int, upto: int | None = None
+) -> list[tuple[int, str, int]]:
+    """(seq, op, item id) of every oplog row after ``seq`` (and up to ``upto``), in order."""
+    query = select(OplogRow.seq, OplogRow.op, OplogRow.item_id).where(
+        OplogRow.collection_id == collection.id, OplogRow.seq > seq
     )
+    if upto is not None:
+        query = query.where(OplogRow.seq <= upto)
+    rows = session.execute(query.order_by(OplogRow.seq))
     return [(int(s), str(op), int(i)) for s, op, i in rows]
 
 
@@ -61,3 +90,10 @@ def put_manifest(
     row.recall_at_10, row.saved_at = recall_at_10, utcnow()
     session.flush()
     return row
+
+
+def log_changed(*, session: Session, collection: CollectionRow, item_ids: list[int]) -> None:
+    """One ``meta`` oplog row per item whose fields (not its vector nor text) changed, so
+    other processes refresh what they hold of it."""
+    if item_ids:
+        insert_oplog(session, collection, [("meta", i) for i in item_ids], utcnow())

@@ -159,7 +159,8 @@ def delete_collection(*, session: Session, name: str) -> CollectionRow:
 def upsert_items(
     *, session: Session, collection: CollectionRow, items: Sequence[ItemInput]
 ) -> list[UpsertOutcome]:
-    """Insert or update items by external id; one oplog row per changed vector or text.
+    """Insert or update items by external id; one oplog row per changed item (``upsert``:
+    its vector, ``text``: its text, ``meta``: only its other fields).
 
     Same content (sha256) and metadata → ``unchanged`` and nothing is written; same content
     with new metadata → ``updated`` without a new vector; new content → a new vector.
@@ -206,8 +207,8 @@ def upsert_items(
             row.phash, row.pixels, row.size_bytes = item.phash, item.pixels, item.size_bytes
             vectors.append((row.id, blob))
             logged.append(("upsert", row.id))
-        elif text_changed:
-            logged.append(("text", row.id))
+        else:
+            logged.append(("text" if text_changed else "meta", row.id))
         status: WriteStatus = "created" if revived else "updated"
         outcomes.append(UpsertOutcome(item.external_id, row.id, status, content_changed))
     session.flush()  # the updated rows, before the bulk statements below
@@ -245,12 +246,14 @@ def get_item(*, session: Session, collection: CollectionRow, external_id: str) -
 def update_metadata(
     *, session: Session, collection: CollectionRow, external_id: str, metadata: dict[str, Any]
 ) -> ItemRow:
-    """Merge ``metadata`` into an item's (a key set to ``None`` is removed)."""
+    """Merge ``metadata`` into an item's (a key set to ``None`` is removed); one ``meta``
+    oplog row, so other processes refresh what they hold of the item."""
     row = get_item(session=session, collection=collection, external_id=external_id)
     merged = {**row.metadata_, **metadata}
     row.metadata_ = {k: v for k, v in merged.items() if v is not None}
     row.updated_at = utcnow()
     session.flush()
+    insert_oplog(session, collection, [("meta", row.id)], row.updated_at)
     return row
 
 

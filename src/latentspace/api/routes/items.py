@@ -15,6 +15,7 @@ from latentspace.api.convert import (
     item_image_bytes,
     item_public,
     item_status,
+    json_response,
     upload_bytes,
 )
 from latentspace.api.deps import AdminDep, AuthorizedRoute, ReadDep, ServiceDep
@@ -36,7 +37,8 @@ from latentspace.api.schemas import (
     ItemsUpsertResult,
     VectorsUpsert,
 )
-from latentspace.service import ItemResult, NewItem, collections, items
+from latentspace.service import ItemResult, NewItem, collections, items, replica
+from latentspace.service.replica import SEQ_HEADER
 
 __all__ = ["router"]
 
@@ -57,7 +59,7 @@ _BATCH_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _answer(request: Request, results: list[ItemResult]) -> JSONResponse:
+def _answer(request: Request, results: list[ItemResult], seq: int) -> JSONResponse:
     statuses = [item_status(r) for r in results]
     count = {
         s: sum(1 for r in results if r.status == s)
@@ -70,6 +72,7 @@ def _answer(request: Request, results: list[ItemResult]) -> JSONResponse:
         unchanged=count["unchanged"],
         skipped=count["skipped"],
         errors=count["error"],
+        seq=seq,
     )
     errors = [r.error for r in results if r.error is not None]
     if results and len(errors) == len(results):
@@ -80,7 +83,9 @@ def _answer(request: Request, results: list[ItemResult]) -> JSONResponse:
         )
         return all_failed(request, errors, detail, [s.model_dump(mode="json") for s in statuses])
     code = 207 if count["error"] else 200
-    return JSONResponse(body.model_dump(mode="json"), status_code=code)
+    return JSONResponse(
+        body.model_dump(mode="json"), status_code=code, headers={SEQ_HEADER: str(seq)}
+    )
 
 
 @router.post(
@@ -110,7 +115,8 @@ def upsert_items(request: Request, name: str, body: ItemsUpsert, ctx: ServiceDep
             )
         )
     policy = duplicate_policy(body.on_duplicate)
-    return _answer(request, items.ingest(ctx, name, new, on_duplicate=policy))
+    results = items.ingest(ctx, name, new, on_duplicate=policy)
+    return _answer(request, results, replica.written_seq(ctx, name))
 
 
 @router.post(
@@ -153,7 +159,8 @@ def upload_images(
                 unreadable=too_large,
             )
         )
-    return _answer(request, items.ingest(ctx, name, new, on_duplicate=policy))
+    results = items.ingest(ctx, name, new, on_duplicate=policy)
+    return _answer(request, results, replica.written_seq(ctx, name))
 
 
 _VECTORS_BODY = {
@@ -211,7 +218,7 @@ async def upsert_vectors(request: Request, name: str, ctx: ServiceDep) -> JSONRe
             f"{media or 'no content type'}",
         )
     results = await run_in_threadpool(items.ingest_vectors, ctx, name, vectors, **columns)
-    return _answer(request, results)
+    return _answer(request, results, await run_in_threadpool(replica.written_seq, ctx, name))
 
 
 @router.post(
@@ -242,10 +249,18 @@ def get_item(name: str, item_id: str, ctx: ServiceDep, include_vector: bool = Fa
     return item_public(row, vector)
 
 
-@router.patch("/items/{item_id}", dependencies=[AdminDep], summary="Update an item's metadata")
-def patch_item(name: str, item_id: str, body: ItemPatch, ctx: ServiceDep) -> ItemPublic:
+@router.patch(
+    "/items/{item_id}",
+    dependencies=[AdminDep],
+    response_model=ItemPublic,
+    summary="Update an item's metadata",
+)
+def patch_item(name: str, item_id: str, body: ItemPatch, ctx: ServiceDep) -> Response:
     """Merge keys into the metadata (null removes a key); the vector is not touched."""
-    return item_public(items.update_metadata(ctx, name, item_id, body.metadata))
+    row = items.update_metadata(ctx, name, item_id, body.metadata)
+    return json_response(
+        item_public(row), headers={SEQ_HEADER: str(replica.written_seq(ctx, name))}
+    )
 
 
 @router.delete(
@@ -256,7 +271,8 @@ def patch_item(name: str, item_id: str, body: ItemPatch, ctx: ServiceDep) -> Ite
 )
 def delete_item(name: str, item_id: str, ctx: ServiceDep) -> Response:
     items.delete_one(ctx, name, item_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    seq = str(replica.written_seq(ctx, name))
+    return Response(status_code=status.HTTP_204_NO_CONTENT, headers={SEQ_HEADER: seq})
 
 
 @router.get(

@@ -64,6 +64,7 @@ def _at_once(name: str, body: SearchRequest, ctx: Context) -> bool:
         and body.k + body.offset <= _AT_ONCE_HITS
         and body.filter is None
         and body.rerank is None
+        and body.consistency is None
         and "vector" not in body.include
         and search.at_once(ctx, name)
     )
@@ -105,6 +106,7 @@ def search_items(name: str, body: SearchRequest, ctx: ServiceDep) -> Response:
         fusion=Fusion(body.fusion.method, body.fusion.k, body.fusion.depth)
         if body.fusion is not None
         else None,
+        min_seq=body.consistency.min_seq if body.consistency is not None else None,
     )
     answer = search.search(ctx, name, query)
     result = SearchResult(

@@ -62,6 +62,7 @@ from latentspace.api.schemas.items import (
 from latentspace.api.schemas.maps import MapCluster, MapPublic, MapRequest
 from latentspace.api.schemas.search import (
     CompositeQuery,
+    ConsistencyIn,
     DirectionCreate,
     DirectionList,
     DirectionPublic,
@@ -91,6 +92,7 @@ __all__ = [
     "CollectionList",
     "CollectionPublic",
     "CompositeQuery",
+    "ConsistencyIn",
     "DirectionCreate",
     "DirectionList",
     "DirectionPublic",

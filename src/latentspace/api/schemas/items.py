@@ -146,6 +146,11 @@ class ItemsUpsertResult(BaseModel):
     unchanged: int
     skipped: int = 0
     errors: int
+    seq: int = Field(
+        default=0,
+        description="The oplog sequence the write is visible at: pass it as a search's "
+        "`consistency.min_seq` to read it back from any worker or host.",
+    )
 
 
 class ItemPublic(BaseModel):

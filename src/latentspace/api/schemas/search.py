@@ -13,6 +13,7 @@ _B64_VECTOR_CHARS = 4 * (65_536 * 4 + 2) // 3  # base64 of the most float32 a li
 
 __all__ = [
     "CompositeQuery",
+    "ConsistencyIn",
     "DirectionCreate",
     "DirectionList",
     "DirectionPublic",
@@ -125,6 +126,17 @@ class FusionIn(StrictModel):
     )
 
 
+class ConsistencyIn(StrictModel):
+    """Read-your-writes across workers and hosts."""
+
+    min_seq: int = Field(
+        ge=0,
+        description="Serve the search only once this process has applied the collection's "
+        "oplog up to this sequence (the `seq` a write answered); waits up to "
+        "LATENTSPACE_CLUSTER__CONSISTENCY_TIMEOUT, then 503.",
+    )
+
+
 class SearchRequest(StrictModel):
     """A search: one term or ``{terms: [...]}``."""
 
@@ -165,6 +177,7 @@ class SearchRequest(StrictModel):
     )
     rerank: RerankIn | None = None
     fusion: FusionIn | None = None
+    consistency: ConsistencyIn | None = None
 
 
 class LegPlace(BaseModel):

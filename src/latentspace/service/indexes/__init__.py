@@ -15,7 +15,8 @@ transaction committed, in the order of their oplog sequence (callers hold :meth:
 from __future__ import annotations
 
 from latentspace.service.indexes.base import CommittedWrite, IndexStats, LiveIndexes, OpenReport
-from latentspace.service.indexes.local import LocalIndexes, resolve_gpu
+from latentspace.service.indexes.local import LocalIndexes
+from latentspace.service.indexes.setup import resolve_gpu
 
 __all__ = [
     "CommittedWrite",

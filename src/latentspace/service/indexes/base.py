@@ -47,7 +47,13 @@ class IndexStats:
 
 
 class LiveIndexes(Protocol):
-    """The live indexes of every collection, as the use-cases see them."""
+    """The live indexes of every collection, as the use-cases see them.
+
+    ``writes_files``: whether this process saves index files (a replica sharing the data
+    directory with the process that does only reads them).
+    """
+
+    writes_files: bool
 
     def open(self, collection: CollectionRow) -> OpenReport:
         """Bring the collection's index up to date with SQL (once); how that went."""
@@ -80,8 +86,18 @@ class LiveIndexes(Protocol):
     def stats(self, collection: CollectionRow) -> IndexStats:
         """Kind, parameters, size and state of the live index."""
 
-    def drop(self, collection: CollectionRow) -> None:
-        """Forget a deleted collection's index and remove its files."""
+    def catch_up(self, collection: CollectionRow, *, timeout: float | None = None) -> int | None:
+        """Apply the oplog rows other processes committed; how many were read, or None
+        when a write held the collection past ``timeout`` seconds."""
+
+    def applied_seq(self, collection: CollectionRow) -> int | None:
+        """The newest oplog sequence the open index holds; None when it is not open."""
+
+    def open_ids(self) -> list[int]:
+        """Ids of the collections whose index is open in this process."""
+
+    def drop(self, collection: CollectionRow, *, files: bool = True) -> None:
+        """Forget a deleted collection's index and (when ``files``) remove its files."""
 
     def close(self, collections: list[CollectionRow]) -> None:
         """Save every open index (shutdown)."""

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,14 +15,13 @@ from typing import Unpack
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
-from latentspace.errors import IndexCorrupted, Unavailable, VectorIndexError
+from latentspace.errors import IndexCorrupted, Unavailable
 from latentspace.index import (
     FaissIndex,
     IndexSpec,
     ManagedIndex,
     SearchResult,
     estimate_recall,
-    gpu_available,
     plan_index,
 )
 from latentspace.index.base import SearchOptions
@@ -31,13 +29,15 @@ from latentspace.index.batcher import MicroBatcher
 from latentspace.index.cost import ExactLimits
 from latentspace.index.spec import buildable
 from latentspace.service.indexes.base import CommittedWrite, IndexStats, OpenReport
+from latentspace.service.indexes.setup import resolve_gpu, set_aside_unusable
+from latentspace.service.indexes.tail import Tail, replay
 from latentspace.settings import IndexSettings
 from latentspace.store import oplog
 from latentspace.store import repository as repo
 from latentspace.store.tables import CollectionRow
 from latentspace.types import TimingHook, as_index_choice, as_metric
 
-__all__ = ["LocalIndexes", "resolve_gpu"]
+__all__ = ["LocalIndexes"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,23 +49,6 @@ class _Live:
     report: OpenReport
 
 
-def resolve_gpu(settings: IndexSettings) -> bool:
-    """Whether indexes run on the GPU under ``settings.gpu``.
-
-    Raises:
-        VectorIndexError: ``gpu = "on"`` and this faiss build sees no GPU.
-    """
-    if settings.gpu == "off":
-        return False
-    available = gpu_available()
-    if settings.gpu == "on" and not available:
-        raise VectorIndexError(
-            "LATENTSPACE_INDEX__GPU=on, but this faiss build sees no GPU (install faiss-gpu "
-            "and check the driver, or set LATENTSPACE_INDEX__GPU=auto)"
-        )
-    return available
-
-
 class LocalIndexes:
     """The in-process live indexes, under ``data_dir/indexes/<collection id>``.
 
@@ -75,6 +58,11 @@ class LocalIndexes:
         settings: memory budget, GPU mode, exact limit and compaction ratio.
         micro_batch: run concurrent unfiltered single-vector searches as one FAISS call.
         on_timing: called with ``("search", kind, seconds)`` after each search.
+        on_changed: called with the ids of the items other processes changed, once the
+            index holds their change (what else this process holds of them is stale).
+
+    ``writes_files`` says whether this process saves index files; a replica sharing the
+    data directory with the process that does only reads them (and keeps up from SQL).
 
     Raises:
         VectorIndexError: the settings ask for a GPU that is not there.
@@ -88,8 +76,11 @@ class LocalIndexes:
         settings: IndexSettings,
         micro_batch: bool = True,
         on_timing: TimingHook | None = None,
+        on_changed: Callable[[CollectionRow, frozenset[int]], None] | None = None,
     ) -> None:
         self._root = Path(data_dir) / "indexes"
+        self.writes_files = True
+        self._on_changed = on_changed
         self._sessions = sessions
         self._settings = settings
         self._use_gpu = resolve_gpu(settings)
@@ -116,31 +107,8 @@ class LocalIndexes:
         return self._root / str(collection.id)
 
     def _usable_directory(self, collection: CollectionRow) -> None:
-        # A file where the folder should be, or a folder this process cannot use, is moved
-        # aside (never deleted: it is evidence) so the index is rebuilt into a fresh folder.
-        path = self.directory(collection)
-        manifest = path / "manifest.json"
-        unusable = path.exists() and not (
-            path.is_dir()
-            and os.access(path, os.R_OK | os.W_OK | os.X_OK)
-            and (manifest.is_file() or not manifest.exists())
-        )
-        if not unusable:
-            return
-        aside = path.with_name(f"{path.name}.unusable-{time.strftime('%Y%m%dT%H%M%S')}")
-        try:
-            path.rename(aside)
-        except OSError as e:
-            raise Unavailable(
-                f"collection {collection.name!r}: its index folder {path} cannot be used nor "
-                f"moved aside ({e})"
-            ) from e
-        logger.warning(
-            "collection %s: %s could not be used as an index folder; moved to %s",
-            collection.name,
-            path,
-            aside,
-        )
+        if self.writes_files:  # a replica never moves the writer's files
+            set_aside_unusable(self.directory(collection), collection.name)
 
     @contextmanager
     def writing(self, collection: CollectionRow) -> Iterator[None]:
@@ -242,7 +210,7 @@ class LocalIndexes:
                 reason = f"index is at oplog {manifest.oplog_seq}, SQL only at {sql_seq}"
                 return self._rebuilt(collection, session, sql_seq, reason)
             tail = oplog.after(session=session, collection=collection, seq=manifest.oplog_seq)
-            self._replay(collection, session, index, {item_id for _, _, item_id in tail})
+            replay(collection, session, index, Tail.of(tail).vectors)
             if len(index) != live_count:
                 reason = f"after replay the index holds {len(index)}, SQL {live_count} live items"
                 return self._rebuilt(collection, session, sql_seq, reason)
@@ -252,21 +220,6 @@ class LocalIndexes:
         )
         report = OpenReport(action, replayed=len(tail))
         return _Live(self._managed(collection, index), sql_seq, report)
-
-    def _replay(
-        self, collection: CollectionRow, session: Session, index: FaissIndex, touched: set[int]
-    ) -> None:
-        if not touched:
-            return
-        ids = sorted(touched)
-        live = repo.items_by_ids(session=session, item_ids=ids)
-        vectors = repo.vectors_of(session=session, item_ids=list(live), dim=collection.dim)
-        gone = np.array([i for i in ids if i not in vectors], dtype=np.int64)
-        if gone.size:
-            index.remove(gone)
-        if vectors:
-            keys = np.fromiter(vectors, dtype=np.int64, count=len(vectors))
-            index.add(keys, np.stack([vectors[k] for k in keys.tolist()]))
 
     def _requested(self, collection: CollectionRow) -> IndexSpec | None:
         # The kind the collection asks for; None for auto (planned by size and budget).
@@ -305,19 +258,65 @@ class LocalIndexes:
 
     # -- writes, rebuilds and saving -----------------------------------------------------
     def apply(self, collection: CollectionRow, write: CommittedWrite) -> None:
-        """Apply committed changes up to oplog ``write.seq`` (caller holds :meth:`writing`)."""
+        """Apply committed changes up to oplog ``write.seq`` (caller holds :meth:`writing`).
+
+        Rows before ``write.seq`` that another process committed since the index last read
+        the oplog are replayed from SQL too, so the index never skips a foreign write.
+        """
         live = self._get(collection)
+        before = live.applied_seq
         try:
             if write.deletes:
                 live.index.remove(np.asarray(write.deletes, dtype=np.int64))
             if write.upserts:
                 keys = np.fromiter(write.upserts, dtype=np.int64, count=len(write.upserts))
                 live.index.add(keys, np.stack([write.upserts[k] for k in keys.tolist()]))
+            if write.seq > before:
+                self._follow(collection, live, before, write.seq, [*write.upserts, *write.deletes])
         except Exception as e:  # the rows are committed: the index must absorb them anyway
             fresh = self._exact(collection, f"applying oplog {write.seq} failed: {e!r}")
             with self._lock:
                 self._live[collection.id] = live = fresh
         live.applied_seq = max(live.applied_seq, write.seq)
+
+    def catch_up(self, collection: CollectionRow, *, timeout: float | None = None) -> int | None:
+        """Apply what other processes committed since the index last read the oplog; the
+        number of oplog rows read (0 when the index is not open: opening reads SQL), or
+        None when a write held the collection for longer than ``timeout`` seconds."""
+        with self._lock:
+            lock = self._locks.setdefault(collection.id, threading.Lock())
+        if not lock.acquire(timeout=-1 if timeout is None else timeout):
+            return None
+        try:
+            live = self._live.get(collection.id)
+            if live is None:
+                return 0
+            return self._follow(collection, live, live.applied_seq, None, [])
+        finally:
+            lock.release()
+
+    def _follow(
+        self, collection: CollectionRow, live: _Live, after: int, upto: int | None, mine: list[int]
+    ) -> int:
+        # The oplog rows in (after, upto] that are not the caller's own write, replayed.
+        with self._sessions() as session:
+            rows = oplog.after(session=session, collection=collection, seq=after, upto=upto)
+            tail = Tail.of(rows, skip=mine)
+            replay(collection, session, live.index, tail.vectors)
+        live.applied_seq = max(live.applied_seq, tail.last)
+        if tail.touched and self._on_changed is not None:
+            self._on_changed(collection, tail.touched)
+        return len(rows)
+
+    def applied_seq(self, collection: CollectionRow) -> int | None:
+        """The newest oplog sequence the open index holds; None when it is not open."""
+        live = self._live.get(collection.id)
+        return None if live is None else live.applied_seq
+
+    def open_ids(self) -> list[int]:
+        """Ids of the collections whose index is open in this process."""
+        with self._lock:
+            return list(self._live)
 
     def rebuild(self, collection: CollectionRow) -> OpenReport:
         """Build a fresh index from SQL and swap it in; searches use the old one meanwhile."""
@@ -344,6 +343,8 @@ class LocalIndexes:
             self._save(collection)
 
     def _save(self, collection: CollectionRow) -> None:
+        if not self.writes_files:
+            return  # a replica: the process holding the data directory saves
         live = self._get(collection)
         live.index.wait()
         index = live.index.current
@@ -388,14 +389,15 @@ class LocalIndexes:
             if collection.id in self._live:
                 self.save(collection)
 
-    def drop(self, collection: CollectionRow) -> None:
-        """Forget a deleted collection's index and remove its files."""
+    def drop(self, collection: CollectionRow, *, files: bool = True) -> None:
+        """Forget a deleted collection's index and (unless not ``files``) remove its files."""
         with self._lock:
             self._live.pop(collection.id, None)
             self._batchers.pop(collection.id, None)
             self._locks.pop(collection.id, None)
             self._failed.pop(collection.id, None)
-        shutil.rmtree(self.directory(collection), ignore_errors=True)
+        if files:
+            shutil.rmtree(self.directory(collection), ignore_errors=True)
 
     # -- reads ---------------------------------------------------------------------------
     def stats(self, collection: CollectionRow) -> IndexStats:

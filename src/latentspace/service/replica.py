@@ -1,0 +1,151 @@
+"""Keeping up with other processes: every server is a replica that tails the SQL oplog.
+
+Any process may write to SQL (a second worker on the same data directory, another host on
+the same PostgreSQL). A process applies its own writes at once; what others committed it
+learns from the oplog, which a :class:`Follower` reads every ``cluster.poll_ms``: the open
+indexes replay the rows after the sequence they applied (the hit cache and the perceptual
+hashes drop what they held of those items), collections deleted elsewhere are forgotten,
+and a replica whose data-directory holder is gone takes the lock over. The keyword legs and
+maps read the oplog themselves on each use.
+
+Read-your-writes: every write answers its oplog sequence; a search that passes it as
+``consistency.min_seq`` is served only once this process has applied it (:func:`reach`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from latentspace.errors import Conflict, Unavailable
+from latentspace.service import collections
+from latentspace.service.context import Context
+from latentspace.store import oplog
+from latentspace.store.tables import CollectionRow
+
+__all__ = ["SEQ_HEADER", "Follower", "applied_seq", "reach", "written_seq"]
+
+# The response header that carries a write's oplog sequence.
+SEQ_HEADER = "X-Latentspace-Seq"
+
+logger = logging.getLogger(__name__)
+
+
+def applied_seq(ctx: Context, collection: CollectionRow) -> int:
+    """The newest oplog sequence of the collection this process has applied (its writes
+    answer it: a search passing it as ``min_seq`` sees them)."""
+    seq = ctx.indexes.applied_seq(collection)
+    if seq is None:
+        ctx.indexes.open(collection)
+        seq = ctx.indexes.applied_seq(collection) or 0
+    return seq
+
+
+def written_seq(ctx: Context, name: str) -> int:
+    """:func:`applied_seq` of the collection called ``name`` (what a write answers)."""
+    return applied_seq(ctx, collections.get(ctx, name))
+
+
+def reach(ctx: Context, collection: CollectionRow, min_seq: int) -> None:
+    """Return once this process has applied the collection's oplog up to ``min_seq``.
+
+    Raises:
+        Conflict: no write to the collection has that sequence (it is newer than the
+            collection's newest committed write).
+        Unavailable: not applied within ``cluster.consistency_timeout`` (an index that is
+            still opening, or a long write holding it).
+    """
+    seq = ctx.indexes.applied_seq(collection)
+    if seq is not None and seq >= min_seq:
+        return
+    with ctx.sessions() as session:
+        newest = oplog.last_seq(session=session, collection=collection)
+    if newest < min_seq:
+        raise Conflict(
+            f"consistency.min_seq {min_seq} is newer than every write to collection "
+            f"{collection.name!r} (its newest is {newest}); pass the seq a write to this "
+            "collection answered"
+        )
+    timeout = ctx.settings.cluster.consistency_timeout
+    if seq is None:
+        ctx.indexes.open(collection)  # opening reads everything SQL has committed
+    elif ctx.indexes.catch_up(collection, timeout=timeout) is None:
+        raise Unavailable(
+            f"collection {collection.name!r} did not reach oplog {min_seq} within "
+            f"{timeout:g} s (LATENTSPACE_CLUSTER__CONSISTENCY_TIMEOUT); retry"
+        )
+    reached = ctx.indexes.applied_seq(collection) or 0
+    if reached < min_seq:  # pragma: no cover - SQL said it was committed
+        raise Unavailable(f"collection {collection.name!r} is at oplog {reached}, not {min_seq}")
+
+
+class Follower:
+    """A thread that applies what other processes commit, every ``cluster.poll_ms``."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start polling (once)."""
+        self._thread = threading.Thread(target=self._run, name="latentspace-follow", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop polling and wait for the poll in progress."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def _run(self) -> None:
+        interval = self._ctx.settings.cluster.poll_ms / 1000
+        while not self._stop.wait(interval):
+            try:
+                self.poll()
+            except Exception:  # a database hiccup must not end the thread; the next poll retries
+                logger.exception("reading the oplog for other processes' writes failed")
+                time.sleep(interval)
+
+    def poll(self) -> int:
+        """One round: forget collections deleted elsewhere, catch every open index up, take
+        the data directory over if its holder is gone; how many oplog rows were applied."""
+        ctx = self._ctx
+        rows = {row.id: row for row in collections.list_all(ctx)}
+        for name, cached in list(ctx.collections.items()):
+            if cached.id not in rows:
+                ctx.collections.pop(name, None)
+        applied = 0
+        for collection_id in ctx.indexes.open_ids():
+            row = rows.get(collection_id)
+            if row is None:
+                self._forget(collection_id)
+                continue
+            seq = ctx.indexes.applied_seq(row)
+            with ctx.sessions() as session:
+                newest = oplog.last_seq(session=session, collection=row)
+            if seq is not None and newest > seq:
+                applied += ctx.indexes.catch_up(row) or 0
+        self._promote()
+        return applied
+
+    def _forget(self, collection_id: int) -> None:
+        # Deleted by another process (which removed its files if it held them).
+        ctx = self._ctx
+        row = CollectionRow(id=collection_id, name=f"#{collection_id}")
+        ctx.indexes.drop(row, files=False)
+        ctx.keywords.drop(row)
+        ctx.hits.drop(row)
+        ctx.phashes.drop(row)
+        logger.info("collection %d was deleted by another process; forgotten", collection_id)
+
+    def _promote(self) -> None:
+        lock = self._ctx.lock
+        if lock is not None and not lock.primary and lock.try_promote():
+            self._ctx.indexes.writes_files = True
+            logger.warning(
+                "the process holding %s is gone: this one now writes the index files",
+                lock.path.parent,
+            )

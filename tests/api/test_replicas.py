@@ -1,0 +1,148 @@
+"""Two servers on one database: each applies what the other writes (the SQL oplog).
+
+Both apps run in this process but share nothing except the database and (for the replica
+case) the data directory: each has its own engine, indexes, hit cache and collection cache,
+as two worker processes or two hosts would.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from tests.api.conftest import ADMIN_KEY, make_settings
+
+from latentspace.api import create_app
+from latentspace.settings import ClusterSettings
+
+DIM = 8
+BASE = "/v1/collections/c"
+
+
+def unit_rows(n: int, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).normal(size=(n, DIM)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def pair(
+    tmp_path: Path, engine: Engine, *, shared_dir: bool, poll_ms: float
+) -> Iterator[tuple[TestClient, TestClient]]:
+    url = engine.url.render_as_string(hide_password=False)
+    cluster = ClusterSettings(replica=True, poll_ms=poll_ms, consistency_timeout=5)
+    with ExitStack() as stack:
+        clients = []
+        for name in ("a", "b"):
+            data_dir = tmp_path / ("shared" if shared_dir else name)
+            settings = make_settings(data_dir, database_url=url, cluster=cluster)
+            app = create_app(settings, warm=False)
+            headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+            clients.append(stack.enter_context(TestClient(app, headers=headers)))
+        yield clients[0], clients[1]
+
+
+@pytest.fixture
+def still(tmp_path: Path, engine: Engine) -> Iterator[tuple[TestClient, TestClient]]:
+    """Two servers sharing one data directory whose followers never poll on their own (an
+    hour apart): what one sees of the other's writes comes from ``min_seq`` alone."""
+    yield from pair(tmp_path, engine, shared_dir=True, poll_ms=3_600_000)
+
+
+@pytest.fixture
+def polling(tmp_path: Path, engine: Engine) -> Iterator[tuple[TestClient, TestClient]]:
+    """Two hosts on one database (each its own data directory), polling every 50 ms."""
+    yield from pair(tmp_path, engine, shared_dir=False, poll_ms=50)
+
+
+def write(c: TestClient, x: np.ndarray, ids: list[str], **extra: Any) -> int:
+    items = [{"id": i, "vector": v.tolist(), **extra} for i, v in zip(ids, x, strict=True)]
+    r = c.post(f"{BASE}/items", json={"items": items})
+    assert r.status_code == 200, r.text
+    assert r.headers["x-latentspace-seq"] == str(r.json()["seq"])
+    return int(r.json()["seq"])
+
+
+def top(c: TestClient, v: np.ndarray, *, min_seq: int | None = None, k: int = 1) -> Any:
+    body: dict[str, Any] = {"query": {"vector": v.tolist()}, "k": k}
+    if min_seq is not None:
+        body["consistency"] = {"min_seq": min_seq}
+    r = c.post(f"{BASE}/search", json=body)
+    assert r.status_code == 200, r.text
+    return r.json()["results"]
+
+
+def eventually(check: Callable[[], bool], seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "not seen within the deadline"
+        time.sleep(0.05)
+
+
+def test_a_write_through_one_is_read_through_the_other_with_min_seq(
+    still: tuple[TestClient, TestClient],
+) -> None:
+    a, b = still
+    assert a.post("/v1/collections", json={"name": "c", "dim": DIM}).status_code == 201
+    x = unit_rows(40, seed=1)
+    seq = write(a, x[:20], [f"i{n}" for n in range(20)], metadata={"v": 1})
+    # b opens the collection now, from SQL: it holds the first 20
+    assert top(b, x[5])[0]["id"] == "i5"
+    later = write(a, x[20:], [f"i{n}" for n in range(20, 40)])
+    assert later > seq
+    # without min_seq b answers from what it has applied (it does not poll in this test)
+    assert top(b, x[30])[0]["id"] != "i30"
+    # with it, b catches up first: read-your-writes through another server
+    assert top(b, x[30], min_seq=later)[0]["id"] == "i30"
+    # metadata changed through a: b's cached hit row is refreshed too
+    r = a.patch(f"{BASE}/items/i5", json={"metadata": {"v": 2}})
+    assert r.status_code == 200, r.text
+    patched = int(r.headers["x-latentspace-seq"])
+    assert top(b, x[5])[0]["metadata"] == {"v": 1}  # b has not read the oplog yet
+    assert top(b, x[5], min_seq=patched)[0]["metadata"] == {"v": 2}
+    # writes go both ways: b deletes, a reads it with b's seq
+    r = b.delete(f"{BASE}/items/i30")
+    assert r.status_code == 204, r.text
+    deleted = int(r.headers["x-latentspace-seq"])
+    assert top(a, x[30], min_seq=deleted)[0]["id"] != "i30"
+    counts = [c.get(BASE).json()["count"] for c in (a, b)]
+    assert counts == [39, 39]
+
+
+def test_a_min_seq_no_write_of_the_collection_has_is_refused(
+    still: tuple[TestClient, TestClient],
+) -> None:
+    a, b = still
+    assert a.post("/v1/collections", json={"name": "c", "dim": DIM}).status_code == 201
+    seq = write(a, unit_rows(3, seed=2), ["x", "y", "z"])
+    body = {"query": {"vector": [1.0] * DIM}, "k": 1, "consistency": {"min_seq": seq + 1000}}
+    r = b.post(f"{BASE}/search", json=body)
+    assert r.status_code == 409, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert f"its newest is {seq}" in r.json()["detail"]
+    body["consistency"] = {"min_seq": -1}
+    assert b.post(f"{BASE}/search", json=body).status_code == 422
+
+
+def test_hosts_on_one_database_follow_each_other_by_polling(
+    polling: tuple[TestClient, TestClient],
+) -> None:
+    a, b = polling
+    assert a.post("/v1/collections", json={"name": "c", "dim": DIM}).status_code == 201
+    x = unit_rows(30, seed=3)
+    write(a, x[:10], [f"i{n}" for n in range(10)])
+    assert top(b, x[3])[0]["id"] == "i3"
+    write(a, x[10:], [f"i{n}" for n in range(10, 30)])
+    # no min_seq: the follower's poll brings the new items within a few polls
+    eventually(lambda: top(b, x[25])[0]["id"] == "i25")
+    assert b.get(BASE).json()["count"] == 30
+    # a collection deleted through a is forgotten by b
+    assert a.delete(BASE).status_code == 204
+    eventually(
+        lambda: b.post(f"{BASE}/search", json={"query": {"vector": [1.0] * DIM}}).status_code == 404
+    )
