@@ -230,13 +230,50 @@ def ingest(
     url: UrlOpt = None,
     api_key: KeyOpt = None,
     as_json: JsonOpt = False,
+    use_ray: Annotated[
+        bool,
+        typer.Option(
+            "--ray",
+            help="Embed on a Ray cluster (an actor pool of encoders) and write into the local "
+            "data directory; a Parquet file gives texts (column `text`, optional `id`).",
+        ),
+    ] = False,
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster to join (default: start a local one).")
+    ] = None,
+    actors: Annotated[int, typer.Option(help="Encoder actors (--ray).", min=1)] = 1,
+    cpus_per_actor: Annotated[float, typer.Option(help="CPUs per actor (--ray).", min=0)] = 1.0,
+    gpus_per_actor: Annotated[float, typer.Option(help="GPUs per actor (--ray).", min=0)] = 0.0,
 ) -> None:
     """Add images to COLLECTION; files already stored (same bytes) are skipped, so a rerun
     resumes where the last one stopped. Bad files are reported and do not stop the run."""
+    parquet = [Path(p) for p in paths if p.lower().endswith(".parquet")]
+    if parquet and not use_ray:
+        raise fail("a Parquet file is read on Ray: add --ray")
+    if use_ray and url:
+        raise fail("--ray writes into the local data directory (LATENTSPACE_DATA_DIR): drop --url")
+    if parquet and len(paths) > 1:
+        raise fail("give one Parquet file of texts, or image files and folders, not both")
     try:
-        files = find_images(paths)
+        files = find_images(paths) if not parquet else {}
     except FileNotFoundError as e:
         raise fail(str(e)) from e
+    if use_ray:
+        from latentspace.cli.raying import ray_ingest
+
+        ray_ingest(
+            collection,
+            files=None if parquet else files,
+            parquet=parquet[0] if parquet else None,
+            model=model,
+            address=ray_address,
+            actors=actors,
+            cpus_per_actor=cpus_per_actor,
+            gpus_per_actor=gpus_per_actor,
+            batch=batch,
+            as_json=as_json,
+        )
+        return
     console = Console(stderr=True)
     try:
         with open_client(url, api_key) as client:
