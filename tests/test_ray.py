@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -43,7 +44,7 @@ def loopback_only(command: list[str], env: dict[str, str], *, expect: int = 0) -
         if os.environ.get("LATENTSPACE_REQUIRE_RAY"):
             pytest.fail(reason)
         pytest.skip(reason)
-    script = "ip link set lo up && exec " + " ".join(f"'{part}'" for part in command)
+    script = "ip link set lo up && exec " + shlex.join(command)
     done = subprocess.run(
         ["unshare", "-n", "sh", "-c", script],
         env=env,
@@ -116,3 +117,27 @@ def test_ingest_on_ray_stores_what_local_encoding_gives_and_resumes(tmp_path: Pa
         )
     finally:
         lifecycle.stop(ctx)
+
+
+@pytest.mark.timeout(600)
+def test_sharded_search_on_ray_serve_merges_to_the_exact_answer(tmp_path: Path) -> None:
+    # Two Serve shards behind the HTTP API (tests/ray_jobs.py), 3,000 × 16-d vectors.
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    root = Path(__file__).resolve().parents[1]
+    env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
+    got = loopback_only([sys.executable, "-m", "tests.ray_jobs", "shards", str(tmp_path)], env)
+    # an exact index sharded gives the unsharded (exact) top-10 for every query, filtered
+    # (an allow-list every shard applies) and paged (offset) too
+    assert got["flat_same_top10"] == 100
+    assert got["filter_same"] == 20
+    assert got["offset_same"] == 20
+    # HNSW: recall@10 sharded within 0.01 of one unsharded index on the same vectors
+    assert got["hnsw_recall_sharded"] >= got["hnsw_recall_local"] - 0.01
+    # a broad filter (post-filter predicate) after the merge: only passing items, all found
+    assert got["predicate_only_even"]
+    assert got["predicate_recall"] >= 0.99
+    # writes reach every shard before they return
+    assert got["deleted_gone"]
+    assert got["inserted_first"]
+    stats = got["stats"]
+    assert (stats["count"], stats["index"]["params"]["shards"]) == (3000, 2)

@@ -301,6 +301,19 @@ class ClusterSettings(BaseModel):
         description="The URL this process serves at, written beside the data-directory lock "
         "(set by `serve`).",
     )
+    shards: int = Field(
+        default=0,
+        ge=0,
+        le=1024,
+        description="Search on this many Ray Serve shards (items by id hash) instead of "
+        "in-process indexes; 0 = off.",
+    )
+    ray_address: str | None = Field(
+        default=None,
+        description="The Ray cluster the shards run on (`auto`, `ray://host:10001`); unset "
+        "starts a local one.",
+    )
+    shard_cpus: float = Field(default=1.0, gt=0, le=1024, description="CPUs each shard holds.")
 
 
 class Settings(BaseSettings):

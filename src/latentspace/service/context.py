@@ -101,14 +101,20 @@ def build_context(
         hits.forget(collection, item_ids)
         phashes.refresh(collection, sorted(item_ids))
 
-    indexes = LocalIndexes(
-        data_dir=settings.data_dir,
-        sessions=sessions,
-        settings=settings.index,
-        micro_batch=settings.search.micro_batch,
-        on_timing=on_timing,
-        on_changed=changed_elsewhere,
-    )
+    indexes: LiveIndexes
+    if settings.cluster.shards:
+        from latentspace.cluster.sharded import RayShardedIndexes
+
+        indexes = RayShardedIndexes(settings)
+    else:
+        indexes = LocalIndexes(
+            data_dir=settings.data_dir,
+            sessions=sessions,
+            settings=settings.index,
+            micro_batch=settings.search.micro_batch,
+            on_timing=on_timing,
+            on_changed=changed_elsewhere,
+        )
     encoders = EncoderPool(settings.encoder, factory=encoder_factory, on_timing=on_timing)
     rerankers = CrossEncoderPool(
         [s.strip() for s in settings.rerank_models.split(",") if s.strip()],

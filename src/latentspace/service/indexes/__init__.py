@@ -2,8 +2,10 @@
 
 :class:`LiveIndexes` is the seam every use-case goes through: open, search, apply committed
 writes, save, rebuild, stats. :class:`LocalIndexes` is the in-process implementation: one
-FAISS index per collection in this process, saved under ``data_dir/indexes``. Replicas that
-tail the SQL oplog and Ray-sharded search are further implementations of the same protocol.
+FAISS index per collection in this process, saved under ``data_dir/indexes``, which also
+follows what other processes commit (``catch_up``, driven by ``service.replica``).
+``latentspace.cluster.sharded.RayShardedIndexes`` implements the same protocol on Ray Serve
+shards.
 
 On open, the saved index is verified against its manifest and the encoder fingerprint, the
 oplog written after its last applied sequence is replayed from SQL, and the result must hold
