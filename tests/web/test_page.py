@@ -367,3 +367,66 @@ def test_cards_phone_layout_and_a_bad_upload(
         assert not errors, errors
     finally:
         context.close()
+
+
+def test_map_view(server: str, page: Page, shots: Path) -> None:
+    page.goto(server)
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    page.get_by_test_id("collection-select").select_option("shapes")
+    page.get_by_test_id("tab-map").click()
+    status = page.get_by_test_id("map-status")
+    expect(status).to_contain_text("No map of this collection yet")
+    page.get_by_test_id("map-compute").click()
+    expect(status).to_contain_text(re.compile(r"162 items in \d+ clusters"), timeout=120_000)
+    assert page.evaluate("() => window.latentspaceMap.count") == len(PNGS)
+    # the WebGL canvas really has points on it (its pixels are not all white)
+    coloured = page.evaluate(
+        """() => {
+        const src = document.getElementById("map-canvas");
+        const c = Object.assign(document.createElement("canvas"),
+                                {width: src.width, height: src.height});
+        const g = c.getContext("2d");
+        g.drawImage(src, 0, 0);
+        const d = g.getImageData(0, 0, c.width, c.height).data;
+        let n = 0;
+        for (let i = 0; i < d.length; i += 4) if (d[i] + d[i + 1] + d[i + 2] < 600) n++;
+        return n;
+    }"""
+    )
+    assert coloured > 500, coloured
+    # hovering a point shows that item, with its thumbnail
+    target = page.evaluate("() => window.latentspaceMap.ids.indexOf('s0')")
+    at = page.evaluate(f"() => window.latentspaceMap.pointAt({target})")
+    page.mouse.move(at["x"], at["y"])
+    tip = page.get_by_test_id("map-tip")
+    expect(tip).to_be_visible()
+    hovered = tip.get_attribute("data-id") or ""
+    assert hovered in PNGS
+    expect(tip.locator("img")).to_have_attribute("src", re.compile("^blob:"))
+    snap(page, shots / "map.png")
+    # a click opens the item into the query builder
+    page.mouse.click(at["x"], at["y"])
+    expect(page.get_by_test_id("map-picked")).to_contain_text(hovered)
+    expect(page.get_by_test_id("term-value").first).to_have_value(hovered)
+    # drag pans, the wheel zooms
+    view = page.evaluate("() => ({...window.latentspaceMap.view})")
+    page.mouse.move(at["x"] + 40, at["y"] + 40)
+    page.mouse.down()
+    page.mouse.move(at["x"] + 140, at["y"] + 90, steps=5)
+    page.mouse.up()
+    page.mouse.wheel(0, -400)
+    moved = page.evaluate("() => ({...window.latentspaceMap.view})")
+    assert moved["cx"] != view["cx"]
+    assert moved["zoom"] > view["zoom"]
+    # a search's results are drawn on the map: the red circles
+    page.get_by_test_id("search-input").fill("a red circle")
+    before = generation(page.get_by_test_id("results"))
+    page.get_by_test_id("search-button").click()
+    until_rendered(page.get_by_test_id("results"), before)
+    found = result_ids(page)
+    page.get_by_test_id("tab-map").click()
+    marked = page.evaluate(
+        "() => window.latentspaceMap.highlight.map((i) => window.latentspaceMap.ids[i])"
+    )
+    assert marked == found
+    assert all(LABELS[i] == ("red", "circle") for i in marked[:5])

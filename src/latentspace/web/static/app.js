@@ -4,7 +4,7 @@
 // Every element with an id, as els.camelCase ("search-text" -> els.searchText).
 const camel = (id) => id.replace(/-(\w)/g, (_, c) => c.toUpperCase());
 const els = Object.fromEntries([...document.querySelectorAll("[id]")].map((n) => [camel(n.id), n]));
-const tabs = [els.tabResults, els.tabClusters];
+const tabs = [els.tabResults, els.tabMap, els.tabClusters];
 
 const STORE = { key: "latentspace.apiKey", collection: "latentspace.collection" };
 const state = {
@@ -131,6 +131,7 @@ function setCollection(name) {
   els.collectionInfo.textContent = c
     ? `${c.count} items · ${c.model ?? "raw vectors"} · ${c.dim}-d · ${c.index.kind} index`
     : "";
+  document.dispatchEvent(new CustomEvent("latentspace:collection", { detail: name }));
 }
 
 // -- searching -------------------------------------------------------------------------------
@@ -145,6 +146,8 @@ async function runSearch(label, request) {
     const body = await request();
     if (seq !== state.searchSeq) return; // a newer search took over
     els.results.replaceChildren(...body.results.map(card));
+    const ids = body.results.map((hit) => hit.id);
+    document.dispatchEvent(new CustomEvent("latentspace:results", { detail: ids }));
     const n = body.results.length;
     els.status.textContent = n
       ? `${n} result${n === 1 ? "" : "s"} for ${label} · ${body.took_ms.toFixed(1)} ms`
@@ -298,6 +301,7 @@ function showView(name) {
     tab.tabIndex = selected ? 0 : -1;
     document.getElementById(tab.getAttribute("aria-controls")).hidden = !selected;
   }
+  document.dispatchEvent(new CustomEvent("latentspace:view", { detail: name }));
 }
 
 // -- wiring ----------------------------------------------------------------------------------
@@ -356,7 +360,8 @@ for (const tab of tabs) {
   tab.addEventListener("click", () => showView(tab.getAttribute("aria-controls").slice(0, -5)));
   tab.addEventListener("keydown", (event) => {
     if (event.key !== "ArrowLeft" && event.key !== "ArrowRight") return;
-    const other = tabs.find((t) => t !== tab);
+    const step = event.key === "ArrowRight" ? 1 : tabs.length - 1;
+    const other = tabs[(tabs.indexOf(tab) + step) % tabs.length];
     other.click();
     other.focus();
   });
