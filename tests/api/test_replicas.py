@@ -85,7 +85,7 @@ def eventually(check: Callable[[], bool], seconds: float = 20) -> None:
 
 
 def test_a_write_through_one_is_read_through_the_other_with_min_seq(
-    still: tuple[TestClient, TestClient],
+    still: tuple[TestClient, TestClient], engine: Engine
 ) -> None:
     a, b = still
     assert a.post("/v1/collections", json={"name": "c", "dim": DIM}).status_code == 201
@@ -95,15 +95,18 @@ def test_a_write_through_one_is_read_through_the_other_with_min_seq(
     assert top(b, x[5])[0]["id"] == "i5"
     later = write(a, x[20:], [f"i{n}" for n in range(20, 40)])
     assert later > seq
-    # without min_seq b answers from what it has applied (it does not poll in this test)
-    assert top(b, x[30])[0]["id"] != "i30"
+    if engine.dialect.name == "sqlite":
+        # without min_seq b answers from what it has applied (it does not poll in this
+        # test; on PostgreSQL the write's NOTIFY may already have woken it)
+        assert top(b, x[30])[0]["id"] != "i30"
     # with it, b catches up first: read-your-writes through another server
     assert top(b, x[30], min_seq=later)[0]["id"] == "i30"
     # metadata changed through a: b's cached hit row is refreshed too
     r = a.patch(f"{BASE}/items/i5", json={"metadata": {"v": 2}})
     assert r.status_code == 200, r.text
     patched = int(r.headers["x-latentspace-seq"])
-    assert top(b, x[5])[0]["metadata"] == {"v": 1}  # b has not read the oplog yet
+    if engine.dialect.name == "sqlite":
+        assert top(b, x[5])[0]["metadata"] == {"v": 1}  # b has not read the oplog yet
     assert top(b, x[5], min_seq=patched)[0]["metadata"] == {"v": 2}
     # writes go both ways: b deletes, a reads it with b's seq
     r = b.delete(f"{BASE}/items/i30")
@@ -146,3 +149,24 @@ def test_hosts_on_one_database_follow_each_other_by_polling(
     eventually(
         lambda: b.post(f"{BASE}/search", json={"query": {"vector": [1.0] * DIM}}).status_code == 404
     )
+
+
+@pytest.fixture
+def listening(tmp_path: Path, engine: Engine) -> Iterator[tuple[TestClient, TestClient]]:
+    """Two hosts on one PostgreSQL whose followers never poll on the clock."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    yield from pair(tmp_path, engine, shared_dir=False, poll_ms=3_600_000)
+
+
+def test_on_postgresql_a_write_wakes_the_other_host_at_once(
+    listening: tuple[TestClient, TestClient],
+) -> None:
+    # no clock polls (an hour apart): only the write's NOTIFY can bring it to b
+    a, b = listening
+    assert a.post("/v1/collections", json={"name": "c", "dim": DIM}).status_code == 201
+    x = unit_rows(10, seed=4)
+    write(a, x[:5], [f"i{n}" for n in range(5)])
+    assert top(b, x[2])[0]["id"] == "i2"
+    write(a, x[5:], [f"i{n}" for n in range(5, 10)])
+    eventually(lambda: top(b, x[8])[0]["id"] == "i8", seconds=15)

@@ -2,7 +2,8 @@
 
 Any process may write to SQL (a second worker on the same data directory, another host on
 the same PostgreSQL). A process applies its own writes at once; what others committed it
-learns from the oplog, which a :class:`Follower` reads every ``cluster.poll_ms``: the open
+learns from the oplog, which a :class:`Follower` reads every ``cluster.poll_ms`` (and, on
+PostgreSQL, as soon as a write commits: it listens for the writes' ``NOTIFY``): the open
 indexes replay the rows after the sequence they applied (the hit cache and the perceptual
 hashes drop what they held of those items), collections deleted elsewhere are forgotten,
 and a replica whose data-directory holder is gone takes the lock over. The keyword legs and
@@ -22,6 +23,7 @@ from latentspace.errors import Conflict, Unavailable
 from latentspace.service import collections
 from latentspace.service.context import Context
 from latentspace.store import oplog
+from latentspace.store.notify import OplogListener
 from latentspace.store.tables import CollectionRow
 
 __all__ = ["SEQ_HEADER", "Follower", "applied_seq", "reach", "written_seq"]
@@ -87,6 +89,7 @@ class Follower:
         self._ctx = ctx
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._listener: OplogListener | None = None
 
     def start(self) -> None:
         """Start polling (once)."""
@@ -102,12 +105,31 @@ class Follower:
 
     def _run(self) -> None:
         interval = self._ctx.settings.cluster.poll_ms / 1000
-        while not self._stop.wait(interval):
+        self._listener = OplogListener.for_engine(self._ctx.engine)
+        try:
+            while not self._wait(interval):
+                try:
+                    self.poll()
+                except Exception:  # a database hiccup must not end the thread; retry later
+                    logger.exception("reading the oplog for other processes' writes failed")
+                    time.sleep(interval)
+        finally:
+            if self._listener is not None:
+                self._listener.close()
+
+    def _wait(self, interval: float) -> bool:
+        # Until the next poll is due or (PostgreSQL) a write commits; True once stopped.
+        deadline = time.monotonic() + interval
+        while self._listener is not None and not self._stop.is_set():
+            left = deadline - time.monotonic()
             try:
-                self.poll()
-            except Exception:  # a database hiccup must not end the thread; the next poll retries
-                logger.exception("reading the oplog for other processes' writes failed")
-                time.sleep(interval)
+                if left <= 0 or self._listener.wait(min(left, 0.5)):
+                    return False
+            except Exception:  # the connection dropped: poll on the clock from now on
+                logger.exception("the oplog listener failed; polling every %g s", interval)
+                self._listener.close()
+                self._listener = None
+        return self._stop.wait(max(0.0, deadline - time.monotonic()))
 
     def poll(self) -> int:
         """One round: forget collections deleted elsewhere, catch every open index up, take

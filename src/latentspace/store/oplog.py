@@ -9,6 +9,8 @@ applied, so the rows of one collection must become visible in sequence order: ev
 transaction starts with :func:`serialize`, which makes writers of a collection commit one
 after the other (SQLite: the database's write lock from the first statement; PostgreSQL: a
 row lock on the collection), so a later sequence is never committed before an earlier one.
+On PostgreSQL the transaction also sends ``NOTIFY`` on :data:`CHANNEL` (delivered at commit,
+dropped on rollback) with the collection's id, so listening replicas apply it at once.
 """
 
 from __future__ import annotations
@@ -21,7 +23,18 @@ from sqlalchemy.orm import Session
 from latentspace.store.bulk import insert_oplog
 from latentspace.store.tables import CollectionRow, IndexManifestRow, OplogRow, utcnow
 
-__all__ = ["after", "get_manifest", "last_seq", "log_changed", "put_manifest", "serialize"]
+__all__ = [
+    "CHANNEL",
+    "after",
+    "get_manifest",
+    "last_seq",
+    "log_changed",
+    "put_manifest",
+    "serialize",
+]
+
+# The PostgreSQL channel every write transaction notifies (payload: the collection's id).
+CHANNEL = "latentspace_oplog"
 
 
 def serialize(*, session: Session, collection: CollectionRow) -> None:
@@ -41,6 +54,11 @@ def serialize(*, session: Session, collection: CollectionRow) -> None:
         connection.execute(
             text("SELECT id FROM collections WHERE id = :id FOR UPDATE"), {"id": collection.id}
         )
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                text("SELECT pg_notify(:channel, :id)"),
+                {"channel": CHANNEL, "id": str(collection.id)},
+            )
 
 
 def last_seq(*, session: Session, collection: CollectionRow) -> int:
