@@ -74,7 +74,8 @@ def images(folder: Path) -> dict[str, bytes]:
 def test_ingest_on_ray_stores_what_local_encoding_gives_and_resumes(tmp_path: Path) -> None:
     written = images(tmp_path / "photos")
     texts = ["a red circle", "a blue square", "a green triangle"]
-    pq.write_table(pa.table({"id": ["t0", "t1", "t2"], "text": texts}), tmp_path / "texts.parquet")
+    table = pa.table({"id": ["t0", "t1", "t2", "blank"], "text": [*texts, "   "]})
+    pq.write_table(table, tmp_path / "texts.parquet")
     data = tmp_path / "data"
     env = {
         **os.environ,
@@ -91,8 +92,11 @@ def test_ingest_on_ray_stores_what_local_encoding_gives_and_resumes(tmp_path: Pa
     assert "broken.png" in next(iter(first["failed"]))
     again = loopback_only(photos, env, expect=1)  # every stored file skipped before encoding
     assert (again["created"], again["skipped"]) == (0, 15)
-    notes = loopback_only([*cli, "notes", str(tmp_path / "texts.parquet"), "--ray", "--json"], env)
+    notes = loopback_only(
+        [*cli, "notes", str(tmp_path / "texts.parquet"), "--ray", "--json"], env, expect=1
+    )
     assert notes["created"] == 3
+    assert list(notes["failed"]) == ["blank"]  # a blank text is refused by name
 
     encoder = create_encoder("tiny-shapes")
     ctx = lifecycle.start(make_settings(data))

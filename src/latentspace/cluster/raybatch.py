@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from latentspace import limits
 from latentspace.errors import InvalidInput, LatentspaceError
 from latentspace.service import collections, items
 from latentspace.service.context import Context
@@ -118,6 +119,11 @@ class _Encoder:
         errors = [str(e) for e in batch["error"].tolist()]
         phashes, pixels = np.full(n, -1, np.int64), np.zeros(n, np.int64)
         if "text" in batch:
+            for i, text in enumerate(batch["text"].tolist()):
+                try:
+                    limits.check_text(self._limits, str(text), name=f"text of {batch['id'][i]}")
+                except LatentspaceError as e:
+                    errors[i] = errors[i] or str(e)
             good = [i for i in range(n) if not errors[i]]
             texts = [str(batch["text"][i]) for i in good]
             if good:
