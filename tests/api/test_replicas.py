@@ -170,3 +170,34 @@ def test_on_postgresql_a_write_wakes_the_other_host_at_once(
     assert top(b, x[2])[0]["id"] == "i2"
     write(a, x[5:], [f"i{n}" for n in range(5, 10)])
     eventually(lambda: top(b, x[8])[0]["id"] == "i8", seconds=15)
+
+
+def test_min_seq_answers_503_when_a_write_holds_the_index_past_the_deadline(
+    tmp_path: Path,
+) -> None:
+    from latentspace.errors import Unavailable
+    from latentspace.service import collections, items, lifecycle, replica
+    from latentspace.store.repository import ItemInput
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    cluster = ClusterSettings(replica=True, poll_ms=3_600_000, consistency_timeout=0.2)
+    a = lifecycle.start(make_settings(tmp_path / "a", database_url=url, cluster=cluster))
+    b = lifecycle.start(make_settings(tmp_path / "b", database_url=url, cluster=cluster))
+    try:
+        collections.create(a, "c", dim=DIM)
+        x = unit_rows(2, seed=5)
+        items.write(a, "c", [ItemInput("x", "vector", "h0", x[0])])
+        row = collections.get(b, "c")
+        replica.reach(b, row, replica.written_seq(a, "c"))  # b opens the collection
+        items.write(a, "c", [ItemInput("y", "vector", "h1", x[1])])
+        seq = replica.written_seq(a, "c")
+        with b.indexes.writing(row):  # a write of b's own holds its index
+            started = time.monotonic()
+            with pytest.raises(Unavailable, match="did not reach oplog"):
+                replica.reach(b, row, seq)
+            assert time.monotonic() - started >= 0.2
+        replica.reach(b, row, seq)  # released: it catches up
+        assert b.indexes.applied_seq(row) == seq
+    finally:
+        lifecycle.stop(b)
+        lifecycle.stop(a)
