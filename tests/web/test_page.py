@@ -430,3 +430,50 @@ def test_map_view(server: str, page: Page, shots: Path) -> None:
     )
     assert marked == found
     assert all(LABELS[i] == ("red", "circle") for i in marked[:5])
+
+
+def test_map_lasso_keeps_searches_to_the_items_inside(server: str, page: Page) -> None:
+    page.goto(server)
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    page.get_by_test_id("collection-select").select_option("shapes")
+    page.get_by_test_id("tab-map").click()
+    page.get_by_test_id("map-compute").click()
+    expect(page.get_by_test_id("map-status")).to_contain_text("items in", timeout=120_000)
+    box = page.get_by_test_id("map-canvas").bounding_box()
+    assert box is not None
+    # shift-drag a rectangle over the canvas's left half
+    left, top = box["x"] + 5, box["y"] + 5
+    right, bottom = box["x"] + box["width"] / 2, box["y"] + box["height"] - 5
+    page.keyboard.down("Shift")
+    page.mouse.move(left, top)
+    page.mouse.down()
+    for x, y in ((right, top), (right, bottom), (left, bottom), (left, top + 1)):
+        page.mouse.move(x, y, steps=4)
+    page.mouse.up()
+    page.keyboard.up("Shift")
+    inside = page.evaluate(
+        f"""() => {{
+        const m = window.latentspaceMap;
+        return m.ids.filter((_, i) => {{
+            const p = m.pointAt(i);
+            return p.x > {left} && p.x < {right} && p.y > {top} && p.y < {bottom};
+        }});
+    }}"""
+    )
+    selected = page.evaluate("() => window.latentspaceMap.selection")
+    assert 0 < len(selected) < len(PNGS)
+    assert sorted(selected) == sorted(inside)
+    expect(page.get_by_test_id("map-selection")).to_contain_text(f"Lasso: {len(selected)} item")
+    # a search now finds only lassoed items
+    page.get_by_test_id("search-input").fill("a blue square")
+    before = generation(page.get_by_test_id("results"))
+    page.get_by_test_id("search-button").click()
+    until_rendered(page.get_by_test_id("results"), before)
+    found = result_ids(page)
+    assert found
+    assert set(found) <= set(selected)
+    # cleared, searches range over everything again
+    page.get_by_test_id("tab-map").click()
+    page.get_by_test_id("map-clear-lasso").click()
+    expect(page.get_by_test_id("map-selection")).to_be_hidden()
+    assert page.evaluate("() => window.latentspaceMap.selection.length") == 0

@@ -34,6 +34,7 @@ class Query:
     rerank: RerankStage | None = None
     fusion: Fusion | None = None
     min_seq: int | None = None  # read-your-writes: served once this oplog seq is applied
+    ids: Sequence[str] | None = None  # only these items may be found (a lasso on the map)
 
 
 @dataclass(frozen=True)

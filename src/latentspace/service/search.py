@@ -45,6 +45,7 @@ from latentspace.service.queries import (
     SearchAnswer,
 )
 from latentspace.service.terms import QueryTerm, resolve_terms
+from latentspace.store import lookups
 from latentspace.store import repository as repo
 from latentspace.store.filters import count_nodes, matches
 from latentspace.store.tables import CollectionRow
@@ -107,6 +108,7 @@ def plan(ctx: Context, name: str, query: Query) -> Plan:
         min_score=query.min_score,
         offset=query.offset,
         params=query.params,
+        ids=query.ids,
     )
     exclude = frozenset(used) if query.exclude_query_items else frozenset()
     return replace(
@@ -162,8 +164,10 @@ def plan_vector(
     min_score: float | None = None,
     offset: int = 0,
     params: SearchParams | None = None,
+    ids: Sequence[str] | None = None,
 ) -> Plan:
-    """The plan of a search with one vector (no terms; None: no vector leg)."""
+    """The plan of a search with one vector (no terms; None: no vector leg); ``ids``, when
+    given, are the only items it may find (ANDed with ``filter``)."""
     query = (
         as_vector(vector, dim=collection.dim, name="query vector") if vector is not None else None
     )
@@ -184,6 +188,10 @@ def plan_vector(
             allow = matching
         else:
             predicate = _metadata_predicate(ctx, filter)
+    if ids is not None:
+        with ctx.sessions() as session:
+            named = lookups.live_ids(session=session, collection=collection, external_ids=ids)
+        allow = named if allow is None else np.intersect1d(allow, named)
     return Plan(collection, query, k, offset, min_score, params, allow, predicate)
 
 

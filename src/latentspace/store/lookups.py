@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -13,9 +14,27 @@ __all__ = [
     "document_items",
     "ids_by_sha256",
     "list_items",
+    "live_ids",
     "live_sha256",
     "sha256_groups",
 ]
+
+
+def live_ids(
+    *, session: Session, collection: CollectionRow, external_ids: Sequence[str]
+) -> np.ndarray:
+    """Item ids (sorted) of the live items among ``external_ids``; unknown ids are left out."""
+    found: list[int] = []
+    unique = sorted(set(external_ids))
+    for start in range(0, len(unique), 5000):  # well under every database's bound-variable cap
+        found += session.scalars(
+            select(ItemRow.id).where(
+                ItemRow.collection_id == collection.id,
+                ItemRow.external_id.in_(unique[start : start + 5000]),
+                ItemRow.deleted.is_(False),
+            )
+        )
+    return np.unique(np.asarray(found, dtype=np.int64))
 
 
 def live_sha256(*, session: Session, collection: CollectionRow) -> set[str]:

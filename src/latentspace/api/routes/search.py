@@ -65,6 +65,7 @@ def _at_once(name: str, body: SearchRequest, ctx: Context) -> bool:
         and body.filter is None
         and body.rerank is None
         and body.consistency is None
+        and body.ids is None
         and "vector" not in body.include
         and search.at_once(ctx, name)
     )
@@ -107,6 +108,7 @@ def search_items(name: str, body: SearchRequest, ctx: ServiceDep) -> Response:
         if body.fusion is not None
         else None,
         min_seq=body.consistency.min_seq if body.consistency is not None else None,
+        ids=body.ids,
     )
     answer = search.search(ctx, name, query)
     result = SearchResult(

@@ -178,6 +178,12 @@ class SearchRequest(StrictModel):
     rerank: RerankIn | None = None
     fusion: FusionIn | None = None
     consistency: ConsistencyIn | None = None
+    ids: list[Annotated[str, Field(min_length=1, max_length=256)]] | None = Field(
+        default=None,
+        max_length=50_000,
+        description="Only these items (by id) may be found, ANDed with `filter`; unknown ids "
+        "are ignored (the page's lasso on the map sends them).",
+    )
 
 
 class LegPlace(BaseModel):

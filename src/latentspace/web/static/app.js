@@ -167,6 +167,8 @@ async function runSearch(label, request) {
 
 function search(query, label) {
   const json = { query, k: resultCount(), include: ["metadata", "text", "uri"] };
+  const lasso = window.latentspaceMap?.selection; // items lassoed on the map (map.js)
+  if (lasso?.length) json.ids = lasso;
   return runSearch(label, () => getJSON(inCollection("/search"), { method: "POST", json }));
 }
 

@@ -2,6 +2,7 @@
 // The collection map: GET …/map drawn as a WebGL point cloud (no library, no eval, so the
 // page's CSP holds). Drag pans, the wheel zooms, hovering shows the item, a click opens it
 // (its id goes into the query builder), and each search's results are drawn on top.
+// Shift-drag draws a lasso: searches then keep to the items inside it (the `ids` of a search).
 // Uses app.js's helpers (api, getJSON, inCollection, thumbURL, useInQuery, showView).
 
 const PALETTE = [
@@ -16,7 +17,7 @@ const mapState = {
   gl: null, program: null, buffers: null, count: 0,
   ids: [], x: null, y: null, cluster: null, labels: new Map(), byId: new Map(), grid: null,
   view: { cx: 0.5, cy: 0.5, zoom: 1 }, highlight: [], frames: 0, loaded: "", seq: 0,
-  drag: null, hoverIndex: -1,
+  drag: null, hoverIndex: -1, lasso: null, selection: [],
 };
 window.latentspaceMap = mapState; // read by the page test and the frame-rate bench
 
@@ -60,7 +61,7 @@ function setupGL() {
   if (!gl.getProgramParameter(program, gl.LINK_STATUS)) throw new Error(gl.getProgramInfoLog(program));
   mapState.gl = gl;
   mapState.program = program;
-  mapState.buffers = { points: gl.createBuffer(), marks: gl.createBuffer() };
+  mapState.buffers = { points: gl.createBuffer(), marks: gl.createBuffer(), chosen: gl.createBuffer() };
   gl.enable(gl.BLEND);
   gl.blendFunc(gl.SRC_ALPHA, gl.ONE_MINUS_SRC_ALPHA);
   return gl;
@@ -122,6 +123,7 @@ function draw() {
     const base = mapState.count < 2000 ? 6 : mapState.count < 20000 ? 4 : 2.5;
     const size = Math.min(12, base * Math.sqrt(zoom)) * ratio;
     drawBuffer(mapState.buffers.points, mapState.count, size);
+    if (mapState.selection.length) drawBuffer(mapState.buffers.chosen, mapState.selection.length, 1.6 * size);
     if (mapState.highlight.length) drawBuffer(mapState.buffers.marks, mapState.highlight.length, 3 * size);
     mapState.frames += 1;
   });
@@ -158,6 +160,7 @@ function setMap(map) {
   upload(mapState.buffers.points, vertices(all, (i) => colourOf(mapState.cluster[i])));
   mapState.view = { cx: 0.5, cy: 0.5, zoom: 1 };
   mark(mapState.highlight.map((i) => mapState.ids[i]));
+  select(mapState.selection.map((id) => mapState.byId.get(id)).filter((i) => i !== undefined));
   const named = map.clusters.filter((c) => c.label).length;
   els.mapStatus.textContent = `${map.ids.length} items in ${map.clusters.length} clusters` +
     ` (${map.method}${map.placed ? `, ${map.placed} placed since the fit` : ""})` +
@@ -299,11 +302,65 @@ function hover(event) {
   tip.hidden = false;
 }
 
+// -- the lasso --------------------------------------------------------------------------------
+function drawLasso() {
+  const canvas = els.mapLasso;
+  const rect = els.mapCanvas.getBoundingClientRect();
+  Object.assign(canvas, { width: rect.width, height: rect.height });
+  const g = canvas.getContext("2d");
+  g.clearRect(0, 0, canvas.width, canvas.height);
+  const path = mapState.lasso;
+  if (!path || path.length < 2) return;
+  g.strokeStyle = "#3b4cc0";
+  g.lineWidth = 2;
+  g.setLineDash([6, 4]);
+  g.beginPath();
+  path.forEach((p, i) => (i ? g.lineTo(p.x - rect.left, p.y - rect.top) : g.moveTo(p.x - rect.left, p.y - rect.top)));
+  g.closePath();
+  g.stroke();
+}
+
+function inside(polygon, x, y) {
+  let hit = false;
+  for (let i = 0, j = polygon.length - 1; i < polygon.length; j = i++) {
+    const [a, b] = [polygon[i], polygon[j]];
+    if ((a.y > y) !== (b.y > y) && x < ((b.x - a.x) * (y - a.y)) / (b.y - a.y) + a.x) hit = !hit;
+  }
+  return hit;
+}
+
+function select(indices) {
+  mapState.selection = indices.map((i) => mapState.ids[i]);
+  upload(mapState.buffers.chosen, vertices(indices, () => [0.23, 0.3, 0.75]));
+  els.mapSelection.hidden = !indices.length;
+  els.mapSelectionText.textContent = `Lasso: ${indices.length} item${indices.length === 1 ? "" : "s"}; searches keep to them.`;
+  draw();
+}
+
+function endLasso() {
+  const polygon = mapState.lasso.map((p) => toData({ clientX: p.x, clientY: p.y }));
+  mapState.lasso = null;
+  drawLasso();
+  const chosen = [];
+  if (polygon.length >= 3) {
+    for (let i = 0; i < mapState.count; i++) if (inside(polygon, mapState.x[i], mapState.y[i])) chosen.push(i);
+  }
+  select(chosen);
+}
+
 els.mapCanvas.addEventListener("pointerdown", (event) => {
-  mapState.drag = { x: event.clientX, y: event.clientY, moved: false, view: { ...mapState.view } };
   els.mapCanvas.setPointerCapture(event.pointerId);
+  if (event.shiftKey) {
+    mapState.lasso = [{ x: event.clientX, y: event.clientY }];
+    return;
+  }
+  mapState.drag = { x: event.clientX, y: event.clientY, moved: false, view: { ...mapState.view } };
 });
 els.mapCanvas.addEventListener("pointermove", (event) => {
+  if (mapState.lasso) {
+    mapState.lasso.push({ x: event.clientX, y: event.clientY });
+    return drawLasso();
+  }
   const drag = mapState.drag;
   if (!drag) return hover(event);
   const dx = event.clientX - drag.x;
@@ -315,6 +372,7 @@ els.mapCanvas.addEventListener("pointermove", (event) => {
   draw();
 });
 els.mapCanvas.addEventListener("pointerup", (event) => {
+  if (mapState.lasso) return endLasso();
   const drag = mapState.drag;
   mapState.drag = null;
   if (drag && !drag.moved) {
@@ -339,6 +397,7 @@ els.mapCanvas.addEventListener("wheel", (event) => {
 els.mapCanvas.addEventListener("pointerleave", () => { els.mapTip.hidden = true; mapState.hoverIndex = -1; });
 
 els.mapCompute.addEventListener("click", computeMap);
+els.mapClearLasso.addEventListener("click", () => select([]));
 document.addEventListener("latentspace:results", (event) => mark(event.detail));
 document.addEventListener("latentspace:view", (event) => {
   if (event.detail === "map" && mapState.loaded !== state.collection) loadMap();
@@ -347,6 +406,8 @@ document.addEventListener("latentspace:view", (event) => {
 document.addEventListener("latentspace:collection", () => {
   mapState.loaded = "";
   mapState.highlight = [];
+  mapState.selection = [];
+  els.mapSelection.hidden = true;
   if (!els.mapView.hidden) loadMap();
 });
 mapState.redraw = draw; // the frame-rate bench pans through this
