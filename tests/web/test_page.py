@@ -477,3 +477,22 @@ def test_map_lasso_keeps_searches_to_the_items_inside(server: str, page: Page) -
     page.get_by_test_id("map-clear-lasso").click()
     expect(page.get_by_test_id("map-selection")).to_be_hidden()
     assert page.evaluate("() => window.latentspaceMap.selection.length") == 0
+
+
+def test_map_draws_a_path_walk(server: str, page: Page) -> None:
+    page.goto(server)
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    page.get_by_test_id("collection-select").select_option("shapes")
+    page.get_by_test_id("tab-map").click()
+    page.get_by_test_id("map-compute").click()
+    expect(page.get_by_test_id("map-status")).to_contain_text("items in", timeout=120_000)
+    page.get_by_test_id("walk-from").fill("item:s0")
+    page.get_by_test_id("walk-to").fill("a blue square")
+    page.get_by_test_id("walk-steps").fill("6")
+    page.get_by_test_id("walk-button").click()
+    expect(page.get_by_test_id("map-picked")).to_contain_text("Walk: ")
+    drawn = page.evaluate("() => window.latentspaceMap.path")
+    body = {"from": {"item": "s0"}, "to": {"text": "a blue square"}, "steps": 6}
+    answer = httpx.post(f"{server}/v1/collections/shapes/path", json=body, timeout=60).json()
+    assert drawn == [s["item"]["id"] for s in answer["steps"] if s["item"]]
+    assert len(drawn) >= 2

@@ -17,7 +17,7 @@ const mapState = {
   gl: null, program: null, buffers: null, count: 0,
   ids: [], x: null, y: null, cluster: null, labels: new Map(), byId: new Map(), grid: null,
   view: { cx: 0.5, cy: 0.5, zoom: 1 }, highlight: [], frames: 0, loaded: "", seq: 0,
-  drag: null, hoverIndex: -1, lasso: null, selection: [],
+  drag: null, hoverIndex: -1, lasso: null, selection: [], path: [],
 };
 window.latentspaceMap = mapState; // read by the page test and the frame-rate bench
 
@@ -61,7 +61,8 @@ function setupGL() {
   if (!gl.getProgramParameter(program, gl.LINK_STATUS)) throw new Error(gl.getProgramInfoLog(program));
   mapState.gl = gl;
   mapState.program = program;
-  mapState.buffers = { points: gl.createBuffer(), marks: gl.createBuffer(), chosen: gl.createBuffer() };
+  const buffer = () => gl.createBuffer();
+  mapState.buffers = { points: buffer(), marks: buffer(), chosen: buffer(), path: buffer() };
   gl.enable(gl.BLEND);
   gl.blendFunc(gl.SRC_ALPHA, gl.ONE_MINUS_SRC_ALPHA);
   return gl;
@@ -83,7 +84,7 @@ function upload(buffer, data) {
   gl.bufferData(gl.ARRAY_BUFFER, data, gl.STATIC_DRAW);
 }
 
-function drawBuffer(buffer, count, size) {
+function drawBuffer(buffer, count, size, mode = mapState.gl.POINTS) {
   const gl = mapState.gl;
   const program = mapState.program;
   gl.bindBuffer(gl.ARRAY_BUFFER, buffer);
@@ -94,7 +95,7 @@ function drawBuffer(buffer, count, size) {
   gl.enableVertexAttribArray(color);
   gl.vertexAttribPointer(color, 3, gl.FLOAT, false, 20, 8);
   gl.uniform1f(gl.getUniformLocation(program, "u_size"), size);
-  gl.drawArrays(gl.POINTS, 0, count);
+  gl.drawArrays(mode, 0, count);
 }
 
 let framePending = false;
@@ -125,6 +126,11 @@ function draw() {
     drawBuffer(mapState.buffers.points, mapState.count, size);
     if (mapState.selection.length) drawBuffer(mapState.buffers.chosen, mapState.selection.length, 1.6 * size);
     if (mapState.highlight.length) drawBuffer(mapState.buffers.marks, mapState.highlight.length, 3 * size);
+    const steps = mapState.path.length;
+    if (steps) {
+      drawBuffer(mapState.buffers.path, steps, size, gl.LINE_STRIP);
+      drawBuffer(mapState.buffers.path, steps, 2.5 * size);
+    }
     mapState.frames += 1;
   });
 }
@@ -396,6 +402,29 @@ els.mapCanvas.addEventListener("wheel", (event) => {
 }, { passive: false });
 els.mapCanvas.addEventListener("pointerleave", () => { els.mapTip.hidden = true; mapState.hoverIndex = -1; });
 
+// -- a path walk, drawn as a line through the items it passes ----------------------------------
+const termOf = (raw) => (raw.startsWith("item:") ? { item: raw.slice(5) } : { text: raw });
+
+async function walk(event) {
+  event.preventDefault();
+  clearError();
+  const [from, to] = [els.walkFrom.value.trim(), els.walkTo.value.trim()];
+  if (!from || !to) return showError("Give the walk a start and an end.");
+  try {
+    const json = { from: termOf(from), to: termOf(to), steps: Number(els.walkSteps.value) || 8 };
+    const body = await getJSON(inCollection("/path"), { method: "POST", json });
+    const ids = body.steps.map((s) => s.item?.id).filter(Boolean);
+    const indices = ids.map((id) => mapState.byId.get(id)).filter((i) => i !== undefined);
+    mapState.path = indices.map((i) => mapState.ids[i]);
+    if (mapState.gl) upload(mapState.buffers.path, vertices(indices, () => [0.85, 0.33, 0.1]));
+    els.mapPicked.textContent = `Walk: ${ids.join(" → ")}`;
+    draw();
+  } catch (err) {
+    showError(err);
+  }
+}
+
+els.walkForm.addEventListener("submit", walk);
 els.mapCompute.addEventListener("click", computeMap);
 els.mapClearLasso.addEventListener("click", () => select([]));
 document.addEventListener("latentspace:results", (event) => mark(event.detail));
@@ -407,6 +436,7 @@ document.addEventListener("latentspace:collection", () => {
   mapState.loaded = "";
   mapState.highlight = [];
   mapState.selection = [];
+  mapState.path = [];
   els.mapSelection.hidden = true;
   if (!els.mapView.hidden) loadMap();
 });
