@@ -48,13 +48,21 @@ class Shard:
         self._sessions = make_session_factory(make_engine(database_url))
         self._exact_limit = exact_limit
         self._shares: dict[int, _Share] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # catch-ups, rebuilds and drops, one at a time
+        self._opening = threading.Lock()
 
     def _mine(self, ids: np.ndarray) -> np.ndarray:
         mine: np.ndarray = ids[ids % self._shards == self._shard]
         return mine
 
     def _share(self, collection_id: int) -> _Share:
+        share = self._shares.get(collection_id)
+        if share is None:
+            with self._opening:  # one reader per shard builds a share; the others wait
+                return self._open(collection_id)
+        return share
+
+    def _open(self, collection_id: int) -> _Share:
         share = self._shares.get(collection_id)
         if share is None:
             with self._sessions() as session:

@@ -15,7 +15,7 @@ from latentspace.api.convert import (
     upload_bytes,
 )
 from latentspace.api.deps import AdminDep, AuthorizedRoute, ReadDep, ServiceDep
-from latentspace.api.errors import NOT_FOUND
+from latentspace.api.errors import NOT_FOUND, problem_responses
 from latentspace.api.lean import inline_when
 from latentspace.api.schemas import (
     CompositeQuery,
@@ -75,6 +75,7 @@ def _at_once(name: str, body: SearchRequest, ctx: Context) -> bool:
     "/search",
     dependencies=[ReadDep],
     response_model=SearchResult,
+    responses=problem_responses(409),  # a consistency.min_seq no write of it has
     summary="Search with one term or a sum of terms",
 )
 @inline_when(_at_once)
