@@ -16,7 +16,6 @@ several API processes on one database share the same deployments (by name).
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Unpack
@@ -25,6 +24,7 @@ import numpy as np
 
 from latentspace.index import SearchResult
 from latentspace.index.base import SearchOptions
+from latentspace.index.locks import KeyedLocks
 from latentspace.index.spec import EXACT_LIMIT
 from latentspace.service.indexes.base import CommittedWrite, IndexStats, OpenReport
 from latentspace.settings import Settings
@@ -60,8 +60,7 @@ class RayShardedIndexes:
             self._handles.append(serve.run(app, name=name, route_prefix=None))
         logger.info("sharded search: %d Ray Serve shards", cluster.shards)
         self._applied: dict[int, int] = {}
-        self._locks: dict[int, threading.Lock] = {}
-        self._lock = threading.Lock()
+        self._locks = KeyedLocks()
 
     def _all(self, method: str, *args: Any) -> list[Any]:
         # Call every shard at once and wait for all of them.
@@ -81,9 +80,7 @@ class RayShardedIndexes:
     @contextmanager
     def writing(self, collection: CollectionRow) -> Iterator[None]:
         """Serialise this process's writes to one collection (SQL orders them across)."""
-        with self._lock:
-            lock = self._locks.setdefault(collection.id, threading.Lock())
-        with lock:
+        with self._locks.of(collection.id):
             yield
 
     def apply(self, collection: CollectionRow, write: CommittedWrite) -> None:

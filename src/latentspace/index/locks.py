@@ -1,4 +1,5 @@
-"""A readers–writer lock: searches run in parallel, a write waits for them and runs alone."""
+"""A readers–writer lock: searches run in parallel, a write waits for them and runs alone;
+and a lock per key (per collection), made on first use."""
 
 from __future__ import annotations
 
@@ -6,7 +7,30 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["ReadWriteLock"]
+__all__ = ["KeyedLocks", "ReadWriteLock"]
+
+
+class KeyedLocks:
+    """One ``threading.Lock`` per key, made when first asked for (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[int, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def of(self, key: int) -> threading.Lock:
+        """The key's lock (made now if it has none)."""
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def held(self, key: int) -> bool:
+        """Whether the key's lock is held now (a hint: it may change at once)."""
+        lock = self._locks.get(key)
+        return lock is not None and lock.locked()
+
+    def forget(self, key: int) -> None:
+        """Drop the key's lock (its collection is gone)."""
+        with self._guard:
+            self._locks.pop(key, None)
 
 
 class ReadWriteLock:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
+from latentspace.index.locks import KeyedLocks
 from latentspace.keyword import Analysis, KeywordHits, KeywordIndex
 from latentspace.keyword.bm25 import Predicate
 from latentspace.store import oplog
@@ -45,16 +46,12 @@ class KeywordIndexes:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
         self._live: dict[int, _Live] = {}
-        self._locks: dict[int, threading.Lock] = {}
+        self._locks = KeyedLocks()
         self._lock = threading.Lock()
-
-    def _collection_lock(self, collection: CollectionRow) -> threading.Lock:
-        with self._lock:
-            return self._locks.setdefault(collection.id, threading.Lock())
 
     def current(self, collection: CollectionRow) -> KeywordIndex:
         """The collection's index with every committed write applied."""
-        with self._collection_lock(collection), self._sessions() as session:
+        with self._locks.of(collection.id), self._sessions() as session:
             live = self._live.get(collection.id)
             if live is None:
                 # The sequence is read before the texts: a write committed in between is
@@ -89,4 +86,4 @@ class KeywordIndexes:
         """Forget a deleted collection's index."""
         with self._lock:
             self._live.pop(collection.id, None)
-            self._locks.pop(collection.id, None)
+        self._locks.forget(collection.id)

@@ -27,6 +27,7 @@ from latentspace.index import (
 from latentspace.index.base import SearchOptions
 from latentspace.index.batcher import MicroBatcher
 from latentspace.index.cost import ExactLimits
+from latentspace.index.locks import KeyedLocks
 from latentspace.index.spec import buildable
 from latentspace.service.indexes.base import CommittedWrite, IndexStats, OpenReport
 from latentspace.service.indexes.setup import resolve_gpu, set_aside_unusable
@@ -87,7 +88,7 @@ class LocalIndexes:
         self._micro_batch = micro_batch
         self._on_timing = on_timing
         self._live: dict[int, _Live] = {}
-        self._locks: dict[int, threading.Lock] = {}
+        self._locks = KeyedLocks()
         self._batchers: dict[int, MicroBatcher] = {}
         self._failed: dict[int, str] = {}
         self._lock = threading.RLock()
@@ -113,15 +114,12 @@ class LocalIndexes:
     @contextmanager
     def writing(self, collection: CollectionRow) -> Iterator[None]:
         """Serialise one collection's writes (SQL commit + index apply)."""
-        with self._lock:
-            lock = self._locks.setdefault(collection.id, threading.Lock())
-        with lock:
+        with self._locks.of(collection.id):
             yield
 
     def ready(self, collection: CollectionRow) -> bool:
         """Whether a search would run at once (see :meth:`LiveIndexes.ready`)."""
-        lock = self._locks.get(collection.id)
-        return collection.id in self._live and not (lock is not None and lock.locked())
+        return collection.id in self._live and not self._locks.held(collection.id)
 
     def open(self, collection: CollectionRow) -> OpenReport:
         """What happened when the index was opened (opening it now if needed)."""
@@ -283,8 +281,7 @@ class LocalIndexes:
         """Apply what other processes committed since the index last read the oplog; the
         number of oplog rows read (0 when the index is not open: opening reads SQL), or
         None when a write held the collection for longer than ``timeout`` seconds."""
-        with self._lock:
-            lock = self._locks.setdefault(collection.id, threading.Lock())
+        lock = self._locks.of(collection.id)
         if not lock.acquire(timeout=-1 if timeout is None else timeout):
             return None
         try:
@@ -394,8 +391,8 @@ class LocalIndexes:
         with self._lock:
             self._live.pop(collection.id, None)
             self._batchers.pop(collection.id, None)
-            self._locks.pop(collection.id, None)
             self._failed.pop(collection.id, None)
+        self._locks.forget(collection.id)
         if files:
             shutil.rmtree(self.directory(collection), ignore_errors=True)
 
