@@ -369,11 +369,16 @@ def test_cards_phone_layout_and_a_bad_upload(
         context.close()
 
 
-def test_map_view(server: str, page: Page, shots: Path) -> None:
+def open_map(page: Page, server: str) -> None:
+    """The page on the "shapes" collection, its Map tab shown."""
     page.goto(server)
     expect(page.locator("body")).to_have_attribute("data-ready", "true")
     page.get_by_test_id("collection-select").select_option("shapes")
     page.get_by_test_id("tab-map").click()
+
+
+def test_map_view(server: str, page: Page, shots: Path) -> None:
+    open_map(page, server)
     status = page.get_by_test_id("map-status")
     expect(status).to_contain_text("No map of this collection yet")
     page.get_by_test_id("map-compute").click()
@@ -433,10 +438,7 @@ def test_map_view(server: str, page: Page, shots: Path) -> None:
 
 
 def test_map_lasso_keeps_searches_to_the_items_inside(server: str, page: Page) -> None:
-    page.goto(server)
-    expect(page.locator("body")).to_have_attribute("data-ready", "true")
-    page.get_by_test_id("collection-select").select_option("shapes")
-    page.get_by_test_id("tab-map").click()
+    open_map(page, server)
     page.get_by_test_id("map-compute").click()
     expect(page.get_by_test_id("map-status")).to_contain_text("items in", timeout=120_000)
     box = page.get_by_test_id("map-canvas").bounding_box()
@@ -480,10 +482,7 @@ def test_map_lasso_keeps_searches_to_the_items_inside(server: str, page: Page) -
 
 
 def test_map_draws_a_path_walk(server: str, page: Page) -> None:
-    page.goto(server)
-    expect(page.locator("body")).to_have_attribute("data-ready", "true")
-    page.get_by_test_id("collection-select").select_option("shapes")
-    page.get_by_test_id("tab-map").click()
+    open_map(page, server)
     page.get_by_test_id("map-compute").click()
     expect(page.get_by_test_id("map-status")).to_contain_text("items in", timeout=120_000)
     page.get_by_test_id("walk-from").fill("item:s0")
