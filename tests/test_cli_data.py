@@ -141,3 +141,18 @@ def test_demo_builds_its_collection_once(tmp_path: Path) -> None:
     assert moved.returncode == 0, moved.stderr
     top = json.loads(moved.stdout)["results"][0]["metadata"]
     assert (top["colour"], top["shape"]) == ("blue", shape)
+
+
+def test_ingest_refuses_what_ray_mode_cannot_take(tmp_path: Path) -> None:
+    # each refused before any work starts: exit 2 and a message that says what to change
+    parquet = tmp_path / "texts.parquet"
+    parquet.write_bytes(b"PAR1")  # never read: the refusal comes first
+    cases = [
+        (["ingest", "c", str(parquet)], "add --ray"),
+        (["ingest", "c", str(parquet), str(tmp_path), "--ray"], "not both"),
+        (["ingest", "c", str(tmp_path), "--ray", "--url", "http://127.0.0.1:9"], "drop --url"),
+    ]
+    for args, message in cases:
+        done = _cli(tmp_path / "data", *args)
+        assert done.returncode == 2, done.stderr
+        assert message in done.stderr
