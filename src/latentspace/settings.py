@@ -29,6 +29,7 @@ __all__ = [
     "EncoderSettings",
     "IndexSettings",
     "LimitSettings",
+    "MigrateSettings",
     "SearchSettings",
     "ServerSettings",
     "Settings",
@@ -275,6 +276,22 @@ class ClassifySettings(BaseModel):
         return templates
 
 
+class MigrateSettings(BaseModel):
+    """Model migration jobs: how many items a transaction re-encodes, how many pairs fit an
+    adapter."""
+
+    batch: int = Field(
+        default=256, ge=1, le=100_000, description="Items a migration re-encodes per transaction."
+    )
+    adapter_pairs: int = Field(
+        default=20_000,
+        ge=24,
+        le=1_000_000,
+        description="At most this many items encoded by both models fit an adapter (a "
+        "random choice of them when there are more).",
+    )
+
+
 class ClusterSettings(BaseModel):
     """Several processes on one database: replicas that tail the SQL oplog."""
 
@@ -377,6 +394,7 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     classify: ClassifySettings = Field(default_factory=ClassifySettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    migrate: MigrateSettings = Field(default_factory=MigrateSettings)
 
     def resolved_snapshot_dir(self) -> Path:
         """The snapshot folder (``snapshot_dir``, default ``data_dir/snapshots``)."""

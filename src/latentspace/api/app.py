@@ -38,6 +38,7 @@ from latentspace.api.routes import (
     health,
     items,
     maps,
+    migrate,
     rerank,
     search,
     snapshots,
@@ -166,6 +167,7 @@ def create_app(
         classify,
         snapshots,
         maps,
+        migrate,
     ):
         app.include_router(module.router)
     app.include_router(duplicates.trash_router)

@@ -140,6 +140,7 @@ def query_term(term: TermIn, *, name: str = "term") -> QueryTerm:
         direction=term.direction,
         keyword=term.keyword,
         weight=term.weight if term.weight is not None else default_weight(term.keyword),
+        model=term.model,
     )
 
 

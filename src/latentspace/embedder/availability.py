@@ -7,7 +7,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from latentspace.embedder.models import TINY_SHAPES_DIR, WEIGHT_FILES, find_weights
+from latentspace.embedder.models import (
+    TINY_SHAPES_B_DIR,
+    TINY_SHAPES_DIR,
+    WEIGHT_FILES,
+    find_weights,
+)
 from latentspace.embedder.registry import KNOWN_OPENCLIP_HUBS, KNOWN_SPECS, parse_spec
 from latentspace.settings import EncoderSettings
 
@@ -77,8 +82,9 @@ def locate_offline(spec: str, settings: EncoderSettings) -> str | None:
     """Where the weights of ``spec`` are on this machine, or ``None`` if a download is needed."""
     cache_dir = str(settings.cache_dir) if settings.cache_dir else None
     parsed = parse_spec(spec)
-    if parsed.scheme == "tiny-shapes":
-        weights = find_weights(TINY_SHAPES_DIR)
+    if parsed.scheme in ("tiny-shapes", "tiny-shapes-b"):
+        bundled = TINY_SHAPES_B_DIR if parsed.scheme == "tiny-shapes-b" else TINY_SHAPES_DIR
+        weights = find_weights(bundled)
         return str(weights) if weights else None
     if parsed.scheme == "openclip":
         return _openclip_location(parsed.target, cache_dir)
@@ -91,7 +97,7 @@ def list_models(
     settings: EncoderSettings, *, include_all_openclip: bool = False
 ) -> list[ModelEntry]:
     """tiny-shapes, the well-known specs and (optionally) every open_clip pretrained tag."""
-    specs = ["tiny-shapes", *KNOWN_SPECS]
+    specs = ["tiny-shapes", "tiny-shapes-b", *KNOWN_SPECS]
     if include_all_openclip:
         import open_clip
 

@@ -2,7 +2,8 @@
 
 A spec string names a model for the life of a collection:
 
-- ``tiny-shapes`` — the CLIP trained here and shipped inside the package;
+- ``tiny-shapes`` — the CLIP trained here and shipped inside the package; ``tiny-shapes-b``
+  the same recipe trained with another seed (a second space, for model migrations);
 - ``openclip:ARCH/TAG`` — any open_clip architecture with a pretrained tag
   (``openclip:ViT-B-32/laion2b_s34b_b79k``), weights from the cache or downloaded once;
 - ``openclip:/path/to/dir`` — a local open_clip directory (config + safetensors);
@@ -128,13 +129,19 @@ class EncoderRegistry:
         return builder(parsed.target, settings or EncoderSettings())
 
 
-def _build_tiny_shapes(target: str, settings: EncoderSettings) -> Encoder:
-    from latentspace.embedder.models import TINY_SHAPES_DIR
-    from latentspace.embedder.openclip import OpenClipEncoder
+def _bundled(scheme: str) -> Builder:
+    # A builder of one of the CLIPs shipped in the package: tiny-shapes, and tiny-shapes-b
+    # (the same recipe trained with another seed: a second space of the same data).
+    def build(target: str, settings: EncoderSettings) -> Encoder:
+        from latentspace.embedder.models import TINY_SHAPES_B_DIR, TINY_SHAPES_DIR
+        from latentspace.embedder.openclip import OpenClipEncoder
 
-    if target:
-        raise InvalidInput(f"tiny-shapes takes no argument, got {target!r}")
-    return OpenClipEncoder.from_local_dir(TINY_SHAPES_DIR, settings, name="tiny-shapes")
+        if target:
+            raise InvalidInput(f"{scheme} takes no argument, got {target!r}")
+        directory = TINY_SHAPES_B_DIR if scheme == "tiny-shapes-b" else TINY_SHAPES_DIR
+        return OpenClipEncoder.from_local_dir(directory, settings, name=scheme)
+
+    return build
 
 
 def _build_openclip(target: str, settings: EncoderSettings) -> Encoder:
@@ -160,7 +167,8 @@ def _build_sentence(target: str, settings: EncoderSettings) -> Encoder:
 def default_registry() -> EncoderRegistry:
     """A new registry holding the built-in schemes ``tiny-shapes``, ``openclip`` and ``st``."""
     registry = EncoderRegistry()
-    registry.register("tiny-shapes", _build_tiny_shapes)
+    for scheme in ("tiny-shapes", "tiny-shapes-b"):
+        registry.register(scheme, _bundled(scheme))
     registry.register("openclip", _build_openclip)
     registry.register("st", _build_sentence)
     return registry

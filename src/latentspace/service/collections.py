@@ -31,6 +31,7 @@ __all__ = [
     "list_stats",
     "raw_vectors_fingerprint",
     "rebuild",
+    "remodelled",
     "save",
     "stats",
 ]
@@ -62,7 +63,8 @@ class CollectionStats:
 
 
 def get(ctx: Context, name: str) -> CollectionRow:
-    """The collection row (cached: rows never change after creation).
+    """The collection row (cached: a row changes only when a migration moves the collection
+    to another model, and then every process drops it, see :func:`remodelled`).
 
     Raises:
         NotFound: no such collection.
@@ -151,6 +153,17 @@ def forget(ctx: Context, row: CollectionRow) -> None:
     ctx.keywords.drop(row)
     ctx.hits.drop(row)
     ctx.phashes.drop(row)
+
+
+def remodelled(ctx: Context, row: CollectionRow) -> None:
+    """Drop what this process holds of a collection's vectors once a migration moved it to
+    another model (``row`` is the old row): its cached row, live index and map. The index
+    files go too when this process writes them; the next use opens the new space."""
+    ctx.collections.pop(row.name, None)
+    ctx.indexes.drop(row, files=ctx.indexes.writes_files)
+    with ctx.maps.lock:
+        ctx.maps.fitted.pop(row.id, None)
+        ctx.maps.views.pop(row.id, None)
 
 
 def stats(ctx: Context, name: str, *, tolerate: bool = False) -> CollectionStats:

@@ -52,7 +52,12 @@ def create(
     pos, _ = resolve_terms(ctx, collection, positive)
     neg, _ = resolve_terms(ctx, collection, negative)
     vector = direction([t.weight * t.vector for t in pos], [t.weight * t.vector for t in neg])
-    definition = {"positive": [t.label for t in pos], "negative": [t.label for t in neg]}
+    definition = {
+        "positive": [t.label for t in pos],
+        "negative": [t.label for t in neg],
+        # kept so that a model migration can compute the direction again in the new space
+        "weights": {"positive": [t.weight for t in pos], "negative": [t.weight for t in neg]},
+    }
     with ctx.sessions.begin() as session:
         row = directions_repo.put_direction(
             session=session,

@@ -56,7 +56,7 @@ def _info(row: JobRow, collection: str) -> JobInfo:
         state=_state(row.state),
         done=row.done,
         total=row.total,
-        params=dict(row.params),
+        params={k: v for k, v in row.params.items() if not k.startswith("_")},
         error=row.error,
         created_at=_stamp(row.created_at),
         updated_at=_stamp(row.updated_at),

@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from latentspace import migrations
 from latentspace.datadir import DataDirLock
 from latentspace.errors import LatentspaceError, StoreError, Unavailable
-from latentspace.service import autotag, collections, maps
+from latentspace.service import autotag, collections, maps, migrate
 from latentspace.service.context import Context, build_context
 from latentspace.service.encoders import EncoderFactory
 from latentspace.service.indexes import OpenReport
@@ -106,6 +106,7 @@ def _prepare(ctx: Context, *, warm: bool) -> None:
         {
             autotag.KIND: lambda job, stop: autotag.run(ctx, job, stop),
             maps.KIND: lambda job, stop: maps.run(ctx, job, stop),
+            migrate.KIND: lambda job, stop: migrate.run(ctx, job, stop),
         },
         resume=ctx.indexes.writes_files,
     )

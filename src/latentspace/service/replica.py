@@ -6,6 +6,7 @@ learns from the oplog, which a :class:`Follower` reads every ``cluster.poll_ms``
 PostgreSQL, as soon as a write commits: it listens for the writes' ``NOTIFY``): the open
 indexes replay the rows after the sequence they applied (the hit cache and the perceptual
 hashes drop what they held of those items), collections deleted elsewhere are forgotten,
+collections migrated elsewhere to another model are reopened in the new space,
 and a replica whose data-directory holder is gone takes the lock over. The keyword legs and
 maps read the oplog themselves on each use.
 
@@ -139,6 +140,8 @@ class Follower:
         for name, cached in list(ctx.collections.items()):
             if cached.id not in rows:
                 ctx.collections.pop(name, None)
+            elif rows[cached.id].fingerprint != cached.fingerprint:
+                collections.remodelled(ctx, cached)  # migrated by another process
         applied = 0
         for collection_id in ctx.indexes.open_ids():
             row = rows.get(collection_id)

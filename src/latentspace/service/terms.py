@@ -5,7 +5,7 @@ The plan stage of a search, and what directions, paths and duplicate checks buil
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,7 +13,7 @@ import numpy as np
 from latentspace import limits
 from latentspace.errors import InvalidInput
 from latentspace.index.algebra import Term
-from latentspace.service import collections
+from latentspace.service import adapters, collections
 from latentspace.service.context import Context
 from latentspace.service.encoders import decode_checked, embed_texts, require_encoder
 from latentspace.service.fusion import DEFAULT_KEYWORD_WEIGHT
@@ -47,6 +47,9 @@ class QueryTerm:
     direction: str | None = None
     keyword: str | None = None
     weight: float = 1.0
+    # the model whose space a text, image or vector term is in, when not the collection's:
+    # mapped through the collection's adapter from it (see ``service.adapters``)
+    model: str | None = None
 
     @property
     def kind(self) -> TermKind:
@@ -93,14 +96,17 @@ def resolve_terms(
         return f"term {i} {kind}" if len(terms) > 1 else f"the query {kind}"
 
     kinds = [t.kind for t in terms]
-    encoder = collections.encoder_of(ctx, collection) if {"text", "image"} & set(kinds) else None
-    vectors: dict[int, np.ndarray] = {}
-    texts = [(i, t.text) for i, t in enumerate(terms) if t.text is not None]
+    vectors = _foreign(ctx, collection, terms, name)
+    own = [
+        t.text is not None or t.image is not None for i, t in enumerate(terms) if i not in vectors
+    ]
+    encoder = collections.encoder_of(ctx, collection) if any(own) else None
+    texts = [(i, t.text) for i, t in enumerate(terms) if t.text is not None and i not in vectors]
     if texts:
         text_encoder = require_encoder(encoder, collection, "text")
         embedded = embed_texts(ctx.encoders, text_encoder, [t for _, t in texts], limit)
         vectors.update({i: embedded[row] for row, (i, _) in enumerate(texts)})
-    images = [(i, t.image) for i, t in enumerate(terms) if t.image is not None]
+    images = [(i, t.image) for i, t in enumerate(terms) if t.image is not None and i not in vectors]
     if images:
         image_encoder = require_encoder(encoder, collection, "image")
         decoded = [decode_checked(data, limit, name=name(i, "image")) for i, data in images]
@@ -126,6 +132,38 @@ def resolve_terms(
                         session=session, collection=collection, name=term.direction
                     )
                     vectors[i] = np.frombuffer(d.vector, dtype=np.float32, count=collection.dim)
-                elif term.vector is not None:
+                elif term.vector is not None and i not in vectors:
                     vectors[i] = as_vector(term.vector, dim=collection.dim, name=name(i, "vector"))
     return [Term(vectors[i], float(t.weight), t.label()) for i, t in enumerate(terms)], used
+
+
+def _foreign(
+    ctx: Context,
+    collection: CollectionRow,
+    terms: Sequence[QueryTerm],
+    name: Callable[[int, str], str],
+) -> dict[int, np.ndarray]:
+    # The vectors of the terms that name another model's space, carried into the
+    # collection's through its adapter (terms that name the collection's own model are
+    # left to the usual path).
+    out: dict[int, np.ndarray] = {}
+    for i, term in enumerate(terms):
+        if term.model is None:
+            continue
+        if term.kind not in ("text", "image", "vector"):
+            raise InvalidInput(
+                f"{name(i, term.kind)}: model applies to text, image and vector terms only"
+            )
+        limits.check_string(term.model, name=f"{name(i, term.kind)} model")
+        mapped = adapters.map_term(
+            ctx,
+            collection,
+            term.model,
+            text=term.text,
+            image=term.image,
+            vector=term.vector,
+            name=name(i, term.kind),
+        )
+        if mapped is not None:
+            out[i] = mapped
+    return out

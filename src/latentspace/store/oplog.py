@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from latentspace.errors import Conflict
 from latentspace.store.bulk import insert_oplog
 from latentspace.store.tables import CollectionRow, IndexManifestRow, OplogRow, utcnow
 
@@ -44,21 +45,34 @@ def serialize(*, session: Session, collection: CollectionRow) -> None:
     write, so two processes never both read and then race to write (which SQLite answers
     with "database is locked" at once, past the busy timeout). PostgreSQL locks the
     collection's row (``SELECT … FOR UPDATE``) until commit.
+
+    Raises:
+        Conflict: the collection's model changed since ``collection`` was read (a model
+            migration swapped it): a vector prepared in the old space must not be written.
     """
     connection = session.connection()
     if connection.dialect.name == "sqlite":
         raw = connection.connection.dbapi_connection
         if raw is not None and not raw.in_transaction:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
+        current = connection.execute(
+            text("SELECT fingerprint FROM collections WHERE id = :id"), {"id": collection.id}
+        ).scalar()
     else:
-        connection.execute(
-            text("SELECT id FROM collections WHERE id = :id FOR UPDATE"), {"id": collection.id}
-        )
+        current = connection.execute(
+            text("SELECT fingerprint FROM collections WHERE id = :id FOR UPDATE"),
+            {"id": collection.id},
+        ).scalar()
         if connection.dialect.name == "postgresql":
             connection.execute(
                 text("SELECT pg_notify(:channel, :id)"),
                 {"channel": CHANNEL, "id": str(collection.id)},
             )
+    if current is not None and current != collection.fingerprint:
+        raise Conflict(
+            f"collection {collection.name!r} moved to another model (a migration) while this "
+            "request was prepared; retry it"
+        )
 
 
 def last_seq(*, session: Session, collection: CollectionRow) -> int:

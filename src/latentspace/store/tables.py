@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -22,6 +23,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "AdapterRow",
     "Base",
     "CollectionRow",
     "DirectionRow",
@@ -29,6 +31,7 @@ __all__ = [
     "ItemRow",
     "ItemVectorRow",
     "JobRow",
+    "MigrationVectorRow",
     "OplogRow",
     "as_utc",
     "utcnow",
@@ -190,3 +193,48 @@ class JobRow(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
+
+
+class MigrationVectorRow(Base):
+    """An item's vector in the space a migration job moves its collection to, and the
+    content (sha256) it was encoded from; swapped in, then deleted, when the job ends."""
+
+    __tablename__ = "migration_vectors"
+
+    job_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    item_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True
+    )
+    sha256: Mapped[str] = mapped_column(String(64))
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class AdapterRow(Base):
+    """A fitted map from one model's space (``source_fingerprint``) into the collection's
+    (``target_fingerprint``): ``unit(x @ matrix + bias)``, float32 bytes, row-major."""
+
+    __tablename__ = "adapters"
+    __table_args__ = (
+        UniqueConstraint(
+            "collection_id", "source_fingerprint", "target_fingerprint", name="uq_adapters_pair"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), index=True
+    )
+    source_model: Mapped[str | None] = mapped_column(String(512))
+    source_fingerprint: Mapped[str] = mapped_column(String(64))
+    target_fingerprint: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    dim_in: Mapped[int] = mapped_column(Integer)
+    dim_out: Mapped[int] = mapped_column(Integer)
+    matrix: Mapped[bytes] = mapped_column(LargeBinary)
+    bias: Mapped[bytes] = mapped_column(LargeBinary)
+    # share of a full re-encode's top-10 the adapted vectors find, on held-out items
+    recall_at_10: Mapped[float | None] = mapped_column(Float, nullable=True)
+    fitted_on: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

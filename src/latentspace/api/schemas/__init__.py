@@ -60,6 +60,7 @@ from latentspace.api.schemas.items import (
     VectorsUpsert,
 )
 from latentspace.api.schemas.maps import MapCluster, MapPublic, MapRequest
+from latentspace.api.schemas.migrate import AdapterList, AdapterPublic, MigrateRequest
 from latentspace.api.schemas.search import (
     CompositeQuery,
     ConsistencyIn,
@@ -81,6 +82,8 @@ from latentspace.api.schemas.search import (
 )
 
 __all__ = [
+    "AdapterList",
+    "AdapterPublic",
     "AutotagRequest",
     "ChunkSpec",
     "Classified",
@@ -126,6 +129,7 @@ __all__ = [
     "MapCluster",
     "MapPublic",
     "MapRequest",
+    "MigrateRequest",
     "PathRequest",
     "PathResult",
     "PathStepPublic",

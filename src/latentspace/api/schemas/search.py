@@ -67,6 +67,15 @@ class TermIn(StrictModel):
         default=None, description="Words for the BM25 leg (plain text, no query syntax)."
     )
     weight: float | None = Field(default=None, ge=-1e6, le=1e6, allow_inf_nan=False)
+    model: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=512,
+        description="The model (spec or fingerprint) whose space a text, image or vector "
+        "term is in, when it is not the collection's: the term is embedded by that model and "
+        "mapped through the collection's adapter from it (`GET …/adapters`); without such an "
+        "adapter the query is refused (409 model-mismatch).",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> TermIn:

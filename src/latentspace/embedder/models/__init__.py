@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["TINY_SHAPES_DIR", "WEIGHT_FILES", "find_weights"]
+__all__ = ["TINY_SHAPES_B_DIR", "TINY_SHAPES_DIR", "WEIGHT_FILES", "find_weights"]
 
 TINY_SHAPES_DIR = Path(__file__).resolve().parent / "tiny_shapes"
+# the same recipe trained with another seed: a second, different space of the same data
+# (what a retrained model is), for migrations between models
+TINY_SHAPES_B_DIR = Path(__file__).resolve().parent / "tiny_shapes_b"
 
 # the weight file names of a local open_clip directory, in the order they are looked for
 WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")

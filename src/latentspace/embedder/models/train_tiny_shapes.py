@@ -5,7 +5,12 @@
 Writes ``open_clip_config.json``, ``open_clip_model.safetensors`` (fp16) and ``MODEL_CARD.md``
 (with metrics measured on held-out draws) into ``--out`` (default: the bundled model folder).
 The default run reproduces the shipped weights in about ten minutes on two CPU cores; the
-loss is open_clip's own :class:`open_clip.loss.ClipLoss`.
+loss is open_clip's own :class:`open_clip.loss.ClipLoss`. The second bundled model,
+``tiny-shapes-b`` (another space of the same data, for model migrations), is the same run
+with another seed::
+
+    python -m latentspace.embedder.models.train_tiny_shapes --seed 7 --name tiny-shapes-b \
+        --out src/latentspace/embedder/models/tiny_shapes_b
 """
 
 from __future__ import annotations
@@ -163,7 +168,7 @@ def train(config: TrainConfig) -> Any:
     return model
 
 
-def write_model_dir(model: torch.nn.Module, out: Path) -> Path:
+def write_model_dir(model: torch.nn.Module, out: Path, *, name: str = "tiny-shapes") -> Path:
     """Write config + fp16 safetensors weights to ``out``; returns the weights path."""
     from safetensors.torch import save_file
 
@@ -171,13 +176,15 @@ def write_model_dir(model: torch.nn.Module, out: Path) -> Path:
     (out / "open_clip_config.json").write_text(json.dumps(TINY_SHAPES_CONFIG, indent=2) + "\n")
     state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
     weights = out / "open_clip_model.safetensors"
-    save_file(state, str(weights), metadata={"format": "pt", "name": "tiny-shapes"})
+    save_file(state, str(weights), metadata={"format": "pt", "name": name})
     return weights
 
 
-def _model_card(config: TrainConfig, metrics: dict[str, Any], seconds: float, size: int) -> str:
+def _model_card(
+    config: TrainConfig, metrics: dict[str, Any], seconds: float, size: int, name: str
+) -> str:
     queries = metrics["n_arithmetic_queries"]
-    return f"""# tiny-shapes
+    return f"""# {name}
 
 A tiny CLIP (open_clip `CLIP`, ViT image tower, causal text transformer with the open_clip BPE
 tokenizer) trained from scratch by `python -m latentspace.embedder.models.train_tiny_shapes`
@@ -216,6 +223,9 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=bundled_dir())
+    parser.add_argument(
+        "--name", default="tiny-shapes", help="the model's name (tiny-shapes-b: --seed 7)"
+    )
     defaults = TrainConfig()
     for field, value in asdict(defaults).items():
         parser.add_argument(f"--{field.replace('_', '-')}", type=type(value), default=value)
@@ -225,15 +235,15 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     model = train(config)
     seconds = time.perf_counter() - started
-    weights = write_model_dir(model, args.out)
+    weights = write_model_dir(model, args.out, name=args.name)
     encoder = OpenClipEncoder.from_local_dir(
-        args.out, EncoderSettings(device="cpu"), name="tiny-shapes"
+        args.out, EncoderSettings(device="cpu"), name=args.name
     )
     result = measure_tiny_shapes(encoder)
     metrics = {**asdict(result), "seed": HELDOUT_SEED}
     logger.info("held-out metrics: %s", metrics)
     (args.out / "MODEL_CARD.md").write_text(
-        _model_card(config, metrics, seconds, weights.stat().st_size)
+        _model_card(config, metrics, seconds, weights.stat().st_size, args.name)
     )
 
 

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Unpack
 
 import numpy as np
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from latentspace.errors import IndexCorrupted, Unavailable
+from latentspace.errors import Conflict, IndexCorrupted, Unavailable
 from latentspace.index import (
     FaissIndex,
     IndexSpec,
@@ -48,6 +49,7 @@ class _Live:
     index: ManagedIndex
     applied_seq: int
     report: OpenReport
+    fingerprint: str  # the model space its vectors are in (a migration changes it)
 
 
 class LocalIndexes:
@@ -131,7 +133,7 @@ class LocalIndexes:
 
     def _get(self, collection: CollectionRow) -> _Live:
         with self._lock:
-            live = self._live.get(collection.id)
+            live = self._in_space(collection, self._live.get(collection.id))
             if live is None:
                 failed = self._failed.get(collection.id)
                 if failed is not None:
@@ -142,6 +144,27 @@ class LocalIndexes:
                     live = self._exact(collection, f"opening its index failed: {e!r}")
                 self._live[collection.id] = live
             return live
+
+    def _in_space(self, collection: CollectionRow, live: _Live | None) -> _Live | None:
+        # The live index if its vectors are in the collection's space. Otherwise one side
+        # is stale (a migration moved the collection to another model): SQL says which.
+        # A stale index is dropped (None: open it again); a stale caller is refused.
+        if live is None or live.fingerprint == collection.fingerprint:
+            return live
+        with self._sessions() as session:
+            current = session.scalar(
+                select(CollectionRow.fingerprint).where(CollectionRow.id == collection.id)
+            )
+        if current != collection.fingerprint:
+            raise Conflict(
+                f"collection {collection.name!r} moved to another model while this request "
+                "ran; retry it"
+            )
+        logger.info("collection %s: moved to another model; its index is reopened", collection.name)
+        self._live.pop(collection.id, None)
+        self._batchers.pop(collection.id, None)
+        self._failed.pop(collection.id, None)
+        return None
 
     def _exact(self, collection: CollectionRow, reason: str) -> _Live:
         # The fallback that needs nothing but SQL: exact search over the stored vectors.
@@ -161,7 +184,7 @@ class LocalIndexes:
                 f"collection {collection.name!r} cannot serve: {self._failed[collection.id]}"
             ) from e
         report = OpenReport("rebuilt", reason=f"exact search from SQL: {reason}")
-        return _Live(self._managed(collection, index), sql_seq, report)
+        return _Live(self._managed(collection, index), sql_seq, report, collection.fingerprint)
 
     def unavailable(self) -> dict[int, str]:
         """Collections (by id) that cannot serve, and why."""
@@ -194,7 +217,12 @@ class LocalIndexes:
             if sql_seq == 0 and not (self.directory(collection) / "manifest.json").exists():
                 # A new collection: nothing saved and nothing written yet, nothing to warn of.
                 index = FaissIndex(self._spec(collection, 0), collection.dim, use_gpu=self._use_gpu)
-                return _Live(self._managed(collection, index), 0, OpenReport("created"))
+                return _Live(
+                    self._managed(collection, index),
+                    0,
+                    OpenReport("created"),
+                    collection.fingerprint,
+                )
             try:
                 index, manifest = FaissIndex.load(
                     self.directory(collection),
@@ -217,7 +245,7 @@ class LocalIndexes:
             "collection %s: index %s (%d oplog entries)", collection.name, action, len(tail)
         )
         report = OpenReport(action, replayed=len(tail))
-        return _Live(self._managed(collection, index), sql_seq, report)
+        return _Live(self._managed(collection, index), sql_seq, report, collection.fingerprint)
 
     def _requested(self, collection: CollectionRow) -> IndexSpec | None:
         # The kind the collection asks for; None for auto (planned by size and budget).
@@ -252,7 +280,7 @@ class LocalIndexes:
         logger.warning("collection %s: rebuilding index from SQL (%s)", collection.name, reason)
         index = self._build(collection, session)
         report = OpenReport("rebuilt", reason=reason)
-        return _Live(self._managed(collection, index), sql_seq, report)
+        return _Live(self._managed(collection, index), sql_seq, report, collection.fingerprint)
 
     # -- writes, rebuilds and saving -----------------------------------------------------
     def apply(self, collection: CollectionRow, write: CommittedWrite) -> None:
@@ -285,7 +313,8 @@ class LocalIndexes:
         if not lock.acquire(timeout=-1 if timeout is None else timeout):
             return None
         try:
-            live = self._live.get(collection.id)
+            with self._lock:
+                live = self._in_space(collection, self._live.get(collection.id))
             if live is None:
                 return 0
             return self._follow(collection, live, live.applied_seq, None, [])
@@ -323,8 +352,9 @@ class LocalIndexes:
                 sql_seq = oplog.last_seq(session=session, collection=collection)
                 index = self._build(collection, session)
             report = OpenReport("rebuilt", reason="requested")
+            live = _Live(self._managed(collection, index), sql_seq, report, collection.fingerprint)
             with self._lock:
-                self._live[collection.id] = _Live(self._managed(collection, index), sql_seq, report)
+                self._live[collection.id] = live
             logger.info(
                 "collection %s: index rebuilt from SQL on request (%s, %d vectors)",
                 collection.name,

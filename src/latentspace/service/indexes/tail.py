@@ -38,7 +38,8 @@ class Tail:
         """The rows' tail, leaving out the items in ``skip`` (a write's own)."""
         mine = set(skip)
         vectors = {i for _, op, i in rows if op in VECTOR_OPS and i not in mine}
-        touched = {i for _, _, i in rows if i not in mine}
+        # a "model" row (a migration's swap) names no item: the index is reopened instead
+        touched = {i for _, op, i in rows if i not in mine and op != "model"}
         return cls(rows[-1][0] if rows else 0, frozenset(vectors), frozenset(touched))
 
 
