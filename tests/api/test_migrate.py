@@ -153,6 +153,8 @@ def test_searches_keep_the_old_space_until_the_swap_and_writes_made_meanwhile_ar
         # meanwhile: the old model answers, and the collection takes writes
         assert c.get("/v1/collections/old").json()["model"] == "tiny-shapes"
         assert [_top(c, "old", q) for q in QUERIES] == old_answers
+        r = c.post("/v1/collections/old/migrate", json={"model": "tiny-shapes-b"})
+        assert_problem(r, 409, "conflict", "being migrated already")
         written = _items(more[:4], start=120)  # new items
         written.append({**_items(more[4:5])[0], "id": "s1"})  # s1 (encoded already) changes
         written.append({**_items(more[5:6])[0], "id": "s100"})  # s100 (not yet) changes

@@ -4,6 +4,7 @@ server.py  encode, models, serve, db upgrade | downgrade | current
 data.py    ingest, search, reindex, demo (the local data dir, or --url)
 dedup.py   dedup: duplicate clusters by tier (text or an HTML report)
 snapshots.py  snapshot, restore: a collection into one file and back
+migrate.py    migrate: a collection to another model
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable
 
 import typer
 
-from latentspace.cli import data, dedup, server, snapshots
+from latentspace.cli import data, dedup, migrate, server, snapshots
 
 __all__ = ["app", "main"]
 
@@ -27,7 +28,7 @@ def build_app() -> typer.Typer:
     )
     commands: list[Callable[..., None]] = [server.encode, server.models, server.serve]
     commands += [data.ingest, data.search, dedup.dedup, data.reindex, data.demo]
-    commands += [snapshots.snapshot, snapshots.restore]
+    commands += [snapshots.snapshot, snapshots.restore, migrate.migrate]
     for command in commands:
         cli.command()(command)
     cli.add_typer(server.db_app, name="db")

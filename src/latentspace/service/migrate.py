@@ -110,12 +110,14 @@ def start(
     encoder = ctx.encoders.get(target)
     if encoder.fingerprint == collection.fingerprint:
         raise Conflict(f"collection {name!r} already uses model {target!r} (same fingerprint)")
-    with ctx.sessions() as session:
-        if any(
-            j.kind == KIND and j.state in ("queued", "running")
-            for j in jobs_repo.list_jobs(session=session, collection=collection)
-        ):
+    with ctx.sessions.begin() as session:
+        earlier = [
+            j for j in jobs_repo.list_jobs(session=session, collection=collection) if j.kind == KIND
+        ]
+        if any(j.state in ("queued", "running") for j in earlier):
             raise Conflict(f"collection {name!r} is being migrated already; cancel that job first")
+        # what cancelled or failed migrations had encoded is of no use any more
+        migrate_repo.drop_pending(session=session, job_ids=[j.id for j in earlier])
         sources = migrate_repo.item_sources(session=session, collection=collection)
     originals = [s for s in sources if _has_original(ctx, s)]
     for modality in sorted({"text" if s.kind == "text" else "image" for s in originals}):

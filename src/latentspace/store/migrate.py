@@ -27,6 +27,7 @@ __all__ = [
     "ItemSource",
     "adapter_between",
     "adapters_of",
+    "drop_pending",
     "item_sources",
     "pending_vectors",
     "put_adapter",
@@ -117,6 +118,14 @@ def put_pending(
             for i, sha, v in vectors
         ],
     )
+
+
+def drop_pending(*, session: Session, job_ids: Sequence[int]) -> None:
+    """Delete the vectors of migrations that ended without a swap (cancelled, failed)."""
+    if job_ids:
+        session.execute(
+            delete(MigrationVectorRow).where(MigrationVectorRow.job_id.in_(list(job_ids)))
+        )
 
 
 def pending_vectors(

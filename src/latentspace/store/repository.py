@@ -50,6 +50,7 @@ __all__ = [
     "delete_collection",
     "delete_items",
     "filter_item_ids",
+    "fingerprint_of",
     "get_collection",
     "get_item",
     "intact_vector",
@@ -136,6 +137,13 @@ def get_collection(*, session: Session, name: str) -> CollectionRow:
     if row is None:
         raise NotFound(f"collection {name!r} does not exist")
     return row
+
+
+def fingerprint_of(*, session: Session, collection_id: int) -> str | None:
+    """The collection's model fingerprint as SQL has it now (None: no such collection)."""
+    return session.scalar(
+        select(CollectionRow.fingerprint).where(CollectionRow.id == collection_id)
+    )
 
 
 def list_collections(*, session: Session) -> list[CollectionRow]:

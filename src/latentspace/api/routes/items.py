@@ -56,6 +56,8 @@ _BATCH_DOC = (
 )
 _BATCH_RESPONSES: dict[int | str, dict[str, Any]] = {
     207: {"model": ItemsUpsertResult, "description": "Some items failed"},
+    # the collection moved to another model while the write was prepared (a migration)
+    **problem_responses(409),
 }
 
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response, status
 
 from latentspace.api.convert import job_public
 from latentspace.api.deps import AdminDep, AuthorizedRoute, ReadDep, ServiceDep
-from latentspace.api.errors import NOT_FOUND
+from latentspace.api.errors import CONFLICT, NOT_FOUND
 from latentspace.api.schemas import AdapterList, AdapterPublic, JobPublic, MigrateRequest
 from latentspace.service import adapters, migrate
 
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/v1/collections", tags=["migrate"], route_class=Autho
     status_code=status.HTTP_202_ACCEPTED,
     dependencies=[AdminDep],
     summary="Move the collection to another model (a background job)",
-    responses=NOT_FOUND,
+    responses={**NOT_FOUND, **CONFLICT},
 )
 def start_migration(
     name: str, body: MigrateRequest, ctx: ServiceDep, response: Response

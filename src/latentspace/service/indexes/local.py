@@ -13,25 +13,17 @@ from pathlib import Path
 from typing import Unpack
 
 import numpy as np
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from latentspace.errors import Conflict, IndexCorrupted, Unavailable
-from latentspace.index import (
-    FaissIndex,
-    IndexSpec,
-    ManagedIndex,
-    SearchResult,
-    estimate_recall,
-    plan_index,
-)
+from latentspace.index import FaissIndex, IndexSpec, ManagedIndex, SearchResult, plan_index
 from latentspace.index.base import SearchOptions
 from latentspace.index.batcher import MicroBatcher
 from latentspace.index.cost import ExactLimits
 from latentspace.index.locks import KeyedLocks
 from latentspace.index.spec import buildable
+from latentspace.service.indexes import setup
 from latentspace.service.indexes.base import CommittedWrite, IndexStats, OpenReport
-from latentspace.service.indexes.setup import resolve_gpu, set_aside_unusable
 from latentspace.service.indexes.tail import Tail, replay
 from latentspace.settings import IndexSettings
 from latentspace.store import oplog
@@ -86,7 +78,7 @@ class LocalIndexes:
         self._on_changed = on_changed
         self._sessions = sessions
         self._settings = settings
-        self._use_gpu = resolve_gpu(settings)
+        self._use_gpu = setup.resolve_gpu(settings)
         self._micro_batch = micro_batch
         self._on_timing = on_timing
         self._live: dict[int, _Live] = {}
@@ -111,7 +103,7 @@ class LocalIndexes:
 
     def _usable_directory(self, collection: CollectionRow) -> None:
         if self.writes_files:  # a replica never moves the writer's files
-            set_aside_unusable(self.directory(collection), collection.name)
+            setup.set_aside_unusable(self.directory(collection), collection.name)
 
     @contextmanager
     def writing(self, collection: CollectionRow) -> Iterator[None]:
@@ -152,18 +144,14 @@ class LocalIndexes:
         if live is None or live.fingerprint == collection.fingerprint:
             return live
         with self._sessions() as session:
-            current = session.scalar(
-                select(CollectionRow.fingerprint).where(CollectionRow.id == collection.id)
-            )
+            current = repo.fingerprint_of(session=session, collection_id=collection.id)
         if current != collection.fingerprint:
             raise Conflict(
                 f"collection {collection.name!r} moved to another model while this request "
                 "ran; retry it"
             )
         logger.info("collection %s: moved to another model; its index is reopened", collection.name)
-        self._live.pop(collection.id, None)
-        self._batchers.pop(collection.id, None)
-        self._failed.pop(collection.id, None)
+        self._forget(collection.id)
         return None
 
     def _exact(self, collection: CollectionRow, reason: str) -> _Live:
@@ -171,12 +159,7 @@ class LocalIndexes:
         # The requested kind is built later, in the background, once it can be.
         logger.error("collection %s: serving exact search from SQL (%s)", collection.name, reason)
         try:
-            with self._sessions() as session:
-                sql_seq = oplog.last_seq(session=session, collection=collection)
-                ids, vectors = repo.live_vectors(session=session, collection=collection)
-            index = FaissIndex(IndexSpec("flat", as_metric(collection.metric)), collection.dim)
-            if ids.size:
-                index.add(ids, vectors)
+            index, sql_seq = setup.exact_from_sql(self._sessions, collection)
         except Exception as e:
             self._failed[collection.id] = f"{reason}; exact search from SQL failed too: {e!r}"
             logger.exception("collection %s cannot serve", collection.name)
@@ -375,7 +358,7 @@ class LocalIndexes:
         live = self._get(collection)
         live.index.wait()
         index = live.index.current
-        recall = self.measure_recall(collection)
+        recall = setup.measured_recall(index, self._sessions, collection)
         index.save(
             self.directory(collection),
             fingerprint=collection.fingerprint,
@@ -392,24 +375,6 @@ class LocalIndexes:
                 recall_at_10=recall,
             )
 
-    def measure_recall(self, collection: CollectionRow, *, sample: int = 100) -> float | None:
-        """recall@10 of the live index against exact search over its own vectors.
-
-        Exact kinds report 1.0 without measuring. Lossy kinds (IVF-PQ) are measured against
-        the stored vectors from SQL; ``None`` for an empty index.
-        """
-        index = self._get(collection).index.current
-        if len(index) == 0:
-            return None
-        if index.kind == "flat":
-            return 1.0
-        if index.lossless:
-            ids, vectors = index.snapshot()
-        else:
-            with self._sessions() as session:
-                ids, vectors = repo.live_vectors(session=session, collection=collection)
-        return estimate_recall(index, ids, vectors, k=10, sample=sample)
-
     def close(self, collections: list[CollectionRow]) -> None:
         """Save every open index (shutdown)."""
         for collection in collections:
@@ -418,13 +383,16 @@ class LocalIndexes:
 
     def drop(self, collection: CollectionRow, *, files: bool = True) -> None:
         """Forget a deleted collection's index and (unless not ``files``) remove its files."""
-        with self._lock:
-            self._live.pop(collection.id, None)
-            self._batchers.pop(collection.id, None)
-            self._failed.pop(collection.id, None)
+        self._forget(collection.id)
         self._locks.forget(collection.id)
         if files:
             shutil.rmtree(self.directory(collection), ignore_errors=True)
+
+    def _forget(self, collection_id: int) -> None:
+        with self._lock:
+            self._live.pop(collection_id, None)
+            self._batchers.pop(collection_id, None)
+            self._failed.pop(collection_id, None)
 
     # -- reads ---------------------------------------------------------------------------
     def stats(self, collection: CollectionRow) -> IndexStats:

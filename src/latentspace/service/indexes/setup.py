@@ -7,11 +7,17 @@ import os
 import time
 from pathlib import Path
 
-from latentspace.errors import Unavailable, VectorIndexError
-from latentspace.index import gpu_available
-from latentspace.settings import IndexSettings
+from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["resolve_gpu", "set_aside_unusable"]
+from latentspace.errors import Unavailable, VectorIndexError
+from latentspace.index import FaissIndex, IndexSpec, estimate_recall, gpu_available
+from latentspace.settings import IndexSettings
+from latentspace.store import oplog
+from latentspace.store import repository as repo
+from latentspace.store.tables import CollectionRow
+from latentspace.types import as_metric
+
+__all__ = ["exact_from_sql", "measured_recall", "resolve_gpu", "set_aside_unusable"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,3 +66,41 @@ def set_aside_unusable(path: Path, name: str) -> None:
     logger.warning(
         "collection %s: %s could not be used as an index folder; moved to %s", name, path, aside
     )
+
+
+def measured_recall(
+    index: FaissIndex,
+    sessions: sessionmaker[Session],
+    collection: CollectionRow,
+    *,
+    sample: int = 100,
+) -> float | None:
+    """recall@10 of a collection's index against exact search over its own vectors.
+
+    Exact kinds report 1.0 without measuring. Lossy kinds (IVF-PQ) are measured against
+    the stored vectors from SQL; ``None`` for an empty index.
+    """
+    if len(index) == 0:
+        return None
+    if index.kind == "flat":
+        return 1.0
+    if index.lossless:
+        ids, vectors = index.snapshot()
+    else:
+        with sessions() as session:
+            ids, vectors = repo.live_vectors(session=session, collection=collection)
+    return estimate_recall(index, ids, vectors, k=10, sample=sample)
+
+
+def exact_from_sql(
+    sessions: sessionmaker[Session], collection: CollectionRow
+) -> tuple[FaissIndex, int]:
+    """An exact index of the collection's live vectors read from SQL, and the oplog
+    sequence it holds: the fallback that needs nothing but SQL."""
+    with sessions() as session:
+        sql_seq = oplog.last_seq(session=session, collection=collection)
+        ids, vectors = repo.live_vectors(session=session, collection=collection)
+    index = FaissIndex(IndexSpec("flat", as_metric(collection.metric)), collection.dim)
+    if ids.size:
+        index.add(ids, vectors)
+    return index, sql_seq
