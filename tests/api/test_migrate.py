@@ -437,3 +437,53 @@ def test_a_write_prepared_in_the_old_space_is_refused_after_the_swap(
     assert_problem(r, 409, "conflict", "moved to another model", "retry")
     assert a.get("/v1/collections/old").json()["count"] == 30
     assert a.get("/v1/collections/old/items/s30").status_code == 404
+
+
+def test_a_retrained_model_redraws_the_map(client: TestClient, shapes: list[ShapeSample]) -> None:
+    c = client
+    _collection(c, "old", "tiny-shapes", _items(shapes))
+    r = c.post("/v1/collections/old/map", json={"method": "pca"})
+    assert wait_for(c, r.json()["id"], timeout=120)["state"] == "done"
+    before = c.get("/v1/collections/old/map").json()
+    _migrate(c, "old")
+    jobs = c.get("/v1/collections/old/jobs").json()["jobs"]
+    refit = [j for j in jobs if j["kind"] == "map" and j["id"] > r.json()["id"]]
+    assert len(refit) == 1  # queued by the swap, with the method the map had
+    assert wait_for(c, refit[0]["id"], timeout=120)["state"] == "done"
+    after = c.get("/v1/collections/old/map").json()
+    assert after["method"] == "pca"
+    assert after["fitted_seq"] > before["fitted_seq"]
+    assert sorted(after["ids"]) == sorted(before["ids"])
+    # the points are the new space's projection: a fresh tiny-shapes-b map draws the same
+    _collection(c, "fresh", "tiny-shapes-b", _items(shapes))
+    r = c.post("/v1/collections/fresh/map", json={"method": "pca"})
+    assert wait_for(c, r.json()["id"], timeout=120)["state"] == "done"
+    fresh = c.get("/v1/collections/fresh/map").json()
+    mine = dict(zip(after["ids"], zip(after["x"], after["y"], strict=True), strict=True))
+    theirs = dict(zip(fresh["ids"], zip(fresh["x"], fresh["y"], strict=True), strict=True))
+    assert np.allclose(
+        [mine[i] for i in sorted(mine)], [theirs[i] for i in sorted(mine)], atol=1e-3
+    )
+    assert not np.allclose(
+        [mine[i] for i in sorted(mine)],
+        [
+            dict(zip(before["ids"], zip(before["x"], before["y"], strict=True), strict=True))[i]
+            for i in sorted(mine)
+        ],
+        atol=1e-2,
+    )
+
+
+def test_a_snapshot_carries_the_adapters(client: TestClient, shapes: list[ShapeSample]) -> None:
+    c = client
+    _collection(c, "old", "tiny-shapes", _items(shapes))
+    _migrate(c, "old")
+    r = c.post("/v1/collections/old/snapshot")
+    assert r.status_code == 200, r.text
+    tar = {"Content-Type": "application/x-tar"}
+    r = c.post("/v1/collections/copy/restore", content=r.content, headers=tar)
+    assert r.status_code == 201, r.text
+    adapters = c.get("/v1/collections/old/adapters").json()["adapters"]
+    assert c.get("/v1/collections/copy/adapters").json()["adapters"] == adapters
+    through = {"text": "a red circle", "model": "tiny-shapes"}
+    assert _top(c, "copy", through) == _top(c, "old", through)

@@ -19,7 +19,7 @@ from tests.api.test_bad_input import assert_problem
 from latentspace.api import create_app
 from latentspace.embedder.models.shapes import ShapeSample
 from latentspace.migrations import head_revision
-from latentspace.service.snapshot_file import READABLE_REVISIONS
+from latentspace.service.snapshot_file import READABLE_REVISIONS, parts_of
 from latentspace.settings import LimitSettings
 
 TAR = {"Content-Type": "application/x-tar"}
@@ -130,7 +130,7 @@ def test_snapshot_saved_on_the_server_and_restored_by_name(source: TestClient) -
     r = source.post("/v1/collections/shapes/snapshot", json={"file": "nightly.lsnap"})
     assert r.status_code == 201, r.text
     saved = r.json()
-    assert saved["manifest"]["counts"] == {"items": 61, "directions": 1}
+    assert saved["manifest"]["counts"] == {"items": 61, "directions": 1, "adapters": 0}
     assert saved["manifest"]["schema_revision"] == head_revision()
     r = source.post("/v1/collections/n2/restore", json={"file": "nightly.lsnap"})
     assert r.status_code == 201, r.text
@@ -211,6 +211,24 @@ def _count_off(manifest: dict[str, Any], parts: dict[str, bytes]) -> None:
     manifest["counts"]["items"] += 1
 
 
+def _bad_adapter(manifest: dict[str, Any], parts: dict[str, bytes]) -> None:
+    adapter = {
+        "source_model": "tiny-shapes-b",
+        "source_fingerprint": "a" * 64,
+        "target_fingerprint": manifest["collection"]["fingerprint"],
+        "kind": "rotation",
+        "dim_in": 64,
+        "dim_out": 64,
+        "matrix": "",
+        "bias": "",
+        "recall_at_10": 0.9,
+        "fitted_on": 100,
+        "created_at": "2026-12-06T00:00:00+00:00",
+    }
+    parts["adapters.jsonl"] = (json.dumps(adapter) + "\n").encode()
+    manifest["counts"]["adapters"] = 1
+
+
 @pytest.mark.parametrize(
     ("spoil", "message"),
     [
@@ -218,13 +236,14 @@ def _count_off(manifest: dict[str, Any], parts: dict[str, bytes]) -> None:
         (lambda data, m: data[: _last_data_offset(data) + 10], "truncated"),
         (lambda data, m: b"not a tar file at all" * 100, "not a readable snapshot"),
         (lambda data, m: _flip_byte(m), "vectors.f32 fails its sha256"),
-        (lambda data, m: _tar([m[0], m[1], m[3]]), "truncated: vectors.f32 missing"),
+        (lambda data, m: _tar([m[0], m[1], *m[3:]]), "truncated: vectors.f32 missing"),
         (lambda data, m: _tar([m[1], m[0], m[2], m[3]]), "first member is not manifest.json"),
         (lambda data, m: _tar([*m, ("extra.bin", b"x")]), "unexpected member 'extra.bin'"),
         (lambda data, m: _resealed(m, _bad_vector), "snapshot vector 0 is not finite"),
         (lambda data, m: _resealed(m, _future_revision), "schema revision '9999' is unknown"),
         (lambda data, m: _resealed(m, _bad_item), "line 6: kind 'sound'"),
         (lambda data, m: _resealed(m, _count_off), "vectors.f32 holds"),
+        (lambda data, m: _resealed(m, _bad_adapter), "kind must be procrustes or affine"),
     ],
     ids=[
         "half",
@@ -238,6 +257,7 @@ def _count_off(manifest: dict[str, Any], parts: dict[str, bytes]) -> None:
         "future-revision",
         "bad-kind",
         "count-mismatch",
+        "bad-adapter",
     ],
 )
 def test_a_damaged_snapshot_is_refused_and_changes_nothing(
@@ -253,22 +273,30 @@ def test_a_damaged_snapshot_is_refused_and_changes_nothing(
     assert source.get("/v1/collections/fresh").status_code == 404
 
 
-def test_a_snapshot_from_the_previous_schema_revision_restores(source: TestClient) -> None:
-    # Revision 0003 had no perceptual hashes or image sizes on items: its snapshots lack
-    # those fields, and they restore as null.
-    previous = READABLE_REVISIONS[-2]
+@pytest.mark.parametrize("previous", READABLE_REVISIONS[-3:-1])
+def test_a_snapshot_from_a_previous_schema_revision_restores(
+    source: TestClient, previous: str
+) -> None:
+    # Revision 0003 had no perceptual hashes or image sizes on items (0004 added them),
+    # nor adapters (0005): its snapshots lack those, and they restore as null or none.
     assert READABLE_REVISIONS[-1] == head_revision()
+    added_in = {"phash": "0004", "pixels": "0004", "size_bytes": "0004"}
 
     def older(manifest: dict[str, Any], parts: dict[str, bytes]) -> None:
         manifest["schema_revision"] = previous
+        for name in set(parts) - set(parts_of(previous)):
+            del parts[name]
+            manifest["counts"].pop(name.removesuffix(".jsonl"), None)
         docs = [json.loads(line) for line in parts["items.jsonl"].decode().splitlines()]
         for doc in docs:
-            for key in ("phash", "pixels", "size_bytes"):
-                doc.pop(key, None)
+            for key, since in added_in.items():
+                if previous < since:
+                    doc.pop(key, None)
         parts["items.jsonl"] = "".join(json.dumps(d) + "\n" for d in docs).encode()
 
     expected = _answers(source, "shapes")
     data = _resealed(_members(_snapshot(source)), older)
+    assert [name for name, _ in _members(data)][-1] == "directions.jsonl"
     r = source.post("/v1/collections/old/restore", content=data, headers=TAR)
     assert r.status_code == 201, r.text
     assert _answers(source, "old") == expected
@@ -276,6 +304,7 @@ def test_a_snapshot_from_the_previous_schema_revision_restores(source: TestClien
         old = source.get(f"/v1/collections/old/items/{item_id}").json()
         now = source.get(f"/v1/collections/shapes/items/{item_id}").json()
         assert old == now
+    assert source.get("/v1/collections/old/adapters").json() == {"adapters": []}
 
 
 def test_restore_needs_a_snapshot_media_type(source: TestClient) -> None:

@@ -3,7 +3,9 @@
 Members, in order: ``manifest.json`` (format, version, creator, schema revision, the
 collection row, counts, and the byte size and sha256 of every other member),
 ``items.jsonl`` (one live item a line, in id order), ``vectors.f32`` (their vectors,
-little-endian float32, row i for line i) and ``directions.jsonl``. Indexes are not in it:
+little-endian float32, row i for line i), from schema revision 0005 ``adapters.jsonl``
+(the maps between model spaces that migrations fitted), and ``directions.jsonl``. Indexes
+are not in it:
 a restore builds them from SQL, so a snapshot moves between SQLite and PostgreSQL, CPU and
 GPU, FAISS versions. :func:`read_snapshot` checks everything (sizes, checksums, counts,
 every field, every vector) before it hands anything back, so a restore that gets a
@@ -19,7 +21,7 @@ import json
 import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -37,6 +39,7 @@ __all__ = [
     "FORMAT",
     "READABLE_REVISIONS",
     "Snapshot",
+    "parts_of",
     "read_manifest",
     "read_snapshot",
     "write_snapshot",
@@ -45,7 +48,9 @@ __all__ = [
 FORMAT = "latentspace-snapshot"
 VERSION = 1
 MANIFEST = "manifest.json"
-PARTS = ("items.jsonl", "vectors.f32", "directions.jsonl")
+PARTS = ("items.jsonl", "vectors.f32", "adapters.jsonl", "directions.jsonl")
+# Parts added since the first revision: a snapshot of an older one has none of them.
+_PART_ADDED_IN = {"adapters.jsonl": "0005"}
 # Schema revisions a version-1 snapshot may have been taken at, oldest first; the last is
 # the migrations' head (a test holds them together). Item columns added since a revision
 # are absent from its snapshots and restore as null.
@@ -57,12 +62,20 @@ _KINDS = ("text", "image", "vector")
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A verified snapshot: its manifest, collection fields, items and directions."""
+    """A verified snapshot: its manifest, collection fields, items, directions and the
+    adapters between model spaces that migrations fitted (each a dict of AdapterRow's
+    fields)."""
 
     manifest: dict[str, Any]
     collection: dict[str, Any]
     items: list[SnapshotItem]
     directions: list[tuple[str, bytes, dict[str, Any], datetime]]
+    adapters: list[dict[str, Any]] = field(default_factory=list)
+
+
+def parts_of(revision: str) -> tuple[str, ...]:
+    """The parts a snapshot taken at schema ``revision`` holds, in order."""
+    return tuple(p for p in PARTS if revision >= _PART_ADDED_IN.get(p, "0001"))
 
 
 def write_snapshot(
@@ -82,14 +95,14 @@ def write_snapshot(
         "schema_revision": revision,
         "collection": collection,
         "counts": counts,
-        "parts": {name: _digest(parts / name) for name in PARTS},
+        "parts": {name: _digest(parts / name) for name in parts_of(revision)},
     }
     data = json.dumps(manifest, indent=2, sort_keys=True).encode()
     with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
         info = tarfile.TarInfo(MANIFEST)
         info.size, info.mtime, info.mode = len(data), int(datetime.now(UTC).timestamp()), 0o644
         tar.addfile(info, io.BytesIO(data))
-        for name in PARTS:
+        for name in parts_of(revision):
             tar.add(parts / name, arcname=name, recursive=False)
     return manifest
 
@@ -135,7 +148,15 @@ def read_snapshot(source: Path, scratch: Path) -> Snapshot:
         raise InvalidInput(
             f"snapshot holds {len(directions)} directions; its manifest says {counts['directions']}"
         )
-    return Snapshot(manifest, collection, items, directions)
+    adapters = []
+    if "adapters.jsonl" in parts_of(revision):
+        adapters = _adapters(scratch / "adapters.jsonl")
+        if len(adapters) != counts.get("adapters"):
+            raise InvalidInput(
+                f"snapshot holds {len(adapters)} adapters; its manifest says "
+                f"{counts.get('adapters')!r}"
+            )
+    return Snapshot(manifest, collection, items, directions, adapters)
 
 
 @contextmanager
@@ -173,9 +194,9 @@ def _manifest(tar: tarfile.TarFile) -> dict[str, Any]:
             f"snapshot schema revision {revision!r} is unknown here (this latentspace reads "
             f"{', '.join(READABLE_REVISIONS)}); it comes from {manifest.get('created_by')!r}"
         )
-    parts = manifest.get("parts")
-    if not isinstance(parts, dict) or sorted(parts) != sorted(PARTS):
-        raise InvalidInput(f"snapshot manifest must list the parts {', '.join(PARTS)}")
+    parts, wanted = manifest.get("parts"), parts_of(revision)
+    if not isinstance(parts, dict) or sorted(parts) != sorted(wanted):
+        raise InvalidInput(f"snapshot manifest must list the parts {', '.join(wanted)}")
     return manifest
 
 
@@ -190,8 +211,9 @@ def _extract_parts(tar: tarfile.TarFile, manifest: dict[str, Any], scratch: Path
     # Members are read as streams into files of our own naming: nothing in the archive
     # chooses a path, and each one is hashed on the way.
     seen: set[str] = set()
+    wanted = parts_of(manifest["schema_revision"])
     for member in iter(tar.next, None):
-        if member.name not in PARTS or member.name in seen or not member.isfile():
+        if member.name not in wanted or member.name in seen or not member.isfile():
             raise InvalidInput(f"snapshot has an unexpected member {member.name!r}")
         seen.add(member.name)
         expected = manifest["parts"][member.name]
@@ -209,7 +231,7 @@ def _extract_parts(tar: tarfile.TarFile, manifest: dict[str, Any], scratch: Path
             raise InvalidInput(
                 f"snapshot part {member.name} fails its sha256: the file was altered or damaged"
             )
-    missing = [name for name in PARTS if name not in seen]
+    missing = [name for name in wanted if name not in seen]
     if missing:
         raise InvalidInput(f"snapshot is truncated: {', '.join(missing)} missing")
 
@@ -341,4 +363,54 @@ def _directions(path: Path, dim: int) -> list[tuple[str, bytes, dict[str, Any], 
         if len(vector) != 4 * dim or not np.isfinite(np.frombuffer(vector, "<f4")).all():
             raise InvalidInput(f"{where}: vector is not {dim} finite float32 values")
         out.append((name, vector, definition, _timestamp(doc.get("created_at"), where)))
+    return out
+
+
+def _adapters(path: Path) -> list[dict[str, Any]]:
+    out = []
+    for number, doc in _lines(path):
+        where = f"snapshot adapters.jsonl line {number}"
+        raw_dims = [doc.get("dim_in"), doc.get("dim_out")]
+        dims = [d for d in raw_dims if isinstance(d, int) and not isinstance(d, bool)]
+        if len(dims) != 2 or not all(1 <= d <= 65_536 for d in dims):
+            raise InvalidInput(f"{where}: dim_in and dim_out must be 1-65536")
+        fingerprints = [doc.get("source_fingerprint"), doc.get("target_fingerprint")]
+        if not all(isinstance(f, str) and 1 <= len(f) <= 64 for f in fingerprints):
+            raise InvalidInput(f"{where}: needs source and target fingerprints")
+        if doc.get("kind") not in ("procrustes", "affine"):
+            raise InvalidInput(f"{where}: kind must be procrustes or affine")
+        source_model, recall, fitted_on = (
+            doc.get("source_model"),
+            doc.get("recall_at_10"),
+            doc.get("fitted_on"),
+        )
+        if source_model is not None and not isinstance(source_model, str):
+            raise InvalidInput(f"{where}: source_model must be a string or null")
+        if recall is not None and not (isinstance(recall, int | float) and 0 <= recall <= 1):
+            raise InvalidInput(f"{where}: recall_at_10 must be in [0, 1] or null")
+        if not isinstance(fitted_on, int) or isinstance(fitted_on, bool) or fitted_on < 0:
+            raise InvalidInput(f"{where}: fitted_on must be a count")
+        arrays = {}
+        for key, size in (("matrix", dims[0] * dims[1]), ("bias", dims[1])):
+            try:
+                raw = base64.b64decode(str(doc.get(key)), validate=True)
+            except ValueError as e:
+                raise InvalidInput(f"{where}: {key} is not base64: {e}") from e
+            if len(raw) != 4 * size or not np.isfinite(np.frombuffer(raw, "<f4")).all():
+                raise InvalidInput(f"{where}: {key} is not {size} finite float32 values")
+            arrays[key] = raw
+        out.append(
+            {
+                "source_model": source_model,
+                "source_fingerprint": fingerprints[0],
+                "target_fingerprint": fingerprints[1],
+                "kind": doc["kind"],
+                "dim_in": dims[0],
+                "dim_out": dims[1],
+                **arrays,
+                "recall_at_10": None if recall is None else float(recall),
+                "fitted_on": fitted_on,
+                "created_at": _timestamp(doc.get("created_at"), where),
+            }
+        )
     return out

@@ -19,6 +19,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from latentspace.atomic import fsync_dir
 from latentspace.errors import EncoderError, InvalidInput, NotFound
@@ -27,10 +28,11 @@ from latentspace.service import collections
 from latentspace.service.collections import CollectionStats
 from latentspace.service.context import Context
 from latentspace.service.snapshot_file import Snapshot, read_snapshot, write_snapshot
+from latentspace.store import migrate as migrate_repo
 from latentspace.store import repository as repo
 from latentspace.store.directions import list_directions
 from latentspace.store.snapshots import insert_restored, iter_snapshot_items
-from latentspace.store.tables import CollectionRow, as_utc, utcnow
+from latentspace.store.tables import AdapterRow, CollectionRow, as_utc, utcnow
 
 __all__ = [
     "restore",
@@ -121,6 +123,10 @@ def _write_parts(ctx: Context, collection: CollectionRow, parts: Path) -> dict[s
             vectors.write(b"".join(item.vector for item in page))
             count += len(page)
         rows = list_directions(session=session, collection=collection)
+        adapters = migrate_repo.adapters_of(session=session, collection=collection)
+        with (parts / "adapters.jsonl").open("w", encoding="utf-8") as out:
+            for adapter in adapters:
+                out.write(json.dumps(_adapter_doc(adapter), separators=(",", ":")) + "\n")
     with (parts / "directions.jsonl").open("w", encoding="utf-8") as out:
         for row in rows:
             doc = {
@@ -130,7 +136,23 @@ def _write_parts(ctx: Context, collection: CollectionRow, parts: Path) -> dict[s
                 "created_at": as_utc(row.created_at).isoformat(),
             }
             out.write(json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n")
-    return {"items": count, "directions": len(rows)}
+    return {"items": count, "directions": len(rows), "adapters": len(adapters)}
+
+
+def _adapter_doc(row: AdapterRow) -> dict[str, Any]:
+    return {
+        "source_model": row.source_model,
+        "source_fingerprint": row.source_fingerprint,
+        "target_fingerprint": row.target_fingerprint,
+        "kind": row.kind,
+        "dim_in": row.dim_in,
+        "dim_out": row.dim_out,
+        "matrix": base64.b64encode(row.matrix).decode(),
+        "bias": base64.b64encode(row.bias).decode(),
+        "recall_at_10": row.recall_at_10,
+        "fitted_on": row.fitted_on,
+        "created_at": as_utc(row.created_at).isoformat(),
+    }
 
 
 def restore(
@@ -179,6 +201,7 @@ def restore(
             directions=snapshot.directions,
             now=utcnow(),
         )
+        migrate_repo.insert_adapters(session=session, collection=row, adapters=snapshot.adapters)
     ctx.collections.pop(target, None)
     if old is not None:
         collections.forget(ctx, old)

@@ -28,6 +28,7 @@ __all__ = [
     "adapter_between",
     "adapters_of",
     "drop_pending",
+    "insert_adapters",
     "item_sources",
     "pending_vectors",
     "put_adapter",
@@ -221,6 +222,15 @@ def put_adapter(
     row.recall_at_10, row.fitted_on, row.created_at = recall_at_10, fitted_on, utcnow()
     session.flush()
     return row
+
+
+def insert_adapters(
+    *, session: Session, collection: CollectionRow, adapters: Sequence[dict[str, object]]
+) -> None:
+    """Add adapters given as dicts of their fields (a restored snapshot's)."""
+    for fields in adapters:
+        session.add(AdapterRow(collection_id=collection.id, **fields))
+    session.flush()
 
 
 def adapter_between(*, session: Session, collection: CollectionRow, source: str) -> AdapterRow:
