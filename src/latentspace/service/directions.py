@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from sqlalchemy.orm import Session
 
-from latentspace.errors import InvalidInput
+from latentspace.errors import InvalidInput, NotFound
+from latentspace.index.adapter import Adapter
 from latentspace.index.algebra import direction
 from latentspace.service import collections
 from latentspace.service.context import Context
 from latentspace.service.terms import QueryTerm, resolve_terms
 from latentspace.store import directions as directions_repo
-from latentspace.store.tables import DirectionRow
+from latentspace.store import repository as repo
+from latentspace.store.tables import CollectionRow, DirectionRow
 
-__all__ = ["DirectionInfo", "create", "delete", "list_all"]
+__all__ = ["DirectionInfo", "create", "delete", "in_new_space", "list_all"]
 
 
 @dataclass(frozen=True)
@@ -86,3 +89,67 @@ def delete(ctx: Context, name: str, direction_name: str) -> None:
         directions_repo.delete_direction(
             session=session, collection=collection, name=direction_name
         )
+
+
+def in_new_space(
+    session: Session,
+    collection: CollectionRow,
+    embed_text: Callable[[str], np.ndarray],
+    vectors: dict[int, np.ndarray],
+    adapter: Adapter | None,
+) -> tuple[dict[int, np.ndarray], list[str]]:
+    """Every direction of the collection in a new model's space (a migration's), by row id:
+    computed again from its definition when its terms are texts (``embed_text``) and items
+    (their new ``vectors``), else carried through ``adapter``; and the names of those that
+    can be neither."""
+    out: dict[int, np.ndarray] = {}
+    dropped: list[str] = []
+    for row in directions_repo.list_directions(session=session, collection=collection):
+        again = _recomputed(session, collection, dict(row.definition), embed_text, vectors)
+        if again is not None:
+            out[row.id] = again
+        elif adapter is not None:
+            old = np.frombuffer(row.vector, dtype=np.float32, count=collection.dim)
+            out[row.id] = adapter.apply_direction(old)
+        else:
+            dropped.append(row.name)
+    return out, dropped
+
+
+def _recomputed(
+    session: Session,
+    collection: CollectionRow,
+    definition: dict[str, Any],
+    embed_text: Callable[[str], np.ndarray],
+    vectors: dict[int, np.ndarray],
+) -> np.ndarray | None:
+    # mean(positive) − mean(negative) of the definition's terms in the new space; None when
+    # a term is neither a text nor an item with a new vector (an image or a raw vector).
+    weights = definition.get("weights") or {}
+    sides: list[list[np.ndarray]] = []
+    for side in ("positive", "negative"):
+        labels = [str(label) for label in definition.get(side, [])]
+        side_weights = [float(w) for w in weights.get(side, [1.0] * len(labels))]
+        if not labels or len(side_weights) != len(labels):
+            return None
+        terms = []
+        for label, weight in zip(labels, side_weights, strict=True):
+            kind, _, value = label.partition(":")
+            if kind == "text":
+                vector = embed_text(value)
+            elif kind == "item":
+                try:
+                    item = repo.get_item(session=session, collection=collection, external_id=value)
+                except NotFound:
+                    return None
+                if item.id not in vectors:
+                    return None
+                vector = vectors[item.id]
+            else:
+                return None
+            terms.append(weight * vector)
+        sides.append(terms)
+    try:
+        return direction(sides[0], sides[1])
+    except InvalidInput:
+        return None

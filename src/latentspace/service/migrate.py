@@ -23,20 +23,20 @@ directions that could not be carried) is kept in its ``params.result``.
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from sqlalchemy.orm import Session
 
 from latentspace.embedder import Encoder
 from latentspace.embedder.registry import canonical_spec
-from latentspace.errors import Conflict, InvalidInput, NotFound
-from latentspace.index.adapter import Adapter, AdapterChoice, AdapterFit, fit_adapter
-from latentspace.index.algebra import direction
+from latentspace.errors import Conflict, InvalidInput
+from latentspace.index.adapter import AdapterChoice, AdapterFit, fit_adapter
 from latentspace.service import collections, maps
+from latentspace.service import directions as directions_service
 from latentspace.service.context import Context
 from latentspace.service.encoders import decode_checked
 from latentspace.service.intake import blob_path, read_blob
@@ -47,7 +47,6 @@ from latentspace.store import directions as directions_repo
 from latentspace.store import jobs as jobs_repo
 from latentspace.store import migrate as migrate_repo
 from latentspace.store import oplog
-from latentspace.store import repository as repo
 from latentspace.store.migrate import ItemSource
 from latentspace.store.tables import CollectionRow
 
@@ -164,10 +163,29 @@ class _Run:
     encoder: Encoder
     params: dict[str, Any]
 
-    @property
-    def sample(self) -> list[int] | None:
+    sample: list[int] | None = None  # adapter mode: the sorted ids to encode
+
+    def __post_init__(self) -> None:
         ids = self.params.get("_sample_ids")
-        return None if ids is None else [int(i) for i in ids]
+        self.sample = None if ids is None else sorted(int(i) for i in ids)
+
+    def next_batch(self, cursor: int, batch: int) -> tuple[list[ItemSource], int | None]:
+        """The next items to encode after ``cursor``, and the cursor past them (None when
+        there are none left)."""
+        with self.ctx.sessions() as session:
+            if self.sample is None:
+                items = migrate_repo.item_sources(
+                    session=session, collection=self.collection, after=cursor, limit=batch
+                )
+                return items, (items[-1].id if items else None)
+            start = bisect.bisect_right(self.sample, cursor)
+            chunk = self.sample[start : start + batch]
+            if not chunk:
+                return [], None
+            items = migrate_repo.item_sources(
+                session=session, collection=self.collection, ids=chunk
+            )
+            return items, chunk[-1]
 
     def encode(self, items: Sequence[ItemSource]) -> list[tuple[int, str, np.ndarray]]:
         """(id, sha256, new vector) of the items whose original is here."""
@@ -194,14 +212,8 @@ class _Run:
             sources = migrate_repo.item_sources(
                 session=session, collection=self.collection, ids=self.sample
             )
-            pending = migrate_repo.pending_vectors(
-                session=session, job_id=self.job.id, dim=self.params["dim"]
-            )
-        return [
-            s
-            for s in sources
-            if (s.id not in pending or pending[s.id][0] != s.sha256) and _has_original(self.ctx, s)
-        ]
+            encoded = migrate_repo.pending_hashes(session=session, job_id=self.job.id)
+        return [s for s in sources if encoded.get(s.id) != s.sha256 and _has_original(self.ctx, s)]
 
 
 def run(ctx: Context, job: ClaimedJob, should_stop: Callable[[], bool]) -> JobOutcome:
@@ -221,16 +233,13 @@ def run(ctx: Context, job: ClaimedJob, should_stop: Callable[[], bool]) -> JobOu
     while True:
         if should_stop():
             return "stopped"
-        with ctx.sessions() as session:
-            items = migrate_repo.item_sources(
-                session=session, collection=collection, after=cursor, limit=batch, ids=state.sample
-            )
-        if not items:
+        items, past = state.next_batch(cursor, batch)
+        if past is None:
             break
         encoded = state.encode(items)
         with ctx.sessions.begin() as session:
             migrate_repo.put_pending(session=session, job_id=job.id, vectors=encoded)
-            done, cursor = done + len(items), items[-1].id
+            done, cursor = done + len(items), past
             total = max(total, done)
             if not jobs_repo.advance(
                 session=session, job_id=job.id, done=done, total=total, cursor=cursor
@@ -270,9 +279,7 @@ def _fit(state: _Run) -> AdapterFit | None:
         )
         current = {
             s.id: s.sha256
-            for s in migrate_repo.item_sources(
-                session=session, collection=collection, ids=list(pending)
-            )
+            for s in migrate_repo.item_sources(session=session, collection=collection)
         }
         ids = [i for i, (sha, _) in pending.items() if current.get(i) == sha]
         if len(ids) > ctx.settings.migrate.adapter_pairs:
@@ -326,7 +333,13 @@ def _swap(state: _Run, fitted: AdapterFit | None) -> None:
                 mapped = fitted.adapter.apply(np.stack([old[i] for i in keys]))
                 vectors.update(zip(keys, mapped, strict=True))
         adapter = None if fitted is None else fitted.adapter
-        directions, dropped = _directions(state, session, vectors, adapter)
+        directions, dropped = directions_service.in_new_space(
+            session,
+            collection,
+            lambda text: ctx.encoders.encode_text(state.encoder, [text])[0],
+            vectors,
+            adapter,
+        )
         for direction_name in dropped:
             directions_repo.delete_direction(
                 session=session, collection=collection, name=direction_name
@@ -377,63 +390,3 @@ def _swap(state: _Run, fitted: AdapterFit | None) -> None:
     if fitted_map is not None:  # the new space gets a map of its own
         method: MapMethod = "pca" if fitted_map.view.method == "pca" else "auto"
         maps.start(ctx, collection.name, method=method)
-
-
-def _directions(
-    state: _Run,
-    session: Session,
-    vectors: dict[int, np.ndarray],
-    adapter: Adapter | None,
-) -> tuple[dict[int, np.ndarray], list[str]]:
-    # Each direction in the new space: computed again from its terms when they are texts
-    # and items, else carried through the adapter; the names of those that cannot be.
-    collection = state.collection
-    out: dict[int, np.ndarray] = {}
-    dropped: list[str] = []
-    for row in directions_repo.list_directions(session=session, collection=collection):
-        again = _recomputed(state, session, dict(row.definition), vectors)
-        if again is not None:
-            out[row.id] = again
-        elif adapter is not None:
-            old = np.frombuffer(row.vector, dtype=np.float32, count=collection.dim)
-            out[row.id] = adapter.apply_direction(old)
-        else:
-            dropped.append(row.name)
-    return out, dropped
-
-
-def _recomputed(
-    state: _Run, session: Session, definition: dict[str, Any], vectors: dict[int, np.ndarray]
-) -> np.ndarray | None:
-    # mean(positive) − mean(negative) of the definition's terms in the new space; None when
-    # a term is neither a text nor an item with a new vector (an image or a raw vector).
-    weights = definition.get("weights") or {}
-    sides: list[list[np.ndarray]] = []
-    for side in ("positive", "negative"):
-        labels = [str(label) for label in definition.get(side, [])]
-        side_weights = [float(w) for w in weights.get(side, [1.0] * len(labels))]
-        if not labels or len(side_weights) != len(labels):
-            return None
-        terms = []
-        for label, weight in zip(labels, side_weights, strict=True):
-            kind, _, value = label.partition(":")
-            if kind == "text":
-                vector = state.ctx.encoders.encode_text(state.encoder, [value])[0]
-            elif kind == "item":
-                try:
-                    item = repo.get_item(
-                        session=session, collection=state.collection, external_id=value
-                    )
-                except NotFound:
-                    return None
-                if item.id not in vectors:
-                    return None
-                vector = vectors[item.id]
-            else:
-                return None
-            terms.append(weight * vector)
-        sides.append(terms)
-    try:
-        return direction(sides[0], sides[1])
-    except InvalidInput:
-        return None

@@ -30,6 +30,7 @@ __all__ = [
     "drop_pending",
     "insert_adapters",
     "item_sources",
+    "pending_hashes",
     "pending_vectors",
     "put_adapter",
     "put_pending",
@@ -40,6 +41,8 @@ __all__ = [
 # The oplog op a swap writes (item id 0): every process must drop the collection's index
 # and cached row, whose vectors are in the old space.
 MODEL_OP = "model"
+# ids per IN (...) list: SQLite allows 32,766 parameters a statement
+_CHUNK = 10_000
 
 
 @dataclass(frozen=True)
@@ -62,25 +65,32 @@ def item_sources(
     ids: Sequence[int] | None = None,
 ) -> list[ItemSource]:
     """Items of the collection that have a vector (live, deleted or in the trash), in id
-    order after ``after`` (at most ``limit``; only ``ids`` when given)."""
+    order after ``after`` (at most ``limit``; only ``ids`` when given, asked for in chunks
+    that stay under SQLite's bound on parameters)."""
     query = (
         select(ItemRow.id, ItemRow.kind, ItemRow.sha256, ItemRow.text)
         .join(ItemVectorRow, ItemVectorRow.item_id == ItemRow.id)
         .where(ItemRow.collection_id == collection.id, ItemRow.id > after)
         .order_by(ItemRow.id)
     )
-    if ids is not None:
-        query = query.where(ItemRow.id.in_(list(ids)))
-    if limit is not None:
-        query = query.limit(limit)
-    return [ItemSource(int(i), str(k), str(s), t) for i, k, s, t in session.execute(query)]
+    if ids is None:
+        rows = session.execute(query if limit is None else query.limit(limit))
+        return [ItemSource(int(i), str(k), str(s), t) for i, k, s, t in rows]
+    wanted = sorted(i for i in set(ids) if i > after)
+    out: list[ItemSource] = []
+    for start in range(0, len(wanted), _CHUNK):
+        if limit is not None and len(out) >= limit:
+            break
+        rows = session.execute(query.where(ItemRow.id.in_(wanted[start : start + _CHUNK])))
+        out += [ItemSource(int(i), str(k), str(s), t) for i, k, s, t in rows]
+    return out if limit is None else out[:limit]
 
 
 def stored_vectors(*, session: Session, item_ids: Sequence[int], dim: int) -> dict[int, np.ndarray]:
     """The stored (old-space) vectors of items, live or not, by id; bad blobs left out."""
     out: dict[int, np.ndarray] = {}
-    for start in range(0, len(item_ids), 10_000):
-        chunk = list(item_ids[start : start + 10_000])
+    for start in range(0, len(item_ids), _CHUNK):
+        chunk = list(item_ids[start : start + _CHUNK])
         rows = session.execute(
             select(ItemVectorRow.item_id, ItemVectorRow.vector).where(
                 ItemVectorRow.item_id.in_(chunk)
@@ -99,11 +109,13 @@ def put_pending(
     if not vectors:
         return
     ids = [item_id for item_id, _, _ in vectors]
-    session.execute(
-        delete(MigrationVectorRow).where(
-            MigrationVectorRow.job_id == job_id, MigrationVectorRow.item_id.in_(ids)
+    for start in range(0, len(ids), _CHUNK):
+        session.execute(
+            delete(MigrationVectorRow).where(
+                MigrationVectorRow.job_id == job_id,
+                MigrationVectorRow.item_id.in_(ids[start : start + _CHUNK]),
+            )
         )
-    )
     table = MigrationVectorRow.__table__
     assert isinstance(table, Table)
     driver_insert(
@@ -127,6 +139,16 @@ def drop_pending(*, session: Session, job_ids: Sequence[int]) -> None:
         session.execute(
             delete(MigrationVectorRow).where(MigrationVectorRow.job_id.in_(list(job_ids)))
         )
+
+
+def pending_hashes(*, session: Session, job_id: int) -> dict[int, str]:
+    """Item id → the sha256 its migration vector was encoded from (no vectors read)."""
+    rows = session.execute(
+        select(MigrationVectorRow.item_id, MigrationVectorRow.sha256).where(
+            MigrationVectorRow.job_id == job_id
+        )
+    )
+    return {int(i): str(s) for i, s in rows}
 
 
 def pending_vectors(
@@ -162,8 +184,8 @@ def swap_model(
     lock); the migration's own vectors are deleted, its result recorded on the job, and a
     :data:`MODEL_OP` oplog row tells every process to reload."""
     item_ids = list(vectors)
-    for start in range(0, len(item_ids), 10_000):
-        chunk = item_ids[start : start + 10_000]
+    for start in range(0, len(item_ids), _CHUNK):
+        chunk = item_ids[start : start + _CHUNK]
         session.execute(delete(ItemVectorRow).where(ItemVectorRow.item_id.in_(chunk)))
     insert_vectors(
         session, [(i, np.asarray(vectors[i], dtype=np.float32).tobytes()) for i in item_ids]
