@@ -1,32 +1,33 @@
-"""The data commands end to end on a local data dir: ingest (resumable), search, dedup, reindex."""
+"""The data commands end to end on a local data dir: ingest (resumable), search, dedup,
+reindex. Each runs in this process through Typer's runner (a process per command cost a
+second or more of imports each; tests/test_cli_imports.py keeps the real processes)."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
+import traceback
 from pathlib import Path
 
 import pytest
 from PIL import Image
+from typer.testing import CliRunner
 
+from latentspace.cli import app
 from latentspace.embedder.models.shapes import generate
 
 pytestmark = pytest.mark.slow
 
 
 def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "LATENTSPACE_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
-    env["COLUMNS"] = "200"
-    return subprocess.run(
-        [sys.executable, "-m", "latentspace.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
+    # The command run in this process (Typer's runner), as the shell would run it: its
+    # exit code, stdout and stderr (an exception the command did not handle is on stderr).
+    env = {"LATENTSPACE_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
+    result = CliRunner().invoke(app, list(args), env=env)
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(result.exception))
+    return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, stderr)
 
 
 @pytest.fixture(scope="module")

@@ -6,39 +6,48 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.test_cli_data import _cli
+from typer.testing import CliRunner
 
+from latentspace.cli import app
 from latentspace.embedder.models.shapes import generate
 
-pytestmark = pytest.mark.slow
 
-
-def test_snapshot_and_restore_move_a_collection(tmp_path: Path) -> None:
+def test_snapshot_and_restore_move_a_collection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LATENTSPACE_ENCODER__DEVICE", "cpu")
+    monkeypatch.setenv("COLUMNS", "200")
     images = tmp_path / "images"
     images.mkdir()
     for i, sample in enumerate(generate(40, seed=5)):
         sample.image.save(images / f"{i:02d}-{sample.colour}-{sample.shape}.png")
     here, there, file = tmp_path / "here", tmp_path / "there", tmp_path / "shapes.lsnap"
-    assert _cli(here, "ingest", "shapes", str(images)).returncode == 0
-    made = _cli(here, "snapshot", "shapes", str(file))
-    assert made.returncode == 0, made.stderr
-    assert "written to" in made.stdout
-    restored = _cli(there, "restore", str(file))
-    assert restored.returncode == 0, restored.stderr
-    assert "shapes: 40 items restored" in restored.stdout
+    runner = CliRunner()
+
+    def cli(data_dir: Path, *args: str) -> tuple[int, str, str]:
+        result = runner.invoke(app, list(args), env={"LATENTSPACE_DATA_DIR": str(data_dir)})
+        return result.exit_code, result.stdout, result.stderr
+
+    assert cli(here, "ingest", "shapes", str(images))[0] == 0
+    code, out, err = cli(here, "snapshot", "shapes", str(file))
+    assert code == 0, err
+    assert "written to" in out
+    code, out, err = cli(there, "restore", str(file))
+    assert code == 0, err
+    assert "shapes: 40 items restored" in out
     query = ("search", "shapes", "a red circle", "-k", "10", "--json")
-    before, after = _cli(here, *query), _cli(there, *query)
-    assert before.returncode == after.returncode == 0, after.stderr
-    found, expected = json.loads(after.stdout), json.loads(before.stdout)
+    (code_a, before, _), (code_b, after, err) = cli(here, *query), cli(there, *query)
+    assert code_a == code_b == 0, err
+    found, expected = json.loads(after), json.loads(before)
     assert found["results"] == expected["results"]
     assert len(found["results"]) == 10
-    again = _cli(there, "restore", str(file))  # the name is taken
-    assert again.returncode == 2
-    assert "already exists" in again.stderr
-    copy = _cli(there, "restore", str(file), "--name", "copy")
-    assert copy.returncode == 0, copy.stderr
+    code, _, err = cli(there, "restore", str(file))  # the name is taken
+    assert code == 2
+    assert "already exists" in err
+    code, _, err = cli(there, "restore", str(file), "--name", "copy")
+    assert code == 0, err
     damaged = tmp_path / "damaged.lsnap"
     damaged.write_bytes(file.read_bytes()[:5000])
-    refused = _cli(there, "restore", str(damaged), "--name", "other")
-    assert refused.returncode == 2
-    assert "truncated" in refused.stderr
+    code, _, err = cli(there, "restore", str(damaged), "--name", "other")
+    assert code == 2
+    assert "truncated" in err

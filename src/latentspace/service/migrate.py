@@ -92,11 +92,17 @@ def start(
     Raises:
         NotFound: no such collection.
         InvalidInput: a raw-vector collection, a model that cannot embed the items, items
-            without originals in ``reencode`` mode, too few of them for an adapter.
+            without originals in ``reencode`` mode, too few of them for an adapter, or a
+            server searching on Ray shards.
         Conflict: the collection already uses the model, or a migration is under way.
         EncoderError: the model cannot be loaded.
     """
     collection = collections.get(ctx, name)
+    if ctx.settings.cluster.shards:
+        raise InvalidInput(
+            "model migration is not supported with sharded search (LATENTSPACE_CLUSTER__SHARDS):"
+            " the shards would keep the old space; migrate on a server without shards"
+        )
     if collection.model is None:
         raise InvalidInput(
             f"collection {name!r} stores raw vectors (no model): there is nothing to re-encode"
