@@ -334,10 +334,14 @@ def _swap(state: _Run, fitted: AdapterFit | None) -> None:
             )
         if rest and fitted is not None:
             old = migrate_repo.stored_vectors(session=session, item_ids=rest, dim=collection.dim)
-            keys = [i for i in rest if i in old]
-            if keys:
-                mapped = fitted.adapter.apply(np.stack([old[i] for i in keys]))
-                vectors.update(zip(keys, mapped, strict=True))
+            damaged = [i for i in rest if i not in old]
+            if damaged:  # never leave an old-space vector behind in the new space
+                raise InvalidInput(
+                    f"{len(damaged)} items (ids {damaged[:5]}…) have no readable stored vector "
+                    "to carry through the adapter; re-ingest or delete them and migrate again"
+                )
+            mapped = fitted.adapter.apply(np.stack([old[i] for i in rest]))
+            vectors.update(zip(rest, mapped, strict=True))
         adapter = None if fitted is None else fitted.adapter
         directions, dropped = directions_service.in_new_space(
             session,
