@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 from tests.api.conftest import ADMIN_KEY, READ_KEY, b64, image_bytes, make_settings
 from tests.api.test_bad_input import assert_problem
@@ -29,7 +29,7 @@ from latentspace.api import create_app
 from latentspace.embedder.models.shapes import COLOURS, SHAPES, ShapeSample, generate
 from latentspace.service import migrate
 from latentspace.service.runner import JobRunner
-from latentspace.settings import MigrateSettings
+from latentspace.settings import MigrateSettings, Settings
 from latentspace.store.engine import make_engine
 from latentspace.store.tables import JobRow
 
@@ -487,3 +487,32 @@ def test_a_snapshot_carries_the_adapters(client: TestClient, shapes: list[ShapeS
     assert c.get("/v1/collections/copy/adapters").json()["adapters"] == adapters
     through = {"text": "a red circle", "model": "tiny-shapes"}
     assert _top(c, "copy", through) == _top(c, "old", through)
+
+
+def test_an_unreadable_stored_vector_fails_the_swap_and_changes_nothing(
+    client: TestClient, settings: Settings
+) -> None:
+    c = client
+    _collection(c, "old", "tiny-shapes", _items(generate(40, seed=11)))
+    vectors = _old_space_vectors(c, generate(10, seed=12))
+    assert c.post("/v1/collections/old/items", json={"items": vectors}).status_code == 200
+    engine = make_engine(settings.resolved_database_url())
+    with engine.begin() as conn:  # a vector cut short on disk: it cannot be carried over
+        conn.execute(
+            text(
+                "UPDATE item_vectors SET vector = :blob WHERE item_id = (SELECT i.id FROM items i"
+                " JOIN collections c ON c.id = i.collection_id"
+                " WHERE c.name = 'old' AND i.external_id = 'v3')"
+            ),
+            {"blob": b"\x00" * 8},
+        )
+    engine.dispose()
+    r = c.post("/v1/collections/old/migrate", json={"model": "tiny-shapes-b", "mode": "adapter"})
+    assert r.status_code == 202, r.text
+    job = wait_for(c, r.json()["id"], timeout=120)
+    assert job["state"] == "failed"
+    assert "no readable stored vector" in job["error"]
+    after = c.get("/v1/collections/old").json()
+    assert (after["model"], after["count"]) == ("tiny-shapes", 50)
+    assert c.get("/v1/collections/old/adapters").json() == {"adapters": []}
+    assert _precision(c, "old", {"text": "a red circle"}, "red", "circle") > 0
