@@ -24,6 +24,7 @@ __all__ = [
     "normalise",
     "prepare_rows",
     "require_direction",
+    "unit_rows",
 ]
 
 EPS = 1e-8
@@ -173,3 +174,11 @@ def prepare_rows(vectors: object, dim: int, metric: Metric, *, name: str) -> np.
         as_matrix(x, dim, name=name)  # raises for NaN/Inf
         return l2_normalise(x, name=name)  # raises for zero rows
     return np.ascontiguousarray(x / np.sqrt(squared)[:, None], dtype=np.float32)
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), as float32; never raises."""
+    v = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), -1)
+    norms = np.linalg.norm(v, axis=1, keepdims=True)
+    out: np.ndarray = v / np.where(norms > 0, norms, 1.0)
+    return out

@@ -20,10 +20,10 @@ from latentspace.service.tiers import (
     rank,
     stored_findings,
     tier_of,
-    unit_rows,
 )
 from latentspace.settings import Settings
 from latentspace.types import DuplicateTier
+from latentspace.vectors import unit_rows
 
 CUTS = Cuts(cosine=0.95, hamming=10)
 

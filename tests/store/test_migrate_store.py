@@ -39,7 +39,7 @@ def test_items_by_id_come_in_order_and_in_chunks(
     sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ids = _collection_of(sessions, 50)
-    monkeypatch.setattr(migrate_repo, "_CHUNK", 7)  # several IN lists per call
+    monkeypatch.setattr(migrate_repo, "ID_CHUNK", 7)  # several IN lists per call
     wanted = ids[3::2]
     with sessions() as s:
         c = repo.get_collection(session=s, name="c")

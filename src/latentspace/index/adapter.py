@@ -25,6 +25,8 @@ from typing import Literal
 
 import numpy as np
 
+from latentspace.vectors import unit_rows
+
 __all__ = [
     "ADAPTER_KINDS",
     "Adapter",
@@ -40,13 +42,6 @@ __all__ = [
 AdapterKind = Literal["procrustes", "affine"]
 AdapterChoice = Literal["auto", "procrustes", "affine"]
 ADAPTER_KINDS: tuple[AdapterKind, ...] = ("procrustes", "affine")
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    out: np.ndarray = (x / np.maximum(norms, 1e-12)).astype(np.float32)
-    return out
 
 
 @dataclass(frozen=True)
@@ -70,7 +65,7 @@ class Adapter:
     def apply(self, vectors: np.ndarray) -> np.ndarray:
         """Map rows of ``vectors`` (n, dim_in) into the other space, L2-normalised."""
         x = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim_in)
-        return _unit(x @ self.matrix + self.bias)
+        return unit_rows(x @ self.matrix + self.bias)
 
     def apply_direction(self, vector: np.ndarray) -> np.ndarray:
         """Map a difference of vectors (a direction): the linear part only, norm kept."""
@@ -85,7 +80,7 @@ def fit_procrustes(old: np.ndarray, new: np.ndarray) -> Adapter:
     """The orthogonal (or, across dims, semi-orthogonal) map that best takes ``old`` to ``new``."""
     from scipy.linalg import orthogonal_procrustes
 
-    x, y = _unit(old), _unit(new)
+    x, y = unit_rows(old), unit_rows(new)
     d_in, d_out = x.shape[1], y.shape[1]
     d = max(d_in, d_out)
     xp = np.zeros((len(x), d), np.float64)
@@ -102,7 +97,7 @@ def fit_affine(
     """A ridge least-squares map ``old @ A + b ≈ new``, of rank at most ``rank``."""
     from sklearn.linear_model import Ridge
 
-    x, y = _unit(old).astype(np.float64), _unit(new).astype(np.float64)
+    x, y = unit_rows(old).astype(np.float64), unit_rows(new).astype(np.float64)
     model = Ridge(alpha=alpha, fit_intercept=True).fit(x, y)
     matrix = np.asarray(model.coef_, dtype=np.float64).T  # (d_in, d_out)
     bias = np.asarray(model.intercept_, dtype=np.float64).reshape(-1)
@@ -122,7 +117,7 @@ def overlap_at_k(queries: np.ndarray, truth: np.ndarray, test: np.ndarray, k: in
     an adapted old vector); query ``i`` is item ``i``'s own new vector, so item ``i`` is left
     out of both rankings (it would be first in both).
     """
-    q, a, b = _unit(queries), _unit(truth), _unit(test)
+    q, a, b = unit_rows(queries), unit_rows(truth), unit_rows(test)
     n = len(q)
     k = min(k, n - 1)
     if k < 1:

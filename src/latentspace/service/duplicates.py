@@ -33,13 +33,12 @@ from latentspace.service.tiers import (
     rank,
     stored_findings,
     tier_of,
-    unit_rows,
 )
 from latentspace.store import dedup, lookups
 from latentspace.store import repository as repo
 from latentspace.store.tables import ItemRow
 from latentspace.types import DuplicateTier
-from latentspace.vectors import as_vector
+from latentspace.vectors import as_vector, unit_rows
 
 __all__ = [
     "Cluster",

@@ -35,12 +35,12 @@ from latentspace.service.context import Context
 from latentspace.service.jobs import JobInfo, submit
 from latentspace.service.mapstate import Cluster, Fitted, MapCache, MapView
 from latentspace.service.runner import ClaimedJob, JobOutcome
-from latentspace.service.tiers import unit_rows
 from latentspace.store import jobs as jobs_repo
 from latentspace.store import oplog
 from latentspace.store import repository as repo
 from latentspace.store.reads import live_texts
 from latentspace.store.tables import CollectionRow
+from latentspace.vectors import unit_rows
 
 __all__ = ["KIND", "UMAP_MINIMUM", "Cluster", "MapCache", "MapView", "run", "start", "view"]
 

@@ -25,21 +25,21 @@ from __future__ import annotations
 
 import bisect
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
-from latentspace.embedder import Encoder
+from latentspace.embedder import Encoder, encode_image_files
 from latentspace.embedder.registry import canonical_spec
 from latentspace.errors import Conflict, InvalidInput
 from latentspace.index.adapter import AdapterChoice, AdapterFit, fit_adapter
 from latentspace.service import collections, maps
 from latentspace.service import directions as directions_service
 from latentspace.service.context import Context
-from latentspace.service.encoders import decode_checked
-from latentspace.service.intake import blob_path, read_blob
+from latentspace.service.intake import blob_path
 from latentspace.service.jobs import JobInfo, submit
 from latentspace.service.maps import MapMethod
 from latentspace.service.runner import ClaimedJob, JobOutcome
@@ -194,21 +194,30 @@ class _Run:
             return items, chunk[-1]
 
     def encode(self, items: Sequence[ItemSource]) -> list[tuple[int, str, np.ndarray]]:
-        """(id, sha256, new vector) of the items whose original is here."""
-        ctx, limit = self.ctx, self.ctx.settings.limits
+        """(id, sha256, new vector) of the items whose original is here.
+
+        Raises:
+            InvalidInput: a stored original that no longer decodes (the job fails).
+        """
+        ctx, settings = self.ctx, self.ctx.settings
         texts = [s for s in items if s.kind == "text" and s.text is not None]
-        images = []
-        for s in items:
-            data = read_blob(ctx.settings.data_dir, s.sha256) if s.kind == "image" else None
-            if data is not None:
-                images.append((s, decode_checked(data, limit, name=f"item {s.id}")))
         out = []
         if texts:
             vectors = ctx.encoders.encode_text(self.encoder, [s.text or "" for s in texts])
             out += [(s.id, s.sha256, v) for s, v in zip(texts, vectors, strict=True)]
+        images = [s for s in items if s.kind == "image" and _has_original(ctx, s)]
         if images:
-            vectors = ctx.encoders.encode_images(self.encoder, [image for _, image in images])
-            out += [(s.id, s.sha256, v) for (s, _), v in zip(images, vectors, strict=True)]
+            started = time.perf_counter()
+            paths = [blob_path(settings.data_dir, s.sha256) for s in images]
+            for batch in encode_image_files(
+                self.encoder, paths, settings=settings.encoder, limits=settings.limits
+            ):
+                if batch.errors:
+                    position, error = next(iter(batch.errors.items()))
+                    raise InvalidInput(f"item {images[position].id}: {error}") from error
+                for position, vector in zip(batch.positions, batch.vectors, strict=True):
+                    out.append((images[position].id, images[position].sha256, vector))
+            ctx.encoders.on_timing("encode", "image", time.perf_counter() - started)
         return out
 
     def stale(self) -> list[ItemSource]:

@@ -31,6 +31,7 @@ from latentspace.store import lookups
 from latentspace.store import repository as repo
 from latentspace.store.tables import CollectionRow
 from latentspace.types import DUPLICATE_TIERS, DuplicateAction, DuplicateTier
+from latentspace.vectors import unit_rows
 
 __all__ = [
     "Candidate",
@@ -42,7 +43,6 @@ __all__ = [
     "rank",
     "stored_findings",
     "tier_of",
-    "unit_rows",
 ]
 
 # stored neighbours fetched per candidate beyond those asked for, so that the stored
@@ -118,14 +118,6 @@ class Verdict:
 
     duplicate: Duplicate | None
     action: DuplicateAction
-
-
-def unit_rows(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (zero rows stay zero), as float32."""
-    v = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), -1)
-    norms = np.linalg.norm(v, axis=1, keepdims=True)
-    out: np.ndarray = v / np.where(norms > 0, norms, 1.0)
-    return out
 
 
 def tier_of(same_bytes: bool, bits: int | None, cosine: float, cuts: Cuts) -> DuplicateTier | None:

@@ -25,6 +25,7 @@ from latentspace.store.tables import Base, CollectionRow, ItemRow, ItemVectorRow
 from latentspace.types import ItemKind
 
 __all__ = [
+    "ID_CHUNK",
     "ItemInput",
     "driver_insert",
     "insert_item_rows",
@@ -32,8 +33,12 @@ __all__ = [
     "insert_oplog",
     "insert_vectors",
     "replace_vectors",
+    "table_of",
     "vector_bytes",
 ]
+
+# ids per IN (...) list: SQLite allows 32,766 parameters a statement
+ID_CHUNK = 10_000
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,8 @@ def vector_bytes(vector: np.ndarray, dim: int, external_id: str) -> bytes:
     return v.tobytes()
 
 
-def _table(row_class: type[Base]) -> Table:
+def table_of(row_class: type[Base]) -> Table:
+    """The Core table of a mapped row class."""
     table = row_class.__table__
     assert isinstance(table, Table)
     return table
@@ -134,7 +140,7 @@ def insert_item_rows(
 ) -> list[int]:
     """Insert item rows given column by column (see :func:`driver_insert`); their new ids,
     in the rows' order, read back by external id."""
-    table = _table(ItemRow)
+    table = table_of(ItemRow)
     driver_insert(session, table, rows)
     external_ids = [row["external_id"] for row in rows]
     found = session.execute(
@@ -150,15 +156,18 @@ def insert_vectors(session: Session, vectors: Sequence[tuple[int, bytes]]) -> No
     """Insert vector rows, ``(item id, float32 bytes)``, with their checksums."""
     driver_insert(
         session,
-        _table(ItemVectorRow),
+        table_of(ItemVectorRow),
         [{"item_id": i, "vector": b, "checksum": zlib.crc32(b)} for i, b in vectors],
     )
 
 
 def replace_vectors(session: Session, vectors: Sequence[tuple[int, bytes]]) -> None:
-    """Replace the vector rows of updated items (deleted, then inserted in bulk)."""
+    """Replace the vector rows of updated items (deleted, then inserted in bulk); the
+    deletes go in chunks of ids that stay under SQLite's bound on parameters."""
     ids = [item_id for item_id, _ in vectors]
-    session.execute(delete(ItemVectorRow).where(ItemVectorRow.item_id.in_(ids)))
+    for start in range(0, len(ids), ID_CHUNK):
+        chunk = ids[start : start + ID_CHUNK]
+        session.execute(delete(ItemVectorRow).where(ItemVectorRow.item_id.in_(chunk)))
     insert_vectors(session, vectors)
 
 
@@ -168,7 +177,7 @@ def insert_oplog(
     """Append ``(op, item id)`` oplog rows, in order (their seq follows it)."""
     driver_insert(
         session,
-        _table(OplogRow),
+        table_of(OplogRow),
         [
             {"collection_id": collection.id, "op": op, "item_id": i, "created_at": now}
             for op, i in ops

@@ -6,11 +6,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from latentspace.errors import NotFound
-from latentspace.store.bulk import driver_insert, insert_oplog, insert_vectors
+from latentspace.store.bulk import ID_CHUNK, driver_insert, insert_oplog, replace_vectors, table_of
+from latentspace.store.repository import intact_vector
 from latentspace.store.tables import (
     AdapterRow,
     CollectionRow,
@@ -41,8 +42,6 @@ __all__ = [
 # The oplog op a swap writes (item id 0): every process must drop the collection's index
 # and cached row, whose vectors are in the old space.
 MODEL_OP = "model"
-# ids per IN (...) list: SQLite allows 32,766 parameters a statement
-_CHUNK = 10_000
 
 
 @dataclass(frozen=True)
@@ -78,26 +77,24 @@ def item_sources(
         return [ItemSource(int(i), str(k), str(s), t) for i, k, s, t in rows]
     wanted = sorted(i for i in set(ids) if i > after)
     out: list[ItemSource] = []
-    for start in range(0, len(wanted), _CHUNK):
+    for start in range(0, len(wanted), ID_CHUNK):
         if limit is not None and len(out) >= limit:
             break
-        rows = session.execute(query.where(ItemRow.id.in_(wanted[start : start + _CHUNK])))
+        rows = session.execute(query.where(ItemRow.id.in_(wanted[start : start + ID_CHUNK])))
         out += [ItemSource(int(i), str(k), str(s), t) for i, k, s, t in rows]
     return out if limit is None else out[:limit]
 
 
 def stored_vectors(*, session: Session, item_ids: Sequence[int], dim: int) -> dict[int, np.ndarray]:
-    """The stored (old-space) vectors of items, live or not, by id; bad blobs left out."""
+    """The stored (old-space) vectors of items, live or not, by id; a vector that fails its
+    length or checksum (``repository.intact_vector``) is left out."""
     out: dict[int, np.ndarray] = {}
-    for start in range(0, len(item_ids), _CHUNK):
-        chunk = list(item_ids[start : start + _CHUNK])
-        rows = session.execute(
-            select(ItemVectorRow.item_id, ItemVectorRow.vector).where(
-                ItemVectorRow.item_id.in_(chunk)
-            )
-        )
-        for item_id, blob in rows:
-            if len(blob) == 4 * dim:
+    columns = (ItemVectorRow.item_id, ItemVectorRow.vector, ItemVectorRow.checksum)
+    for start in range(0, len(item_ids), ID_CHUNK):
+        chunk = list(item_ids[start : start + ID_CHUNK])
+        rows = session.execute(select(*columns).where(ItemVectorRow.item_id.in_(chunk)))
+        for item_id, blob, checksum in rows:
+            if intact_vector(blob, checksum, dim):
                 out[int(item_id)] = np.frombuffer(blob, dtype=np.float32, count=dim)
     return out
 
@@ -109,18 +106,16 @@ def put_pending(
     if not vectors:
         return
     ids = [item_id for item_id, _, _ in vectors]
-    for start in range(0, len(ids), _CHUNK):
+    for start in range(0, len(ids), ID_CHUNK):
         session.execute(
             delete(MigrationVectorRow).where(
                 MigrationVectorRow.job_id == job_id,
-                MigrationVectorRow.item_id.in_(ids[start : start + _CHUNK]),
+                MigrationVectorRow.item_id.in_(ids[start : start + ID_CHUNK]),
             )
         )
-    table = MigrationVectorRow.__table__
-    assert isinstance(table, Table)
     driver_insert(
         session,
-        table,
+        table_of(MigrationVectorRow),
         [
             {
                 "job_id": job_id,
@@ -183,12 +178,8 @@ def swap_model(
     dim and fingerprint, in the caller's transaction (which holds the collection's write
     lock); the migration's own vectors are deleted, its result recorded on the job, and a
     :data:`MODEL_OP` oplog row tells every process to reload."""
-    item_ids = list(vectors)
-    for start in range(0, len(item_ids), _CHUNK):
-        chunk = item_ids[start : start + _CHUNK]
-        session.execute(delete(ItemVectorRow).where(ItemVectorRow.item_id.in_(chunk)))
-    insert_vectors(
-        session, [(i, np.asarray(vectors[i], dtype=np.float32).tobytes()) for i in item_ids]
+    replace_vectors(
+        session, [(i, np.asarray(v, dtype=np.float32).tobytes()) for i, v in vectors.items()]
     )
     for direction_id, vector in directions.items():
         session.execute(
