@@ -72,16 +72,55 @@ def test_base64_rows_with_columns_are_stored_exactly(bulk: TestClient) -> None:
     assert again.json()["unchanged"] == N
 
 
-def test_the_same_rows_as_items_or_as_vectors_give_the_same_answer(bulk: TestClient) -> None:
+def test_rows_are_checked_for_duplicates_only_when_asked(bulk: TestClient) -> None:
     x = rows(10)
     as_items = [{"id": f"a{i}", "vector": v.tolist()} for i, v in enumerate(x)]
     one = bulk.post(f"{BASE}/items", json={"items": as_items}).json()
-    two = bulk.post(
-        f"{BASE}/vectors", json={"ids": [f"b{i}" for i in range(10)], "vectors": b64(x)}
-    ).json()
+    body = {"ids": [f"b{i}" for i in range(10)], "vectors": b64(x)}
+    two = bulk.post(f"{BASE}/vectors", json=body).json()
     assert one["created"] == two["created"] == 10
-    # each b row duplicates its a row, and says so as /items would
-    assert [s["duplicate_of"]["id"] for s in two["items"]] == [f"a{i}" for i in range(10)]
+    # the bulk path skips the check unless on_duplicate is given
+    assert [s.get("duplicate_of") for s in two["items"]] == [None] * 10
+    body["ids"] = [f"c{i}" for i in range(10)]
+    three = bulk.post(f"{BASE}/vectors", json=body, params={"on_duplicate": "store"}).json()
+    # each c row duplicates its a row and its b row, and says so as /items would
+    assert three["created"] == 10
+    for i, s in enumerate(three["items"]):
+        assert s["duplicate_of"]["id"] in {f"a{i}", f"b{i}"}
+        assert s["duplicate_of"]["tier"] == "identical"
+
+
+def test_on_duplicate_skips_or_rejects_rows(bulk: TestClient) -> None:
+    x = rows(4)
+    assert bulk.post(f"{BASE}/vectors", json={"ids": list("abcd"), "vectors": b64(x)}).is_success
+    near = x[1] + 0.01 * rows(1, seed=5)[0]  # cosine about 0.9999 to row 1
+    fresh = rows(1, seed=9)[0]
+    body = {"ids": ["near", "fresh"], "vectors": b64(np.stack([near, fresh]))}
+    policy = json.dumps({"identical": "reject", "similar": "skip"})
+    r = bulk.post(f"{BASE}/vectors", json=body, params={"on_duplicate": policy})
+    assert r.status_code == 200, r.text
+    statuses = {s["id"]: (s["status"], s.get("duplicate_of")) for s in r.json()["items"]}
+    assert statuses["fresh"] == ("created", None)
+    assert statuses["near"][0] == "skipped"
+    assert (statuses["near"][1]["id"], statuses["near"][1]["tier"]) == ("b", "similar")
+    with unchanged(bulk, BASE):  # a rejected copy writes nothing of its request
+        copy = npy(np.stack([rows(1, seed=11)[0], x[2]]))
+        r = bulk.post(
+            f"{BASE}/vectors",
+            content=copy,
+            headers={"content-type": "application/x-npy"},
+            params={"on_duplicate": "reject"},
+        )
+        assert_problem(r, 409, "duplicate")
+        assert "'c'" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("value", ["keep", '{"similar": "drop"}', '{"other": "skip"}', "[1"])
+def test_a_bad_on_duplicate_is_refused(bulk: TestClient, value: str) -> None:
+    with unchanged(bulk, BASE):
+        body = {"ids": ["x"], "vectors": b64(rows(1))}
+        r = bulk.post(f"{BASE}/vectors", json=body, params={"on_duplicate": value})
+        assert_problem(r, 422, "invalid-input", "on_duplicate")
 
 
 def test_nested_lists_work_too(bulk: TestClient) -> None:

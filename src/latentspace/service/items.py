@@ -183,12 +183,18 @@ def ingest_vectors(
     ids: Sequence[str] | None = None,
     metadata: dict[str, Any] | Sequence[dict[str, Any]] | None = None,
     uris: Sequence[str | None] | None = None,
+    on_duplicate: DuplicatePolicy | None = None,
 ) -> list[ItemResult]:
     """Store the rows of ``vectors`` as items (see :func:`ingest`), with per-row columns.
+
+    The bulk path: rows are checked for duplicates only when ``on_duplicate`` is given (a
+    policy of ``store`` reports them), since the check searches the index once per row,
+    which costs about as much as writing it.
 
     Raises:
         LimitExceeded: more rows than ``max_batch``.
         InvalidInput: a column whose length is not the number of rows.
+        DuplicateRejected: a row duplicates another in a tier the policy rejects.
     """
     rows = len(vectors)
     limits.check_batch(ctx.settings.limits, vectors, "vectors")
@@ -209,6 +215,8 @@ def ingest_vectors(
             )
             for i in range(rows)
         ],
+        report_duplicates=False,
+        on_duplicate=on_duplicate,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
@@ -196,10 +197,24 @@ _VECTORS_BODY = {
     description="Rows of float32 without JSON number parsing: a JSON body with `vectors` as "
     "base64 (plus `ids`, `metadata`, `uris` columns), a raw `application/x-npy` body (ids "
     "are then the rows' content sha256), or multipart with a `vectors` .npy file and JSON "
-    "form fields `ids`, `metadata`, `uris`. Each row is an item, as in `POST …/items`. "
-    + _BATCH_DOC,
+    "form fields `ids`, `metadata`, `uris`. Each row is an item, as in `POST …/items`, "
+    "except that rows are checked for duplicates only when `on_duplicate` is given (`store` "
+    "reports them in `duplicate_of`): the check searches the index once per row. " + _BATCH_DOC,
 )
-async def upsert_vectors(request: Request, name: str, ctx: ServiceDep) -> JSONResponse:
+async def upsert_vectors(
+    request: Request,
+    name: str,
+    ctx: ServiceDep,
+    on_duplicate: Annotated[
+        str | None,
+        Query(
+            description="`store`, `skip` or `reject`, or a JSON object of them per tier; "
+            "absent: no duplicate check.",
+            max_length=200,
+        ),
+    ] = None,
+) -> JSONResponse:
+    policy = duplicate_policy(on_duplicate)
     dim = (await run_in_threadpool(collections.get, ctx, name)).dim
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     columns: dict[str, Any] = {}
@@ -219,7 +234,9 @@ async def upsert_vectors(request: Request, name: str, ctx: ServiceDep) -> JSONRe
             f"send application/json, {NPY_MEDIA_TYPE} or multipart/form-data, not "
             f"{media or 'no content type'}",
         )
-    results = await run_in_threadpool(items.ingest_vectors, ctx, name, vectors, **columns)
+    results = await run_in_threadpool(
+        partial(items.ingest_vectors, on_duplicate=policy), ctx, name, vectors, **columns
+    )
     return _answer(request, results, await run_in_threadpool(replica.written_seq, ctx, name))
 
 
