@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.test_cli_snapshots import shapes_folder
 from typer.testing import CliRunner
 
 from latentspace.cli import app
-from latentspace.embedder.models.shapes import generate
 
 
 def test_migrate_moves_a_collection_to_another_model(
@@ -19,10 +19,7 @@ def test_migrate_moves_a_collection_to_another_model(
     monkeypatch.setenv("LATENTSPACE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("LATENTSPACE_ENCODER__DEVICE", "cpu")
     monkeypatch.setenv("COLUMNS", "200")
-    images = tmp_path / "images"
-    images.mkdir()
-    for i, sample in enumerate(generate(40, seed=5)):
-        sample.image.save(images / f"{i:02d}-{sample.colour}-{sample.shape}.png")
+    images = shapes_folder(tmp_path / "images")
     runner = CliRunner()
 
     def cli(*args: str) -> str:

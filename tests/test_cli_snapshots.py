@@ -12,15 +12,20 @@ from latentspace.cli import app
 from latentspace.embedder.models.shapes import generate
 
 
+def shapes_folder(folder: Path, count: int = 40) -> Path:
+    """``folder`` filled with ``count`` tiny-shapes images named by colour and shape."""
+    folder.mkdir()
+    for i, sample in enumerate(generate(count, seed=5)):
+        sample.image.save(folder / f"{i:02d}-{sample.colour}-{sample.shape}.png")
+    return folder
+
+
 def test_snapshot_and_restore_move_a_collection(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("LATENTSPACE_ENCODER__DEVICE", "cpu")
     monkeypatch.setenv("COLUMNS", "200")
-    images = tmp_path / "images"
-    images.mkdir()
-    for i, sample in enumerate(generate(40, seed=5)):
-        sample.image.save(images / f"{i:02d}-{sample.colour}-{sample.shape}.png")
+    images = shapes_folder(tmp_path / "images")
     here, there, file = tmp_path / "here", tmp_path / "there", tmp_path / "shapes.lsnap"
     runner = CliRunner()
 

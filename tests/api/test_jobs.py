@@ -210,6 +210,18 @@ def test_a_job_that_fails_when_resumed_says_why(
     assert "direction 'removed' not found" in job["error"]
 
 
+def release_on_stop(monkeypatch: pytest.MonkeyPatch, release: threading.Event) -> None:
+    """Make the runner's stop let a held batch go on once stopping has begun."""
+    stop = JobRunner.stop
+
+    def stopping(self: JobRunner) -> None:
+        self._stopping.set()  # what stop() does first; the held batch may go on now
+        release.set()
+        stop(self)
+
+    monkeypatch.setattr(JobRunner, "stop", stopping)
+
+
 def test_stopping_the_server_mid_job_requeues_it(
     tmp_path: Path, engine: Engine, shapes: list[ShapeSample], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -225,15 +237,8 @@ def test_stopping_the_server_mid_job_requeues_it(
             assert release.wait(30)
         return original(*args)
 
-    stop = JobRunner.stop
-
-    def stopping(self: JobRunner) -> None:
-        self._stopping.set()  # what stop() does first; the held batch may go on now
-        release.set()
-        stop(self)
-
     monkeypatch.setattr(autotag, "_tag", held)
-    monkeypatch.setattr(JobRunner, "stop", stopping)
+    release_on_stop(monkeypatch, release)
     with TestClient(create_app(settings, engine=engine), headers=AUTH) as c:
         add_shapes(c, shapes[:60])
         job_id = c.post(TAG, json={"labels": list(COLOURS)}).json()["id"]

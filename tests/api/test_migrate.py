@@ -22,13 +22,12 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 from tests.api.conftest import ADMIN_KEY, READ_KEY, b64, image_bytes, make_settings
 from tests.api.test_bad_input import assert_problem
-from tests.api.test_jobs import wait_for
+from tests.api.test_jobs import release_on_stop, wait_for
 from tests.api.test_replicas import pair
 
 from latentspace.api import create_app
 from latentspace.embedder.models.shapes import COLOURS, SHAPES, ShapeSample, generate
 from latentspace.service import migrate
-from latentspace.service.runner import JobRunner
 from latentspace.settings import MigrateSettings, Settings
 from latentspace.store.engine import make_engine
 from latentspace.store.tables import JobRow
@@ -181,14 +180,7 @@ def test_a_migration_stopped_with_the_server_resumes_where_it_was(
 ) -> None:
     settings = make_settings(tmp_path, migrate=MigrateSettings(batch=40))
     inside, release = _hold_second_batch(monkeypatch)
-    stop = JobRunner.stop
-
-    def stopping(self: JobRunner) -> None:
-        self._stopping.set()  # what stop() does first; the held batch may go on now
-        release.set()
-        stop(self)
-
-    monkeypatch.setattr(JobRunner, "stop", stopping)
+    release_on_stop(monkeypatch, release)
     with TestClient(create_app(settings, engine=engine), headers=AUTH) as c:
         _collection(c, "old", "tiny-shapes", _items(shapes))
         job_id = c.post("/v1/collections/old/migrate", json={"model": "tiny-shapes-b"}).json()["id"]
