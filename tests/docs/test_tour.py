@@ -15,7 +15,7 @@ from latentspace.embedder.models.shapes import draw_shape
 
 pytestmark = pytest.mark.slow
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _tour() -> str:
