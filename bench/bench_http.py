@@ -140,7 +140,7 @@ def load(data_dir: Path, n: int, index: str) -> tuple[np.ndarray, dict[str, Any]
             )
             print(f"  {ids.stop:,} items, {time.perf_counter() - started:.0f} s", flush=True)
         queries = clustered(QUERIES, dim, seed=1)
-        live = ctx.indexes.index(collections.get(ctx, COLLECTION))
+        live = ctx.live.indexes.index(collections.get(ctx, COLLECTION))
         timings = {
             "faiss_ms": per_call_ms(lambda q: live.search(q[None, :], K), queries),
             "service_ms": per_call_ms(lambda q: search_vector(ctx, COLLECTION, q, K), queries),

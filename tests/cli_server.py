@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.api.live import free_port
+from tests.fixtures import free_port
 
 __all__ = ["CliServer", "cli_server"]
 

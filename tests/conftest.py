@@ -155,6 +155,6 @@ def static_st_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(path)
 
 
-from tests.db_fixtures import engine  # noqa: E402  (shared by the store and API tests)
+from tests.fixtures import engine, opened, space  # noqa: E402  (shared by every test folder)
 
-__all__ = ["engine"]
+__all__ = ["engine", "opened", "space"]

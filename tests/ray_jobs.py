@@ -111,7 +111,7 @@ def shards(root: Path) -> dict[str, Any]:
             ).all()
         position = {int(i): int(e[1:]) for i, e in pairs}
         allowed = np.array([i for i, p in position.items() if p % 2 == 0], dtype=np.int64)
-        even = ctx.indexes.search(row, q[:20], K, predicate=lambda a: np.isin(a, allowed))
+        even = ctx.live.indexes.search(row, q[:20], K, predicate=lambda a: np.isin(a, allowed))
         keep = np.arange(N) % 2 == 0
         got = [[position[int(i)] for i in even.ids[r] if i >= 0] for r in range(20)]
         out["predicate_recall"] = float(

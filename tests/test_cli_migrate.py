@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.test_cli_snapshots import shapes_folder
+from tests.fixtures import shapes_folder
 from typer.testing import CliRunner
 
 from latentspace.cli import app

@@ -6,18 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.fixtures import shapes_folder
 from typer.testing import CliRunner
 
 from latentspace.cli import app
-from latentspace.embedder.models.shapes import generate
-
-
-def shapes_folder(folder: Path, count: int = 40) -> Path:
-    """``folder`` filled with ``count`` tiny-shapes images named by colour and shape."""
-    folder.mkdir()
-    for i, sample in enumerate(generate(count, seed=5)):
-        sample.image.save(folder / f"{i:02d}-{sample.colour}-{sample.shape}.png")
-    return folder
 
 
 def test_snapshot_and_restore_move_a_collection(

@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from tests.api.conftest import make_settings
+from tests.fixtures import make_settings
 
 from latentspace.embedder import create_encoder
 from latentspace.embedder.images import decode_image

@@ -2,45 +2,17 @@
 
 from __future__ import annotations
 
-import base64
-import io
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image
 from sqlalchemy import Engine
+from tests.fixtures import ADMIN_KEY, b64, image_bytes, make_settings
 
 from latentspace.api import create_app
 from latentspace.embedder.models.shapes import ShapeSample, generate
-from latentspace.settings import EncoderSettings, Settings
-
-ADMIN_KEY = "test-admin-key"
-READ_KEY = "test-read-key"
-
-
-def make_settings(data_dir: Path, **overrides: object) -> Settings:
-    """Settings for a test server: CPU, two keys, small limits where a test needs them."""
-    values: dict[str, object] = {
-        "data_dir": data_dir,
-        "api_keys": f"admin:{ADMIN_KEY},read:{READ_KEY}",
-        "encoder": EncoderSettings(device="cpu", decode_workers=0, batch_size=64),
-    }
-    values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
-
-
-def image_bytes(image: Image.Image, fmt: str = "PNG", quality: int = 90) -> bytes:
-    """An image encoded as ``fmt``."""
-    out = io.BytesIO()
-    image.save(out, format=fmt, quality=quality)
-    return out.getvalue()
-
-
-def b64(data: bytes) -> str:
-    """Base64 text of bytes."""
-    return base64.b64encode(data).decode()
+from latentspace.settings import Settings
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
-from tests.api.conftest import ADMIN_KEY, READ_KEY, image_bytes, make_settings
+from tests.fixtures import ADMIN_KEY, READ_KEY, image_bytes, make_settings
 from typer.testing import CliRunner
 
 from latentspace.api import create_app

@@ -11,14 +11,13 @@ import json
 import random
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from tests.api.conftest import ADMIN_KEY, b64, image_bytes, make_settings
+from tests.fixtures import ADMIN_KEY, assert_problem, b64, image_bytes, make_settings, unchanged
 
 from latentspace.api import create_app
 from latentspace.embedder.models.shapes import ShapeSample
@@ -39,28 +38,6 @@ def cases(table: dict[str, tuple[Any, ...]]) -> list[Any]:
         values = [v for v in row if not isinstance(v, pytest.MarkDecorator)]
         out.append(pytest.param(*values, id=name, marks=marks))
     return out
-
-
-def assert_problem(r: httpx.Response, status: int, kind: str, *needles: str) -> dict[str, Any]:
-    """``r`` is a problem of ``status`` and ``kind`` whose detail contains each needle."""
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json"), r.headers
-    body: dict[str, Any] = r.json()
-    assert body["type"] == f"/problems/{kind}", body
-    assert body["status"] == status
-    for needle in needles:
-        assert needle.lower() in body["detail"].lower(), body["detail"]
-    return body
-
-
-@contextmanager
-def unchanged(c: TestClient, base: str, *ids: str) -> Iterator[None]:
-    """The collection at ``base`` has the same count afterwards and none of ``ids`` exists."""
-    before = c.get(base).json()["count"]
-    yield
-    assert c.get(base).json()["count"] == before
-    for item_id in ids:
-        assert c.get(f"{base}/items/{item_id}").status_code == 404, item_id
 
 
 def png_bomb(width: int, height: int) -> bytes:

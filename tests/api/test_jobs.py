@@ -6,7 +6,6 @@ its cursor on the next start, and a job that could not run is refused when it is
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,12 +14,19 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
-from tests.api.conftest import ADMIN_KEY, READ_KEY, b64, image_bytes, make_settings
+from tests.fixtures import (
+    ADMIN_KEY,
+    READ_KEY,
+    b64,
+    image_bytes,
+    make_settings,
+    release_on_stop,
+    wait_for,
+)
 
 from latentspace.api import create_app
 from latentspace.embedder.models.shapes import COLOURS, ShapeSample
 from latentspace.service import autotag
-from latentspace.service.runner import JobRunner
 from latentspace.settings import ClassifySettings
 from latentspace.store.tables import CollectionRow, ItemRow, JobRow
 
@@ -38,17 +44,6 @@ def add_shapes(c: TestClient, shapes: list[ShapeSample]) -> None:
         for i, s in enumerate(shapes)
     ]
     assert c.post("/v1/collections/shapes/items", json={"items": items}).is_success
-
-
-def wait_for(c: TestClient, job_id: int, timeout: float = 60.0) -> dict[str, Any]:
-    """The job once it is no longer queued or running (fails after ``timeout`` seconds)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        job: dict[str, Any] = c.get(f"/v1/jobs/{job_id}").json()
-        if job["state"] not in ("queued", "running"):
-            return job
-        assert time.monotonic() < deadline, f"job still {job['state']} after {timeout} s: {job}"
-        time.sleep(0.05)
 
 
 def all_items(c: TestClient) -> dict[str, dict[str, Any]]:
@@ -208,18 +203,6 @@ def test_a_job_that_fails_when_resumed_says_why(
         job = wait_for(c, job_id)
     assert job["state"] == "failed"
     assert "direction 'removed' not found" in job["error"]
-
-
-def release_on_stop(monkeypatch: pytest.MonkeyPatch, release: threading.Event) -> None:
-    """Make the runner's stop let a held batch go on once stopping has begun."""
-    stop = JobRunner.stop
-
-    def stopping(self: JobRunner) -> None:
-        self._stopping.set()  # what stop() does first; the held batch may go on now
-        release.set()
-        stop(self)
-
-    monkeypatch.setattr(JobRunner, "stop", stopping)
 
 
 def test_stopping_the_server_mid_job_requeues_it(

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from tests.api.conftest import ADMIN_KEY, make_settings
+from tests.fixtures import ADMIN_KEY, make_settings
 
 from latentspace.api import create_app
 from latentspace.api.deps import get_service, require_admin, require_read
@@ -135,7 +135,7 @@ def test_a_lone_vector_runs_on_the_event_loop_and_anything_that_may_wait_on_the_
     terms = {"terms": [{"vector": vector}, {"item": "e1"}]}
     assert where_ran({"query": terms}) == "pool"
     ctx = contexts[0]
-    with ctx.indexes.writing(collections.get(ctx, "lean")):  # a write under way
+    with ctx.live.writing(collections.get(ctx, "lean")):  # a write under way
         assert where_ran({"query": {"vector": vector}}) == "pool"
     assert where_ran({"query": {"vector": vector}}) == "loop"
 

@@ -9,9 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from tests.api.conftest import READ_KEY, b64, image_bytes
-from tests.api.test_bad_input import assert_problem
-from tests.api.test_jobs import wait_for
+from tests.fixtures import READ_KEY, assert_problem, b64, image_bytes, wait_for
 
 from latentspace.embedder.models.shapes import COLOURS, SHAPES, ShapeSample
 

@@ -20,10 +20,17 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
-from tests.api.conftest import ADMIN_KEY, READ_KEY, b64, image_bytes, make_settings
-from tests.api.test_bad_input import assert_problem
-from tests.api.test_jobs import release_on_stop, wait_for
-from tests.api.test_replicas import pair
+from tests.fixtures import (
+    ADMIN_KEY,
+    READ_KEY,
+    assert_problem,
+    b64,
+    image_bytes,
+    make_settings,
+    pair,
+    release_on_stop,
+    wait_for,
+)
 
 from latentspace.api import create_app
 from latentspace.embedder.models.shapes import COLOURS, SHAPES, ShapeSample, generate

@@ -16,10 +16,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.api.conftest import ADMIN_KEY, make_settings
-from tests.api.test_bad_input import assert_problem
-from tests.api.test_hybrid_minilm import _corpus
-from tests.api.test_jobs import wait_for
+from tests.fixtures import ADMIN_KEY, assert_problem, make_settings, rag_corpus, wait_for
 
 from latentspace.api import create_app
 
@@ -52,7 +49,7 @@ def old_model(tmp_path_factory: pytest.TempPathFactory) -> str:
 def served(
     tmp_path_factory: pytest.TempPathFactory, old_model: str
 ) -> Iterator[tuple[TestClient, list[Any]]]:
-    pairs = _corpus().pairs()[:PAIRS]
+    pairs = rag_corpus().pairs()[:PAIRS]
     app = create_app(make_settings(tmp_path_factory.mktemp("data")))
     with TestClient(app, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as client:
         for name, model in (("docs", old_model), ("fresh", NEW), ("sampled", old_model)):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
-from tests.api.conftest import make_settings
+from tests.fixtures import make_settings
 
 from latentspace.api import create_app
 from latentspace.logs import JsonFormatter
@@ -35,6 +36,17 @@ def test_every_operation_is_documented_with_examples(client: TestClient) -> None
                 continue
             ref = body["schema"]["$ref"].rsplit("/", 1)[-1]
             assert components[ref].get("examples"), f"{where}: {ref} has no examples"
+
+
+def test_operation_ids_are_the_handlers_readable_names(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    ids = [op["operationId"] for ops in schema["paths"].values() for op in ops.values()]
+    assert len(ids) == len(set(ids))
+    for operation_id in ids:  # snake_case words a generated client can show as they are
+        assert re.fullmatch(r"[a-z]+(_[a-z0-9]+)*", operation_id), operation_id
+        assert "v1" not in operation_id, operation_id
+        assert "public" not in operation_id, operation_id
+    assert {"search_items", "get_job", "cancel_job", "check_duplicate"} <= set(ids)
 
 
 def test_json_log_lines_carry_request_fields() -> None:

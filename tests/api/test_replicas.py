@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
-from tests.api.conftest import ADMIN_KEY, make_settings
+from tests.fixtures import make_settings, pair
 
-from latentspace.api import create_app
 from latentspace.settings import ClusterSettings
 
 DIM = 8
@@ -29,22 +27,6 @@ BASE = "/v1/collections/c"
 def unit_rows(n: int, seed: int) -> np.ndarray:
     x = np.random.default_rng(seed).normal(size=(n, DIM)).astype(np.float32)
     return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-def pair(
-    tmp_path: Path, engine: Engine, *, shared_dir: bool, poll_ms: float
-) -> Iterator[tuple[TestClient, TestClient]]:
-    url = engine.url.render_as_string(hide_password=False)
-    cluster = ClusterSettings(replica=True, poll_ms=poll_ms, consistency_timeout=5)
-    with ExitStack() as stack:
-        clients = []
-        for name in ("a", "b"):
-            data_dir = tmp_path / ("shared" if shared_dir else name)
-            settings = make_settings(data_dir, database_url=url, cluster=cluster)
-            app = create_app(settings, warm=False)
-            headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
-            clients.append(stack.enter_context(TestClient(app, headers=headers)))
-        yield clients[0], clients[1]
 
 
 @pytest.fixture
@@ -191,13 +173,13 @@ def test_min_seq_answers_503_when_a_write_holds_the_index_past_the_deadline(
         replica.reach(b, row, replica.written_seq(a, "c"))  # b opens the collection
         items.write(a, "c", [ItemInput("y", "vector", "h1", x[1])])
         seq = replica.written_seq(a, "c")
-        with b.indexes.writing(row):  # a write of b's own holds its index
+        with b.live.indexes.writing(row):  # a write of b's own holds its index
             started = time.monotonic()
             with pytest.raises(Unavailable, match="did not reach oplog"):
                 replica.reach(b, row, seq)
             assert time.monotonic() - started >= 0.2
         replica.reach(b, row, seq)  # released: it catches up
-        assert b.indexes.applied_seq(row) == seq
+        assert b.live.indexes.applied_seq(row) == seq
     finally:
         lifecycle.stop(b)
         lifecycle.stop(a)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from tests.api.conftest import READ_KEY, make_settings
+from tests.fixtures import READ_KEY, make_settings
 
 from latentspace.api import create_app
 from latentspace.settings import LimitSettings
@@ -122,7 +122,7 @@ def test_bad_input_is_a_problem(client: TestClient, body: dict, status: int, nee
 def test_search_reranks_a_weak_first_stage_with_a_stronger_model(
     tmp_path: Path, cross_dir: Path
 ) -> None:
-    from tests.api.conftest import ADMIN_KEY
+    from tests.fixtures import ADMIN_KEY
 
     settings = make_settings(tmp_path, embedding_models=f"tiny-shapes,{MINILM}")
     with TestClient(create_app(settings), headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as c:

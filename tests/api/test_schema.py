@@ -13,8 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.api.conftest import ADMIN_KEY, make_settings
-from tests.api.live import serve
+from tests.fixtures import ADMIN_KEY, make_settings, serve
 
 from latentspace.settings import ServerSettings
 

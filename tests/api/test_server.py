@@ -14,8 +14,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from tests.api.conftest import ADMIN_KEY, READ_KEY, image_bytes, make_settings
-from tests.api.live import serve
+from tests.fixtures import ADMIN_KEY, READ_KEY, image_bytes, make_settings, serve
 
 from latentspace.embedder.models.shapes import ShapeSample
 

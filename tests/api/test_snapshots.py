@@ -13,14 +13,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
-from tests.api.conftest import ADMIN_KEY, b64, image_bytes, make_settings
-from tests.api.test_bad_input import assert_problem
+from tests.fixtures import ADMIN_KEY, assert_problem, b64, image_bytes, make_settings
 
 from latentspace.api import create_app
 from latentspace.embedder.models.shapes import ShapeSample
 from latentspace.migrations import head_revision
-from latentspace.service.snapshot_file import READABLE_REVISIONS, parts_of
 from latentspace.settings import LimitSettings
+from latentspace.store.snapshot_file import READABLE_REVISIONS, parts_of
 
 TAR = {"Content-Type": "application/x-tar"}
 QUERIES: list[dict[str, Any]] = [

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from tests.api.test_bad_input import assert_problem, unchanged
+from tests.fixtures import assert_problem, unchanged
 
 DIM, N = 16, 40
 BASE = "/v1/collections/bulk"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.api.conftest import ADMIN_KEY, make_settings
+from tests.fixtures import ADMIN_KEY, make_settings
 
 from latentspace.api import create_app
 from latentspace.embedder import create_encoder, max_tokens

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import math
-import re
-from collections import Counter
-
 import numpy as np
 import pytest
-import Stemmer
-from bm25s.stopwords import STOPWORDS_EN
+from tests.fixtures import bm25_reference
 
 from latentspace.errors import InvalidInput
 from latentspace.keyword import Analysis, KeywordIndex
@@ -27,39 +22,12 @@ DOCS = {
 }
 
 
-def _reference(docs: dict[int, str], query: str, k1: float = 1.2, b: float = 0.75) -> dict:
-    # BM25 as Lucene scores it: idf = ln(1 + (N - df + 0.5) / (df + 0.5)) and
-    # tf / (tf + k1 (1 - b + b · dl / avgdl)), over lower-cased \w\w+ words, English stop
-    # words dropped, Snowball English stems.
-    stem = Stemmer.Stemmer("english").stemWord
-    stop = set(STOPWORDS_EN)
-
-    def terms(text: str) -> list[str]:
-        return [stem(w) for w in re.findall(r"(?u)\b\w\w+\b", text.lower()) if w not in stop]
-
-    analysed = {i: terms(t) for i, t in docs.items()}
-    n = len(analysed)
-    avgdl = sum(len(t) for t in analysed.values()) / n
-    df = Counter(w for t in analysed.values() for w in set(t))
-    out = {}
-    for i, words in analysed.items():
-        tf = Counter(words)
-        score = 0.0
-        for w in set(terms(query)):
-            if tf[w]:
-                idf = math.log(1 + (n - df[w] + 0.5) / (df[w] + 0.5))
-                score += idf * tf[w] / (tf[w] + k1 * (1 - b + b * len(words) / avgdl))
-        if score > 0:
-            out[i] = score
-    return out
-
-
 @pytest.mark.parametrize("query", ["sorted list", "sorting key function", "stable sorts order"])
 def test_scores_are_bm25_as_lucene_defines_it(query: str) -> None:
     index = KeywordIndex()
     index.upsert(DOCS)
     hits = index.search(query, 10)
-    expected = _reference(DOCS, query)
+    expected = bm25_reference(DOCS, query)
     assert dict(hits.pairs()) == pytest.approx(expected, rel=1e-5)
     assert hits.scores.tolist() == sorted(hits.scores.tolist(), reverse=True)
 
@@ -77,7 +45,7 @@ def test_writes_change_the_ranking_at_once() -> None:
         11: "Dictionaries map keys to values."
     }
     assert dict(index.search("sorted list", 10).pairs()) == pytest.approx(
-        _reference(remaining, "sorted list"), rel=1e-5
+        bm25_reference(remaining, "sorted list"), rel=1e-5
     )
 
 

@@ -10,8 +10,7 @@ import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from tests.api.conftest import make_settings
-from tests.api.live import serve
+from tests.fixtures import make_settings, serve
 from typer.testing import CliRunner
 
 from latentspace.api import create_app

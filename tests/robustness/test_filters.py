@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
-from tests.api.conftest import ADMIN_KEY, make_settings
+from tests.fixtures import ADMIN_KEY, make_settings
 
 from latentspace.api import create_app
 from latentspace.settings import LimitSettings

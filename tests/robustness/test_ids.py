@@ -11,8 +11,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 from PIL import Image
-from tests.api.conftest import ADMIN_KEY, make_settings
-from tests.api.live import serve
+from tests.fixtures import ADMIN_KEY, make_settings, serve
 
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 C = "/v1/collections/c"

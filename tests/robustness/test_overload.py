@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.api.conftest import make_settings
-from tests.api.live import serve
+from tests.fixtures import make_settings, serve
 
 from latentspace.api.admission import AdmissionMiddleware
 from latentspace.settings import ServerSettings

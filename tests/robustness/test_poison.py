@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.api.conftest import ADMIN_KEY, make_settings
+from tests.fixtures import ADMIN_KEY, make_settings
 
 from latentspace.api import create_app
 

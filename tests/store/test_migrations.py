@@ -21,7 +21,7 @@ def diff(engine: Engine) -> list[object]:
 def test_upgrade_matches_the_models_and_downgrade_works(engine: Engine) -> None:
     url = engine.url.render_as_string(hide_password=False)
     upgrade(url, engine=engine)
-    assert current_revision(engine) == "0005"
+    assert current_revision(engine) == "0006"
     assert set(inspect(engine).get_table_names()) >= TABLES
     assert diff(engine) == []
     downgrade(url, "base", engine=engine)
@@ -72,7 +72,49 @@ def test_0002_backfills_the_checksums_of_vectors_stored_before_it(engine: Engine
         )
         conn.execute(text("INSERT INTO item_vectors (item_id, vector) VALUES (1, :v)"), {"v": blob})
     upgrade(url, engine=engine)
-    assert current_revision(engine) == "0005"
+    assert current_revision(engine) == "0006"
     with engine.connect() as conn:
         checksum = conn.execute(text("SELECT checksum FROM item_vectors")).scalar()
     assert checksum == zlib.crc32(blob)
+
+
+def test_0006_never_hands_a_deleted_collections_id_out_again(engine: Engine) -> None:
+    # Before 0006, SQLite gave a new collection the id of the newest deleted one, and what
+    # was kept by that id (index files, maps, other processes' caches) went with it.
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    url = engine.url.render_as_string(hide_password=False)
+    upgrade(url, "0005", engine=engine)
+    now = datetime.now(UTC)
+    insert = text(
+        "INSERT INTO collections (name, dim, fingerprint, metric, index_kind, index_params, "
+        "created_at) VALUES (:name, 4, 'f', 'cosine', 'auto', '{}', :now) RETURNING id"
+    )
+    with engine.begin() as conn:
+        kept = conn.execute(insert, {"name": "kept", "now": now}).scalar_one()
+        gone = conn.execute(insert, {"name": "gone", "now": now}).scalar_one()
+        conn.execute(
+            text(
+                "INSERT INTO items (collection_id, external_id, kind, sha256, metadata, "
+                "deleted, created_at, updated_at) "
+                "VALUES (:c, 'a', 'vector', 's', '{}', false, :now, :now)"
+            ),
+            {"c": kept, "now": now},
+        )
+        conn.execute(text("DELETE FROM collections WHERE id = :id"), {"id": gone})
+    upgrade(url, engine=engine)  # copies SQLite's table: its children must survive that
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT count(*) FROM items")).scalar_one() == 1
+        fresh = conn.execute(insert, {"name": "fresh", "now": now}).scalar_one()
+        # A table knows only the ids it holds: one deleted before the upgrade may come back
+        # once (start-up reserves the ids the data directory's folders name, see
+        # tests/live), none deleted after it.
+        assert fresh >= gone
+        conn.execute(text("DELETE FROM collections WHERE id = :id"), {"id": fresh})
+        assert conn.execute(insert, {"name": "again", "now": now}).scalar_one() > fresh
+    assert diff(engine) == []
+    downgrade(url, "0005", engine=engine)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM items")).scalar_one() == 1

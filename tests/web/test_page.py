@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 from PIL import ImageEnhance
-from tests.api.conftest import ADMIN_KEY, READ_KEY, image_bytes, make_settings
-from tests.api.live import serve
+from tests.fixtures import ADMIN_KEY, READ_KEY, image_bytes, make_settings, serve
 
 from latentspace.embedder.models.shapes import generate
 

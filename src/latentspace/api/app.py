@@ -37,6 +37,7 @@ from latentspace.api.routes import (
     embeddings,
     health,
     items,
+    jobs,
     maps,
     migrate,
     rerank,
@@ -46,7 +47,8 @@ from latentspace.api.routes import (
 from latentspace.api.routes import collections as collection_routes
 from latentspace.api.routes.snapshots import RESTORE_PATHS
 from latentspace.api.security import FailedKeys, SecurityMiddleware
-from latentspace.service import Context, EncoderFactory, collections, lifecycle
+from latentspace.live import EncoderFactory
+from latentspace.service import Context, collections, lifecycle
 from latentspace.settings import Settings
 from latentspace.web import WEB_DIR
 
@@ -123,6 +125,9 @@ def create_app(
         # no redirect from ".../" to "...": a client that follows it would send the DELETE
         # of an item id resolved away ("..") to the collection itself
         redirect_slashes=False,
+        # operation ids are the handlers' names (``search_items``), as generated clients
+        # show them, not FastAPI's default of name + path + method
+        generate_unique_id_function=lambda route: route.name,
     )
     install_error_handlers(app)
     cors = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
@@ -165,6 +170,7 @@ def create_app(
         embeddings,
         rerank,
         classify,
+        jobs,
         snapshots,
         maps,
         migrate,

@@ -1,10 +1,11 @@
 """The ``latentspace`` command line (Typer).
 
-server.py  encode, models, serve, db upgrade | downgrade | current
-data.py    ingest, search, reindex, demo (the local data dir, or --url)
-dedup.py   dedup: duplicate clusters by tier (text or an HTML report)
-snapshots.py  snapshot, restore: a collection into one file and back
-migrate.py    migrate: a collection to another model
+server       encode, models, serve, db upgrade | downgrade | current
+data         ingest, search, reindex, demo (the local data dir, or --url)
+raying       ingest --ray: batch embedding on a Ray cluster, written into the store
+dedup        dedup: duplicate clusters by tier (text or an HTML report)
+snapshots    snapshot, restore: a collection into one file and back
+migrate      migrate: a collection to another model
 """
 
 from __future__ import annotations

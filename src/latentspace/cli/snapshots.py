@@ -10,7 +10,7 @@ import typer
 from latentspace.cli.data import KeyOpt, UrlOpt, fail
 from latentspace.client import ClientError, open_client
 from latentspace.errors import InvalidInput
-from latentspace.service.snapshot_file import read_manifest
+from latentspace.store.snapshot_file import read_manifest
 
 __all__ = ["restore", "snapshot"]
 

@@ -227,8 +227,8 @@ def embed_on_ray(
         if on_progress is not None:
             on_progress(len(batch["sha256"]))
     summary.skipped = total - seen
-    if ctx.indexes.writes_files:
-        ctx.indexes.rebuild(collection)  # once, from SQL, and saved
+    if ctx.live.writes_files:
+        ctx.live.indexes.rebuild(collection)  # once, from SQL, and saved
     summary.seconds = time.perf_counter() - started
     return summary
 

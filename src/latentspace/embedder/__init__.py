@@ -1,4 +1,16 @@
-"""Encoders: text and images into one latent space, built from model spec strings."""
+"""Encoders: text and images into one latent space, built from model spec strings.
+
+base          the Encoder protocol (unit-norm float32 rows) and helpers every backend shares
+registry      model specs -> encoders: parse_spec, EncoderRegistry, create_encoder
+openclip      open_clip backend: any architecture from a pretrained tag or a local directory
+sentence      sentence-transformers backend: text-only encoders for RAG collections
+device        plan_device: where and in which precision an encoder runs
+availability  which model specs load on this machine without a download (``models``)
+images        safe image decoding (decode_image), perceptual hashes, bulk image batches
+bulk          encode_image_files: parallel decode on worker threads, batched forward passes
+chunking      chunk_text: overlapping chunks of text, preferring sentence boundaries
+models/       the bundled tiny-shapes models: data generator, training, weights
+"""
 
 from __future__ import annotations
 

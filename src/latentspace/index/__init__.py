@@ -1,4 +1,21 @@
-"""Vector indexes over FAISS, their persistence, and latent algebra on vectors."""
+"""Vector indexes over FAISS, their persistence, and latent algebra on vectors.
+
+base         the VectorIndex protocol, SearchParams and SearchResult
+exact        ExactIndex: the NumPy exact index every FAISS kind is tested against
+faiss_index  FaissIndex: flat, HNSW, IVF-Flat, IVF-PQ or any factory string
+flat         few-query searches: one OpenMP thread, BLAS over a flat index's rows
+managed      ManagedIndex: a live index that grows into a better kind and compacts
+spec         index kinds, their parameters (IndexSpec) and the ``auto`` planner
+cost         what exact search costs on this machine, so how far ``auto`` keeps it
+batcher      MicroBatcher: concurrent single-vector searches run as one FAISS call
+locks        a readers-writer lock, and a lock per key (per collection)
+persist      the on-disk format: generations of data files under a verified manifest
+recall       self-measured quality: how often an index finds what exact search finds
+hamming      HammingIndex: 64-bit perceptual hashes within a radius (multi-index hashing)
+algebra      latent algebra: weighted sums of terms, directions, centroids, slerp paths
+adapter      adapters between two models' spaces (procrustes, affine), fitted and measured
+fusion       fuse: several retrievers' ranked lists into one (rrf, weighted, relative)
+"""
 
 from __future__ import annotations
 

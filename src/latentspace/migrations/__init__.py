@@ -1,4 +1,11 @@
-"""Alembic migrations shipped inside the package, so an installed service upgrades itself."""
+"""Alembic migrations shipped inside the package, so an installed service upgrades itself.
+
+    env          Alembic's environment: runs migrations on the engine passed in, or on the URL
+    versions/    one revision per file, applied in order by Alembic
+
+``upgrade``, ``downgrade``, ``head_revision`` and ``current_revision`` drive them from here,
+without an alembic.ini.
+"""
 
 from __future__ import annotations
 

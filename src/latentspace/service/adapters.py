@@ -140,16 +140,16 @@ def map_term(
             raise InvalidInput(
                 f"the adapter from {model!r} knows no model to embed {name} with; send a vector"
             )
-        encoder = ctx.encoders.checked(stored.source_model, stored.source_fingerprint)
+        encoder = ctx.live.encoders.checked(stored.source_model, stored.source_fingerprint)
         limit = ctx.settings.limits
         if text is not None:
             source = embed_texts(
-                ctx.encoders, require_encoder(encoder, collection, "text"), [text], limit
+                ctx.live.encoders, require_encoder(encoder, collection, "text"), [text], limit
             )[0]
         elif image is not None:
             decoded = decode_checked(image, limit, name=f"{name} image")
             image_encoder = require_encoder(encoder, collection, "image")
-            source = ctx.encoders.encode_images(image_encoder, [decoded])[0]
+            source = ctx.live.encoders.encode_images(image_encoder, [decoded])[0]
         else:
             raise InvalidInput(f"{name}: model applies to text, image and vector terms only")
     mapped: np.ndarray = adapter.apply(source)[0]

@@ -17,11 +17,12 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from latentspace.errors import InvalidInput, NotFound
+from latentspace.live import Commit
+from latentspace.runner import ClaimedJob, JobOutcome
 from latentspace.service import collections
 from latentspace.service.classify import Classifier, Label, LabelSpec, build_classifier
 from latentspace.service.context import Context
 from latentspace.service.jobs import JobInfo, submit
-from latentspace.service.runner import ClaimedJob, JobOutcome
 from latentspace.store import jobs as jobs_repo
 from latentspace.store import lookups, oplog
 from latentspace.store import repository as repo
@@ -96,7 +97,7 @@ def _spec(params: dict[str, Any]) -> LabelSpec:
 
 
 def run(ctx: Context, job: ClaimedJob, should_stop: Callable[[], bool]) -> JobOutcome:
-    """The job's handler (see :class:`~latentspace.service.runner.JobRunner`): tag the
+    """The job's handler (see :class:`~latentspace.runner.JobRunner`): tag the
     items after the job's cursor, a batch per transaction, until none are left or it is
     asked to stop."""
     with ctx.sessions() as session:
@@ -132,7 +133,8 @@ def run(ctx: Context, job: ClaimedJob, should_stop: Callable[[], bool]) -> JobOu
                 session.rollback()
                 return "stopped"  # cancelled, or the collection is gone
             session.commit()
-        ctx.hits.forget(collection, changed)
+        with ctx.live.writing(collection):  # the metadata filters and hits show changed
+            ctx.live.committed(collection, Commit(stale=changed))
         if not rows:
             return "done"
     return "stopped"

@@ -181,7 +181,7 @@ def build_classifier(ctx: Context, collection: CollectionRow, spec: LabelSpec) -
     if text_labels:
         encoder = require_encoder(collections.encoder_of(ctx, collection), collection, "text")
         prompts = [t.replace("{}", name) for _, name in text_labels for t in spec.templates]
-        embedded = embed_texts(ctx.encoders, encoder, prompts, ctx.settings.limits)
+        embedded = embed_texts(ctx.live.encoders, encoder, prompts, ctx.settings.limits)
         per_label = l2_normalise(embedded, name="prompt vectors").reshape(
             len(text_labels), len(spec.templates), collection.dim
         )
@@ -265,4 +265,4 @@ def _image_vectors(ctx: Context, collection: CollectionRow, images: Sequence[byt
         total += image_pixels(data, name=f"image {i}", max_pixels=limit.max_image_pixels)
         limits.check(limit, "max_request_pixels", total, "pixels decoded by this request")
     decoded = [decode_checked(data, limit, name=f"image {i}") for i, data in enumerate(images)]
-    return ctx.encoders.encode_images(encoder, decoded)
+    return ctx.live.encoders.encode_images(encoder, decoded)

@@ -10,9 +10,9 @@ from latentspace.embedder import Encoder
 from latentspace.embedder.registry import canonical_spec
 from latentspace.errors import InvalidInput, Unavailable
 from latentspace.keyword import Analysis
+from latentspace.live.indexes import OpenReport
+from latentspace.live.keywords import analysis_of
 from latentspace.service.context import Context
-from latentspace.service.indexes import OpenReport
-from latentspace.service.keywords import analysis_of
 from latentspace.store import oplog
 from latentspace.store import repository as repo
 from latentspace.store.tables import CollectionRow
@@ -24,14 +24,12 @@ __all__ = [
     "create",
     "delete",
     "encoder_of",
-    "forget",
     "get",
     "index_sizes",
     "list_all",
     "list_stats",
     "raw_vectors_fingerprint",
     "rebuild",
-    "remodelled",
     "save",
     "stats",
 ]
@@ -64,17 +62,12 @@ class CollectionStats:
 
 def get(ctx: Context, name: str) -> CollectionRow:
     """The collection row (cached: a row changes only when a migration moves the collection
-    to another model, and then every process drops it, see :func:`remodelled`).
+    to another model, and then every process drops it, see ``LiveState.remodelled``).
 
     Raises:
         NotFound: no such collection.
     """
-    row = ctx.collections.get(name)
-    if row is None:
-        with ctx.sessions() as session:
-            row = repo.get_collection(session=session, name=name)
-        ctx.collections[name] = row
-    return row
+    return ctx.live.rows.get(name)
 
 
 def list_all(ctx: Context) -> list[CollectionRow]:
@@ -105,7 +98,7 @@ def create(
     """
     if model is not None:
         model = canonical_spec(model)  # a local path is stored absolute
-        encoder = ctx.encoders.get(model)
+        encoder = ctx.live.encoders.get(model)
         if dim is not None and dim != encoder.dim:
             raise InvalidInput(f"model {model!r} makes {encoder.dim}-d vectors, not {dim}")
         dim, fingerprint = encoder.dim, fingerprint or encoder.fingerprint
@@ -138,32 +131,11 @@ def checked_keyword(keyword: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def delete(ctx: Context, name: str) -> None:
-    """Delete a collection, its items and its index files."""
-    ctx.collections.pop(name, None)
+    """Delete a collection and its items; this process forgets everything it held of it
+    (index, keyword index, hits, hashes, map and their files)."""
     with ctx.sessions.begin() as session:
         row = repo.delete_collection(session=session, name=name)
-    forget(ctx, row)
-
-
-def forget(ctx: Context, row: CollectionRow) -> None:
-    """Drop what this process holds of a collection whose rows are gone: its cached row,
-    live indexes and their files, keyword index, hit cache and perceptual hashes."""
-    ctx.collections.pop(row.name, None)
-    ctx.indexes.drop(row)
-    ctx.keywords.drop(row)
-    ctx.hits.drop(row)
-    ctx.phashes.drop(row)
-
-
-def remodelled(ctx: Context, row: CollectionRow) -> None:
-    """Drop what this process holds of a collection's vectors once a migration moved it to
-    another model (``row`` is the old row): its cached row, live index and map. The index
-    files go too when this process writes them; the next use opens the new space."""
-    ctx.collections.pop(row.name, None)
-    ctx.indexes.drop(row, files=ctx.indexes.writes_files)
-    with ctx.maps.lock:
-        ctx.maps.fitted.pop(row.id, None)
-        ctx.maps.views.pop(row.id, None)
+    ctx.live.forget(row)
 
 
 def stats(ctx: Context, name: str, *, tolerate: bool = False) -> CollectionStats:
@@ -180,7 +152,7 @@ def stats(ctx: Context, name: str, *, tolerate: bool = False) -> CollectionStats
         manifest = oplog.get_manifest(session=session, collection=row)
     kind, params, recall, unavailable, exact_limit = "unavailable", {}, None, None, None
     try:
-        current = ctx.indexes.stats(row)
+        current = ctx.live.indexes.stats(row)
     except Unavailable as e:
         if not tolerate:
             raise
@@ -218,7 +190,7 @@ def index_sizes(ctx: Context) -> dict[str, tuple[int, str]]:
     out = {}
     for row in list_all(ctx):
         try:
-            current = ctx.indexes.stats(row)
+            current = ctx.live.indexes.stats(row)
         except Unavailable:
             continue  # readyz and the collection's own answers say why
         out[row.name] = (current.count, current.kind)
@@ -227,13 +199,13 @@ def index_sizes(ctx: Context) -> dict[str, tuple[int, str]]:
 
 def save(ctx: Context, name: str) -> CollectionStats:
     """Persist a collection's index now (it is also saved on shutdown); its stats after."""
-    ctx.indexes.save(get(ctx, name))
+    ctx.live.indexes.save(get(ctx, name))
     return stats(ctx, name)
 
 
 def rebuild(ctx: Context, name: str) -> tuple[OpenReport, CollectionStats]:
     """Rebuild a collection's index from the stored vectors (no re-encoding) and save it."""
-    report = ctx.indexes.rebuild(get(ctx, name))
+    report = ctx.live.indexes.rebuild(get(ctx, name))
     return report, stats(ctx, name)
 
 
@@ -246,4 +218,4 @@ def encoder_of(ctx: Context, collection: CollectionRow) -> Encoder | None:
     """
     if collection.model is None:
         return None
-    return ctx.encoders.checked(collection.model, collection.fingerprint)
+    return ctx.live.encoders.checked(collection.model, collection.fingerprint)

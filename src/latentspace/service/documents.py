@@ -14,9 +14,9 @@ from typing import Any
 
 from latentspace import limits
 from latentspace.embedder import Encoder, count_tokens, max_tokens
+from latentspace.embedder.chunking import chunk_text
 from latentspace.errors import InvalidInput, LatentspaceError, NotFound
 from latentspace.service import collections, items
-from latentspace.service.chunking import chunk_text
 from latentspace.service.context import Context
 from latentspace.service.encoders import require_encoder
 from latentspace.service.intake import NewItem

@@ -145,14 +145,14 @@ def find_clusters(
             near[p].update(members)
     phash = dict(zip(hashed_ids.tolist(), hashes.tolist(), strict=True))
     if rank(tier) >= rank("same_image") and hashed_ids.size:
-        found = ctx.phashes.search(collection, hashes.tolist(), cuts.hamming)
+        found = ctx.live.phashes.search(collection, hashes.tolist(), cuts.hamming)
         for item_id, hits in zip(hashed_ids.tolist(), found, strict=True):
             if item_id in position:
                 near[position[item_id]].update(position[o] for o, _ in hits if o in position)
     if tier == "similar" and collection.metric == "cosine":
         k = min(neighbors + 1, ids.size)
         for start in range(0, ids.size, _QUERY_BATCH):
-            result = ctx.indexes.search(collection, vectors[start : start + _QUERY_BATCH], k)
+            result = ctx.live.indexes.search(collection, vectors[start : start + _QUERY_BATCH], k)
             for r in range(result.ids.shape[0]):
                 near[start + r].update(
                     position[o] for o, s in result.hits(r) if s >= cuts.cosine and o in position

@@ -62,7 +62,7 @@ def encoder_for(ctx: Context, model: str) -> Encoder:
             f"model {model!r} is not served here; use one of {sorted(allowed)} "
             "(LATENTSPACE_EMBEDDING_MODELS lists more)"
         )
-    return ctx.encoders.get(spec)
+    return ctx.live.encoders.get(spec)
 
 
 def embed(
@@ -94,5 +94,5 @@ def embed(
             f"model {model!r} makes {encoder.dim}-d vectors; dimensions={dimensions} "
             "is not supported"
         )
-    vectors = embed_texts(ctx.encoders, encoder, strings, limit)
+    vectors = embed_texts(ctx.live.encoders, encoder, strings, limit)
     return Embedded(vectors, sum(count_tokens(encoder, t) for t in strings))

@@ -36,7 +36,7 @@ def readiness(ctx: Context) -> Readiness:
     unavailable = {}
     for row in rows:
         try:
-            ctx.indexes.open(row)
+            ctx.live.indexes.open(row)
         except Unavailable as e:
             unavailable[row.name] = str(e)
         if row.model in ctx.model_failures:

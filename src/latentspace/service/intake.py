@@ -232,7 +232,7 @@ def embed(
     for start in range(0, len(texts), batch):
         chunk = texts[start : start + batch]
         assert encoder is not None
-        vectors = ctx.encoders.encode_text(encoder, [p.item.text or "" for p in chunk])
+        vectors = ctx.live.encoders.encode_text(encoder, [p.item.text or "" for p in chunk])
         for p, v in zip(chunk, vectors, strict=True):
             p.vector = v
     if images:
@@ -286,7 +286,7 @@ def _embed_images(
             decoded = _decode_all(group, ctx.settings.limits, settings.decode_workers, results)
             if decoded:
                 pictures = [d.image for d in decoded if d.image is not None]
-                vectors = ctx.encoders.encode_images(encoder, pictures)
+                vectors = ctx.live.encoders.encode_images(encoder, pictures)
                 for d, v in zip(decoded, vectors, strict=True):
                     d.vector, d.image = v, None
             group, pixels = [], 0

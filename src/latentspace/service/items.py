@@ -18,10 +18,9 @@ from PIL import Image
 
 from latentspace import limits
 from latentspace.errors import InvalidInput, NotFound
+from latentspace.live import Commit, HitRow
 from latentspace.service import collections, tiers
 from latentspace.service.context import Context
-from latentspace.service.hits import HitRow
-from latentspace.service.indexes import CommittedWrite
 from latentspace.service.intake import (
     Duplicate,
     ItemResult,
@@ -238,7 +237,7 @@ def write(
         name=lambda i: f"item {items[i].external_id!r}",
     )
     vectors = {item.external_id: matrix[n] for n, item in enumerate(items)}
-    with ctx.indexes.writing(collection):
+    with ctx.live.writing(collection):
         with ctx.sessions.begin() as session:
             oplog.serialize(session=session, collection=collection)
             outcomes = repo.upsert_items(session=session, collection=collection, items=items)
@@ -246,13 +245,10 @@ def write(
         if not index:
             return outcomes
         upserts = {o.item_id: vectors[o.external_id] for o in outcomes if o.vector_changed}
-        ctx.indexes.apply(collection, CommittedWrite(seq, upserts=upserts))
-        ctx.hits.written(collection, _hit_rows(items, outcomes))
         by_id = {item.external_id: item for item in items}
-        ctx.phashes.written(
-            collection,
-            [(o.item_id, by_id[o.external_id].phash) for o in outcomes if o.vector_changed],
-        )
+        hashes = [(o.item_id, by_id[o.external_id].phash) for o in outcomes if o.vector_changed]
+        commit = Commit(seq, upserts=upserts, rows=_hit_rows(items, outcomes), phashes=hashes)
+        ctx.live.committed(collection, commit)
     return outcomes
 
 
@@ -276,16 +272,14 @@ def delete(ctx: Context, name: str, external_ids: Sequence[str]) -> int:
     for external_id in external_ids:
         limits.check_string(external_id, name="item id")
     collection = collections.get(ctx, name)
-    with ctx.indexes.writing(collection):
+    with ctx.live.writing(collection):
         with ctx.sessions.begin() as session:
             oplog.serialize(session=session, collection=collection)
             item_ids = repo.delete_items(
                 session=session, collection=collection, external_ids=external_ids
             )
             seq = oplog.last_seq(session=session, collection=collection)
-        ctx.indexes.apply(collection, CommittedWrite(seq, deletes=item_ids))
-        ctx.hits.forget(collection, item_ids)
-        ctx.phashes.forget(collection, item_ids)
+        ctx.live.committed(collection, Commit(seq, deletes=item_ids))
     return len(item_ids)
 
 
@@ -345,15 +339,14 @@ def update_metadata(ctx: Context, name: str, external_id: str, metadata: dict[st
     """
     limits.check_json(ctx.settings.limits, metadata, name="metadata")
     collection = collections.get(ctx, name)
-    with ctx.indexes.writing(collection):
+    with ctx.live.writing(collection):
         with ctx.sessions.begin() as session:
             oplog.serialize(session=session, collection=collection)
             row = repo.update_metadata(
                 session=session, collection=collection, external_id=external_id, metadata=metadata
             )
             seq = oplog.last_seq(session=session, collection=collection)
-        ctx.indexes.apply(collection, CommittedWrite(seq))  # no vector: the seq is applied
-        ctx.hits.forget(collection, [row.id])
+        ctx.live.committed(collection, Commit(seq, stale=[row.id]))  # no vector changed
     return row
 
 

@@ -1,6 +1,6 @@
 """Background jobs as the API shows them: create (queued), look up, list, cancel.
 
-The work itself runs on the context's :class:`~latentspace.service.runner.JobRunner`;
+The work itself runs on the context's :class:`~latentspace.runner.JobRunner`;
 each kind's handler lives in its use-case module (auto-tagging: ``service.autotag``).
 """
 

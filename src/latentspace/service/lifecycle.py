@@ -10,12 +10,12 @@ from sqlalchemy import Engine
 from latentspace import migrations
 from latentspace.datadir import DataDirLock
 from latentspace.errors import LatentspaceError, StoreError, Unavailable
+from latentspace.live import EncoderFactory, OpenReport
 from latentspace.service import autotag, collections, maps, migrate
 from latentspace.service.context import Context, build_context
-from latentspace.service.encoders import EncoderFactory
-from latentspace.service.indexes import OpenReport
 from latentspace.service.replica import Follower
 from latentspace.settings import Settings
+from latentspace.store.engine import reserve_collection_ids
 from latentspace.types import TimingHook
 
 __all__ = ["open_indexes", "start", "stop", "warm_encoders", "warm_hits"]
@@ -63,7 +63,7 @@ def start(
         lock.release()
         raise
     ctx.lock = lock
-    ctx.indexes.writes_files = lock.primary
+    ctx.live.writes_files = lock.primary
     if not lock.primary:
         logger.info("data directory %s is held by another process: replica", settings.data_dir)
     try:
@@ -87,6 +87,7 @@ def _prepare(ctx: Context, *, warm: bool) -> None:
             "the database schema is not up to date; run `latentspace db upgrade` "
             "or set LATENTSPACE_AUTO_MIGRATE=true"
         )
+    _reserve_folder_ids(ctx)
     for name, report in open_indexes(ctx).items():
         logger.info("collection %s: %s", name, report)
     if warm:
@@ -108,8 +109,24 @@ def _prepare(ctx: Context, *, warm: bool) -> None:
             maps.KIND: lambda job, stop: maps.run(ctx, job, stop),
             migrate.KIND: lambda job, stop: migrate.run(ctx, job, stop),
         },
-        resume=ctx.indexes.writes_files,
+        resume=ctx.live.writes_files,
     )
+
+
+def _reserve_folder_ids(ctx: Context) -> None:
+    # Index and map folders are named by collection id: an id a folder names is never
+    # handed to a new collection (a collection deleted before ids were kept unique may
+    # have left its map behind).
+    named = [
+        int(p.name)
+        for folder in ("indexes", "maps")
+        if (ctx.settings.data_dir / folder).is_dir()
+        for p in (ctx.settings.data_dir / folder).iterdir()
+        if p.name.isdigit()
+    ]
+    if named:
+        with ctx.sessions.begin() as session:
+            reserve_collection_ids(session=session, upto=max(named))
 
 
 def _orphan_index_folders(ctx: Context) -> list[str]:
@@ -131,7 +148,7 @@ def open_indexes(ctx: Context) -> dict[str, OpenReport]:
     reports = {}
     for collection in collections.list_all(ctx):
         try:
-            reports[collection.name] = ctx.indexes.open(collection)
+            reports[collection.name] = ctx.live.indexes.open(collection)
         except Unavailable as e:
             logger.error("%s", e)
     return reports
@@ -140,11 +157,11 @@ def open_indexes(ctx: Context) -> dict[str, OpenReport]:
 def warm_hits(ctx: Context) -> dict[str, int]:
     """Read every collection's hit rows into the hit cache, while its budget allows; how
     many rows each collection has there."""
-    held = {c.name: ctx.hits.warm(c) for c in collections.list_all(ctx)}
+    held = {c.name: ctx.live.hits.warm(c) for c in collections.list_all(ctx)}
     logger.info(
         "hit cache: %d rows, %.1f MiB (budget %d MiB)",
         sum(held.values()),
-        ctx.hits.used_bytes / 2**20,
+        ctx.live.hits.used_bytes / 2**20,
         ctx.settings.search.hit_cache_mb,
     )
     return held
@@ -161,7 +178,7 @@ def warm_encoders(ctx: Context) -> dict[str, str]:
         if spec is None:
             continue
         try:
-            ctx.encoders.checked(spec, fingerprint)
+            ctx.live.encoders.checked(spec, fingerprint)
         except LatentspaceError as e:
             logger.error("model %s of a collection cannot be loaded: %s", spec, e)
             failed[spec] = str(e)
@@ -178,7 +195,7 @@ def stop(ctx: Context, *, save: bool = True) -> None:
             ctx.follower = None
         ctx.jobs.stop()
         if save:
-            ctx.indexes.close(collections.list_all(ctx))
+            ctx.live.indexes.close(collections.list_all(ctx))
         ctx.engine.dispose()
     finally:
         if ctx.lock is not None:

@@ -18,23 +18,20 @@ from __future__ import annotations
 
 import logging
 import math
-import pickle
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from latentspace.atomic import atomic_write
 from latentspace.errors import InvalidInput, NotFound
+from latentspace.live.maps import Cluster, Fitted, MapView
+from latentspace.runner import ClaimedJob, JobOutcome
 from latentspace.service import collections
 from latentspace.service.classify import Label, build_classifier, label_spec
 from latentspace.service.context import Context
 from latentspace.service.jobs import JobInfo, submit
-from latentspace.service.mapstate import Cluster, Fitted, MapCache, MapView
-from latentspace.service.runner import ClaimedJob, JobOutcome
 from latentspace.store import jobs as jobs_repo
 from latentspace.store import oplog
 from latentspace.store import repository as repo
@@ -42,7 +39,7 @@ from latentspace.store.reads import live_texts
 from latentspace.store.tables import CollectionRow
 from latentspace.vectors import unit_rows
 
-__all__ = ["KIND", "UMAP_MINIMUM", "Cluster", "MapCache", "MapView", "run", "start", "view"]
+__all__ = ["KIND", "UMAP_MINIMUM", "Cluster", "MapView", "run", "start", "view"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +48,6 @@ MapMethod = Literal["auto", "umap", "pca"]
 # Fewer points than this are laid out by PCA under "auto": UMAP's neighbour graph needs
 # more points than neighbours, and on a handful of points it says little.
 UMAP_MINIMUM = 200
-_FILE = "map.pkl"
 
 
 def start(
@@ -109,10 +105,7 @@ def run(ctx: Context, job: ClaimedJob, should_stop: Callable[[], bool]) -> JobOu
     names = _names(ctx, collection, centroids, vocabulary, item_ids, unit)
     clusters = _summaries(centroids, unit, xy, cluster, ids, names)
     fitted = Fitted(MapView(seq, seq, method, ids, item_ids, xy, cluster, clusters), reducer)
-    atomic_write(_path(ctx, collection), pickle.dumps(fitted, protocol=pickle.HIGHEST_PROTOCOL))
-    with ctx.maps.lock:
-        ctx.maps.fitted[collection.id] = fitted
-        ctx.maps.views.pop(collection.id, None)
+    ctx.live.maps.keep_fitted(collection, fitted)
     with ctx.sessions.begin() as session:
         n = len(ids)
         jobs_repo.advance(session=session, job_id=job.id, done=n, total=n, cursor=0)
@@ -131,32 +124,19 @@ def view(ctx: Context, name: str) -> MapView:
     collection = collections.get(ctx, name)
     with ctx.sessions() as session:
         seq = oplog.last_seq(session=session, collection=collection)
-    with ctx.maps.lock:
-        cached = ctx.maps.views.get(collection.id)
-        if cached is not None and cached.seq == seq:
-            return cached
-        fitted = ctx.maps.fitted.get(collection.id) or _load(ctx, collection)
-        base = cached if cached is not None and cached.fitted_seq == fitted.view.seq else None
-    current = _extend(ctx, collection, fitted, base or fitted.view, seq)
-    with ctx.maps.lock:
-        ctx.maps.views[collection.id] = current
-    return current
-
-
-def _path(ctx: Context, collection: CollectionRow) -> Path:
-    return ctx.settings.data_dir / "maps" / str(collection.id) / _FILE
-
-
-def _load(ctx: Context, collection: CollectionRow) -> Fitted:
-    path = _path(ctx, collection)
-    if not path.is_file():
+    cached = ctx.live.maps.latest(collection)
+    if cached is not None and cached.seq == seq:
+        return cached
+    fitted = ctx.live.maps.fitted(collection)
+    if fitted is None:
         raise NotFound(
             f"collection {collection.name!r} has no map yet: POST /v1/collections/"
             f"{collection.name}/map fits one"
         )
-    fitted: Fitted = pickle.loads(path.read_bytes())  # our own file, written by run()
-    ctx.maps.fitted[collection.id] = fitted
-    return fitted
+    base = cached if cached is not None and cached.fitted_seq == fitted.view.seq else None
+    current = _extend(ctx, collection, fitted, base or fitted.view, seq)
+    ctx.live.maps.keep_latest(collection, current)
+    return current
 
 
 def _fit(unit: np.ndarray, method: str) -> tuple[str, Any, np.ndarray]:
@@ -268,7 +248,7 @@ def _extend(
     if new:
         unit = unit_rows(np.stack([stored[i] for i in new]))
         placed = np.asarray(fitted.reducer.transform(unit), dtype=np.float32).reshape(-1, 2)
-        near = ctx.indexes.search(collection, unit, 2)
+        near = ctx.live.indexes.search(collection, unit, 2)
         position = {int(i): n for n, i in enumerate(item_ids)}
         joined = []
         for n, item_id in enumerate(new):

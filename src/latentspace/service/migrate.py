@@ -36,13 +36,13 @@ from latentspace.embedder import Encoder, encode_image_files
 from latentspace.embedder.registry import canonical_spec
 from latentspace.errors import Conflict, InvalidInput
 from latentspace.index.adapter import AdapterChoice, AdapterFit, fit_adapter
+from latentspace.runner import ClaimedJob, JobOutcome
 from latentspace.service import collections, maps
 from latentspace.service import directions as directions_service
 from latentspace.service.context import Context
 from latentspace.service.intake import blob_path
 from latentspace.service.jobs import JobInfo, submit
 from latentspace.service.maps import MapMethod
-from latentspace.service.runner import ClaimedJob, JobOutcome
 from latentspace.store import directions as directions_repo
 from latentspace.store import jobs as jobs_repo
 from latentspace.store import migrate as migrate_repo
@@ -112,7 +112,7 @@ def start(
     if rank is not None and rank < 1:
         raise InvalidInput(f"rank must be at least 1, got {rank}")
     target = canonical_spec(model)
-    encoder = ctx.encoders.get(target)
+    encoder = ctx.live.encoders.get(target)
     if encoder.fingerprint == collection.fingerprint:
         raise Conflict(f"collection {name!r} already uses model {target!r} (same fingerprint)")
     with ctx.sessions.begin() as session:
@@ -203,7 +203,7 @@ class _Run:
         texts = [s for s in items if s.kind == "text" and s.text is not None]
         out = []
         if texts:
-            vectors = ctx.encoders.encode_text(self.encoder, [s.text or "" for s in texts])
+            vectors = ctx.live.encoders.encode_text(self.encoder, [s.text or "" for s in texts])
             out += [(s.id, s.sha256, v) for s, v in zip(texts, vectors, strict=True)]
         images = [s for s in items if s.kind == "image" and _has_original(ctx, s)]
         if images:
@@ -217,7 +217,7 @@ class _Run:
                     raise InvalidInput(f"item {images[position].id}: {error}") from error
                 for position, vector in zip(batch.positions, batch.vectors, strict=True):
                     out.append((images[position].id, images[position].sha256, vector))
-            ctx.encoders.on_timing("encode", "image", time.perf_counter() - started)
+            ctx.live.encoders.on_timing("encode", "image", time.perf_counter() - started)
         return out
 
     def stale(self) -> list[ItemSource]:
@@ -241,7 +241,7 @@ def run(ctx: Context, job: ClaimedJob, should_stop: Callable[[], bool]) -> JobOu
         return "done"  # swapped before a restart ended the job
     if collection.fingerprint != params["source_fingerprint"]:
         raise Conflict(f"collection {collection.name!r} moved to another model meanwhile")
-    encoder = ctx.encoders.checked(params["model"], params["fingerprint"])
+    encoder = ctx.live.encoders.checked(params["model"], params["fingerprint"])
     state = _Run(ctx, job, collection, encoder, params)
     batch = ctx.settings.migrate.batch
     done, total, cursor = job.done, job.total, job.cursor
@@ -321,7 +321,7 @@ def _fit(state: _Run) -> AdapterFit | None:
 
 def _swap(state: _Run, fitted: AdapterFit | None) -> None:
     ctx, collection, params = state.ctx, state.collection, state.params
-    with ctx.indexes.writing(collection), ctx.sessions.begin() as session:
+    with ctx.live.writing(collection), ctx.sessions.begin() as session:
         oplog.serialize(session=session, collection=collection)
         sources = migrate_repo.item_sources(session=session, collection=collection)
         pending = migrate_repo.pending_vectors(
@@ -355,7 +355,7 @@ def _swap(state: _Run, fitted: AdapterFit | None) -> None:
         directions, dropped = directions_service.in_new_space(
             session,
             collection,
-            lambda text: ctx.encoders.encode_text(state.encoder, [text])[0],
+            lambda text: ctx.live.encoders.encode_text(state.encoder, [text])[0],
             vectors,
             adapter,
         )
@@ -402,10 +402,9 @@ def _swap(state: _Run, fitted: AdapterFit | None) -> None:
                 fitted_on=fitted.fitted_on + fitted.held_out,
             )
     logger.info("collection %s: migrated to %s (%s)", collection.name, params["model"], result)
-    with ctx.maps.lock:
-        fitted_map = ctx.maps.fitted.get(collection.id)
-    collections.remodelled(ctx, collection)
-    ctx.indexes.open(collections.get(ctx, collection.name))  # built now, not by a search
+    fitted_map = ctx.live.maps.fitted(collection)
+    ctx.live.remodelled(collection)
+    ctx.live.indexes.open(collections.get(ctx, collection.name))  # built now, not by a search
     if fitted_map is not None:  # the new space gets a map of its own
         method: MapMethod = "pca" if fitted_map.view.method == "pca" else "auto"
         maps.start(ctx, collection.name, method=method)

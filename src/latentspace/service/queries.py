@@ -11,7 +11,7 @@ import numpy as np
 from latentspace.index import SearchParams
 from latentspace.index.algebra import Term, TermContribution
 from latentspace.index.base import Predicate
-from latentspace.service.fusion import Fusion, LegScore
+from latentspace.index.fusion import Fusion, LegScore
 from latentspace.service.terms import QueryTerm
 from latentspace.store.tables import CollectionRow
 

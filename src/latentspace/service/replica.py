@@ -4,10 +4,10 @@ Any process may write to SQL (a second worker on the same data directory, anothe
 the same PostgreSQL). A process applies its own writes at once; what others committed it
 learns from the oplog, which a :class:`Follower` reads every ``cluster.poll_ms`` (and, on
 PostgreSQL, as soon as a write commits: it listens for the writes' ``NOTIFY``): the open
-indexes replay the rows after the sequence they applied (the hit cache and the perceptual
-hashes drop what they held of those items), collections deleted elsewhere are forgotten,
-collections migrated elsewhere to another model are reopened in the new space,
-and a replica whose data-directory holder is gone takes the lock over. The keyword legs and
+indexes replay the rows after the sequence they applied (and the other live views re-read
+what they held of those items), collections deleted elsewhere are forgotten, collections
+migrated elsewhere to another model are reopened in the new space, and a replica whose
+data-directory holder is gone takes the lock over. The keyword legs and
 maps read the oplog themselves on each use.
 
 Read-your-writes: every write answers its oplog sequence; a search that passes it as
@@ -38,10 +38,10 @@ logger = logging.getLogger(__name__)
 def applied_seq(ctx: Context, collection: CollectionRow) -> int:
     """The newest oplog sequence of the collection this process has applied (its writes
     answer it: a search passing it as ``min_seq`` sees them)."""
-    seq = ctx.indexes.applied_seq(collection)
+    seq = ctx.live.indexes.applied_seq(collection)
     if seq is None:
-        ctx.indexes.open(collection)
-        seq = ctx.indexes.applied_seq(collection) or 0
+        ctx.live.indexes.open(collection)
+        seq = ctx.live.indexes.applied_seq(collection) or 0
     return seq
 
 
@@ -59,7 +59,7 @@ def reach(ctx: Context, collection: CollectionRow, min_seq: int) -> None:
         Unavailable: not applied within ``cluster.consistency_timeout`` (an index that is
             still opening, or a long write holding it).
     """
-    seq = ctx.indexes.applied_seq(collection)
+    seq = ctx.live.indexes.applied_seq(collection)
     if seq is not None and seq >= min_seq:
         return
     with ctx.sessions() as session:
@@ -72,13 +72,13 @@ def reach(ctx: Context, collection: CollectionRow, min_seq: int) -> None:
         )
     timeout = ctx.settings.cluster.consistency_timeout
     if seq is None:
-        ctx.indexes.open(collection)  # opening reads everything SQL has committed
-    elif ctx.indexes.catch_up(collection, timeout=timeout) is None:
+        ctx.live.indexes.open(collection)  # opening reads everything SQL has committed
+    elif ctx.live.indexes.catch_up(collection, timeout=timeout) is None:
         raise Unavailable(
             f"collection {collection.name!r} did not reach oplog {min_seq} within "
             f"{timeout:g} s (LATENTSPACE_CLUSTER__CONSISTENCY_TIMEOUT); retry"
         )
-    reached = ctx.indexes.applied_seq(collection) or 0
+    reached = ctx.live.indexes.applied_seq(collection) or 0
     if reached < min_seq:  # pragma: no cover - SQL said it was committed
         raise Unavailable(f"collection {collection.name!r} is at oplog {reached}, not {min_seq}")
 
@@ -133,43 +133,38 @@ class Follower:
         return self._stop.wait(max(0.0, deadline - time.monotonic()))
 
     def poll(self) -> int:
-        """One round: forget collections deleted elsewhere, catch every open index up, take
-        the data directory over if its holder is gone; how many oplog rows were applied."""
+        """One round: forget collections deleted elsewhere, drop the old space of those
+        migrated elsewhere, catch every open index up, take the data directory over if its
+        holder is gone; how many oplog rows were applied."""
         ctx = self._ctx
         rows = {row.id: row for row in collections.list_all(ctx)}
-        for name, cached in list(ctx.collections.items()):
-            if cached.id not in rows:
-                ctx.collections.pop(name, None)
-            elif rows[cached.id].fingerprint != cached.fingerprint:
-                collections.remodelled(ctx, cached)  # migrated by another process
+        held = {row.id: row for row in ctx.live.rows.held()}
+        for collection_id in ctx.live.indexes.open_ids():
+            held.setdefault(
+                collection_id, CollectionRow(id=collection_id, name=f"#{collection_id}")
+            )
+        for collection_id, row in held.items():
+            current = rows.get(collection_id)
+            if current is None:
+                ctx.live.forget(row)
+                logger.info("collection %s was deleted by another process", row.name)
+            elif row.fingerprint is not None and current.fingerprint != row.fingerprint:
+                ctx.live.remodelled(row)  # migrated by another process
         applied = 0
-        for collection_id in ctx.indexes.open_ids():
-            row = rows.get(collection_id)
-            if row is None:
-                self._forget(collection_id)
-                continue
-            seq = ctx.indexes.applied_seq(row)
+        for collection_id in ctx.live.indexes.open_ids():
+            row = rows[collection_id]
+            seq = ctx.live.indexes.applied_seq(row)
             with ctx.sessions() as session:
                 newest = oplog.last_seq(session=session, collection=row)
             if seq is not None and newest > seq:
-                applied += ctx.indexes.catch_up(row) or 0
+                applied += ctx.live.indexes.catch_up(row) or 0
         self._promote()
         return applied
-
-    def _forget(self, collection_id: int) -> None:
-        # Deleted by another process (which removed its files if it held them).
-        ctx = self._ctx
-        row = CollectionRow(id=collection_id, name=f"#{collection_id}")
-        ctx.indexes.drop(row, files=False)
-        ctx.keywords.drop(row)
-        ctx.hits.drop(row)
-        ctx.phashes.drop(row)
-        logger.info("collection %d was deleted by another process; forgotten", collection_id)
 
     def _promote(self) -> None:
         lock = self._ctx.lock
         if lock is not None and not lock.primary and lock.try_promote():
-            self._ctx.indexes.writes_files = True
+            self._ctx.live.writes_files = True
             logger.warning(
                 "the process holding %s is gone: this one now writes the index files",
                 lock.path.parent,

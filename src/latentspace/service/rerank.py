@@ -43,7 +43,7 @@ class Reranked:
 
 def models(ctx: Context) -> list[str]:
     """The model names :func:`rerank` accepts: cross-encoders, then embedding models."""
-    return [*ctx.rerankers.specs, *embeddings.models(ctx)]
+    return [*ctx.live.rerankers.specs, *embeddings.models(ctx)]
 
 
 def rerank(
@@ -66,13 +66,13 @@ def rerank(
     limits.check_text(limit, query, name="query")
     for i, text in enumerate(documents):
         limits.check_text(limit, text, name=f"document {i}")
-    if model in ctx.rerankers.specs:
-        scorer = ctx.rerankers.get(model)
+    if model in ctx.live.rerankers.specs:
+        scorer = ctx.live.rerankers.get(model)
         scores = scorer.score(query, documents)
         tokens = scorer.count_tokens(query, documents)
     else:
         encoder = embeddings.encoder_for(ctx, model)
-        vectors = embed_texts(ctx.encoders, encoder, [query, *documents], limit)
+        vectors = embed_texts(ctx.live.encoders, encoder, [query, *documents], limit)
         scores = (1.0 + np.clip(vectors[1:] @ vectors[0], -1.0, 1.0)) / 2.0
         tokens = sum(count_tokens(encoder, t) for t in [query, *documents])
     order = sorted(range(len(documents)), key=lambda i: (-float(scores[i]), i))

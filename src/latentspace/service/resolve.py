@@ -17,10 +17,9 @@ from typing import Any
 
 from latentspace import limits
 from latentspace.errors import InvalidInput
+from latentspace.live import Commit, HitRow
 from latentspace.service import collections
 from latentspace.service.context import Context
-from latentspace.service.hits import HitRow
-from latentspace.service.indexes import CommittedWrite
 from latentspace.store import dedup, oplog
 from latentspace.store import repository as repo
 from latentspace.store.tables import ItemRow, as_utc, utcnow
@@ -97,7 +96,7 @@ def resolve(
     if merge_metadata and not keep:
         raise InvalidInput("merge_metadata needs at least one item to keep")
     collection = collections.get(ctx, name)
-    with ctx.indexes.writing(collection):
+    with ctx.live.writing(collection):
         with ctx.sessions.begin() as session:
             oplog.serialize(session=session, collection=collection)
             rows = dedup.live_rows(
@@ -111,9 +110,7 @@ def resolve(
             when = dedup.trash(session=session, collection=collection, rows=gone)
             seq = oplog.last_seq(session=session, collection=collection)
             trashed_ids, kept_ids = [r.id for r in gone], [r.id for r in kept]
-        ctx.indexes.apply(collection, CommittedWrite(seq, deletes=trashed_ids))
-        ctx.hits.forget(collection, [*trashed_ids, *kept_ids])
-        ctx.phashes.forget(collection, trashed_ids)
+        ctx.live.committed(collection, Commit(seq, deletes=trashed_ids, stale=kept_ids))
     return Resolution(list(keep), list(trash), _stamp(when + _retention(ctx)))
 
 
@@ -173,7 +170,7 @@ def restore(ctx: Context, name: str, external_ids: Sequence[str]) -> list[str]:
     if not external_ids:
         raise InvalidInput("ids names no item to restore")
     collection = collections.get(ctx, name)
-    with ctx.indexes.writing(collection):
+    with ctx.live.writing(collection):
         with ctx.sessions.begin() as session:
             oplog.serialize(session=session, collection=collection)
             rows = dedup.restore(
@@ -191,7 +188,5 @@ def restore(ctx: Context, name: str, external_ids: Sequence[str]) -> list[str]:
                 for r in rows
             ]
             hashes = [(r.id, r.phash) for r in rows]
-        ctx.indexes.apply(collection, CommittedWrite(seq, upserts=vectors))
-        ctx.hits.written(collection, hits)
-        ctx.phashes.written(collection, hashes)
+        ctx.live.committed(collection, Commit(seq, upserts=vectors, rows=hits, phashes=hashes))
     return list(external_ids)

@@ -30,11 +30,11 @@ from latentspace.errors import InvalidInput
 from latentspace.index import SearchParams
 from latentspace.index.algebra import combine, explain, slerp_path
 from latentspace.index.base import Predicate
+from latentspace.index.fusion import Candidate, Fusion, Leg, LegScore
+from latentspace.index.fusion import fuse as fuse_legs
 from latentspace.service import collections, replica
 from latentspace.service import rerank as reranking
 from latentspace.service.context import Context
-from latentspace.service.fusion import Candidate, Fusion, Leg, LegScore
-from latentspace.service.fusion import fuse as fuse_legs
 from latentspace.service.queries import (
     Hit,
     KeywordLeg,
@@ -214,7 +214,7 @@ def retrieve(ctx: Context, plan: Plan) -> list[Leg]:
     own_min = None if plan.fused else plan.min_score
     legs = []
     if plan.vector is not None:
-        result = ctx.indexes.search(
+        result = ctx.live.indexes.search(
             plan.collection,
             plan.vector[None, :],
             plan.depth,
@@ -225,7 +225,7 @@ def retrieve(ctx: Context, plan: Plan) -> list[Leg]:
         )
         legs.append(Leg("vector", tuple(Candidate(i, s) for i, s in result.hits(0))))
     for keyword in plan.keywords:
-        found = ctx.keywords.search(
+        found = ctx.live.keywords.search(
             plan.collection,
             keyword.query,
             plan.depth,
@@ -253,7 +253,7 @@ def rerank(ctx: Context, plan: Plan, candidates: list[Candidate]) -> list[Candid
         return candidates
     kept = [c for c in candidates if c.item_id not in plan.exclude]
     head, tail = kept[: plan.rerank.candidates], kept[plan.rerank.candidates :]
-    rows = ctx.hits.rows(plan.collection, [c.item_id for c in head])
+    rows = ctx.live.hits.rows(plan.collection, [c.item_id for c in head])
     texts = [(c, rows[c.item_id].text) for c in head if c.item_id in rows]
     scored = [(c, t) for c, t in texts if t]
     if not scored:
@@ -285,7 +285,7 @@ def hydrate(ctx: Context, plan: Plan, candidates: list[Candidate]) -> list[Hit]:
     """The candidates' rows from the hit cache (one SQL read of those it lacks; their
     vectors in another, when asked for); candidates no longer live are dropped."""
     ids = [c.item_id for c in candidates]
-    rows = ctx.hits.rows(plan.collection, ids)
+    rows = ctx.live.hits.rows(plan.collection, ids)
     vectors: dict[int, np.ndarray] = {}
     if plan.with_vectors and ids:
         with ctx.sessions() as session:
@@ -335,8 +335,8 @@ def at_once(ctx: Context, name: str) -> bool:
     collection is known and its index open in this process, and no write to it is under
     way. A hint for callers that would rather block briefly than hand the search to a
     thread; a write may still begin before the search does."""
-    row = ctx.collections.get(name)
-    return row is not None and ctx.indexes.ready(row)
+    row = ctx.live.rows.peek(name)
+    return row is not None and ctx.live.indexes.ready(row)
 
 
 def search_vector(

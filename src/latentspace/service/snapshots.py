@@ -13,7 +13,6 @@ after the commit, as for any collection that has no saved index.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import logging
 import os
@@ -27,10 +26,10 @@ from latentspace.migrations import head_revision
 from latentspace.service import collections
 from latentspace.service.collections import CollectionStats
 from latentspace.service.context import Context
-from latentspace.service.snapshot_file import Snapshot, read_snapshot, write_snapshot
 from latentspace.store import migrate as migrate_repo
 from latentspace.store import repository as repo
 from latentspace.store.directions import list_directions
+from latentspace.store.snapshot_file import Snapshot, read_snapshot, write_snapshot
 from latentspace.store.snapshots import insert_restored, iter_snapshot_items
 from latentspace.store.tables import AdapterRow, CollectionRow, as_utc, utcnow
 
@@ -64,7 +63,7 @@ def take(ctx: Context, name: str, out: Path) -> dict[str, object]:
     collection = collections.get(ctx, name)
     with tempfile.TemporaryDirectory(dir=scratch_dir(ctx)) as tmp:
         parts = Path(tmp)
-        with ctx.indexes.writing(collection):
+        with ctx.live.writing(collection):
             counts = _write_parts(ctx, collection, parts)
         # Assembled beside its destination and renamed into place: a crash leaves no
         # half-written snapshot under the final name.
@@ -170,12 +169,6 @@ def restore(
     target = name or snapshot.collection["name"]
     _check_model(ctx, snapshot)
     old: CollectionRow | None = None
-    if replace:
-        # SQLite may give the new collection the old one's id, and index files are kept by
-        # id: what this process holds of the old one goes first (a search meanwhile rebuilds
-        # it from SQL), and again once the new one has committed.
-        with contextlib.suppress(NotFound):
-            collections.forget(ctx, collections.get(ctx, target))
     with ctx.sessions.begin() as session:
         if replace:
             try:
@@ -202,9 +195,8 @@ def restore(
             now=utcnow(),
         )
         migrate_repo.insert_adapters(session=session, collection=row, adapters=snapshot.adapters)
-    ctx.collections.pop(target, None)
     if old is not None:
-        collections.forget(ctx, old)
+        ctx.live.forget(old)
     logger.info(
         "collection %s restored: %d items, %d directions",
         target,
@@ -265,7 +257,7 @@ def _check_model(ctx: Context, snapshot: Snapshot) -> None:
     if model is None:
         return
     try:
-        encoder = ctx.encoders.get(model)
+        encoder = ctx.live.encoders.get(model)
     except EncoderError:
         logger.warning("restoring a collection of model %s, which this server cannot load", model)
         return

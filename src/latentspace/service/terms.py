@@ -13,10 +13,10 @@ import numpy as np
 from latentspace import limits
 from latentspace.errors import InvalidInput
 from latentspace.index.algebra import Term
+from latentspace.index.fusion import DEFAULT_KEYWORD_WEIGHT
 from latentspace.service import adapters, collections
 from latentspace.service.context import Context
 from latentspace.service.encoders import decode_checked, embed_texts, require_encoder
-from latentspace.service.fusion import DEFAULT_KEYWORD_WEIGHT
 from latentspace.store import directions as directions_repo
 from latentspace.store import repository as repo
 from latentspace.store.tables import CollectionRow
@@ -104,13 +104,13 @@ def resolve_terms(
     texts = [(i, t.text) for i, t in enumerate(terms) if t.text is not None and i not in vectors]
     if texts:
         text_encoder = require_encoder(encoder, collection, "text")
-        embedded = embed_texts(ctx.encoders, text_encoder, [t for _, t in texts], limit)
+        embedded = embed_texts(ctx.live.encoders, text_encoder, [t for _, t in texts], limit)
         vectors.update({i: embedded[row] for row, (i, _) in enumerate(texts)})
     images = [(i, t.image) for i, t in enumerate(terms) if t.image is not None and i not in vectors]
     if images:
         image_encoder = require_encoder(encoder, collection, "image")
         decoded = [decode_checked(data, limit, name=name(i, "image")) for i, data in images]
-        embedded = ctx.encoders.encode_images(image_encoder, decoded)
+        embedded = ctx.live.encoders.encode_images(image_encoder, decoded)
         vectors.update({i: embedded[row] for row, (i, _) in enumerate(images)})
     for i, term in enumerate(terms):
         for named in (term.item, term.direction):

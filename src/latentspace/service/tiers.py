@@ -160,7 +160,7 @@ def stored_findings(
     found: list[set[int]] = [{i for i, _ in same.get(c.sha256, [])} for c in candidates]
     imaged = [n for n, c in enumerate(candidates) if c.phash is not None]
     if imaged:
-        near = ctx.phashes.search(
+        near = ctx.live.phashes.search(
             collection, [candidates[n].phash or 0 for n in imaged], cuts.hamming
         )
         for n, hits in zip(imaged, near, strict=True):
@@ -168,7 +168,7 @@ def stored_findings(
     unit = unit_rows(np.stack([c.vector for c in candidates]))
     if collection.metric == "cosine":
         probe = SearchParams(ef_search=max(_PROBE_EF, k + _SPARE))
-        result = ctx.indexes.search(collection, unit, k + _SPARE, params=probe)
+        result = ctx.live.indexes.search(collection, unit, k + _SPARE, params=probe)
         for n in range(len(candidates)):
             found[n].update(item_id for item_id, score in result.hits(n) if score >= cuts.cosine)
     wanted = sorted(set().union(*found))

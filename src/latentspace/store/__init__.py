@@ -1,4 +1,21 @@
-"""The SQL store: tables, repository functions, the metadata filter DSL, engines."""
+"""The SQL store: tables, repository functions, the metadata filter DSL, engines.
+
+tables        SQLAlchemy 2 tables: collections, items, vectors, oplog, jobs, adapters, ...
+engine        make_engine, make_session_factory: durability settings, statement deadlines
+repository    repository functions for collections, items and vectors (caller commits)
+bulk          bulk writes of item rows: one prepared statement per table, driver executemany
+reads         what searches read: the rows hits show, texts for the keyword index
+lookups       lookups by content hash, document and position (duplicates, listing)
+filters       the metadata filter DSL, compiled to SQL with bound parameters only
+oplog         the oplog and index manifests: what each collection's index must hold
+notify        OplogListener: wakes replicas at once on PostgreSQL (``LISTEN``)
+directions    named directions: put, get, list, delete
+dedup         the duplicate tiers and the trash (soft deletion, restore)
+jobs          background jobs, changed only by conditional updates
+migrate       model migration in SQL: pending vectors, the swap, fitted adapters
+snapshots     the SQL side of snapshots: live items out page by page, a restore in
+snapshot_file the snapshot file: one tar, ``manifest.json`` first; read_snapshot checks all
+"""
 
 from __future__ import annotations
 

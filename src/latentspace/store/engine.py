@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from latentspace.errors import QueryTimeout
 
-__all__ = ["make_engine", "make_session_factory", "statement_deadline"]
+__all__ = ["make_engine", "make_session_factory", "reserve_collection_ids", "statement_deadline"]
 
 # SQLite calls the progress handler every this many virtual-machine instructions.
 _PROGRESS_STEPS = 10_000
@@ -80,3 +80,26 @@ def statement_deadline(session: Session, seconds: float | None) -> Iterator[None
     finally:
         if raw is not None:
             raw.set_progress_handler(None, 0)
+
+
+def reserve_collection_ids(*, session: Session, upto: int) -> None:
+    """Never hand out a collection id up to ``upto`` (ids that files still name): the id
+    counter (SQLite's AUTOINCREMENT sequence, PostgreSQL's serial sequence) moves past it."""
+    if upto <= 0:
+        return
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(  # the table has no key: add the row only where there is none
+            text(
+                "INSERT INTO sqlite_sequence (name, seq) SELECT 'collections', 0 WHERE NOT "
+                "EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'collections')"
+            )
+        )
+        session.execute(
+            text("UPDATE sqlite_sequence SET seq = max(seq, :n) WHERE name = 'collections'"),
+            {"n": upto},
+        )
+        return
+    sequence = session.execute(text("SELECT pg_get_serial_sequence('collections', 'id')")).scalar()
+    last = session.execute(text(f"SELECT last_value FROM {sequence}")).scalar()  # PG's own name
+    if last is None or last < upto:
+        session.execute(text("SELECT setval(CAST(:s AS regclass), :n)"), {"s": sequence, "n": upto})

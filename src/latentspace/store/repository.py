@@ -1,4 +1,8 @@
-"""Repository functions: every SQL read and write latentspace makes, ``session`` keyword-only.
+"""The core repository functions, ``session`` keyword-only: collections (create, get, list,
+delete), items (upsert, get, patch, delete, by id), their stored vectors,
+live counts and the filter DSL's id lists. The other ``store`` modules hold the rest of the
+SQL by concern (``reads``, ``lookups``, ``oplog``, ``dedup``, ``jobs``, ``directions``,
+``migrate``, ``snapshots``).
 
 Writes only add to the session; the caller commits, so one batch is one transaction: item
 rows, vector rows and oplog rows become visible together or not at all, before any index is

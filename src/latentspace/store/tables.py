@@ -61,6 +61,9 @@ class CollectionRow(Base):
     """A collection: one encoder, one dim, one index, for life."""
 
     __tablename__ = "collections"
+    # Ids are never reused (SQLite would hand out a deleted row's id again): what is kept
+    # by collection id, in files or in another process's memory, never outlives its row.
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)

@@ -1,34 +1,30 @@
-"""Zero-shot classification, auto-tagging jobs, and every background job's progress."""
+"""Zero-shot classification and the auto-tagging job (its progress: ``routes/jobs``)."""
 
 from __future__ import annotations
 
 import time
-from typing import Annotated
 
-from fastapi import APIRouter, Path, Response, status
+from fastapi import APIRouter, Response, status
 
 from latentspace.api.convert import decode_base64, job_public
 from latentspace.api.deps import AdminDep, AuthorizedRoute, ReadDep, ServiceDep
-from latentspace.api.errors import CONFLICT, NOT_FOUND
+from latentspace.api.errors import NOT_FOUND
 from latentspace.api.schemas import (
     AutotagRequest,
     Classified,
     ClassifyRequest,
     ClassifyResult,
-    JobList,
     JobPublic,
     LabelIn,
     LabelProbability,
 )
-from latentspace.service import autotag, classify, jobs
+from latentspace.service import autotag, classify
 from latentspace.service.classify import Label, LabelSpec
 from latentspace.service.context import Context
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["classify"], route_class=AuthorizedRoute, responses=NOT_FOUND)
-
-JobId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The job's id.")]
 
 
 def _spec(
@@ -96,28 +92,3 @@ def start_autotag(
     )
     response.headers["Location"] = f"/v1/jobs/{info.id}"
     return job_public(info)
-
-
-@router.get("/v1/collections/{name}/jobs", dependencies=[ReadDep], summary="List jobs")
-def list_jobs(name: str, ctx: ServiceDep) -> JobList:
-    """The collection's background jobs, newest first."""
-    return JobList(jobs=[job_public(j) for j in jobs.list_all(ctx, name)])
-
-
-@router.get("/v1/jobs/{job_id}", dependencies=[ReadDep], summary="A job's state and progress")
-def getjob_public(job_id: JobId, ctx: ServiceDep) -> JobPublic:
-    """State (queued, running, done, failed or cancelled) and progress (``done`` of
-    ``total`` items) of a background job."""
-    return job_public(jobs.get(ctx, job_id))
-
-
-@router.post(
-    "/v1/jobs/{job_id}/cancel",
-    dependencies=[AdminDep],
-    summary="Cancel a job",
-    responses=CONFLICT,
-)
-def canceljob_public(job_id: JobId, ctx: ServiceDep) -> JobPublic:
-    """Cancel a queued or running job: a running one stops before its next batch, and what
-    it wrote stays. 409 when the job is already done or failed."""
-    return job_public(jobs.cancel(ctx, job_id))

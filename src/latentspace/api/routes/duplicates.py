@@ -92,7 +92,9 @@ def find_duplicates(
 
 
 @router.post("/check", dependencies=[ReadDep], summary="Is this content already stored?")
-def check(name: str, body: DuplicateCheckRequest, ctx: ServiceDep) -> DuplicateCheckResult:
+def check_duplicate(
+    name: str, body: DuplicateCheckRequest, ctx: ServiceDep
+) -> DuplicateCheckResult:
     """Compare a candidate (not stored) with the collection: the stored items it would
     duplicate, strongest tier first, each with its evidence."""
     term = QueryTerm(

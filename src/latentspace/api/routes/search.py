@@ -157,7 +157,7 @@ def search_image(
 
 
 @router.post("/path", dependencies=[ReadDep], summary="Walk from one term to another (slerp)")
-def path(name: str, body: PathRequest, ctx: ServiceDep) -> PathResult:
+def walk_path(name: str, body: PathRequest, ctx: ServiceDep) -> PathResult:
     """``steps`` points on the great circle between the two terms; at each, the nearest
     item not used by an earlier step (the "morph" walk)."""
     steps = search.walk_path(

@@ -1,4 +1,16 @@
-"""Request and response bodies of the v1 API (``*Create`` in, ``*Public`` out), by resource."""
+"""Request and response bodies of the v1 API (``*Create`` in, ``*Public`` out), by resource.
+
+common       shared pieces: Problem (the error shape), names, includes, StrictModel
+collections  CollectionCreate, CollectionPublic, IndexInfo, keyword settings, snapshots
+items        upsert batches (ItemsUpsert, VectorsUpsert), statuses, ItemPublic, hash lookups
+search       SearchRequest (terms, composite queries, fusion, rerank), hits, directions,
+             paths
+documents    RAG documents: ChunkSpec, DocumentCreate, per-document statuses
+duplicates   duplicate clusters, the check of a candidate, resolution, the trash
+classify     zero-shot classification, auto-tagging jobs, JobPublic (a job's progress)
+maps         MapRequest (the job that fits a map), MapPublic (what reading it returns)
+migrate      MigrateRequest (the job that moves a collection to another model), adapters
+"""
 
 from __future__ import annotations
 

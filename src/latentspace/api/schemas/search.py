@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from latentspace.api.schemas.common import DEFAULT_INCLUDE, NAME_PATTERN, Include, StrictModel
-from latentspace.service.fusion import DEFAULT_FUSION, DEFAULT_FUSION_DEPTH, DEFAULT_RRF_K
+from latentspace.index.fusion import DEFAULT_FUSION, DEFAULT_FUSION_DEPTH, DEFAULT_RRF_K
 
 _B64_VECTOR_CHARS = 4 * (65_536 * 4 + 2) // 3  # base64 of the most float32 a list may hold
 

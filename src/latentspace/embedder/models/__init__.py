@@ -1,4 +1,11 @@
-"""The bundled tiny-shapes model: its data generator, training script and shipped weights."""
+"""The bundled tiny-shapes model: its data generator, training script and shipped weights.
+
+shapes             seeded generator of coloured-shape images with captions (the data)
+train_tiny_shapes  trains the tiny-shapes CLIP from scratch and writes its folder
+evaluate           measure_tiny_shapes: the model card's metrics on held-out draws
+tiny_shapes/       the shipped ``tiny-shapes`` weights, config and model card
+tiny_shapes_b/     ``tiny-shapes-b``: the same recipe, another seed (for migrations)
+"""
 
 from __future__ import annotations
 

@@ -54,7 +54,7 @@ _PART_ADDED_IN = {"adapters.jsonl": "0005"}
 # Schema revisions a version-1 snapshot may have been taken at, oldest first; the last is
 # the migrations' head (a test holds them together). Item columns added since a revision
 # are absent from its snapshots and restore as null.
-READABLE_REVISIONS = ("0001", "0002", "0003", "0004", "0005")
+READABLE_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006")
 _ADDED_IN = {"phash": "0004", "pixels": "0004", "size_bytes": "0004"}
 _MANIFEST_BYTES = 1 << 20
 _KINDS = ("text", "image", "vector")

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from latentspace.errors import InvalidInput
-from latentspace.service.runner import ClaimedJob, JobOutcome, JobRunner
+from latentspace.runner import ClaimedJob, JobOutcome, JobRunner
 from latentspace.store import jobs as jobs_repo
 from latentspace.store.engine import make_engine, make_session_factory
 from latentspace.store.tables import Base, CollectionRow, JobRow

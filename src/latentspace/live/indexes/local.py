@@ -22,9 +22,10 @@ from latentspace.index.batcher import MicroBatcher
 from latentspace.index.cost import ExactLimits
 from latentspace.index.locks import KeyedLocks
 from latentspace.index.spec import buildable
-from latentspace.service.indexes import setup
-from latentspace.service.indexes.base import CommittedWrite, IndexStats, OpenReport
-from latentspace.service.indexes.tail import Tail, replay
+from latentspace.live.commit import Commit
+from latentspace.live.indexes import setup
+from latentspace.live.indexes.base import IndexStats, OpenReport
+from latentspace.live.indexes.tail import Tail, replay
 from latentspace.settings import IndexSettings
 from latentspace.store import oplog
 from latentspace.store import repository as repo
@@ -169,11 +170,6 @@ class LocalIndexes:
         report = OpenReport("rebuilt", reason=f"exact search from SQL: {reason}")
         return _Live(self._managed(collection, index), sql_seq, report, collection.fingerprint)
 
-    def unavailable(self) -> dict[int, str]:
-        """Collections (by id) that cannot serve, and why."""
-        with self._lock:
-            return dict(self._failed)
-
     # -- opening -------------------------------------------------------------------------
     def _managed(self, collection: CollectionRow, index: FaissIndex) -> ManagedIndex:
         def source() -> list[tuple[np.ndarray, np.ndarray]]:
@@ -266,27 +262,28 @@ class LocalIndexes:
         return _Live(self._managed(collection, index), sql_seq, report, collection.fingerprint)
 
     # -- writes, rebuilds and saving -----------------------------------------------------
-    def apply(self, collection: CollectionRow, write: CommittedWrite) -> None:
-        """Apply committed changes up to oplog ``write.seq`` (caller holds :meth:`writing`).
+    def committed(self, collection: CollectionRow, commit: Commit) -> None:
+        """Apply committed changes up to oplog ``commit.seq`` (caller holds :meth:`writing`).
 
-        Rows before ``write.seq`` that another process committed since the index last read
-        the oplog are replayed from SQL too, so the index never skips a foreign write.
+        Rows before ``commit.seq`` that another process committed since the index last read
+        the oplog are replayed from SQL too, so the index never skips a foreign commit.
         """
         live = self._get(collection)
         before = live.applied_seq
         try:
-            if write.deletes:
-                live.index.remove(np.asarray(write.deletes, dtype=np.int64))
-            if write.upserts:
-                keys = np.fromiter(write.upserts, dtype=np.int64, count=len(write.upserts))
-                live.index.add(keys, np.stack([write.upserts[k] for k in keys.tolist()]))
-            if write.seq > before:
-                self._follow(collection, live, before, write.seq, [*write.upserts, *write.deletes])
+            if commit.deletes:
+                live.index.remove(np.asarray(commit.deletes, dtype=np.int64))
+            if commit.upserts:
+                keys = np.fromiter(commit.upserts, dtype=np.int64, count=len(commit.upserts))
+                live.index.add(keys, np.stack([commit.upserts[k] for k in keys.tolist()]))
+            if commit.seq > before:
+                mine = [*commit.upserts, *commit.deletes]
+                self._follow(collection, live, before, commit.seq, mine)
         except Exception as e:  # the rows are committed: the index must absorb them anyway
-            fresh = self._exact(collection, f"applying oplog {write.seq} failed: {e!r}")
+            fresh = self._exact(collection, f"applying oplog {commit.seq} failed: {e!r}")
             with self._lock:
                 self._live[collection.id] = live = fresh
-        live.applied_seq = max(live.applied_seq, write.seq)
+        live.applied_seq = max(live.applied_seq, commit.seq)
 
     def catch_up(self, collection: CollectionRow, *, timeout: float | None = None) -> int | None:
         """Apply what other processes committed since the index last read the oplog; the
@@ -381,10 +378,14 @@ class LocalIndexes:
             if collection.id in self._live:
                 self.save(collection)
 
-    def drop(self, collection: CollectionRow, *, files: bool = True) -> None:
-        """Forget a deleted collection's index and (unless not ``files``) remove its files."""
-        self._forget(collection.id)
+    def forget(self, collection: CollectionRow, *, files: bool) -> None:
+        """Forget a deleted collection's index and (when ``files``) remove its files."""
+        self.remodelled(collection, files=files)
         self._locks.forget(collection.id)
+
+    def remodelled(self, collection: CollectionRow, *, files: bool) -> None:
+        """Drop the index of the old space (its files too when ``files``)."""
+        self._forget(collection.id)
         if files:
             shutil.rmtree(self.directory(collection), ignore_errors=True)
 

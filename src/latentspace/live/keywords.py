@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from latentspace.index.locks import KeyedLocks
 from latentspace.keyword import Analysis, KeywordHits, KeywordIndex
 from latentspace.keyword.bm25 import Predicate
+from latentspace.live.commit import Commit
 from latentspace.store import oplog
 from latentspace.store import reads as texts_repo
 from latentspace.store.tables import CollectionRow
@@ -82,8 +83,17 @@ class KeywordIndexes:
         """The ``k`` best items of the collection for ``query`` (see ``KeywordIndex``)."""
         return self.current(collection).search(query, k, allow=allow, predicate=predicate)
 
-    def drop(self, collection: CollectionRow) -> None:
-        """Forget a deleted collection's index."""
+    def committed(self, collection: CollectionRow, commit: Commit) -> None:
+        """Nothing to do now: the next keyword search replays the oplog (see the module)."""
+        del collection, commit
+
+    def forget(self, collection: CollectionRow, *, files: bool) -> None:
+        """Drop a collection's index (it has no files)."""
+        del files
         with self._lock:
             self._live.pop(collection.id, None)
         self._locks.forget(collection.id)
+
+    def remodelled(self, collection: CollectionRow, *, files: bool) -> None:
+        """Nothing to do: a migration changes no text."""
+        del collection, files

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from latentspace.errors import InvalidInput
-from latentspace.service.fusion import Candidate, Fusion, Leg, fuse
+from latentspace.index.fusion import Candidate, Fusion, Leg, fuse
 
 VECTOR = Leg("vector", (Candidate(1, 0.9), Candidate(2, 0.8), Candidate(3, 0.5)))
 KEYWORD = Leg("keyword", (Candidate(3, 12.0), Candidate(4, 6.0)), weight=0.5)

@@ -1,16 +1,18 @@
 """Sharded search on Ray Serve: the live indexes as ``shards`` Serve deployments.
 
-Items are sharded by id (``item_id % shards``); each shard (:class:`~latentspace.cluster.
-shards.Shard`) holds its share of every collection and keeps it current from the SQL
-oplog. A search goes to every shard with the same allow-list, each answers its best
-``offset + k``, and the merge keeps the best ``offset + k`` of all: the exact top of the
-union, so an exact index gives the unsharded answer. Broad filters (a post-filter predicate
-that needs this process's database) are applied here, after the merge, asking the shards
-for more candidates until enough pass or none are left. A write is applied by asking every
-shard to catch up to its sequence before the write returns (read-your-writes).
+Items are sharded by id (``item_id % shards``); each shard
+(:class:`~latentspace.live.indexes.shards.Shard`) holds its share of every collection and
+keeps it current from the SQL oplog. A search goes to every shard with the same allow-list,
+each answers its best ``offset + k``, and the merge keeps the best ``offset + k`` of all:
+the exact top of the union, so an exact index gives the unsharded answer. Broad filters (a
+post-filter predicate that needs this process's database) are applied here, after the merge,
+asking the shards for more candidates until enough pass or none are left. A write is applied
+by asking every shard to catch up to its sequence before the write returns
+(read-your-writes).
 
-Turned on by ``LATENTSPACE_CLUSTER__SHARDS`` (> 0) with ``LATENTSPACE_CLUSTER__RAY_ADDRESS``;
-several API processes on one database share the same deployments (by name).
+Turned on by ``LATENTSPACE_CLUSTER__SHARDS`` (> 0) with
+``LATENTSPACE_CLUSTER__RAY_ADDRESS``; several API processes on one database share the same
+deployments (by name).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from latentspace.index import SearchResult
 from latentspace.index.base import SearchOptions
 from latentspace.index.locks import KeyedLocks
 from latentspace.index.spec import EXACT_LIMIT
-from latentspace.service.indexes.base import CommittedWrite, IndexStats, OpenReport
+from latentspace.live.commit import Commit
+from latentspace.live.indexes.base import IndexStats, OpenReport
 from latentspace.settings import Settings
 from latentspace.store.tables import CollectionRow
 
@@ -36,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 
 class RayShardedIndexes:
-    """The :class:`~latentspace.service.indexes.LiveIndexes` of Ray Serve shards."""
+    """The :class:`~latentspace.live.indexes.LiveIndexes` of Ray Serve shards."""
 
     writes_files = False  # the shards read SQL; there are no index files
 
@@ -44,7 +47,7 @@ class RayShardedIndexes:
         import ray
         from ray import serve
 
-        from latentspace.cluster.shards import Shard
+        from latentspace.live.indexes.shards import Shard
 
         cluster = settings.cluster
         if not ray.is_initialized():
@@ -83,9 +86,9 @@ class RayShardedIndexes:
         with self._locks.of(collection.id):
             yield
 
-    def apply(self, collection: CollectionRow, write: CommittedWrite) -> None:
-        """Every shard catches up to ``write.seq`` (each applies its share from SQL)."""
-        self._caught_up(collection, write.seq)
+    def committed(self, collection: CollectionRow, commit: Commit) -> None:
+        """Every shard catches up to ``commit.seq`` (each applies its share from SQL)."""
+        self._caught_up(collection, commit.seq)
 
     def catch_up(self, collection: CollectionRow, *, timeout: float | None = None) -> int | None:
         """Every shard applies what was committed; how far they all are."""
@@ -152,10 +155,15 @@ class RayShardedIndexes:
             on_gpu=False,
         )
 
-    def drop(self, collection: CollectionRow, *, files: bool = True) -> None:
-        """Every shard forgets the collection."""
+    def forget(self, collection: CollectionRow, *, files: bool) -> None:
+        """Every shard forgets the collection (shards keep no files)."""
+        del files
         self._all("drop", collection.id)
         self._applied.pop(collection.id, None)
+
+    def remodelled(self, collection: CollectionRow, *, files: bool) -> None:
+        """Every shard drops its share of the old space; the next use reads the new one."""
+        self.forget(collection, files=files)
 
     def close(self, collections: list[CollectionRow]) -> None:
         """Nothing to save; the deployments stay up for other API processes."""

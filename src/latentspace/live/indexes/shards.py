@@ -2,8 +2,8 @@
 
 A shard holds, per collection, the items whose id falls to it (``item_id % shards ==
 shard``), read from SQL when first asked and kept current by the oplog like any replica
-(:mod:`latentspace.service.indexes.tail`). It runs as a Ray Serve deployment
-(:mod:`latentspace.cluster.sharded` deploys and calls it) but is a plain class, so it is
+(:mod:`latentspace.live.indexes.tail`). It runs as a Ray Serve deployment
+(:mod:`latentspace.live.indexes.sharded` deploys and calls it) but is a plain class, so it is
 also tested and usable without Ray.
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 from latentspace.errors import NotFound
 from latentspace.index import FaissIndex, IndexSpec, SearchParams, plan_index
 from latentspace.index.spec import buildable
-from latentspace.service.indexes.tail import Tail, replay
+from latentspace.live.indexes.tail import Tail, replay
 from latentspace.store import oplog
 from latentspace.store import repository as repo
 from latentspace.store.engine import make_engine, make_session_factory

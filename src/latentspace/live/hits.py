@@ -1,10 +1,11 @@
 """What search results show of each item, kept in memory so a search reads no SQL for it.
 
 A search hydrates its page of hits (external id, metadata, text, uri, document id, sha256)
-from this cache; only the rows it lacks are read from SQL, in one query, and kept. Writes
-through the service put the rows they committed, deletes forget theirs, so a search that
-follows a write shows it. A server fills the cache with every collection's rows at start-up
-(:meth:`HitCache.warm`), up to a memory budget; past it the least recently shown rows go.
+from this cache; only the rows it lacks are read from SQL, in one query, and kept. Every
+commit puts the rows it wrote and drops those it deleted or left stale
+(:meth:`HitCache.committed`), so a search that follows a write shows it. A server fills the
+cache with every collection's rows at start-up (:meth:`HitCache.warm`), up to a memory
+budget; past it the least recently shown rows go.
 
 A search that misses reads SQL outside the cache's lock, so a write can commit and update
 the cache while that read is under way. Every change bumps the collection's generation, and
@@ -14,67 +15,18 @@ older than one a write put there.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from latentspace.live.commit import Commit, HitRow
 from latentspace.store import reads
 from latentspace.store.tables import CollectionRow
 
-__all__ = ["HitCache", "HitRow"]
-
-# Bytes a row holds beyond its strings' characters: the object, its int id, its slot in the
-# cache, the string headers and the 64-character sha256 (tracemalloc over 100k rows: 390).
-_ROW_OVERHEAD = 390
-
-
-@dataclass(frozen=True, slots=True)
-class HitRow:
-    """The fields a hit shows of one live item; the metadata as JSON text, so each hit
-    decodes a fresh dict and no caller can change the cached one."""
-
-    id: int
-    external_id: str
-    metadata_json: str
-    text: str | None
-    uri: str | None
-    document_id: str | None
-    sha256: str
-
-    @classmethod
-    def of(
-        cls,
-        item_id: int,
-        external_id: str,
-        metadata: dict[str, Any],
-        text: str | None,
-        uri: str | None,
-        document_id: str | None,
-        sha256: str,
-    ) -> HitRow:
-        """A row from its fields, the metadata a JSON object."""
-        encoded = (
-            json.dumps(metadata, separators=(",", ":"), ensure_ascii=False) if metadata else "{}"
-        )
-        return cls(item_id, external_id, encoded, text, uri, document_id, sha256)
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        """The metadata, decoded afresh."""
-        if self.metadata_json == "{}":
-            return {}
-        decoded: dict[str, Any] = json.loads(self.metadata_json)
-        return decoded
-
-    def size(self) -> int:
-        """A rough count of the bytes the row holds in memory."""
-        strings = (self.external_id, self.metadata_json, self.text, self.uri, self.document_id)
-        return _ROW_OVERHEAD + sum(len(s) for s in strings if s is not None)
+__all__ = ["HitCache", "HitRow"]  # HitRow is defined in live.commit
 
 
 class _Rows:
@@ -133,29 +85,28 @@ class HitCache:
                 self._keep(cached, read)
         return found
 
-    def written(self, collection: CollectionRow, rows: Iterable[HitRow]) -> None:
-        """Rows a write has committed (call after the commit)."""
+    def committed(self, collection: CollectionRow, commit: Commit) -> None:
+        """Drop the rows of items a commit deleted or left stale; keep the rows it wrote."""
         with self._lock:
             cached = self._of(collection)
             cached.generation += 1
-            self._keep(cached, list(rows))
-
-    def forget(self, collection: CollectionRow, item_ids: Iterable[int]) -> None:
-        """Items a write has deleted or changed (call after the commit)."""
-        with self._lock:
-            cached = self._of(collection)
-            cached.generation += 1
-            for item_id in item_ids:
+            for item_id in (*commit.deletes, *commit.stale):
                 row = cached.rows.pop(item_id, None)
                 if row is not None:
                     self._used -= row.size()
+            self._keep(cached, list(commit.rows))
 
-    def drop(self, collection: CollectionRow) -> None:
-        """Forget a deleted collection."""
+    def forget(self, collection: CollectionRow, *, files: bool) -> None:
+        """Drop a collection's rows (it has no files)."""
+        del files
         with self._lock:
             cached = self._collections.pop(collection.id, None)
             if cached is not None:
                 self._used -= sum(row.size() for row in cached.rows.values())
+
+    def remodelled(self, collection: CollectionRow, *, files: bool) -> None:
+        """Nothing to do: a migration changes no field a hit shows."""
+        del collection, files
 
     def warm(self, collection: CollectionRow) -> int:
         """Read the collection's live rows into the cache while the budget allows (once);

@@ -2,18 +2,20 @@
 
 One :class:`~latentspace.index.hamming.HammingIndex` per collection, built from SQL the
 first time the collection is asked about and then kept current by every write and delete
-after its commit. Building holds the lock through the SQL read, so a write committed
-before the read is in it, and one committed after is applied to it: nothing is missed.
+after its commit (:meth:`PhashIndexes.committed`). Building holds the lock through the SQL
+read, so a write committed before the read is in it, and one committed after is applied to
+it: nothing is missed.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from latentspace.index.hamming import HammingIndex
+from latentspace.live.commit import Commit
 from latentspace.store import dedup
 from latentspace.store.tables import CollectionRow
 
@@ -36,41 +38,34 @@ class PhashIndexes:
         with self._lock:
             return self._of(collection).search(hashes, radius)
 
-    def written(self, collection: CollectionRow, hashes: Iterable[tuple[int, int | None]]) -> None:
-        """``(item id, hash or None)`` of items a write committed (None: no longer an image)."""
+    def committed(self, collection: CollectionRow, commit: Commit) -> None:
+        """Apply a commit's deletes and hashes; re-read the hashes of its stale items."""
         with self._lock:
             index = self._indexes.get(collection.id)
             if index is None:
                 return  # not built yet: the build reads the committed rows
-            pairs = list(hashes)
-            index.remove([i for i, h in pairs if h is None])
+            pairs = list(commit.phashes)
+            index.remove([*commit.deletes, *(i for i, h in pairs if h is None)])
             kept = [(i, h) for i, h in pairs if h is not None]
             index.add([i for i, _ in kept], [h for _, h in kept])
+            if commit.stale:
+                stale = sorted(commit.stale)
+                with self._sessions() as session:
+                    ids, hashes = dedup.live_phashes(
+                        session=session, collection=collection, item_ids=stale
+                    )
+                index.remove(stale)
+                index.add(ids.tolist(), hashes.tolist())
 
-    def refresh(self, collection: CollectionRow, item_ids: Sequence[int]) -> None:
-        """Re-read the hashes of items another process changed."""
-        with self._lock:
-            index = self._indexes.get(collection.id)
-            if index is None:
-                return
-            with self._sessions() as session:
-                ids, hashes = dedup.live_phashes(
-                    session=session, collection=collection, item_ids=item_ids
-                )
-            index.remove(list(item_ids))
-            index.add(ids.tolist(), hashes.tolist())
-
-    def forget(self, collection: CollectionRow, item_ids: Sequence[int]) -> None:
-        """Items a delete (or a trash) committed."""
-        with self._lock:
-            index = self._indexes.get(collection.id)
-            if index is not None:
-                index.remove(item_ids)
-
-    def drop(self, collection: CollectionRow) -> None:
-        """Forget a deleted collection."""
+    def forget(self, collection: CollectionRow, *, files: bool) -> None:
+        """Drop a collection's index (it has no files)."""
+        del files
         with self._lock:
             self._indexes.pop(collection.id, None)
+
+    def remodelled(self, collection: CollectionRow, *, files: bool) -> None:
+        """Nothing to do: a migration changes no image."""
+        del collection, files
 
     def _of(self, collection: CollectionRow) -> HammingIndex:
         index = self._indexes.get(collection.id)

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, Unpack
 
 import numpy as np
 
 from latentspace.index import SearchResult
 from latentspace.index.base import SearchOptions
+from latentspace.live.commit import Commit
 from latentspace.store.tables import CollectionRow
 
-__all__ = ["CommittedWrite", "IndexStats", "LiveIndexes", "OpenReport"]
+__all__ = ["IndexStats", "LiveIndexes", "OpenReport"]
 
 
 @dataclass(frozen=True)
@@ -22,15 +23,6 @@ class OpenReport:
     action: str
     replayed: int = 0
     reason: str = ""
-
-
-@dataclass(frozen=True)
-class CommittedWrite:
-    """Changes one SQL transaction committed, up to oplog sequence ``seq``."""
-
-    seq: int
-    upserts: dict[int, np.ndarray] = field(default_factory=dict)
-    deletes: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -59,10 +51,11 @@ class LiveIndexes(Protocol):
         """Bring the collection's index up to date with SQL (once); how that went."""
 
     def writing(self, collection: CollectionRow) -> AbstractContextManager[None]:
-        """Held around a write's SQL commit and its :meth:`apply`, so they keep seq order."""
+        """Held around a write's SQL commit and its :meth:`committed`, so they keep seq
+        order."""
 
-    def apply(self, collection: CollectionRow, write: CommittedWrite) -> None:
-        """Apply a committed write (the caller holds :meth:`writing`)."""
+    def committed(self, collection: CollectionRow, commit: Commit) -> None:
+        """Apply a commit's vectors (the caller holds :meth:`writing`)."""
 
     def ready(self, collection: CollectionRow) -> bool:
         """Whether a search would run at once: the index is open and no write to it is
@@ -96,8 +89,12 @@ class LiveIndexes(Protocol):
     def open_ids(self) -> list[int]:
         """Ids of the collections whose index is open in this process."""
 
-    def drop(self, collection: CollectionRow, *, files: bool = True) -> None:
+    def forget(self, collection: CollectionRow, *, files: bool) -> None:
         """Forget a deleted collection's index and (when ``files``) remove its files."""
+
+    def remodelled(self, collection: CollectionRow, *, files: bool) -> None:
+        """Drop an index whose vectors are in the collection's old space (and its files
+        when ``files``); the next use opens the new space."""
 
     def close(self, collections: list[CollectionRow]) -> None:
         """Save every open index (shutdown)."""

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine, event
 
+from latentspace.live import Commit, HitCache, HitRow
 from latentspace.service import Context, collections, lifecycle
 from latentspace.service import items as item_service
-from latentspace.service.hits import HitCache, HitRow
 from latentspace.service.search import search_vector
 from latentspace.settings import Settings
 from latentspace.store import reads
@@ -90,7 +90,7 @@ def test_warm_cache_searches_read_no_sql(
     lifecycle.stop(first)
     opened.remove(first)
     space = start(engine, tmp_path / "data", opened)  # a restart: warmed from SQL
-    assert space.hits.used_bytes > 0
+    assert space.live.hits.used_bytes > 0
     search_vector(space, "c", x[0], k=1)  # the collection's row, read once and kept
     with statements(engine) as seen:
         hits = [search_vector(space, "c", v, k=10) for v in x[:20]]
@@ -106,7 +106,7 @@ def test_off_reads_sql_every_search(engine: Engine, tmp_path: Path, opened: list
         assert search_vector(space, "c", x[7], k=3)[0].id == "v7"
         assert search_vector(space, "c", x[7], k=3)[0].id == "v7"
     assert sum("FROM items" in s for s in seen) == 2
-    assert space.hits.used_bytes == 0
+    assert space.live.hits.used_bytes == 0
 
 
 def test_budget_keeps_the_most_recently_shown(
@@ -137,7 +137,8 @@ def test_a_read_that_races_a_write_is_not_kept(
 
     def slow_read(**kwargs: object) -> object:
         rows = hit_rows(**kwargs)  # the old row is read; then a write commits and lands
-        cache.written(collection, [HitRow.of(1, "v0", {"n": "new"}, None, None, None, "s")])
+        row = HitRow.of(1, "v0", {"n": "new"}, None, None, None, "s")
+        cache.committed(collection, Commit(rows=[row]))
         return rows
 
     monkeypatch.setattr(reads, "hit_rows", slow_read)

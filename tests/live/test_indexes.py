@@ -1,4 +1,6 @@
-"""SIGKILL the writer at random points of an ingest; every acknowledged item must survive.
+"""Live indexes across restarts and crashes: a restart loads the saved index, replays the
+oplog past it, or rebuilds a damaged or foreign one; a writer SIGKILLed at random points of
+an ingest loses no acknowledged item, and its index matches SQL.
 
 The kill point is a random count of acknowledged batches: the writer is then already
 writing the next one (or deleting, or saving), so each round kills it mid-write.
@@ -14,8 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.fixtures import DIM, items, reopen, vectors
 
-from latentspace.service import collections, lifecycle
+from latentspace.service import Context, collections, lifecycle
+from latentspace.service import items as item_service
 from latentspace.service.search import search_vector
 from latentspace.settings import Settings
 from latentspace.store import repository as repo
@@ -49,6 +53,52 @@ while True:
         collections.save(space, "ingest")
     n += 25
 """
+
+
+def test_restart_loads_the_saved_index(space: Context, opened: list[Context]) -> None:
+    collections.create(space, "c", dim=DIM, index="flat")
+    item_service.write(space, "c", items(vectors(50)))
+    lifecycle.stop(space)
+    again = reopen(space, opened)
+    report = lifecycle.open_indexes(again)["c"]
+    assert report.action == "loaded"
+    assert collections.stats(again, "c").count == 50
+
+
+def test_restart_without_save_replays_the_oplog(space: Context, opened: list[Context]) -> None:
+    collections.create(space, "c", dim=DIM, index="hnsw")
+    item_service.write(space, "c", items(vectors(50)))
+    collections.save(space, "c")
+    item_service.write(space, "c", items(vectors(20, seed=3), start=50))
+    item_service.delete(space, "c", ["v0", "v1"])
+    # no close(): as if the process died here
+    again = reopen(space, opened)
+    report = lifecycle.open_indexes(again)["c"]
+    assert report.action == "replayed"
+    assert report.replayed == 22
+    assert collections.stats(again, "c").count == 68
+    assert search_vector(again, "c", vectors(20, seed=3)[7], k=1)[0].id == "v57"
+
+
+@pytest.mark.parametrize("damage", ["truncate", "fingerprint"])
+def test_damaged_or_foreign_index_is_rebuilt(
+    space: Context, damage: str, opened: list[Context]
+) -> None:
+    collections.create(space, "c", dim=DIM, index="flat")
+    item_service.write(space, "c", items(vectors(40)))
+    lifecycle.stop(space)
+    directory = space.live.indexes.directory(collections.get(space, "c"))
+    if damage == "truncate":
+        (path,) = directory.glob("index.*.faiss")
+        path.write_bytes(path.read_bytes()[:100])
+    else:
+        manifest = directory / "manifest.json"
+        manifest.write_text(manifest.read_text().replace('"fingerprint": "', '"fingerprint": "0'))
+    again = reopen(space, opened)
+    report = lifecycle.open_indexes(again)["c"]
+    assert report.action == "rebuilt"
+    assert collections.stats(again, "c").count == 40
+    assert search_vector(again, "c", vectors(40)[3], k=1)[0].id == "v3"
 
 
 @pytest.mark.slow
@@ -91,7 +141,7 @@ def test_sigkill_during_ingest_loses_no_acknowledged_item(tmp_path: Path) -> Non
         space = lifecycle.start(Settings(data_dir=tmp_path))
         try:
             collection = collections.get(space, "ingest")
-            index = space.indexes.index(collection)
+            index = space.live.indexes.index(collection)
             with space.sessions() as session:
                 live = repo.count_live(session=session, collection=collection)
                 for external_id in sorted(acked - deleted)[::37]:

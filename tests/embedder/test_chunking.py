@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from latentspace.embedder import count_words
+from latentspace.embedder.chunking import chunk_text
 from latentspace.errors import InvalidInput
-from latentspace.service.chunking import chunk_text
 
 TEXT = (
     "The red square sat still. A blue circle rolled past it! Did the green triangle see? "

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
-from tests.store.test_service import DIM, vectors
+from tests.fixtures import DIM, vectors
 
 from latentspace.errors import InvalidInput
 from latentspace.service import Context, collections, lifecycle

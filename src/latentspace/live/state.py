@@ -1,0 +1,141 @@
+"""The one owner of what a process keeps per collection.
+
+Every view a process holds of a collection (its live vector index, keyword index, hit
+rows, perceptual hashes, map and collection row) is registered once with a
+:class:`LiveState` and hears three calls, each made in one place:
+
+- :meth:`LiveState.committed` after a write's SQL transaction committed (under
+  :meth:`LiveState.writing`, so views see commits in oplog order); what other processes
+  commit reaches the views the same way, as the index replays it from the oplog;
+- :meth:`LiveState.forget` once a collection's rows are gone (deleted, replaced, restored
+  over): nothing of it survives in this process, and collection ids are never reused, so
+  nothing keyed by an id can be served to a later collection;
+- :meth:`LiveState.remodelled` once a migration moved it to another model's space.
+
+Use-cases read views through the owner (``ctx.live.hits.rows(...)``) and never change one
+by hand: a new view is one more :meth:`LiveState.register`, not a new write site.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from latentspace.live.commit import Commit, View
+from latentspace.live.crossencoders import CrossEncoderPool
+from latentspace.live.encoders import EncoderFactory, EncoderPool
+from latentspace.live.hits import HitCache
+from latentspace.live.indexes import LiveIndexes, LocalIndexes
+from latentspace.live.keywords import KeywordIndexes
+from latentspace.live.maps import MapViews
+from latentspace.live.phashes import PhashIndexes
+from latentspace.live.rows import CollectionRows
+from latentspace.settings import Settings
+from latentspace.store.tables import CollectionRow
+from latentspace.types import TimingHook
+
+__all__ = ["LiveState"]
+
+logger = logging.getLogger(__name__)
+
+
+class LiveState:
+    """What this process keeps per collection, behind one object.
+
+    Args:
+        settings: everything configurable.
+        sessions: the SQL session factory the views read from.
+        encoder_factory: builds an encoder from a spec (tests inject fakes).
+        on_timing: called with ``(what, label, seconds)`` after each encode and search.
+
+    Raises:
+        VectorIndexError: the settings ask for a GPU that is not there.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        *,
+        encoder_factory: EncoderFactory | None = None,
+        on_timing: TimingHook | None = None,
+    ) -> None:
+        self.indexes: LiveIndexes
+        if settings.cluster.shards:
+            from latentspace.live.indexes.sharded import RayShardedIndexes  # imports Ray
+
+            self.indexes = RayShardedIndexes(settings)
+        else:
+            self.indexes = LocalIndexes(
+                data_dir=settings.data_dir,
+                sessions=sessions,
+                settings=settings.index,
+                micro_batch=settings.search.micro_batch,
+                on_timing=on_timing,
+                on_changed=self._changed_elsewhere,
+            )
+        self.rows = CollectionRows(sessions)
+        self.keywords = KeywordIndexes(sessions)
+        self.hits = HitCache(sessions, budget_bytes=settings.search.hit_cache_mb * 2**20)
+        self.phashes = PhashIndexes(sessions)
+        self.maps = MapViews(settings.data_dir)
+        self.encoders = EncoderPool(settings.encoder, factory=encoder_factory, on_timing=on_timing)
+        self.rerankers = CrossEncoderPool(
+            [s.strip() for s in settings.rerank_models.split(",") if s.strip()],
+            device=None if settings.encoder.device == "auto" else settings.encoder.device,
+        )
+        self._views: list[View] = []
+        for view in (self.indexes, self.rows, self.keywords, self.hits, self.phashes, self.maps):
+            self.register(view)
+
+    def register(self, view: View) -> None:
+        """Add a view: from now on it hears every commit, forget and remodel (once)."""
+        if any(v is view for v in self._views):
+            raise ValueError(f"{type(view).__name__} is registered already")
+        self._views.append(view)
+
+    @property
+    def writes_files(self) -> bool:
+        """Whether this process writes the data directory's files (a replica sharing the
+        directory with the process that does only reads them)."""
+        return self.indexes.writes_files
+
+    @writes_files.setter
+    def writes_files(self, value: bool) -> None:
+        self.indexes.writes_files = value
+
+    @contextmanager
+    def writing(self, collection: CollectionRow) -> Iterator[None]:
+        """Held around a write's SQL commit and its :meth:`committed`, so that every view
+        hears the collection's commits in oplog order."""
+        with self.indexes.writing(collection):
+            yield
+
+    def committed(self, collection: CollectionRow, commit: Commit) -> None:
+        """Tell every view what a transaction committed (the caller holds :meth:`writing`)."""
+        for view in self._views:
+            view.committed(collection, commit)
+
+    def forget(self, collection: CollectionRow) -> None:
+        """Drop everything this process holds of a collection whose rows are gone, and its
+        files when this process writes them."""
+        for view in self._views:
+            view.forget(collection, files=self.writes_files)
+        logger.info("collection %s (id %d): forgotten", collection.name, collection.id)
+
+    def remodelled(self, collection: CollectionRow) -> None:
+        """Drop what depends on a collection's old model space (``collection`` is the old
+        row); the next use opens the new one."""
+        for view in self._views:
+            view.remodelled(collection, files=self.writes_files)
+
+    def _changed_elsewhere(self, collection: CollectionRow, item_ids: frozenset[int]) -> None:
+        # The index replayed other processes' writes of these items: the other views read
+        # what they hold of them again.
+        commit = Commit(stale=sorted(item_ids))
+        for view in self._views:
+            if view is not self.indexes:
+                view.committed(collection, commit)
