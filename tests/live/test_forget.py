@@ -1,6 +1,6 @@
 """A collection that is gone leaves nothing behind in any view of any process, and one
-recreated under its name inherits nothing: not its vectors, hits, keywords, hashes, map or
-row, and not its id (SQLite would hand the newest deleted id out again without
+recreated under its name inherits nothing: not its vectors, hits, keywords, payload index,
+hashes, map or row, and not its id (SQLite would hand the newest deleted id out again without
 AUTOINCREMENT, and everything kept by id would then be served to the newcomer).
 
 Each view is asked about the gone collection's id directly (a stub row with that id), so
@@ -64,6 +64,7 @@ def touch_every_view(space: Context, name: str, x: np.ndarray, seed: int) -> Col
     assert search_vector(space, name, x[0], k=1)[0].metadata == {"seed": seed}
     assert space.live.keywords.search(row, f"w{seed}", 5).ids.size == 5
     assert space.live.phashes.search(row, [seed * 1_000_003], 0)[0]
+    assert space.live.payloads.matching(row, {"seed": seed}).size == N
     job = maps.start(space, name, method="pca")
     deadline = time.monotonic() + 60
     while jobs.get(space, job.id).state not in ("done", "failed"):
@@ -89,6 +90,7 @@ def assert_nothing_kept(space: Context, old: CollectionRow, old_seed: int) -> No
     assert all(row.metadata["seed"] != old_seed for row in shown.values())
     assert space.live.keywords.search(stub, f"w{old_seed}", 5).ids.size == 0
     assert space.live.phashes.search(stub, [old_seed * 1_000_003], 0) == [[]]
+    assert space.live.payloads.matching(stub, {"seed": old_seed}).size == 0
 
 
 def assert_recreated_inherits_nothing(space: Context, name: str, old: CollectionRow) -> None:
@@ -100,6 +102,7 @@ def assert_recreated_inherits_nothing(space: Context, name: str, old: Collection
     assert len(hits) == N
     assert space.live.keywords.search(fresh, "w1", 5).ids.size == 0
     assert space.live.phashes.search(fresh, [1 * 1_000_003], 0) == [[]]
+    assert space.live.payloads.matching(fresh, {"seed": 1}).size == 0
     with pytest.raises(NotFound, match="no map yet"):
         maps.view(space, name)
     touch_every_view(space, name, fresh_x, seed=2)

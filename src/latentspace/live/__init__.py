@@ -5,6 +5,7 @@
     indexes/     the live vector indexes: the LiveIndexes seam (base), in-process FAISS
                  (local, with setup and tail), Ray Serve shards (sharded, shards)
     keywords     per-collection BM25 indexes, brought up to date from the oplog
+    payloads     per-collection payload indexes: filters answered from memory (store.payload)
     hits         the fields search hits show, in memory
     phashes      per-collection Hamming indexes of images' perceptual hashes
     maps         fitted maps and their latest extension (memory and data_dir/maps)

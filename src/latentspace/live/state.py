@@ -1,7 +1,7 @@
 """The one owner of what a process keeps per collection.
 
 Every view a process holds of a collection (its live vector index, keyword index, hit
-rows, perceptual hashes, map and collection row) is registered once with a
+rows, payload index, perceptual hashes, map and collection row) is registered once with a
 :class:`LiveState` and hears three calls, each made in one place:
 
 - :meth:`LiveState.committed` after a write's SQL transaction committed (under
@@ -31,6 +31,7 @@ from latentspace.live.hits import HitCache
 from latentspace.live.indexes import LiveIndexes, LocalIndexes
 from latentspace.live.keywords import KeywordIndexes
 from latentspace.live.maps import MapViews
+from latentspace.live.payloads import PayloadIndexes
 from latentspace.live.phashes import PhashIndexes
 from latentspace.live.rows import CollectionRows
 from latentspace.settings import Settings
@@ -79,6 +80,7 @@ class LiveState:
             )
         self.rows = CollectionRows(sessions)
         self.keywords = KeywordIndexes(sessions)
+        self.payloads = PayloadIndexes(sessions)
         self.hits = HitCache(sessions, budget_bytes=settings.search.hit_cache_mb * 2**20)
         self.phashes = PhashIndexes(sessions)
         self.maps = MapViews(settings.data_dir)
@@ -88,7 +90,8 @@ class LiveState:
             device=None if settings.encoder.device == "auto" else settings.encoder.device,
         )
         self._views: list[View] = []
-        for view in (self.indexes, self.rows, self.keywords, self.hits, self.phashes, self.maps):
+        views = (self.rows, self.keywords, self.payloads, self.hits, self.phashes, self.maps)
+        for view in (self.indexes, *views):
             self.register(view)
 
     def register(self, view: View) -> None:

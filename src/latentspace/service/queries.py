@@ -69,6 +69,7 @@ class Plan:
     params: SearchParams | None = None
     allow: np.ndarray | None = None
     predicate: Predicate | None = None
+    matched: int | None = None  # live items that pass the filter (None: no filter)
     exclude: frozenset[int] = frozenset()
     terms: tuple[Term, ...] = ()
     explain: bool = False
@@ -118,7 +119,9 @@ class PathStep:
 
 @dataclass(frozen=True)
 class SearchAnswer:
-    """Hits, and (when asked) how each term shaped the query."""
+    """Hits, (when asked) how each term shaped the query, and how many live items pass
+    the filter (None without one)."""
 
     hits: list[Hit]
     contributions: list[TermContribution] | None
+    matched: int | None = None

@@ -47,7 +47,7 @@ from latentspace.service.queries import (
 from latentspace.service.terms import QueryTerm, resolve_terms
 from latentspace.store import lookups
 from latentspace.store import repository as repo
-from latentspace.store.filters import count_nodes, matches
+from latentspace.store.filters import count_nodes, validate_filter
 from latentspace.store.tables import CollectionRow
 from latentspace.vectors import as_vector
 
@@ -171,38 +171,30 @@ def plan_vector(
     query = (
         as_vector(vector, dim=collection.dim, name="query vector") if vector is not None else None
     )
-    allow = predicate = None
+    allow = predicate = matched = None
     if filter is not None:
         limit = ctx.settings.limits
         limits.check(limit, "max_filter_nodes", count_nodes(filter), "nodes", "filter")
         limits.check_json(limit, filter, name="filter")
-        with ctx.sessions() as session:
-            matching = repo.filter_item_ids(
-                session=session,
-                collection=collection,
-                spec=filter,
-                limit=ALLOW_LIST_LIMIT + 1,
-                deadline=limit.max_query_seconds,
-            )
-        if matching.shape[0] <= ALLOW_LIST_LIMIT:
+        # every matching id, from the payload index in memory (SQL is its reference)
+        spec, seconds = validate_filter(filter), limit.max_query_seconds
+        matching = ctx.live.payloads.matching(collection, spec, seconds=seconds)
+        matched = int(matching.shape[0])
+        if matched <= ALLOW_LIST_LIMIT:
             allow = matching
         else:
-            predicate = _metadata_predicate(ctx, filter)
+            predicate = _member_of(matching)
     if ids is not None:
         with ctx.sessions() as session:
             named = lookups.live_ids(session=session, collection=collection, external_ids=ids)
         allow = named if allow is None else np.intersect1d(allow, named)
-    return Plan(collection, query, k, offset, min_score, params, allow, predicate)
+    return Plan(collection, query, k, offset, min_score, params, allow, predicate, matched)
 
 
-def _metadata_predicate(ctx: Context, spec: dict[str, Any]) -> Predicate:
-    # The post-filter for broad filters: candidates' metadata checked with the reference
-    # semantics, which the tests hold equal to the SQL the allow-list path runs.
+def _member_of(matching: np.ndarray) -> Predicate:
+    # The post-filter for broad filters: candidates checked against the matching ids.
     def predicate(ids: np.ndarray) -> np.ndarray:
-        with ctx.sessions() as session:
-            rows = repo.items_by_ids(session=session, item_ids=ids.tolist())
-        keep = [i for i, row in rows.items() if matches(spec, row.metadata_)]
-        return np.isin(ids, keep)
+        return np.isin(ids, matching, assume_unique=False)
 
     return predicate
 
@@ -327,7 +319,7 @@ def search(ctx: Context, name: str, query: Query) -> SearchAnswer:
     if planned.explain:
         vector = planned.vector
         contributions = explain(list(planned.terms), vector) if vector is not None else []
-    return SearchAnswer(hits, contributions)
+    return SearchAnswer(hits, contributions, planned.matched)
 
 
 def at_once(ctx: Context, name: str) -> bool:

@@ -1,12 +1,14 @@
 """The SQL store: tables, repository functions, the metadata filter DSL, engines.
 
 tables        SQLAlchemy 2 tables: collections, items, vectors, oplog, jobs, adapters, ...
-engine        make_engine, make_session_factory: durability settings, statement deadlines
+engine        make_engine, make_session_factory: durability settings, statement deadlines,
+              collection ids reserved past those that files name
 repository    repository functions for collections, items and vectors (caller commits)
 bulk          bulk writes of item rows: one prepared statement per table, driver executemany
-reads         what searches read: the rows hits show, texts for the keyword index
+reads         what searches read: the rows hits show, texts and metadata for the views
 lookups       lookups by content hash, document and position (duplicates, listing)
 filters       the metadata filter DSL, compiled to SQL with bound parameters only
+payload       PayloadIndex: the same DSL evaluated in memory, to the exact set of ids
 oplog         the oplog and index manifests: what each collection's index must hold
 notify        OplogListener: wakes replicas at once on PostgreSQL (``LISTEN``)
 directions    named directions: put, get, list, delete

@@ -1,4 +1,5 @@
-"""What searches read of items: the rows hits show, and texts for the keyword index."""
+"""What searches read of items: the rows hits show, texts for the keyword index and
+metadata for the payload index."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ from sqlalchemy.orm import Session
 
 from latentspace.store.tables import CollectionRow, ItemRow
 
-__all__ = ["HIT_COLUMNS", "hit_rows", "live_hit_rows", "live_texts", "texts_of"]
+__all__ = [
+    "HIT_COLUMNS",
+    "hit_rows",
+    "live_hit_rows",
+    "live_metadata",
+    "live_texts",
+    "metadata_of",
+    "texts_of",
+]
 
 _CHUNK = 5_000
 
@@ -71,4 +80,27 @@ def texts_of(*, session: Session, item_ids: Sequence[int]) -> dict[int, str]:
             )
         )
         out.update({int(i): str(t) for i, t in rows})
+    return out
+
+
+def live_metadata(*, session: Session, collection: CollectionRow) -> list[tuple[int, Any]]:
+    """``(item id, metadata)`` of every live item of the collection."""
+    rows = session.execute(
+        select(ItemRow.id, ItemRow.metadata_)
+        .where(ItemRow.collection_id == collection.id, ItemRow.deleted.is_(False))
+        .execution_options(yield_per=_CHUNK)
+    )
+    return [(int(i), m) for i, m in rows]
+
+
+def metadata_of(*, session: Session, item_ids: Sequence[int]) -> dict[int, Any]:
+    """Item id → metadata of those of ``item_ids`` that are live."""
+    out: dict[int, Any] = {}
+    for start in range(0, len(item_ids), _CHUNK):
+        rows = session.execute(
+            select(ItemRow.id, ItemRow.metadata_).where(
+                ItemRow.id.in_(item_ids[start : start + _CHUNK]), ItemRow.deleted.is_(False)
+            )
+        )
+        out.update({int(i): m for i, m in rows})
     return out

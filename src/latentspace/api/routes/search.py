@@ -120,6 +120,7 @@ def search_items(name: str, body: SearchRequest, ctx: ServiceDep) -> Response:
         ]
         if answer.contributions is not None
         else None,
+        matched=answer.matched,
         took_ms=(time.perf_counter() - started) * 1000,
     )
     return json_response(result)
@@ -152,6 +153,7 @@ def search_image(
     answer = search.search(ctx, name, query)
     return SearchResult(
         results=hits_public(answer.hits, DEFAULT_INCLUDE),
+        matched=answer.matched,
         took_ms=(time.perf_counter() - started) * 1000,
     )
 

@@ -233,6 +233,11 @@ class SearchResult(BaseModel):
 
     results: list[SearchHit]
     explain: list[ExplainTerm] | None = None
+    matched: int | None = Field(
+        default=None,
+        description="With a filter: how many live items pass it (the hits are the best of "
+        "these; fewer than k come back only when fewer than k match).",
+    )
     took_ms: float
 
 
