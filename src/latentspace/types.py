@@ -22,6 +22,7 @@ __all__ = [
     "TERM_KINDS",
     "DuplicateAction",
     "DuplicateTier",
+    "FilterStrategy",
     "GpuMode",
     "IndexChoice",
     "IndexKind",
@@ -37,6 +38,9 @@ __all__ = [
 ]
 
 Metric = Literal["cosine", "ip", "l2"]
+# How a search applied its filter: the matching items scored exactly, the index walk
+# restricted to them (an id selector), or the index's best each checked afterwards.
+FilterStrategy = Literal["exact", "selector", "post-check"]
 IndexKind = Literal["flat", "hnsw", "ivf", "ivfpq"]
 IndexChoice = Literal["auto", "flat", "hnsw", "ivf", "ivfpq"]
 ItemKind = Literal["text", "image", "vector"]

@@ -69,13 +69,17 @@ def test_both_plans_agree_and_say_how_many_matched(
     collections.create(space, "c", dim=DIM)
     item_service.write(space, "c", items(x))
     query = search_module.Query(
-        terms=[search_module.QueryTerm(vector=x[200])], k=5, filter={"n": {"$lt": 50}}
+        terms=[search_module.QueryTerm(vector=x[200])],
+        k=5,
+        filter={"n": {"$lt": 50}},
+        explain=True,
     )
     by_allow_list = search_module.search(space, "c", query)
     monkeypatch.setattr(search_module, "ALLOW_LIST_LIMIT", 10)
     by_member_check = search_module.search(space, "c", query)
     assert [h.id for h in by_allow_list.hits] == [h.id for h in by_member_check.hits]
     assert by_allow_list.matched == by_member_check.matched == 50
+    assert (by_allow_list.strategy, by_member_check.strategy) == ("exact", "post-check")
     unfiltered = search_module.search(space, "c", search_module.Query(terms=query.terms, k=5))
     assert unfiltered.matched is None
 
@@ -96,4 +100,7 @@ def test_the_api_answers_matched(tmp_path: Path) -> None:
         assert all(int(r["id"][1:]) % 2 == 0 for r in answer["results"])
         plain = {"query": {"vector": [1.0, 0.0, 0.0, 0.0]}, "k": 3}
         assert c.post("/v1/collections/c/search", json=plain).json().get("matched") is None
+        assert answer.get("strategy") is None  # said under explain only
+        explained = c.post("/v1/collections/c/search", json=body | {"explain": True}).json()
+        assert explained["strategy"] == "exact"
         assert answer["results"][0]["id"] == "i0"

@@ -37,7 +37,7 @@ from latentspace.index.exact import search_exactly
 from latentspace.index.flat import SINGLE_THREAD_BELOW, blas_top_k, omp_threads
 from latentspace.index.locks import ReadWriteLock
 from latentspace.index.persist import Manifest, verified_files, write_generation
-from latentspace.index.spec import IndexSpec, search_parameters
+from latentspace.index.spec import IndexSpec, search_parameters, widened
 from latentspace.types import Metric
 from latentspace.vectors import prepare_rows
 
@@ -321,6 +321,8 @@ class FaissIndex:
                     total = len(self._id_slot)
                 else:
                     selector = faiss.IDSelectorBatch(slots)
+                    fraction = total / max(1, len(self._id_slot))
+                    params = widened(self._spec, params or SearchParams(), fraction)
             elif self._dead and self._gpu is not None:  # no selectors on GPU: skip the dead
                 predicate = _and(predicate, lambda ids: np.ones(ids.shape[0], dtype=bool))
             elif self._dead:
@@ -352,9 +354,15 @@ class FaissIndex:
                     ids[missing] = -1
                 return ids, -distances if self._metric == "l2" else distances
 
-            return finish_search(
+            result = finish_search(
                 raw, q, k, total=total, predicate=predicate, min_score=min_score, offset=offset
             )
+            if selector is not None and allow is not None and predicate is None:
+                # the walk missed allowed points it should have found: score them exactly
+                found = (result.ids >= 0).sum(axis=1)
+                if min_score is None and found.min() < min(k, max(0, total - offset)):
+                    return self._search_subset(slots, q, k, None, None, offset)
+            return result
 
     def _blas_flat(self, qs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         total = int(self._cpu.ntotal)

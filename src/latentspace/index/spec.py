@@ -22,12 +22,14 @@ from latentspace.types import INDEX_KINDS, METRICS, Metric
 __all__ = [
     "EXACT_LIMIT",
     "KINDS",
+    "MAX_FILTERED_EF",
     "IndexSpec",
     "buildable",
     "estimate_bytes",
     "plan_index",
     "search_parameters",
     "training_minimum",
+    "widened",
 ]
 
 KINDS: tuple[str, ...] = INDEX_KINDS
@@ -189,3 +191,26 @@ def search_parameters(spec: IndexSpec, params: SearchParams, selector: Any, *, o
     if selector is not None:
         out.sel = selector
     return out
+
+
+# The widest graph walk a filtered HNSW search takes before the exact fallback decides.
+MAX_FILTERED_EF = 4096
+
+
+def widened(spec: IndexSpec, params: SearchParams, fraction: float) -> SearchParams:
+    """The knobs of a search whose filter lets ``fraction`` of the items through.
+
+    A graph walk (HNSW's ``efSearch``) or a few inverted lists (IVF's ``nprobe``) meet
+    allowed points in proportion to ``fraction``, so both grow as ``1 / fraction`` (capped)
+    to keep the expected number of allowed candidates; knobs the caller set are kept.
+    """
+    if fraction >= 1.0 or fraction <= 0.0:
+        return params
+    p = spec.params
+    if spec.kind == "hnsw" and params.ef_search is None:
+        ef = min(MAX_FILTERED_EF, math.ceil(int(p["ef_search"]) / fraction))
+        return replace(params, ef_search=max(ef, int(p["ef_search"])))
+    if spec.kind in ("ivf", "ivfpq") and params.nprobe is None and "nlist" in p:
+        nprobe = min(int(p["nlist"]), math.ceil(int(p["nprobe"]) / fraction))
+        return replace(params, nprobe=max(nprobe, int(p["nprobe"])))
+    return params

@@ -14,6 +14,7 @@ from latentspace.index.base import Predicate
 from latentspace.index.fusion import Fusion, LegScore
 from latentspace.service.terms import QueryTerm
 from latentspace.store.tables import CollectionRow
+from latentspace.types import FilterStrategy
 
 __all__ = ["Hit", "KeywordLeg", "PathStep", "Plan", "Query", "RerankStage", "SearchAnswer"]
 
@@ -119,9 +120,10 @@ class PathStep:
 
 @dataclass(frozen=True)
 class SearchAnswer:
-    """Hits, (when asked) how each term shaped the query, and how many live items pass
-    the filter (None without one)."""
+    """Hits, (when asked) how each term shaped the query, how many live items pass the
+    filter (None without one) and (when asked) how the filter was applied."""
 
     hits: list[Hit]
     contributions: list[TermContribution] | None
     matched: int | None = None
+    strategy: FilterStrategy | None = None

@@ -30,6 +30,7 @@ from latentspace.errors import InvalidInput
 from latentspace.index import SearchParams
 from latentspace.index.algebra import combine, explain, slerp_path
 from latentspace.index.base import Predicate
+from latentspace.index.faiss_index import BRUTE_FORCE_LIMIT
 from latentspace.index.fusion import Candidate, Fusion, Leg, LegScore
 from latentspace.index.fusion import fuse as fuse_legs
 from latentspace.service import collections, replica
@@ -49,6 +50,7 @@ from latentspace.store import lookups
 from latentspace.store import repository as repo
 from latentspace.store.filters import count_nodes, validate_filter
 from latentspace.store.tables import CollectionRow
+from latentspace.types import FilterStrategy
 from latentspace.vectors import as_vector
 
 __all__ = [
@@ -315,11 +317,24 @@ def search(ctx: Context, name: str, query: Query) -> SearchAnswer:
     """
     planned = plan(ctx, name, query)
     hits = run(ctx, planned)
-    contributions = None
+    contributions, strategy = None, None
     if planned.explain:
         vector = planned.vector
         contributions = explain(list(planned.terms), vector) if vector is not None else []
-    return SearchAnswer(hits, contributions, planned.matched)
+        strategy = _strategy(ctx, planned)
+    return SearchAnswer(hits, contributions, planned.matched, strategy)
+
+
+def _strategy(ctx: Context, plan: Plan) -> FilterStrategy | None:
+    # How the filter was applied (see docs/operations.md, Store): None without one.
+    if plan.matched is None:
+        return None
+    if plan.predicate is not None:
+        return "post-check"  # the index's best, each checked against the matching ids
+    kind = ctx.live.indexes.stats(plan.collection).kind
+    if kind == "flat" or plan.matched <= BRUTE_FORCE_LIMIT:
+        return "exact"  # the matching items scored exactly
+    return "selector"  # the index walk restricted to the matching ids, widened by selectivity
 
 
 def at_once(ctx: Context, name: str) -> bool:

@@ -121,6 +121,7 @@ def search_items(name: str, body: SearchRequest, ctx: ServiceDep) -> Response:
         if answer.contributions is not None
         else None,
         matched=answer.matched,
+        strategy=answer.strategy,
         took_ms=(time.perf_counter() - started) * 1000,
     )
     return json_response(result)

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_val
 
 from latentspace.api.schemas.common import DEFAULT_INCLUDE, NAME_PATTERN, Include, StrictModel
 from latentspace.index.fusion import DEFAULT_FUSION, DEFAULT_FUSION_DEPTH, DEFAULT_RRF_K
+from latentspace.types import FilterStrategy
 
 _B64_VECTOR_CHARS = 4 * (65_536 * 4 + 2) // 3  # base64 of the most float32 a list may hold
 
@@ -237,6 +238,12 @@ class SearchResult(BaseModel):
         default=None,
         description="With a filter: how many live items pass it (the hits are the best of "
         "these; fewer than k come back only when fewer than k match).",
+    )
+    strategy: FilterStrategy | None = Field(
+        default=None,
+        description="With a filter and explain: how it was applied (exact: the matching "
+        "items scored exactly; selector: the index walk restricted to them; post-check: the "
+        "index's best, each checked).",
     )
     took_ms: float
 
