@@ -90,6 +90,8 @@ def test_warm_cache_searches_read_no_sql(
     lifecycle.stop(first)
     opened.remove(first)
     space = start(engine, tmp_path / "data", opened)  # a restart: warmed from SQL
+    assert space.warmer is not None
+    assert space.warmer.wait(60)  # after start-up, in the background
     assert space.live.hits.used_bytes > 0
     search_vector(space, "c", x[0], k=1)  # the collection's row, read once and kept
     with statements(engine) as seen:

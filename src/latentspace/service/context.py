@@ -23,7 +23,7 @@ from latentspace.settings import Settings
 from latentspace.store.engine import make_engine, make_session_factory
 from latentspace.types import TimingHook
 
-__all__ = ["Background", "Context", "build_context"]
+__all__ = ["Background", "Context", "Warming", "build_context"]
 
 
 class Background(Protocol):
@@ -31,6 +31,13 @@ class Background(Protocol):
 
     def stop(self) -> None:
         """Stop and wait for the thread."""
+
+
+class Warming(Background, Protocol):
+    """The thread that fills caches after start-up."""
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until it is done (or ``timeout`` seconds); whether it is."""
 
 
 @dataclass
@@ -42,7 +49,8 @@ class Context:
     could not be loaded at start-up, and why; ``lock`` the data directory's owner lock
     while this instance holds it; ``warnings`` what start-up found amiss that readiness
     reports; ``follower`` the thread applying other processes' writes
-    (``service.replica``), when one runs.
+    (``service.replica``), when one runs; ``warmer`` the thread that fills the hit cache
+    and builds the payload indexes after start-up (``lifecycle.Warmer``).
     """
 
     settings: Settings
@@ -53,6 +61,7 @@ class Context:
     model_failures: dict[str, str] = field(default_factory=dict)
     lock: DataDirLock | None = None
     follower: Background | None = None
+    warmer: Warming | None = None
     warnings: list[str] = field(default_factory=list)
 
 

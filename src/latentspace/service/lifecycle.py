@@ -4,6 +4,8 @@ resume background jobs; stop the jobs, save."""
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 from sqlalchemy import Engine
 
@@ -18,7 +20,7 @@ from latentspace.settings import Settings
 from latentspace.store.engine import reserve_collection_ids
 from latentspace.types import TimingHook
 
-__all__ = ["open_indexes", "start", "stop", "warm_encoders", "warm_hits"]
+__all__ = ["Warmer", "open_indexes", "start", "stop", "warm_encoders"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +38,9 @@ def start(
     """A context whose database is at the newest schema and whose indexes agree with SQL.
 
     Args:
-        warm: also load every collection's encoder and hit rows now (a server's first
-            queries then do not pay for them).
+        warm: also load every collection's encoder now, and fill the hit cache and the
+            payload indexes in a background thread (a server's first queries then do not
+            pay for them, and readiness does not wait for them).
         url: where this instance serves HTTP, written beside the data-directory lock so a
             CLI command on the same directory talks to it.
         follow: apply what other processes write to the same database, every
@@ -90,8 +93,6 @@ def _prepare(ctx: Context, *, warm: bool) -> None:
     _reserve_folder_ids(ctx)
     for name, report in open_indexes(ctx).items():
         logger.info("collection %s: %s", name, report)
-    if warm:
-        warm_hits(ctx)
     orphans = _orphan_index_folders(ctx)
     if orphans:
         warning = (
@@ -103,6 +104,9 @@ def _prepare(ctx: Context, *, warm: bool) -> None:
         ctx.warnings.append(warning)
     if warm:
         warm_encoders(ctx)
+        # the caches after readiness: searches meanwhile read from SQL what they lack
+        ctx.warmer = Warmer(ctx)
+        ctx.warmer.start()
     ctx.jobs.start(
         {
             autotag.KIND: lambda job, stop: autotag.run(ctx, job, stop),
@@ -154,17 +158,52 @@ def open_indexes(ctx: Context) -> dict[str, OpenReport]:
     return reports
 
 
-def warm_hits(ctx: Context) -> dict[str, int]:
-    """Read every collection's hit rows into the hit cache, while its budget allows; how
-    many rows each collection has there."""
-    held = {c.name: ctx.live.hits.warm(c) for c in collections.list_all(ctx)}
-    logger.info(
-        "hit cache: %d rows, %.1f MiB (budget %d MiB)",
-        sum(held.values()),
-        ctx.live.hits.used_bytes / 2**20,
-        ctx.settings.search.hit_cache_mb,
-    )
-    return held
+class Warmer:
+    """A thread that fills the hit cache and builds every collection's payload index once
+    the instance is up, so a restart is ready without reading every row first."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start warming (once)."""
+        self._thread = threading.Thread(target=self._run, name="latentspace-warm", daemon=True)
+        self._thread.start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until warming is done (or ``timeout`` seconds); whether it is."""
+        return self._done.wait(timeout)
+
+    def stop(self) -> None:
+        """Stop after the collection in progress, and wait."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+            self._thread = None
+
+    def _run(self) -> None:
+        ctx, started = self._ctx, time.perf_counter()
+        try:
+            rows = collections.list_all(ctx)
+            for row in rows:
+                if self._stop.is_set():
+                    return
+                ctx.live.hits.warm(row)
+                ctx.live.payloads.matching(row, {})  # built now, not by the first filter
+            logger.info(
+                "warmed %d collection(s) in %.1f s: hit cache %.1f MiB (budget %d MiB)",
+                len(rows),
+                time.perf_counter() - started,
+                ctx.live.hits.used_bytes / 2**20,
+                ctx.settings.search.hit_cache_mb,
+            )
+        except Exception:  # a cache that stays cold costs speed, never answers
+            logger.exception("warming the caches failed; searches read what they lack from SQL")
+        finally:
+            self._done.set()
 
 
 def warm_encoders(ctx: Context) -> dict[str, str]:
@@ -193,6 +232,9 @@ def stop(ctx: Context, *, save: bool = True) -> None:
         if ctx.follower is not None:
             ctx.follower.stop()
             ctx.follower = None
+        if ctx.warmer is not None:
+            ctx.warmer.stop()
+            ctx.warmer = None
         ctx.jobs.stop()
         if save:
             ctx.live.indexes.close(collections.list_all(ctx))
