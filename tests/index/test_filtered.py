@@ -8,7 +8,7 @@ import pytest
 from tests.index.conftest import clustered
 
 from latentspace.index import FaissIndex, IndexSpec, SearchParams, exact_knn
-from latentspace.index import faiss_index as faiss_module
+from latentspace.index import spec as spec_module
 from latentspace.index.spec import MAX_FILTERED_EF, widened
 
 
@@ -29,7 +29,7 @@ def test_selective_filters_are_answered_in_full_with_high_recall(
 ) -> None:
     # An allow-list past the brute-force limit (lowered here) through the index's selector:
     # 2 % of 20k items, chosen at random, so most of the walk meets items it may not return.
-    monkeypatch.setattr(faiss_module, "BRUTE_FORCE_LIMIT", 100)
+    monkeypatch.setattr(spec_module, "BRUTE_FORCE_LIMIT", 100)
     x = clustered(20_000, 32, seed=5)
     ids = np.arange(1, 20_001, dtype=np.int64)
     index = FaissIndex(IndexSpec(kind), 32)

@@ -37,16 +37,13 @@ from latentspace.index.exact import search_exactly
 from latentspace.index.flat import SINGLE_THREAD_BELOW, blas_top_k, omp_threads
 from latentspace.index.locks import ReadWriteLock
 from latentspace.index.persist import Manifest, verified_files, write_generation
-from latentspace.index.spec import IndexSpec, search_parameters, widened
+from latentspace.index.spec import IndexSpec, exact_below, search_parameters, widened
 from latentspace.types import Metric
 from latentspace.vectors import prepare_rows
 
-__all__ = ["BRUTE_FORCE_LIMIT", "FaissIndex", "gpu_available"]
+__all__ = ["FaissIndex", "gpu_available"]
 
 logger = logging.getLogger(__name__)
-
-# An allow-list this short is searched exactly instead of through the ANN structure.
-BRUTE_FORCE_LIMIT = 20_000
 
 
 def gpu_available() -> bool:
@@ -313,7 +310,7 @@ class FaissIndex:
                     (self._id_slot[i] for i in wanted if i in self._id_slot), dtype=np.int64
                 )
                 total = slots.shape[0]
-                if self.kind != "flat" and total <= BRUTE_FORCE_LIMIT:
+                if self.kind != "flat" and total <= exact_below(len(self._id_slot)):
                     return self._search_subset(slots, q, k, predicate, min_score, offset)
                 if self._gpu is not None:  # GPU indexes take no selector: post-filter
                     allowed = set(wanted)

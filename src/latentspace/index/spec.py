@@ -20,12 +20,14 @@ from latentspace.index.base import SearchParams
 from latentspace.types import INDEX_KINDS, METRICS, Metric
 
 __all__ = [
+    "BRUTE_FORCE_LIMIT",
     "EXACT_LIMIT",
     "KINDS",
     "MAX_FILTERED_EF",
     "IndexSpec",
     "buildable",
     "estimate_bytes",
+    "exact_below",
     "plan_index",
     "search_parameters",
     "training_minimum",
@@ -214,3 +216,14 @@ def widened(spec: IndexSpec, params: SearchParams, fraction: float) -> SearchPar
         nprobe = min(int(p["nlist"]), math.ceil(int(p["nprobe"]) / fraction))
         return replace(params, nprobe=max(nprobe, int(p["nprobe"])))
     return params
+
+
+# An allow-list this short is searched exactly instead of through the ANN structure; the
+# limit shrinks to sqrt(50 n) for n items (exact costs grow with the matches, a widened walk
+# with n / matches: at 200k x 384 the two cross near 3k, bench/bench_filters.py).
+BRUTE_FORCE_LIMIT = 20_000
+
+
+def exact_below(total: int) -> int:
+    """How many allowed ids out of ``total`` are scored exactly rather than walked."""
+    return int(min(BRUTE_FORCE_LIMIT, max(1_000, math.sqrt(50 * total))))

@@ -30,9 +30,9 @@ from latentspace.errors import InvalidInput
 from latentspace.index import SearchParams
 from latentspace.index.algebra import combine, explain, slerp_path
 from latentspace.index.base import Predicate
-from latentspace.index.faiss_index import BRUTE_FORCE_LIMIT
 from latentspace.index.fusion import Candidate, Fusion, Leg, LegScore
 from latentspace.index.fusion import fuse as fuse_legs
+from latentspace.index.spec import exact_below
 from latentspace.service import collections, replica
 from latentspace.service import rerank as reranking
 from latentspace.service.context import Context
@@ -195,8 +195,10 @@ def plan_vector(
 
 def _member_of(matching: np.ndarray) -> Predicate:
     # The post-filter for broad filters: candidates checked against the matching ids.
+    # ``matching`` is sorted: a binary search per candidate, no sort of the whole set
     def predicate(ids: np.ndarray) -> np.ndarray:
-        return np.isin(ids, matching, assume_unique=False)
+        at = np.minimum(np.searchsorted(matching, ids), matching.shape[0] - 1)
+        return np.asarray(matching[at] == ids) if matching.size else np.zeros(ids.shape, bool)
 
     return predicate
 
@@ -331,8 +333,8 @@ def _strategy(ctx: Context, plan: Plan) -> FilterStrategy | None:
         return None
     if plan.predicate is not None:
         return "post-check"  # the index's best, each checked against the matching ids
-    kind = ctx.live.indexes.stats(plan.collection).kind
-    if kind == "flat" or plan.matched <= BRUTE_FORCE_LIMIT:
+    stats = ctx.live.indexes.stats(plan.collection)
+    if stats.kind == "flat" or plan.matched <= exact_below(stats.count):
         return "exact"  # the matching items scored exactly
     return "selector"  # the index walk restricted to the matching ids, widened by selectivity
 

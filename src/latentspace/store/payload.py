@@ -9,15 +9,17 @@ comparisons match only values of the same JSON kind, a missing field matches onl
 
 Per path it keeps: the ids where the path exists, postings by ``(kind, value)`` of scalars,
 postings by element of arrays of scalars, and for ranges the distinct numbers and strings
-in order. Answers are sorted ``int64`` arrays; an answer is cached until the next write.
+in order. Answers are sorted read-only ``int64`` arrays; the last 64 filters' answers are
+kept until the next write (the same album or tenant filter, query after query).
 Not thread-safe: its owner locks around it.
 """
 
 from __future__ import annotations
 
 import bisect
+import json
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +32,7 @@ from latentspace.store.filters import MAX_DEPTH
 __all__ = ["PayloadIndex"]
 
 _EMPTY = np.empty(0, dtype=np.int64)
+_ANSWERS = 64  # the most recent filters' answers kept until the next write
 Key = tuple[str, Any]  # (kind, value): True and 1 are different keys, 1 and 1.0 the same
 
 
@@ -71,6 +74,7 @@ class PayloadIndex:
         self._docs: dict[int, list[tuple[tuple[str, ...], object]]] = {}
         self._all: np.ndarray | None = None
         self._cache: dict[int, np.ndarray] = {}
+        self._answers: OrderedDict[str, np.ndarray] = OrderedDict()
         self._deadline: float | None = None
         self._seconds: float | None = None
 
@@ -110,12 +114,22 @@ class PayloadIndex:
         Raises:
             QueryTimeout: evaluating took longer than ``seconds`` (None: no deadline).
         """
+        key = json.dumps(spec, sort_keys=True)  # a filter asked again is answered from here
+        found = self._answers.get(key)
+        if found is not None:
+            self._answers.move_to_end(key)
+            return found
         self._deadline = None if seconds is None else time.monotonic() + seconds
         self._seconds = seconds
         try:
-            return self._evaluate(spec)
+            found = self._evaluate(spec)
         finally:
             self._deadline = None
+        found.setflags(write=False)  # shared by every caller until the next write
+        self._answers[key] = found
+        if len(self._answers) > _ANSWERS:
+            self._answers.popitem(last=False)
+        return found
 
     def _evaluate(self, spec: dict[str, Any]) -> np.ndarray:
         out: np.ndarray | None = None
@@ -204,6 +218,7 @@ class PayloadIndex:
     def _changed(self) -> None:
         self._all = None
         self._cache.clear()
+        self._answers.clear()
 
     def _add(self, item_id: int, path: tuple[str, ...], value: object) -> None:
         field_ = self._fields.get(path)
