@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from tests.fixtures import ADMIN_KEY, DIM, items, make_settings, vectors
 
 from latentspace.api import create_app
-from latentspace.service import Context, collections, lifecycle
+from latentspace.service import Context, collections, lifecycle, replica
 from latentspace.service import items as item_service
 from latentspace.service import search as search_module
 from latentspace.service.search import search_vector
@@ -55,8 +55,10 @@ def test_another_processs_writes_reach_this_processs_filters(
     item_service.write(here, "c", items(vectors(20, seed=4)))
     row = collections.get(here, "c")
     assert here.live.payloads.matching(row, {"n": 5}).size == 1  # built here
+    assert search_vector(here, "c", vectors(1, seed=4)[0], k=1)  # and the index open here
     item_service.update_metadata(there, "c", "v5", {"n": 500})
     item_service.delete(there, "c", ["v6"])
+    assert replica.Follower(here).poll() == 2  # the index replays them; the owner tells
     assert here.live.payloads.matching(row, {"n": 5}).size == 0
     assert here.live.payloads.matching(row, {"n": {"$gte": 6, "$lt": 8}}).size == 1  # v7
     assert here.live.payloads.matching(row, {"n": 500}).size == 1
@@ -104,3 +106,34 @@ def test_the_api_answers_matched(tmp_path: Path) -> None:
         explained = c.post("/v1/collections/c/search", json=body | {"explain": True}).json()
         assert explained["strategy"] == "exact"
         assert answer["results"][0]["id"] == "i0"
+
+
+def test_a_filter_reads_no_sql_until_a_commit_is_heard(
+    space: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import event
+
+    from latentspace.live import payloads
+
+    monkeypatch.setattr(payloads, "RECHECK_SECONDS", 3600.0)  # no time-based re-read here
+
+    collections.create(space, "c", dim=DIM)
+    item_service.write(space, "c", items(vectors(30, seed=8)))
+    row = collections.get(space, "c")
+    assert space.live.payloads.matching(row, {"n": {"$lt": 3}}).size == 3
+    seen: list[str] = []
+
+    def record(*args: object) -> None:
+        seen.append(str(args[2]))
+
+    event.listen(space.engine, "before_cursor_execute", record)
+    try:
+        assert space.live.payloads.matching(row, {"n": {"$lt": 5}}).size == 5
+        assert space.live.payloads.matching(row, {"n": {"$lt": 3}}).size == 3
+        assert seen == []  # nothing committed since: answered from memory alone
+        item_service.update_metadata(space, "c", "v1", {"n": 99})
+        seen.clear()
+        assert space.live.payloads.matching(row, {"n": {"$lt": 3}}).size == 2  # heard it
+        assert any("oplog" in s for s in seen)
+    finally:
+        event.remove(space.engine, "before_cursor_execute", record)

@@ -2,16 +2,19 @@
 tailing the SQL oplog.
 
 A collection's :class:`~latentspace.store.payload.PayloadIndex` is built from SQL the first
-time a filter needs it, then brought up to date before each use by the oplog rows committed
-since (by any process): the items those rows touched are read again, so a metadata patch,
-an auto-tag or another host's write is seen by the next filter. SQL stays the reference the
-tests hold the index equal to; a restart rebuilds from it.
+time a filter needs it, then brought up to date by the oplog rows committed since (by any
+process): the items those rows touched are read again, so a metadata patch, an auto-tag or
+another host's write is seen by the next filter. The oplog is read when a commit was heard
+(this process's writes, and others' once the index has replayed them) or a second after the
+last read, not on every filter. SQL stays the reference the tests hold the index equal to;
+a restart rebuilds from it.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,10 +29,17 @@ from latentspace.store.tables import CollectionRow
 __all__ = ["PayloadIndexes"]
 
 
+# Without a commit heard, the oplog is read again at most this often (seconds): writes the
+# owner never hears of (Ray shards replay them themselves) still arrive within it.
+RECHECK_SECONDS = 1.0
+
+
 @dataclass
 class _Live:
     index: PayloadIndex
     applied_seq: int
+    checked: float = field(default_factory=time.monotonic)
+    dirty: bool = False
 
 
 class PayloadIndexes:
@@ -59,8 +69,11 @@ class PayloadIndexes:
 
     def _current(self, collection: CollectionRow) -> PayloadIndex:
         # Caller holds the collection's lock.
+        live = self._live.get(collection.id)
+        fresh = time.monotonic() - live.checked < RECHECK_SECONDS if live is not None else False
+        if live is not None and fresh and not live.dirty:
+            return live.index
         with self._sessions() as session:
-            live = self._live.get(collection.id)
             if live is None:
                 # The sequence is read before the rows: a write committed in between is in
                 # both, and applying it again is idempotent.
@@ -70,6 +83,7 @@ class PayloadIndexes:
                 with self._lock:
                     self._live[collection.id] = _Live(index, seq)
                 return index
+            live.dirty, live.checked = False, time.monotonic()  # a commit from now sets it
             tail = oplog.after(session=session, collection=collection, seq=live.applied_seq)
             if tail:
                 touched = sorted({item_id for _, _, item_id in tail})
@@ -80,8 +94,13 @@ class PayloadIndexes:
             return live.index
 
     def committed(self, collection: CollectionRow, commit: Commit) -> None:
-        """Nothing to do now: the next filter replays the oplog (see the module)."""
-        del collection, commit
+        """Mark the collection's index stale: the next filter reads the oplog (see the
+        module)."""
+        del commit
+        with self._lock:
+            live = self._live.get(collection.id)
+            if live is not None:
+                live.dirty = True
 
     def forget(self, collection: CollectionRow, *, files: bool) -> None:
         """Drop a collection's index (it has no files)."""
