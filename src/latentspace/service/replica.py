@@ -24,6 +24,7 @@ from latentspace.errors import Conflict, Unavailable
 from latentspace.service import collections
 from latentspace.service.context import Context
 from latentspace.store import oplog
+from latentspace.store import repository as repo
 from latentspace.store.notify import OplogListener
 from latentspace.store.tables import CollectionRow
 
@@ -146,20 +147,28 @@ class Follower:
         for collection_id, row in held.items():
             current = rows.get(collection_id)
             if current is None:
-                ctx.live.forget(row)
-                logger.info("collection %s was deleted by another process", row.name)
+                if self._gone(collection_id):  # and not one created since the listing
+                    ctx.live.forget(row)
+                    logger.info("collection %s was deleted by another process", row.name)
             elif row.fingerprint is not None and current.fingerprint != row.fingerprint:
                 ctx.live.remodelled(row)  # migrated by another process
         applied = 0
         for collection_id in ctx.live.indexes.open_ids():
-            row = rows[collection_id]
-            seq = ctx.live.indexes.applied_seq(row)
+            opened = rows.get(collection_id)
+            if opened is None:  # opened since the listing (created meanwhile): next round
+                continue
+            seq = ctx.live.indexes.applied_seq(opened)
             with ctx.sessions() as session:
-                newest = oplog.last_seq(session=session, collection=row)
+                newest = oplog.last_seq(session=session, collection=opened)
             if seq is not None and newest > seq:
-                applied += ctx.live.indexes.catch_up(row) or 0
+                applied += ctx.live.indexes.catch_up(opened) or 0
         self._promote()
         return applied
+
+    def _gone(self, collection_id: int) -> bool:
+        # Whether SQL has no such collection now (ids are never reused: gone is gone).
+        with self._ctx.sessions() as session:
+            return repo.fingerprint_of(session=session, collection_id=collection_id) is None
 
     def _promote(self) -> None:
         lock = self._ctx.lock

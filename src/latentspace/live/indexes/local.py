@@ -268,6 +268,8 @@ class LocalIndexes:
         Rows before ``commit.seq`` that another process committed since the index last read
         the oplog are replayed from SQL too, so the index never skips a foreign commit.
         """
+        if not (commit.seq or commit.upserts or commit.deletes):
+            return  # no vector and no oplog position (an auto-tag's metadata)
         live = self._get(collection)
         before = live.applied_seq
         try:

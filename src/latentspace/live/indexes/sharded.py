@@ -88,7 +88,8 @@ class RayShardedIndexes:
 
     def committed(self, collection: CollectionRow, commit: Commit) -> None:
         """Every shard catches up to ``commit.seq`` (each applies its share from SQL)."""
-        self._caught_up(collection, commit.seq)
+        if commit.seq:
+            self._caught_up(collection, commit.seq)
 
     def catch_up(self, collection: CollectionRow, *, timeout: float | None = None) -> int | None:
         """Every shard applies what was committed; how far they all are."""
