@@ -27,7 +27,14 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from latentspace.errors import InvalidInput
 
-__all__ = ["MAX_DEPTH", "compile_filter", "count_nodes", "matches", "validate_filter"]
+__all__ = [
+    "MAX_DEPTH",
+    "compile_filter",
+    "count_nodes",
+    "json_kind",
+    "matches",
+    "validate_filter",
+]
 
 MAX_DEPTH = 8
 _MAX_IN = 1024
@@ -137,7 +144,8 @@ def _lookup(document: object, path: tuple[str, ...]) -> tuple[bool, object]:
     return True, document
 
 
-def _kind(value: object) -> str:
+def json_kind(value: object) -> str:
+    """The JSON kind of a value: null, boolean, number, string, array or object."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -150,11 +158,11 @@ def _kind(value: object) -> str:
 
 
 def _equal(found: bool, value: object, target: Scalar) -> bool:
-    return found and _kind(value) == _kind(target) and value == target
+    return found and json_kind(value) == json_kind(target) and value == target
 
 
 def _compare(found: bool, value: object, op: str, target: Scalar) -> bool:
-    if not found or _kind(value) != _kind(target):
+    if not found or json_kind(value) != json_kind(target):
         return False
     a, b = value, target
     return {"$gt": a > b, "$gte": a >= b, "$lt": a < b, "$lte": a <= b}[op]  # type: ignore[operator]

@@ -27,25 +27,13 @@ from typing import Any
 import numpy as np
 
 from latentspace.errors import QueryTimeout
-from latentspace.store.filters import MAX_DEPTH
+from latentspace.store.filters import MAX_DEPTH, json_kind
 
 __all__ = ["PayloadIndex"]
 
 _EMPTY = np.empty(0, dtype=np.int64)
 _ANSWERS = 64  # the most recent filters' answers kept until the next write
 Key = tuple[str, Any]  # (kind, value): True and 1 are different keys, 1 and 1.0 the same
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
 
 
 def _array(ids: Iterable[int]) -> np.ndarray:
@@ -182,10 +170,10 @@ class PayloadIndex:
             present = self._posting(field_.present)
             return present if target else np.setdiff1d(self.ids(), present, assume_unique=True)
         if op in ("$eq", "$in"):
-            keys = {(_kind(t), t) for t in (target if op == "$in" else [target])}
+            keys = {(json_kind(t), t) for t in (target if op == "$in" else [target])}
             return self._union(field_.values[k] for k in keys if k in field_.values)
         if op == "$contains":
-            key = (_kind(target), target)
+            key = (json_kind(target), target)
             found = [field_.elements[key]] if key in field_.elements else []
             if isinstance(target, str):
                 found += [field_.values[("string", s)] for s in field_.strings if target in s]
@@ -193,7 +181,7 @@ class PayloadIndex:
         return self._range(field_, op, target)
 
     def _range(self, field_: _Field, op: str, target: str | float) -> np.ndarray:
-        kind = _kind(target)
+        kind = json_kind(target)
         ordered: list[Any] = field_.strings if kind == "string" else field_.numbers
         if op in ("$gt", "$gte"):
             lo = (bisect.bisect_right if op == "$gt" else bisect.bisect_left)(ordered, target)
@@ -228,11 +216,11 @@ class PayloadIndex:
         if field_ is None:
             field_ = self._fields[path] = _Field()
         field_.present.add(item_id)
-        kind = _kind(value)
+        kind = json_kind(value)
         if kind == "array":
             for element in value:  # type: ignore[attr-defined]
-                if _kind(element) not in ("array", "object"):
-                    field_.elements[(_kind(element), element)].add(item_id)
+                if json_kind(element) not in ("array", "object"):
+                    field_.elements[(json_kind(element), element)].add(item_id)
         elif kind != "object":
             postings = field_.values[(kind, value)]
             if not postings and kind in ("number", "string"):
@@ -244,12 +232,12 @@ class PayloadIndex:
         for path, value in self._docs.pop(item_id, ()):
             field_ = self._fields[path]
             field_.present.discard(item_id)
-            kind = _kind(value)
+            kind = json_kind(value)
             if kind == "array":
                 for element in value:  # type: ignore[attr-defined]
-                    if _kind(element) in ("array", "object"):
+                    if json_kind(element) in ("array", "object"):
                         continue
-                    key = (_kind(element), element)
+                    key = (json_kind(element), element)
                     if key in field_.elements:
                         field_.elements[key].discard(item_id)
                         if not field_.elements[key]:
