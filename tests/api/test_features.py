@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import threading
+import time
 
 import numpy as np
 from fastapi.testclient import TestClient
@@ -226,7 +227,15 @@ def test_concurrent_searches_agree_with_single_ones(
     together: dict[str, list] = {}
 
     def run(text: str) -> None:
-        together[text] = client.post(url, json={"query": {"text": text}, "k": 5}).json()["results"]
+        # 24 at once on two slots: on a busy machine admission may refuse some with a fast
+        # 503 (bench_overload.py), which a client retries; the answers are what is checked
+        for _ in range(100):
+            r = client.post(url, json={"query": {"text": text}, "k": 5})
+            if r.status_code != 503:
+                break
+            time.sleep(0.05)
+        assert r.status_code == 200, r.text
+        together[text] = r.json()["results"]
 
     threads = [threading.Thread(target=run, args=(t,)) for t in texts * 3]
     for t in threads:
