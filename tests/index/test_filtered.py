@@ -14,13 +14,15 @@ from latentspace.index.spec import MAX_FILTERED_EF, widened
 
 def test_the_walk_widens_by_selectivity_and_keeps_what_the_caller_set() -> None:
     hnsw = IndexSpec("hnsw", "cosine", {"m": 16, "ef_construction": 80, "ef_search": 64})
-    assert widened(hnsw, SearchParams(), 0.5).ef_search == 128
-    assert widened(hnsw, SearchParams(), 0.001).ef_search == MAX_FILTERED_EF
-    assert widened(hnsw, SearchParams(ef_search=32), 0.01).ef_search == 32
-    assert widened(hnsw, SearchParams(), 1.0) == SearchParams()
+    assert widened(hnsw, SearchParams(), 0.5, 10).ef_search == 64  # 40 is below the default
+    assert widened(hnsw, SearchParams(), 0.1, 10).ef_search == 200
+    assert widened(hnsw, SearchParams(), 0.1, 30).ef_search == 600
+    assert widened(hnsw, SearchParams(), 0.001, 10).ef_search == MAX_FILTERED_EF
+    assert widened(hnsw, SearchParams(ef_search=32), 0.01, 10).ef_search == 32
+    assert widened(hnsw, SearchParams(), 1.0, 10) == SearchParams()
     ivf = IndexSpec("ivf", "cosine", {"nlist": 256, "nprobe": 8})
-    assert widened(ivf, SearchParams(), 0.1).nprobe == 80
-    assert widened(ivf, SearchParams(), 0.001).nprobe == 256
+    assert widened(ivf, SearchParams(), 0.1, 10).nprobe == 80
+    assert widened(ivf, SearchParams(), 0.001, 10).nprobe == 256
 
 
 @pytest.mark.parametrize("kind", ["hnsw", "ivf"])

@@ -1,22 +1,18 @@
 """FAISS-backed :class:`VectorIndex`: flat, HNSW, IVF-Flat, IVF-PQ or any factory string.
 
-Labels inside FAISS are *slots* (a counter this class owns), not the caller's ids, and
-``slot → id`` is a NumPy array (``id → slot`` a dict), so upsert, remove and allow-lists
-translate in O(1) per id. For flat, HNSW and IVF-PQ the slot is FAISS's own sequential
-position: nothing is ever deleted from them, a removed or replaced vector stays as a dead slot
-excluded by an id selector until a rebuild (:class:`~latentspace.index.managed.ManagedIndex`)
-drops the tombstones. That avoids ``IndexIDMap``, whose per-search label translation runs an
-OpenMP loop that costs milliseconds per single query. IVF-Flat stores labels itself and
-deletes in place.
-
-Concurrency: searches share a readers–writer lock, writes take it alone. Per-query
-``nprobe``/``efSearch`` go through FAISS ``SearchParameters``; the shared index is never
-mutated for a query.
+Labels inside FAISS are *slots* (a counter this class owns), not the caller's ids; ``slot →
+id`` is a NumPy array and ``id → slot`` a :class:`~.slots.SlotMap`, so upserts, removals and
+allow-lists translate whole arrays at once. For flat, HNSW and IVF-PQ the slot is FAISS's
+sequential position: a removed or replaced vector stays as a dead slot, excluded by a
+selector, until a rebuild (:class:`~.managed.ManagedIndex`) drops the tombstones (this
+avoids ``IndexIDMap``'s per-search OpenMP label loop). IVF-Flat deletes in place. A deferred
+HNSW write is linked into the graph in the background and searched exactly until then
+(:mod:`.delta`). Searches share a readers–writer lock, writes take it alone; per-query knobs
+and selectors travel in FAISS ``SearchParameters``, never by mutating the shared index.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 from pathlib import Path
 from typing import Any, Unpack
@@ -24,7 +20,7 @@ from typing import Any, Unpack
 import faiss
 import numpy as np
 
-from latentspace.errors import IndexCorrupted, InvalidInput, VectorIndexError
+from latentspace.errors import InvalidInput, VectorIndexError
 from latentspace.index.base import (
     Predicate,
     SearchOptions,
@@ -33,17 +29,32 @@ from latentspace.index.base import (
     check_ids,
     finish_search,
 )
+from latentspace.index.delta import Delta, Merger
 from latentspace.index.exact import search_exactly
-from latentspace.index.flat import SINGLE_THREAD_BELOW, blas_top_k, omp_threads
+from latentspace.index.flat import SINGLE_THREAD_BELOW, blas_top_k, flat_rows, omp_threads
 from latentspace.index.locks import ReadWriteLock
-from latentspace.index.persist import Manifest, verified_files, write_generation
-from latentspace.index.spec import IndexSpec, exact_below, search_parameters, widened
+from latentspace.index.persist import Manifest, read_faiss, write_faiss
+from latentspace.index.selectors import bitmap_selector, excluding
+from latentspace.index.slots import SlotMap
+from latentspace.index.spec import (
+    IndexSpec,
+    create_faiss,
+    exact_below,
+    search_parameters,
+    widened,
+)
 from latentspace.types import Metric
 from latentspace.vectors import prepare_rows
 
 __all__ = ["FaissIndex", "gpu_available"]
 
 logger = logging.getLogger(__name__)
+
+# A deferred write's rows enter the graph in batches of this many (each batch holds the
+# write lock: searches wait for at most one), and a write waits for the merge while more
+# than DELTA_LIMIT rows are unmerged (each search scores them all exactly).
+MERGE_BATCH = 2048
+DELTA_LIMIT = 16_384
 
 
 def gpu_available() -> bool:
@@ -61,14 +72,15 @@ class FaissIndex:
         self._spec = spec
         self._dim = dim
         self._metric: Metric = spec.metric
-        self._faiss_metric = faiss.METRIC_L2 if spec.metric == "l2" else faiss.METRIC_INNER_PRODUCT
         # The FAISS index, labels are slots; built on the first add (IVF kinds train on it).
         self._cpu: Any = None
         self._gpu: Any = None
         self._gpu_resources: Any = None
         self._use_gpu = use_gpu and gpu_available() and self._spec.kind in ("flat", "ivf")
         self._slot_ids = np.empty(0, dtype=np.int64)  # slot → id, -1 for dead/removed slots
-        self._id_slot: dict[int, int] = {}
+        self._id_slot = SlotMap()
+        self._delta = Delta(dim, spec.metric)  # HNSW rows not yet linked into the graph
+        self._merger = Merger(self.merge, lambda: len(self._delta), batch=MERGE_BATCH)
         self._dead: set[int] = set()  # slots still inside the FAISS index but not live
         self._lock = ReadWriteLock()
         self._read_only = False  # set for memory-mapped loads
@@ -126,43 +138,8 @@ class FaissIndex:
             return self._slot_ids[self._slot_ids >= 0].copy()
 
     # -- building ------------------------------------------------------------------------
-    def _factory_string(self, n_train: int) -> str:
-        self._spec = self._requested.with_defaults(n_train, self._dim)
-        p, kind = self._spec.params, self._spec.kind
-        if kind == "flat":
-            return "Flat"
-        if kind == "hnsw":
-            return f"HNSW{int(p['m'])},Flat"
-        if kind == "factory":
-            return str(p["factory"])
-        nlist = min(int(p["nlist"]), max(1, n_train // 39))
-        if nlist != p["nlist"]:
-            logger.info("IVF trained on %d vectors: nlist lowered to %d", n_train, nlist)
-            self._spec = IndexSpec(kind, self._metric, {**p, "nlist": nlist})
-        if kind == "ivf":
-            return f"IVF{nlist},Flat"
-        # "np": no polysemous training, which costs ~2 s per sub-quantizer and buys nothing here
-        refine = ",Refine(SQ8)" if p.get("refine", "SQ8") == "SQ8" else ""
-        return f"IVF{nlist},PQ{int(p['m'])}x{int(p['nbits'])}np{refine}"
-
     def _create(self, train: np.ndarray) -> None:
-        inner: Any = faiss.index_factory(
-            self._dim, self._factory_string(train.shape[0]), self._faiss_metric
-        )
-        if self._spec.kind == "hnsw":
-            inner.hnsw.efConstruction = int(self._spec.params["ef_construction"])
-            inner.hnsw.efSearch = int(self._spec.params["ef_search"])
-        if not inner.is_trained:
-            sample = train
-            cap = max(64 * 1024, 64 * int(self._spec.params.get("nlist", 1)))
-            if train.shape[0] > cap:
-                rng = np.random.default_rng(0)
-                sample = train[rng.choice(train.shape[0], cap, replace=False)]
-            inner.train(sample)
-        if self._spec.kind == "ivf":
-            # a hashtable direct map gives remove and reconstruct by label
-            inner.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
-        self._cpu = inner
+        self._spec, self._cpu = create_faiss(self._requested, self._dim, train)
 
     def _sync_gpu(self) -> None:
         if not self._use_gpu or self._cpu is None:
@@ -175,8 +152,12 @@ class FaissIndex:
         return prepare_rows(vectors, self._dim, self._metric, name=name)
 
     # -- writes --------------------------------------------------------------------------
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Insert or replace the vectors of ``ids`` (upsert)."""
+    def add(self, ids: np.ndarray, vectors: np.ndarray, *, defer: bool = False) -> None:
+        """Insert or replace the vectors of ``ids`` (upsert).
+
+        ``defer``: an HNSW index links the rows into its graph later, in the background
+        (see :mod:`.delta`); they are searchable at once either way.
+        """
         x = self._prepare(vectors, "vectors")
         keys = check_ids(ids, count=x.shape[0])
         if keys.shape[0] == 0:
@@ -186,15 +167,44 @@ class FaissIndex:
             if self._cpu is None:
                 self._create(x)
             self._drop(keys)
-            slots = np.arange(self._slot_ids.shape[0], self._slot_ids.shape[0] + keys.shape[0])
+            first = self._slot_ids.shape[0]
+            slots = np.arange(first, first + keys.shape[0])
             if self._spec.kind == "ivf":
                 self._cpu.add_with_ids(x, slots)
+            elif defer and self._spec.kind == "hnsw":
+                self._delta.append(x, first)
             else:  # sequential labels: the next slot is FAISS's next position
-                assert self._cpu.ntotal == slots[0], "slot counter out of step with FAISS"
+                self._merge(len(self._delta))
+                assert self._cpu.ntotal == first, "slot counter out of step with FAISS"
                 self._cpu.add(x)
             self._slot_ids = np.concatenate([self._slot_ids, keys])
-            self._id_slot.update(zip(keys.tolist(), slots.tolist(), strict=True))
+            self._id_slot.assign(keys, slots)
             self._sync_gpu()
+        if len(self._delta) > DELTA_LIMIT:  # back-pressure: this write helps merge
+            self.merge(len(self._delta) - DELTA_LIMIT // 2)
+        elif len(self._delta):
+            self._merger.start()
+
+    @property
+    def unmerged(self) -> int:
+        """Rows written but not yet linked into the graph (searched exactly meanwhile)."""
+        return len(self._delta)
+
+    def merge(self, count: int | None = None) -> None:
+        """Link ``count`` (default: all) unmerged rows into the graph now, in batches."""
+        left = len(self._delta) if count is None else count
+        while left > 0 and len(self._delta):
+            with self._lock.write():
+                left -= self._merge(min(left, MERGE_BATCH))
+
+    def _merge(self, count: int) -> int:
+        # Caller holds the write lock. FAISS spreads the batch over its OpenMP threads.
+        rows = self._delta.head(count)
+        if rows.shape[0]:
+            assert self._cpu.ntotal == self._delta.first_slot, "delta out of step with FAISS"
+            self._cpu.add(rows)
+            self._delta.merged(rows.shape[0])
+        return int(rows.shape[0])
 
     def remove(self, ids: np.ndarray) -> int:
         """Remove ``ids``; returns how many were present."""
@@ -207,15 +217,14 @@ class FaissIndex:
 
     def save(self, directory: Path, *, fingerprint: str = "", oplog_seq: int = 0) -> None:
         """Write the index and its manifest into ``directory`` (see :mod:`.persist`)."""
+        self.merge()  # the file holds the whole graph
         with self._lock.read():  # a consistent snapshot: writers wait
             blob = b"" if self._cpu is None else faiss.serialize_index(self._cpu).tobytes()
-            slots = io.BytesIO()
-            np.save(slots, self._slot_ids, allow_pickle=False)
-            count, dead = len(self), sorted(self._dead)
-        write_generation(
+            slots, count, dead = self._slot_ids.copy(), len(self), sorted(self._dead)
+        write_faiss(
             Path(directory),
-            {"index.faiss": blob, "slots.npy": slots.getvalue()},
-            faiss_version=faiss.__version__,
+            blob,
+            slots,
             spec=self._spec.to_json(),
             dim=self._dim,
             count=count,
@@ -234,41 +243,15 @@ class FaissIndex:
         mmap: bool = False,
         use_gpu: bool = False,
     ) -> tuple[FaissIndex, Manifest]:
-        """Load and verify an index written by :meth:`save`.
-
-        Args:
-            fingerprint: the encoder fingerprint the index must have been built with.
-            dim: the dimension it must have.
-            mmap: memory-map the FAISS file read-only (large read-only indexes).
-
-        Raises:
-            IndexCorrupted: a file is missing, truncated or altered, or the manifest
-                disagrees with the files, the faiss version, ``fingerprint`` or ``dim``.
-        """
-        directory = Path(directory)
-        manifest, files = verified_files(
-            directory, faiss_version=faiss.__version__, fingerprint=fingerprint, dim=dim
+        """Load and verify an index written by :meth:`save` (``mmap``: memory-map the FAISS
+        file read-only; see :func:`.persist.read_faiss` for the checks and errors)."""
+        manifest, inner, slot_ids = read_faiss(
+            Path(directory), fingerprint=fingerprint, dim=dim, mmap=mmap
         )
-        if "index.faiss" not in files or "slots.npy" not in files:
-            raise IndexCorrupted(f"{directory}: the manifest names no index or slots file")
-        try:
-            slot_ids = np.load(files["slots.npy"], allow_pickle=False).astype(np.int64)
-            index = cls(IndexSpec.from_json(manifest.spec), manifest.dim, use_gpu=use_gpu)
-            if files["index.faiss"].stat().st_size:
-                flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
-                index._cpu = faiss.read_index(str(files["index.faiss"]), flags)
-        except (OSError, RuntimeError, ValueError, KeyError) as e:
-            raise IndexCorrupted(f"{directory}: cannot read index: {e}") from e
-        index._slot_ids = slot_ids
-        live = np.flatnonzero(slot_ids >= 0)
-        index._id_slot = dict(zip(slot_ids[live].tolist(), live.tolist(), strict=True))
+        index = cls(IndexSpec.from_json(manifest.spec), manifest.dim, use_gpu=use_gpu)
+        index._cpu, index._slot_ids = inner, slot_ids
+        index._id_slot = SlotMap.of(slot_ids)
         index._dead = set(manifest.dead)
-        stored = int(index._cpu.ntotal) if index._cpu is not None else 0
-        if len(index) != manifest.count or stored != manifest.count + len(index._dead):
-            raise IndexCorrupted(
-                f"{directory}: manifest says {manifest.count} vectors, files hold {len(index)} "
-                f"live of {stored}"
-            )
         index._sync_gpu()
         index._read_only = mmap and index._cpu is not None
         return index, manifest
@@ -278,10 +261,10 @@ class FaissIndex:
             raise VectorIndexError("this index was loaded memory-mapped and is read-only")
 
     def _drop(self, keys: np.ndarray) -> int:
-        slots = [self._id_slot.pop(k) for k in keys.tolist() if k in self._id_slot]
-        if not slots:
+        slot_array = self._id_slot.pop(keys)
+        if not slot_array.size:
             return 0
-        slot_array = np.asarray(slots, dtype=np.int64)
+        slots = slot_array.tolist()
         self._slot_ids[slot_array] = -1
         if self._spec.kind == "ivf":  # the hashtable direct map takes only an id array
             self._cpu.remove_ids(
@@ -303,28 +286,29 @@ class FaissIndex:
             if self._cpu is None:
                 return finish_search(_empty, q, k, total=0)
             selector: Any = None
-            total = len(self._id_slot)
+            total, slots, allowed = len(self._id_slot), np.empty(0, np.int64), None
             if allow is not None:
-                wanted = np.asarray(allow, dtype=np.int64).reshape(-1).tolist()
-                slots = np.fromiter(
-                    (self._id_slot[i] for i in wanted if i in self._id_slot), dtype=np.int64
-                )
+                slots = self._id_slot.lookup(np.asarray(allow, dtype=np.int64))
+                slots = slots[slots >= 0]
                 total = slots.shape[0]
                 if self.kind != "flat" and total <= exact_below(len(self._id_slot)):
                     return self._search_subset(slots, q, k, predicate, min_score, offset)
+                allowed = np.zeros(self._slot_ids.shape[0], dtype=bool)
+                allowed[slots] = True
                 if self._gpu is not None:  # GPU indexes take no selector: post-filter
-                    allowed = set(wanted)
-                    predicate = _and(predicate, lambda ids: np.isin(ids, list(allowed)))
+                    wanted = np.asarray(allow, dtype=np.int64)
+                    predicate = _and(predicate, lambda ids: np.isin(ids, wanted))
                     total = len(self._id_slot)
                 else:
-                    selector = faiss.IDSelectorBatch(slots)
+                    selector = bitmap_selector(allowed)
                     fraction = total / max(1, len(self._id_slot))
-                    params = widened(self._spec, params or SearchParams(), fraction)
+                    params = widened(self._spec, params or SearchParams(), fraction, k + offset)
             elif self._dead and self._gpu is not None:  # no selectors on GPU: skip the dead
                 predicate = _and(predicate, lambda ids: np.ones(ids.shape[0], dtype=bool))
             elif self._dead:
                 selector = self._live_selector()
             faiss_params = self._faiss_params(params or SearchParams(), selector)
+            unmerged = self._unmerged_excluded(allowed)
 
             blas = (
                 self.kind == "flat"
@@ -345,6 +329,10 @@ class FaissIndex:
                         distances, labels = index.search(qs, n)
                     else:
                         distances, labels = index.search(qs, n, params=faiss_params)
+                if unmerged is not None:
+                    labels, distances = self._delta.merged_answer(
+                        qs, n, labels, distances, unmerged
+                    )
                 ids = self._slot_ids[labels]
                 missing = labels < 0  # FAISS pads short rows with -1
                 if missing.any():
@@ -361,20 +349,46 @@ class FaissIndex:
                     return self._search_subset(slots, q, k, None, None, offset)
             return result
 
+    def _unmerged_excluded(self, allowed: np.ndarray | None) -> np.ndarray | None:
+        # Per unmerged row: whether a search leaves it out (dead, or not allowed); None
+        # when every row is merged. Caller holds the lock.
+        if not len(self._delta):
+            return None
+        first = self._delta.first_slot
+        span = slice(first, first + len(self._delta))
+        excluded = self._slot_ids[span] < 0
+        return excluded if allowed is None else excluded | ~allowed[span]
+
     def _blas_flat(self, qs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        total = int(self._cpu.ntotal)
-        rows = faiss.rev_swig_ptr(self._cpu.get_xb(), total * self._dim)  # a view, no copy
-        return blas_top_k(np.asarray(rows).reshape(total, self._dim), self._dead, qs, n)
+        return blas_top_k(flat_rows(self._cpu, self._dim), self._dead, qs, n)
+
+    def _rows(self, slots: np.ndarray) -> np.ndarray:
+        # The stored vectors of ``slots``: gathered from flat storage (no OpenMP fan-out,
+        # which reconstruct_batch starts above 1,000 rows) or the unmerged rows.
+        if not len(self._delta):  # IVF labels are not positions: only HNSW has a delta
+            return self._graph_rows(slots)
+        unmerged = slots >= self._delta.first_slot
+        if not unmerged.any():
+            return self._graph_rows(slots)
+        out = np.empty((slots.shape[0], self._dim), dtype=np.float32)
+        out[unmerged] = self._delta.gather(slots[unmerged])
+        out[~unmerged] = self._graph_rows(slots[~unmerged])
+        return out
+
+    def _graph_rows(self, slots: np.ndarray) -> np.ndarray:
+        if self.kind in ("flat", "hnsw"):
+            flat = self._cpu if self.kind == "flat" else faiss.downcast_index(self._cpu.storage)
+            return np.take(flat_rows(flat, self._dim), slots, axis=0)
+        if not slots.size:
+            return np.zeros((0, self._dim), np.float32)
+        with omp_threads(1):
+            return np.asarray(self._cpu.reconstruct_batch(slots), dtype=np.float32)
 
     def _live_selector(self) -> Any:
         # Built once per set of tombstones, not per query; FAISS only reads selectors.
-        selector: Any = self._dead_selector
-        if selector is None:
-            dead = faiss.IDSelectorBatch(np.fromiter(self._dead, dtype=np.int64))
-            selector = faiss.IDSelectorNot(dead)
-            selector.referenced = dead  # keep the inner selector alive
-            self._dead_selector = selector
-        return selector
+        if self._dead_selector is None:
+            self._dead_selector = excluding(np.fromiter(self._dead, dtype=np.int64))
+        return self._dead_selector
 
     def _search_subset(
         self,
@@ -387,14 +401,9 @@ class FaissIndex:
     ) -> SearchResult:
         # A selective filter starves a graph walk or a few IVF lists of candidates (the
         # allowed points may lie nowhere near the route), so score the allowed few exactly.
-        vectors = (
-            np.asarray(self._cpu.reconstruct_batch(slots), dtype=np.float32)
-            if slots.size
-            else np.zeros((0, self._dim), np.float32)
-        )
         return search_exactly(
             self._slot_ids[slots],
-            vectors,
+            self._rows(slots),
             queries,
             k,
             self._metric,
@@ -422,8 +431,7 @@ class FaissIndex:
             live = np.flatnonzero(self._slot_ids >= 0)
             if live.size == 0:
                 return np.empty(0, np.int64), np.zeros((0, self._dim), np.float32)
-            vectors = np.asarray(self._cpu.reconstruct_batch(live), dtype=np.float32)
-            return self._slot_ids[live].copy(), vectors
+            return self._slot_ids[live].copy(), self._rows(live)
 
     @property
     def lossless(self) -> bool:

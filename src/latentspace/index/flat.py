@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Set
 from contextlib import contextmanager
+from typing import Any
 
 import faiss
 import numpy as np
 
 from latentspace.index.exact import top_k
 
-__all__ = ["SINGLE_THREAD_BELOW", "blas_top_k", "omp_threads"]
+__all__ = ["SINGLE_THREAD_BELOW", "blas_top_k", "flat_rows", "omp_threads"]
 
 # Fewer queries than this run on one OpenMP thread (and flat ones through BLAS).
 SINGLE_THREAD_BELOW = 64
@@ -37,6 +38,14 @@ def omp_threads(queries: int) -> Iterator[None]:
         yield
     finally:
         faiss.omp_set_num_threads(before)
+
+
+def flat_rows(flat: Any, dim: int) -> np.ndarray:
+    """The rows of a FAISS flat index (an HNSW's storage too) as a NumPy view, no copy."""
+    total = int(flat.ntotal)
+    if not total:
+        return np.zeros((0, dim), np.float32)
+    return np.asarray(faiss.rev_swig_ptr(flat.get_xb(), total * dim)).reshape(total, dim)
 
 
 def blas_top_k(

@@ -77,9 +77,10 @@ class ManagedIndex:
         return len(self._current)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Upsert into the current index (and into the one being built)."""
+        """Upsert into the current index (and into the one being built); an HNSW graph
+        links the rows in the background, searching them exactly until then."""
         with self._lock:
-            self._current.add(ids, vectors)
+            self._current.add(ids, vectors, defer=True)
             if self._pending is not None:
                 self._pending.append(("add", np.asarray(ids), np.asarray(vectors)))
         self._maybe_rebuild()

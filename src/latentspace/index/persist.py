@@ -9,14 +9,15 @@ or the new one, whole.
 
 The manifest records the faiss version, kind and parameters, dim, encoder fingerprint,
 count, the last applied oplog sequence and the sha256 of each file; :func:`verified_files`
-checks every one and refuses a mismatch. This module knows files and manifests, not index
-types: :meth:`FaissIndex.save <latentspace.index.faiss_index.FaissIndex.save>` and
-``load`` call it.
+checks every one and refuses a mismatch. :func:`write_faiss` and :func:`read_faiss` are the
+FAISS generation (a serialised index and its ``slot → id`` array) that
+:class:`~latentspace.index.faiss_index.FaissIndex` saves and loads.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import time
 import uuid
@@ -24,10 +25,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import faiss
+import numpy as np
+
 from latentspace.atomic import atomic_write, sha256_file
 from latentspace.errors import IndexCorrupted
 
-__all__ = ["FORMAT_VERSION", "Manifest", "read_manifest", "verified_files", "write_generation"]
+__all__ = [
+    "FORMAT_VERSION",
+    "Manifest",
+    "read_faiss",
+    "read_manifest",
+    "verified_files",
+    "write_faiss",
+    "write_generation",
+]
 
 FORMAT_VERSION = 1
 _MANIFEST_FILE = "manifest.json"
@@ -154,3 +166,53 @@ def verified_files(
         stem, _, rest = name.partition(".")
         files[f"{stem}.{rest.rpartition('.')[2]}"] = path
     return manifest, files
+
+
+def write_faiss(directory: Path, blob: bytes, slot_ids: np.ndarray, **manifest: Any) -> None:
+    """Write a FAISS index (serialised) and its ``slot → id`` array as one generation."""
+    slots = io.BytesIO()
+    np.save(slots, slot_ids, allow_pickle=False)
+    write_generation(
+        directory,
+        {"index.faiss": blob, "slots.npy": slots.getvalue()},
+        faiss_version=faiss.__version__,
+        **manifest,
+    )
+
+
+def read_faiss(
+    directory: Path, *, fingerprint: str | None, dim: int | None, mmap: bool
+) -> tuple[Manifest, Any, np.ndarray]:
+    """The manifest, FAISS index (None when it was empty) and ``slot → id`` array of a
+    generation written by :func:`write_faiss`, checked against each other.
+
+    Args:
+        fingerprint: the encoder fingerprint the index must have been built with.
+        dim: the dimension it must have.
+        mmap: memory-map the FAISS file read-only (large read-only indexes).
+
+    Raises:
+        IndexCorrupted: a file is missing, truncated or altered, or the manifest
+            disagrees with the files, the faiss version, ``fingerprint`` or ``dim``.
+    """
+    manifest, files = verified_files(
+        directory, faiss_version=faiss.__version__, fingerprint=fingerprint, dim=dim
+    )
+    if "index.faiss" not in files or "slots.npy" not in files:
+        raise IndexCorrupted(f"{directory}: the manifest names no index or slots file")
+    inner: Any = None
+    try:
+        slot_ids = np.load(files["slots.npy"], allow_pickle=False).astype(np.int64)
+        if files["index.faiss"].stat().st_size:
+            flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
+            inner = faiss.read_index(str(files["index.faiss"]), flags)
+    except (OSError, RuntimeError, ValueError, KeyError) as e:
+        raise IndexCorrupted(f"{directory}: cannot read index: {e}") from e
+    live = int((slot_ids >= 0).sum())
+    stored = int(inner.ntotal) if inner is not None else 0
+    if live != manifest.count or stored != manifest.count + len(manifest.dead):
+        raise IndexCorrupted(
+            f"{directory}: manifest says {manifest.count} vectors, files hold {live} "
+            f"live of {stored}"
+        )
+    return manifest, inner, slot_ids

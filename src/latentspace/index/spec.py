@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import faiss
+import numpy as np
 
 from latentspace.errors import InvalidInput
 from latentspace.index.base import SearchParams
@@ -26,6 +27,7 @@ __all__ = [
     "MAX_FILTERED_EF",
     "IndexSpec",
     "buildable",
+    "create_faiss",
     "estimate_bytes",
     "exact_below",
     "plan_index",
@@ -160,6 +162,49 @@ def buildable(spec: IndexSpec, n: int) -> IndexSpec:
     return spec
 
 
+def _factory_string(spec: IndexSpec, n_train: int) -> tuple[IndexSpec, str]:
+    # The FAISS factory string of ``spec`` (with its defaults filled in) for ``n_train``
+    # training vectors, and the spec it builds (IVF's nlist shrinks to what they can train).
+    p, kind = spec.params, spec.kind
+    if kind == "flat":
+        return spec, "Flat"
+    if kind == "hnsw":
+        return spec, f"HNSW{int(p['m'])},Flat"
+    if kind == "factory":
+        return spec, str(p["factory"])
+    nlist = min(int(p["nlist"]), max(1, n_train // 39))
+    if nlist != p["nlist"]:
+        logger.info("IVF trained on %d vectors: nlist lowered to %d", n_train, nlist)
+        spec = IndexSpec(kind, spec.metric, {**p, "nlist": nlist})
+    if kind == "ivf":
+        return spec, f"IVF{nlist},Flat"
+    # "np": no polysemous training, which costs ~2 s per sub-quantizer and buys nothing here
+    refine = ",Refine(SQ8)" if p.get("refine", "SQ8") == "SQ8" else ""
+    return spec, f"IVF{nlist},PQ{int(p['m'])}x{int(p['nbits'])}np{refine}"
+
+
+def create_faiss(requested: IndexSpec, dim: int, train: np.ndarray) -> tuple[IndexSpec, Any]:
+    """A new, empty FAISS index for ``requested`` (trained on ``train`` where the kind
+    needs it; labels are positions, IVF-Flat's come from a hashtable direct map), and the
+    spec with every parameter chosen."""
+    spec, factory = _factory_string(requested.with_defaults(train.shape[0], dim), train.shape[0])
+    metric = faiss.METRIC_L2 if spec.metric == "l2" else faiss.METRIC_INNER_PRODUCT
+    inner: Any = faiss.index_factory(dim, factory, metric)
+    if spec.kind == "hnsw":
+        inner.hnsw.efConstruction = int(spec.params["ef_construction"])
+        inner.hnsw.efSearch = int(spec.params["ef_search"])
+    if not inner.is_trained:
+        sample = train
+        cap = max(64 * 1024, 64 * int(spec.params.get("nlist", 1)))
+        if train.shape[0] > cap:
+            rng = np.random.default_rng(0)
+            sample = train[rng.choice(train.shape[0], cap, replace=False)]
+        inner.train(sample)
+    if spec.kind == "ivf":  # a hashtable direct map gives remove and reconstruct by label
+        inner.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
+    return spec, inner
+
+
 def search_parameters(spec: IndexSpec, params: SearchParams, selector: Any, *, on_gpu: bool) -> Any:
     """FAISS ``SearchParameters`` for one search of an index of ``spec`` (None: defaults).
 
@@ -197,20 +242,24 @@ def search_parameters(spec: IndexSpec, params: SearchParams, selector: Any, *, o
 
 # The widest graph walk a filtered HNSW search takes before the exact fallback decides.
 MAX_FILTERED_EF = 4096
+# A filtered walk keeps this many times the allowed hits it needs in expectation.
+FILTER_EF_FACTOR = 2
 
 
-def widened(spec: IndexSpec, params: SearchParams, fraction: float) -> SearchParams:
-    """The knobs of a search whose filter lets ``fraction`` of the items through.
+def widened(spec: IndexSpec, params: SearchParams, fraction: float, want: int) -> SearchParams:
+    """The knobs of a search for ``want`` hits whose filter lets ``fraction`` through.
 
-    A graph walk (HNSW's ``efSearch``) or a few inverted lists (IVF's ``nprobe``) meet
-    allowed points in proportion to ``fraction``, so both grow as ``1 / fraction`` (capped)
-    to keep the expected number of allowed candidates; knobs the caller set are kept.
+    HNSW's walk scores every point it passes but keeps only allowed ones, so its beam
+    (``efSearch``) must hold about ``want / fraction`` points for ``want`` of them to be
+    allowed: it grows to twice that (capped), never below the default. IVF probes lists
+    whose allowed share is ``fraction``, so ``nprobe`` grows as ``1 / fraction``. Knobs
+    the caller set are kept.
     """
     if fraction >= 1.0 or fraction <= 0.0:
         return params
     p = spec.params
     if spec.kind == "hnsw" and params.ef_search is None:
-        ef = min(MAX_FILTERED_EF, math.ceil(int(p["ef_search"]) / fraction))
+        ef = min(MAX_FILTERED_EF, math.ceil(FILTER_EF_FACTOR * want / fraction))
         return replace(params, ef_search=max(ef, int(p["ef_search"])))
     if spec.kind in ("ivf", "ivfpq") and params.nprobe is None and "nlist" in p:
         nprobe = min(int(p["nlist"]), math.ceil(int(p["nprobe"]) / fraction))
