@@ -17,12 +17,14 @@ __all__ = ["Readiness", "readiness"]
 @dataclass(frozen=True)
 class Readiness:
     """Whether the instance can serve, and if not, why; ``unavailable`` names the
-    collections that cannot serve (the others do) with their reasons."""
+    collections that cannot serve (the others do) with their reasons; ``warm`` says whether
+    the caches filled after start-up (hit rows, payload indexes) are complete."""
 
     ready: bool
     detail: str = ""
     unavailable: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    warm: bool = True
 
 
 def readiness(ctx: Context) -> Readiness:
@@ -42,4 +44,5 @@ def readiness(ctx: Context) -> Readiness:
         if row.model in ctx.model_failures:
             unavailable[row.name] = f"model {row.model!r} cannot be loaded: "
             unavailable[row.name] += ctx.model_failures[row.model]
-    return Readiness(True, unavailable=unavailable, warnings=list(ctx.warnings))
+    warm = ctx.warmer is None or ctx.warmer.wait(0)
+    return Readiness(True, unavailable=unavailable, warnings=list(ctx.warnings), warm=warm)

@@ -28,14 +28,21 @@ def healthz() -> dict[str, str]:
 def readyz(context: ContextDep, response: Response) -> dict[str, Any]:
     """``ok`` once the lifespan has opened every index and the database answers;
     ``degraded`` (still 200: the others serve) naming each collection that cannot serve
-    and why; 503 when the database does not answer."""
+    and why; 503 when the database does not answer. ``warm`` is false while the caches a
+    start fills in the background (hit rows, payload indexes) are still filling: searches
+    answer meanwhile, the first filters and hits slower."""
     ready = health.readiness(context.service)
     if not ready.ready:
         response.status_code = 503
         return {"status": "unavailable", "detail": ready.detail}
     if ready.unavailable or ready.warnings:
-        return {"status": "degraded", "unavailable": ready.unavailable, "warnings": ready.warnings}
-    return {"status": "ok"}
+        return {
+            "status": "degraded",
+            "unavailable": ready.unavailable,
+            "warnings": ready.warnings,
+            "warm": ready.warm,
+        }
+    return {"status": "ok", "warm": ready.warm}
 
 
 @router.get(
