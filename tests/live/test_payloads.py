@@ -106,6 +106,11 @@ def test_the_api_answers_matched(tmp_path: Path) -> None:
         explained = c.post("/v1/collections/c/search", json=body | {"explain": True}).json()
         assert explained["strategy"] == "exact"
         assert answer["results"][0]["id"] == "i0"
+        stated = c.get("/v1/collections/c").json()["payload_index"]  # built by the filter
+        assert stated["items"] == 9
+        assert stated["paths"] == 1
+        assert set(stated["memory_bytes"]) == {"even"}
+        assert stated["total_bytes"] == stated["memory_bytes"]["even"] > 0
 
 
 def test_a_filter_reads_no_sql_until_a_commit_is_heard(

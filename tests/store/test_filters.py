@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -11,6 +12,7 @@ from sqlalchemy import JSON, Column, Engine, Integer, MetaData, Table, insert, s
 from sqlalchemy.dialects.postgresql import JSONB
 
 from latentspace.errors import InvalidInput
+from latentspace.store import payload as payload_module
 from latentspace.store.filters import compile_filter, matches, validate_filter
 from latentspace.store.payload import PayloadIndex
 
@@ -104,22 +106,34 @@ def test_sql_agrees_with_the_reference(
     docs=st.lists(documents(), min_size=1, max_size=12),
     spec=st.lists(filters(), min_size=5, max_size=5),
     rewritten=st.lists(st.integers(0, 11), max_size=4),
+    layout=st.sampled_from(["recent", "columns", "compacting"]),
 )
 def test_the_payload_index_agrees_with_sql(
     engine: Engine,
     docs: list[dict[str, Any]],
     spec: list[dict[str, Any]],
     rewritten: list[int],
+    layout: str,
 ) -> None:
     # The in-memory evaluation against SQL on the same rows, after some items were indexed
-    # twice (an update) and one removed and put back (a delete, then a restore).
+    # twice (an update) and one removed and put back (a delete, then a restore); the items
+    # held as recent writes, as sorted columns with recent rewrites over stale rows, or
+    # compacted from both after every write.
     table = make_table(engine)
-    index = PayloadIndex()
-    index.upsert((i, {"stale": i, **d}) for i, d in enumerate(docs))
-    index.upsert((i, d) for i, d in enumerate(docs))
-    index.upsert((i % len(docs), docs[i % len(docs)]) for i in rewritten)
-    index.remove([0])
-    index.upsert([(0, docs[0])])
+    first = [(i, {"stale": i, **d}) for i, d in enumerate(docs)]
+    index = PayloadIndex.of(first) if layout != "recent" else PayloadIndex()
+    compact_min = payload_module._COMPACT_MIN
+    payload_module._COMPACT_MIN = 0 if layout == "compacting" else compact_min
+    try:
+        if layout == "recent":
+            index.upsert(first)
+        index.upsert((i, d) for i, d in enumerate(docs))
+        index.upsert((i % len(docs), docs[i % len(docs)]) for i in rewritten)
+        index.remove([0])
+        index.upsert([(0, docs[0])])
+    finally:
+        payload_module._COMPACT_MIN = compact_min
+    assert len(index) == len(docs)
     with engine.begin() as conn:
         conn.execute(table.delete())
         conn.execute(insert(table), [{"id": i, "meta": d} for i, d in enumerate(docs)])
@@ -234,3 +248,33 @@ def test_values_are_bound_never_inlined(engine: Engine) -> None:
     with engine.begin() as conn:
         conn.execute(insert(table), [{"id": 1, "meta": {"a": hostile}}])
         assert list(conn.execute(select(table.c.id).where(where)).scalars()) == [1]
+
+
+def test_columns_answer_equalities_and_ranges_over_many_distinct_values() -> None:
+    # A value per item (a timestamp, a large id) in random order: the columns find each
+    # by binary search, compare large integers exactly, and state their memory per path.
+    rng = np.random.default_rng(3)
+    order = rng.permutation(20_000)
+    docs = [
+        (
+            int(i),
+            {
+                "ts": f"2026-01-01T{i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z",
+                "big": 2**62 + int(i),
+                "n": {"v": int(i) % 7},
+            },
+        )
+        for i in order
+    ]
+    index = PayloadIndex.of(docs)
+    assert index.evaluate({"ts": "2026-01-01T01:00:00Z"}).tolist() == [3600]
+    assert index.evaluate({"ts": {"$lt": "2026-01-01T00:00:10Z"}}).tolist() == list(range(10))
+    assert index.evaluate({"big": {"$gt": 2**62 + 19_997}}).tolist() == [19_998, 19_999]
+    assert index.evaluate({"big": 2**62 + 5}).tolist() == [5]
+    assert index.evaluate({"n.v": {"$in": [6]}}).shape[0] == len(range(6, 20_000, 7))
+    index.upsert([(5, {"big": 1})])  # rewritten: its column rows are stale now
+    assert index.evaluate({"big": 2**62 + 5}).tolist() == []
+    assert index.evaluate({"ts": {"$exists": False}}).tolist() == [5]
+    memory = index.memory()
+    assert set(memory) == {"ts", "big", "n", "n.v"}
+    assert memory["ts"] > 20_000 * 16  # an id, a pointer and a string per item

@@ -23,6 +23,7 @@ from latentspace.api.schemas import (
     JobPublic,
     KeywordSettings,
     LegPlace,
+    PayloadIndexInfo,
     Problem,
     SearchHit,
     TermIn,
@@ -317,6 +318,9 @@ def collection_public(stats: CollectionStats) -> CollectionPublic:
         ),
         keyword=KeywordSettings.model_validate(stats.keyword),
         created_at=stats.created_at,
+        payload_index=PayloadIndexInfo.model_validate(stats.payload_index)
+        if stats.payload_index is not None
+        else None,
     )
 
 

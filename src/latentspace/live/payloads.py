@@ -26,12 +26,21 @@ from latentspace.store import oplog, reads
 from latentspace.store.payload import PayloadIndex
 from latentspace.store.tables import CollectionRow
 
-__all__ = ["PayloadIndexes"]
+__all__ = ["PayloadIndexes", "PayloadStats"]
 
 
 # Without a commit heard, the oplog is read again at most this often (seconds): writes the
 # owner never hears of (Ray shards replay them themselves) still arrive within it.
 RECHECK_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class PayloadStats:
+    """A payload index's items, distinct paths, and estimated bytes per path."""
+
+    items: int
+    paths: int
+    memory_bytes: dict[str, int]
 
 
 @dataclass
@@ -78,8 +87,7 @@ class PayloadIndexes:
                 # The sequence is read before the rows: a write committed in between is in
                 # both, and applying it again is idempotent.
                 seq = oplog.last_seq(session=session, collection=collection)
-                index = PayloadIndex()
-                index.upsert(reads.live_metadata(session=session, collection=collection))
+                index = PayloadIndex.of(reads.live_metadata(session=session, collection=collection))
                 with self._lock:
                     self._live[collection.id] = _Live(index, seq)
                 return index
@@ -92,6 +100,17 @@ class PayloadIndexes:
                 live.index.upsert(found.items())
                 live.applied_seq = tail[-1][0]
             return live.index
+
+    def describe(self, collection: CollectionRow) -> PayloadStats | None:
+        """What the collection's payload index holds, or None before it is built (a start
+        builds it in the background; a filter builds it at once)."""
+        with self._lock:
+            live = self._live.get(collection.id)
+        if live is None:
+            return None
+        with self._locks.of(collection.id):
+            index = live.index
+            return PayloadStats(len(index), index.paths, index.memory())
 
     def committed(self, collection: CollectionRow, commit: Commit) -> None:
         """Mark the collection's index stale: the next filter reads the oplog (see the

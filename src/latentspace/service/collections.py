@@ -58,6 +58,7 @@ class CollectionStats:
     unavailable: str | None = None
     keyword: dict[str, Any] = field(default_factory=dict)
     exact_limit: int | None = None
+    payload_index: dict[str, Any] | None = None
 
 
 def get(ctx: Context, name: str) -> CollectionRow:
@@ -177,7 +178,20 @@ def stats(ctx: Context, name: str, *, tolerate: bool = False) -> CollectionStats
         unavailable=unavailable,
         keyword=analysis_of(row).to_json(),
         exact_limit=exact_limit,
+        payload_index=_payload_index(ctx, row),
     )
+
+
+def _payload_index(ctx: Context, row: CollectionRow) -> dict[str, Any] | None:
+    described = ctx.live.payloads.describe(row)
+    if described is None:
+        return None
+    return {
+        "items": described.items,
+        "paths": described.paths,
+        "memory_bytes": described.memory_bytes,
+        "total_bytes": sum(described.memory_bytes.values()),
+    }
 
 
 def list_stats(ctx: Context) -> list[CollectionStats]:

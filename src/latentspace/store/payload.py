@@ -7,93 +7,100 @@ is indexed by the kind and value found there, with the semantics of
 comparisons match only values of the same JSON kind, a missing field matches only ``$ne``,
 ``$nin`` and ``$exists: false``, ``$contains`` is an array element or a substring.
 
-Per path it keeps: the ids where the path exists, postings by ``(kind, value)`` of scalars,
-postings by element of arrays of scalars, and for ranges the distinct numbers and strings
-in order. Answers are sorted read-only ``int64`` arrays; the last 64 filters' answers are
-kept until the next write (the same album or tenant filter, query after query).
+Two parts hold the items, as in an LSM tree: :class:`~.payload_columns.Columns`, sorted
+columns per path and kind (an equality or a range is a binary search and a slice, at any
+number of distinct values), and :class:`~.payload_recent.Recent`, the items written since
+the columns were built, in dicts of sets that take a write at once. Column rows of items
+written or deleted since are *stale* and left out of answers. When the recent items and
+stale rows pass a sixteenth of the columns (and 4,096), they are merged into new columns by
+sorted insertion. Answers are sorted read-only ``int64`` arrays; the last 64 filters'
+answers are kept until the next write (the same album or tenant filter, query after query).
 Not thread-safe: its owner locks around it.
 """
 
 from __future__ import annotations
 
-import bisect
 import json
 import time
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from latentspace.errors import QueryTimeout
-from latentspace.store.filters import MAX_DEPTH, json_kind
+from latentspace.store.payload_columns import Columns
+from latentspace.store.payload_recent import EMPTY, Path, Recent, flatten
 
 __all__ = ["PayloadIndex"]
 
-_EMPTY = np.empty(0, dtype=np.int64)
 _ANSWERS = 64  # the most recent filters' answers kept until the next write
-Key = tuple[str, Any]  # (kind, value): True and 1 are different keys, 1 and 1.0 the same
-
-
-def _array(ids: Iterable[int]) -> np.ndarray:
-    out = np.fromiter(ids, dtype=np.int64)
-    out.sort()
-    return out
-
-
-@dataclass
-class _Field:
-    """What one path holds across the collection."""
-
-    present: set[int] = field(default_factory=set)
-    values: dict[Key, set[int]] = field(default_factory=lambda: defaultdict(set))
-    elements: dict[Key, set[int]] = field(default_factory=lambda: defaultdict(set))
-    # distinct numbers and strings in order, for ranges (kept sorted on insert)
-    numbers: list[float] = field(default_factory=list)
-    strings: list[str] = field(default_factory=list)
+_COMPACT_MIN = 4_096  # recent items and stale rows held before a compaction is considered
 
 
 class PayloadIndex:
     """Items' metadata, indexed by every path for the filter DSL."""
 
     def __init__(self) -> None:
-        self._fields: dict[tuple[str, ...], _Field] = {}
-        self._docs: dict[int, list[tuple[tuple[str, ...], object]]] = {}
+        self._columns = Columns.empty()
+        self._recent = Recent()
+        self._stale: set[int] = set()  # column items deleted or rewritten since
+        self._stale_ids: np.ndarray | None = None
         self._all: np.ndarray | None = None
-        self._cache: dict[int, np.ndarray] = {}
         self._answers: OrderedDict[str, np.ndarray] = OrderedDict()
         self._deadline: float | None = None
         self._seconds: float | None = None
 
+    @classmethod
+    def of(cls, items: Iterable[tuple[int, dict[str, Any]]]) -> PayloadIndex:
+        """An index of ``(id, metadata)`` pairs, built as columns at once."""
+        index = cls()
+        index._columns = Columns.build((i, list(flatten(m or {}))) for i, m in items)
+        return index
+
     def __len__(self) -> int:
-        return len(self._docs)
+        return int(self._columns.doc_ids.size) - len(self._stale) + len(self._recent)
 
     @property
     def paths(self) -> int:
         """How many distinct paths are indexed."""
-        return len(self._fields)
+        return len(set(self._columns.paths()) | set(self._recent.paths()))
+
+    def memory(self) -> dict[str, int]:
+        """Estimated bytes held per path (dotted), largest first."""
+        total: dict[str, int] = {}
+        for part in (self._columns.memory(), self._recent.memory()):
+            for path, size in part.items():
+                total[".".join(path)] = total.get(".".join(path), 0) + size
+        return dict(sorted(total.items(), key=lambda kv: -kv[1]))
 
     def upsert(self, items: Iterable[tuple[int, dict[str, Any]]]) -> None:
         """Index (or re-index) items by id with their metadata."""
-        for item_id, metadata in items:
-            self._remove_one(item_id)
-            entries = list(_flatten(metadata or {}, ()))
-            self._docs[item_id] = entries
-            for path, value in entries:
-                self._add(item_id, path, value)
+        batch = [(item_id, list(flatten(metadata or {}))) for item_id, metadata in items]
+        self._mark_stale([item_id for item_id, _ in batch])
+        if len(batch) + len(self._recent) + len(self._stale) > self._compact_at():
+            for item_id, _ in batch:
+                self._recent.remove(item_id)
+            self._compact(batch)
+        else:
+            for item_id, entries in batch:
+                self._recent.upsert(item_id, entries)
         self._changed()
 
     def remove(self, item_ids: Iterable[int]) -> None:
         """Forget items (ids not indexed are ignored)."""
-        for item_id in item_ids:
-            self._remove_one(item_id)
+        gone = list(item_ids)
+        self._mark_stale(gone)
+        for item_id in gone:
+            self._recent.remove(item_id)
         self._changed()
 
     def ids(self) -> np.ndarray:
         """Every indexed id, sorted."""
         if self._all is None:
-            self._all = _array(self._docs)
+            held = self._without_stale(self._columns.doc_ids)
+            recent = np.fromiter(self._recent.doc_ids(), np.int64, len(self._recent))
+            self._all = np.union1d(held, recent) if recent.size else held
         return self._all
 
     def evaluate(
@@ -129,16 +136,15 @@ class PayloadIndex:
                 part = self._all_of(condition)
             elif key == "$or":
                 parts = [self._evaluate(sub) for sub in condition]
-                part = np.unique(np.concatenate(parts)) if parts else _EMPTY
+                part = np.unique(np.concatenate(parts)) if parts else EMPTY
             elif key == "$not":
                 part = np.setdiff1d(self.ids(), self._evaluate(condition), assume_unique=True)
             else:
                 ops = condition if isinstance(condition, dict) else {"$eq": condition}
-                field_ = self._fields.get(tuple(key.split(".")))
-                part = self._all_of_ops(field_, ops)
+                part = self._all_of_ops(tuple(key.split(".")), ops)
             out = part if out is None else np.intersect1d(out, part, assume_unique=True)
             if not out.size:
-                return _EMPTY
+                return EMPTY
         return self.ids() if out is None else out
 
     # -- evaluation ------------------------------------------------------------------------
@@ -148,120 +154,61 @@ class PayloadIndex:
             out = np.intersect1d(out, self._evaluate(sub), assume_unique=True)
         return out
 
-    def _all_of_ops(self, field_: _Field | None, ops: dict[str, Any]) -> np.ndarray:
+    def _all_of_ops(self, path: Path, ops: dict[str, Any]) -> np.ndarray:
         out: np.ndarray | None = None
         for op, target in ops.items():
-            part = self._op(field_, op, target)
+            part = self._op(path, op, target)
             out = part if out is None else np.intersect1d(out, part, assume_unique=True)
-        return _EMPTY if out is None else out
+        return EMPTY if out is None else out
 
-    def _op(self, field_: _Field | None, op: str, target: Any) -> np.ndarray:
+    def _op(self, path: Path, op: str, target: Any) -> np.ndarray:
         if self._deadline is not None and time.monotonic() > self._deadline:
             raise QueryTimeout(
                 f"the filter ran past its deadline of {self._seconds:g} s "
                 "(LATENTSPACE_LIMITS__MAX_QUERY_SECONDS); narrow the filter"
             )
         if op in ("$ne", "$nin"):
-            positive = self._op(field_, "$eq" if op == "$ne" else "$in", target)
+            positive = self._op(path, "$eq" if op == "$ne" else "$in", target)
             return np.setdiff1d(self.ids(), positive, assume_unique=True)
-        if field_ is None:
-            return self.ids() if op == "$exists" and target is False else _EMPTY
-        if op == "$exists":
-            present = self._posting(field_.present)
-            return present if target else np.setdiff1d(self.ids(), present, assume_unique=True)
-        if op in ("$eq", "$in"):
-            keys = {(json_kind(t), t) for t in (target if op == "$in" else [target])}
-            return self._union(field_.values[k] for k in keys if k in field_.values)
-        if op == "$contains":
-            key = (json_kind(target), target)
-            found = [field_.elements[key]] if key in field_.elements else []
-            if isinstance(target, str):
-                found += [field_.values[("string", s)] for s in field_.strings if target in s]
-            return self._union(found)
-        return self._range(field_, op, target)
-
-    def _range(self, field_: _Field, op: str, target: str | float) -> np.ndarray:
-        kind = json_kind(target)
-        ordered: list[Any] = field_.strings if kind == "string" else field_.numbers
-        if op in ("$gt", "$gte"):
-            lo = (bisect.bisect_right if op == "$gt" else bisect.bisect_left)(ordered, target)
-            chosen = ordered[lo:]
-        else:
-            hi = (bisect.bisect_left if op == "$lt" else bisect.bisect_right)(ordered, target)
-            chosen = ordered[:hi]
-        return self._union(field_.values[(kind, v)] for v in chosen)
-
-    def _posting(self, ids: set[int]) -> np.ndarray:
-        # Keyed by the set's identity: every set asked for is held by the index, and any
-        # write clears the cache, so an identity is never reused while it is cached.
-        cached = self._cache.get(id(ids))
-        if cached is None:
-            cached = self._cache[id(ids)] = _array(ids)
-        return cached
-
-    def _union(self, postings: Iterable[set[int]]) -> np.ndarray:
-        parts = [self._posting(p) for p in postings if p]
-        if not parts:
-            return _EMPTY
-        return parts[0] if len(parts) == 1 else np.unique(np.concatenate(parts))
+        if op == "$exists" and target is False:
+            present = self._op(path, "$exists", True)
+            return np.setdiff1d(self.ids(), present, assume_unique=True)
+        held = self._without_stale(self._columns.leaf(path, op, target))
+        recent = self._recent.leaf(path, op, target)
+        if not recent.size or not held.size:
+            return recent if recent.size else held
+        return np.union1d(held, recent)
 
     # -- writes ----------------------------------------------------------------------------
+    def _compact_at(self) -> int:
+        return max(_COMPACT_MIN, int(self._columns.doc_ids.size) // 16)
+
+    def _mark_stale(self, item_ids: list[int]) -> None:
+        doc_ids = self._columns.doc_ids
+        if not doc_ids.size or not item_ids:
+            return
+        asked = np.asarray(item_ids, dtype=np.int64)
+        self._stale.update(asked[np.isin(asked, doc_ids)].tolist())
+        self._stale_ids = None
+
+    def _without_stale(self, ids: np.ndarray) -> np.ndarray:
+        if not self._stale or not ids.size:
+            return ids
+        if self._stale_ids is None:
+            self._stale_ids = np.fromiter(self._stale, np.int64, len(self._stale))
+            self._stale_ids.sort()
+        return ids[~np.isin(ids, self._stale_ids, assume_unique=True)]
+
+    def _compact(self, batch: list[tuple[int, list[tuple[Path, object]]]]) -> None:
+        # Recent items and ``batch`` merged into new columns, stale rows left out.
+        dropped = np.fromiter(self._stale, np.int64, len(self._stale))
+        dropped.sort()
+        documents = [*self._recent.documents(), *batch]
+        self._columns = self._columns.merged(dropped, documents)
+        self._recent.clear()
+        self._stale.clear()
+        self._stale_ids = None
+
     def _changed(self) -> None:
         self._all = None
-        self._cache.clear()
         self._answers.clear()
-
-    def _add(self, item_id: int, path: tuple[str, ...], value: object) -> None:
-        field_ = self._fields.get(path)
-        if field_ is None:
-            field_ = self._fields[path] = _Field()
-        field_.present.add(item_id)
-        kind = json_kind(value)
-        if kind == "array":
-            for element in value:  # type: ignore[attr-defined]
-                if json_kind(element) not in ("array", "object"):
-                    field_.elements[(json_kind(element), element)].add(item_id)
-        elif kind != "object":
-            postings = field_.values[(kind, value)]
-            if not postings and kind in ("number", "string"):
-                ordered: list[Any] = field_.numbers if kind == "number" else field_.strings
-                bisect.insort(ordered, value)
-            postings.add(item_id)
-
-    def _remove_one(self, item_id: int) -> None:
-        for path, value in self._docs.pop(item_id, ()):
-            field_ = self._fields[path]
-            field_.present.discard(item_id)
-            kind = json_kind(value)
-            if kind == "array":
-                for element in value:  # type: ignore[attr-defined]
-                    if json_kind(element) in ("array", "object"):
-                        continue
-                    key = (json_kind(element), element)
-                    if key in field_.elements:
-                        field_.elements[key].discard(item_id)
-                        if not field_.elements[key]:
-                            del field_.elements[key]
-            elif kind != "object":
-                postings = field_.values[(kind, value)]
-                postings.discard(item_id)
-                if not postings:
-                    del field_.values[(kind, value)]
-                    if kind in ("number", "string"):
-                        ordered: list[Any] = field_.numbers if kind == "number" else field_.strings
-                        del ordered[bisect.bisect_left(ordered, value)]
-            if not field_.present:
-                del self._fields[path]
-
-
-def _flatten(
-    document: dict[str, Any], prefix: tuple[str, ...]
-) -> Iterable[tuple[tuple[str, ...], object]]:
-    # Every (path, value) of the metadata, objects included (``$exists`` asks for them).
-    for key, value in document.items():
-        path = (*prefix, str(key))
-        if len(path) > MAX_DEPTH:
-            continue  # no filter can name it
-        yield path, value
-        if isinstance(value, dict):
-            yield from _flatten(value, path)

@@ -97,6 +97,17 @@ class IndexInfo(BaseModel):
     )
 
 
+class PayloadIndexInfo(BaseModel):
+    """The in-memory index that answers metadata filters (every path is indexed)."""
+
+    items: int = Field(description="Items it holds (every live item).")
+    paths: int = Field(description="Distinct metadata paths indexed (nested ones included).")
+    memory_bytes: dict[str, int] = Field(
+        description="Estimated memory per path (dotted), largest first."
+    )
+    total_bytes: int = Field(description="Their sum.")
+
+
 class CollectionPublic(BaseModel):
     """A collection and its statistics."""
 
@@ -109,6 +120,10 @@ class CollectionPublic(BaseModel):
     index: IndexInfo
     keyword: KeywordSettings
     created_at: str
+    payload_index: PayloadIndexInfo | None = Field(
+        default=None,
+        description="Null until built: in the background after a start, or by the first filter.",
+    )
 
 
 class CollectionList(BaseModel):
