@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from tests.fixtures import DIM, vectors
 
 from latentspace.errors import InvalidInput
-from latentspace.service import Context, collections, lifecycle
+from latentspace.service import Context, collections, lifecycle, replica
 from latentspace.service import items as item_service
 from latentspace.service.search import Query, search
 from latentspace.service.terms import QueryTerm
@@ -43,8 +43,8 @@ def space(engine: Engine, tmp_path: Path, opened: list[Context]) -> Context:
     return ctx
 
 
-def keyword(ctx: Context, words: str, k: int = 10) -> list[str]:
-    answer = search(ctx, "docs", Query([QueryTerm(keyword=words)], k=k))
+def keyword(ctx: Context, words: str, k: int = 10, min_seq: int | None = None) -> list[str]:
+    answer = search(ctx, "docs", Query([QueryTerm(keyword=words)], k=k, min_seq=min_seq))
     return [h.id for h in answer.hits]
 
 
@@ -64,7 +64,8 @@ def test_writes_through_another_process_are_seen(
     x = vectors(6, seed=3)
     item_service.write(space, "docs", [ItemInput("d9", "vector", "s9", x[0], text="zebra")])
     item_service.delete(space, "docs", ["d2"])
-    assert keyword(other, "zebra") == ["d9"]
+    seq = replica.written_seq(space, "docs")  # read-your-writes from another process
+    assert keyword(other, "zebra", min_seq=seq) == ["d9"]
     assert keyword(other, "dictionaries") == []
 
 

@@ -118,9 +118,9 @@ def test_a_filter_reads_no_sql_until_a_commit_is_heard(
 ) -> None:
     from sqlalchemy import event
 
-    from latentspace.live import payloads
+    from latentspace.live import tailed
 
-    monkeypatch.setattr(payloads, "RECHECK_SECONDS", 3600.0)  # no time-based re-read here
+    monkeypatch.setattr(tailed, "RECHECK_SECONDS", 3600.0)  # no time-based re-read here
 
     collections.create(space, "c", dim=DIM)
     item_service.write(space, "c", items(vectors(30, seed=8)))

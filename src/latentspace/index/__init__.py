@@ -3,6 +3,9 @@
 base         the VectorIndex protocol, SearchParams and SearchResult
 exact        ExactIndex: the NumPy exact index every FAISS kind is tested against
 faiss_index  FaissIndex: flat, HNSW, IVF-Flat, IVF-PQ or any factory string
+delta        rows written to an HNSW graph but not yet linked, searched exactly; the merger
+slots        SlotMap: id → FAISS position, an array while ids are dense
+selectors    FAISS id selectors built in NumPy: a bitmap of allowed slots, all but the dead
 flat         few-query searches: one OpenMP thread, BLAS over a flat index's rows
 managed      ManagedIndex: a live index that grows into a better kind and compacts
 spec         index kinds, their parameters (IndexSpec) and the ``auto`` planner

@@ -4,8 +4,9 @@
     commit       Commit (what one transaction changed) and the View protocol
     indexes/     the live vector indexes: the LiveIndexes seam (base), in-process FAISS
                  (local, with setup and tail), Ray Serve shards (sharded, shards)
-    keywords     per-collection BM25 indexes, brought up to date from the oplog
-    payloads     per-collection payload indexes: filters answered from memory (store.payload)
+    tailed       Tailed: views built from SQL and brought up to date from the oplog
+    keywords     per-collection BM25 indexes (tailed)
+    payloads     per-collection payload indexes (tailed): filters from memory (store.payload)
     hits         the fields search hits show, in memory
     phashes      per-collection Hamming indexes of images' perceptual hashes
     maps         fitted maps and their latest extension (memory and data_dir/maps)

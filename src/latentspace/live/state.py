@@ -135,6 +135,12 @@ class LiveState:
         for view in self._views:
             view.remodelled(collection, files=self.writes_files)
 
+    def caught_up(self, collection: CollectionRow) -> None:
+        """The index read SQL afresh (it was opened to reach a ``min_seq``), so other
+        processes' writes may be in it that no view heard of: each reads them at its next
+        use (views that tail the oplog, the keyword and payload indexes, read it again)."""
+        self._changed_elsewhere(collection, frozenset())
+
     def _changed_elsewhere(self, collection: CollectionRow, item_ids: frozenset[int]) -> None:
         # The index replayed other processes' writes of these items: the other views read
         # what they hold of them again.

@@ -74,6 +74,7 @@ def reach(ctx: Context, collection: CollectionRow, min_seq: int) -> None:
     timeout = ctx.settings.cluster.consistency_timeout
     if seq is None:
         ctx.live.indexes.open(collection)  # opening reads everything SQL has committed
+        ctx.live.caught_up(collection)
     elif ctx.live.indexes.catch_up(collection, timeout=timeout) is None:
         raise Unavailable(
             f"collection {collection.name!r} did not reach oplog {min_seq} within "

@@ -9,6 +9,8 @@ reads         what searches read: the rows hits show, texts and metadata for the
 lookups       lookups by content hash, document and position (duplicates, listing)
 filters       the metadata filter DSL, compiled to SQL with bound parameters only
 payload       PayloadIndex: the same DSL evaluated in memory, to the exact set of ids
+payload_columns  its compacted part: sorted (value, id) columns per path and JSON kind
+payload_recent   its recent part: items written since, in dicts of sets
 oplog         the oplog and index manifests: what each collection's index must hold
 notify        OplogListener: wakes replicas at once on PostgreSQL (``LISTEN``)
 directions    named directions: put, get, list, delete
