@@ -78,6 +78,7 @@ def test_both_plans_agree_and_say_how_many_matched(
     )
     by_allow_list = search_module.search(space, "c", query)
     monkeypatch.setattr(search_module, "ALLOW_LIST_LIMIT", 10)
+    monkeypatch.setattr(search_module, "ALLOW_LIST_SHARE", 0.0)
     by_member_check = search_module.search(space, "c", query)
     assert [h.id for h in by_allow_list.hits] == [h.id for h in by_member_check.hits]
     assert by_allow_list.matched == by_member_check.matched == 50

@@ -18,6 +18,7 @@ def test_filtered_search_both_paths(space: Context, monkeypatch: pytest.MonkeyPa
     wanted = {"n": {"$lt": 50}}
     by_allow_list = search_vector(space, "c", x[200], k=5, filter=wanted)
     monkeypatch.setattr(search_module, "ALLOW_LIST_LIMIT", 10)
+    monkeypatch.setattr(search_module, "ALLOW_LIST_SHARE", 0.0)
     by_post_filter = search_vector(space, "c", x[200], k=5, filter=wanted)
     assert [h.id for h in by_allow_list] == [h.id for h in by_post_filter]
     assert all(h.metadata["n"] < 50 for h in by_allow_list)

@@ -267,12 +267,13 @@ def widened(spec: IndexSpec, params: SearchParams, fraction: float, want: int) -
     return params
 
 
-# An allow-list this short is searched exactly instead of through the ANN structure; the
-# limit shrinks to sqrt(50 n) for n items (exact costs grow with the matches, a widened walk
-# with n / matches: at 200k x 384 the two cross near 3k, bench/bench_filters.py).
-BRUTE_FORCE_LIMIT = 20_000
+# An allow-list this short is searched exactly instead of through the ANN structure. Exact
+# scoring costs ~0.45 us a match (gathering the rows, then one matrix product); a walk for k
+# hits keeps a beam of 2k / selectivity = 2k n / m points at ~10 us each (HNSW, M=32, 384-d):
+# the two cross near m = sqrt(400 n) for k = 10 (9k at 200k, 20k at a million), capped.
+BRUTE_FORCE_LIMIT = 50_000
 
 
 def exact_below(total: int) -> int:
     """How many allowed ids out of ``total`` are scored exactly rather than walked."""
-    return int(min(BRUTE_FORCE_LIMIT, max(1_000, math.sqrt(50 * total))))
+    return int(min(BRUTE_FORCE_LIMIT, max(1_000, math.sqrt(400 * total))))
