@@ -3,6 +3,7 @@
     pip install -e '.[bench]'            # chromadb, lancedb, matplotlib
     python bench/bench_scale.py [--n 1000000] [--dim 384] [--queries 200]
         [--systems latentspace,chroma,lancedb] [--cell-seconds 120] [--quick] [--plot]
+        [--server-log FILE] [--section NAME]
 
 The same ``--n`` seeded unit vectors of ``--dim`` around 1,000 Gaussian centres, each with
 metadata ``{"bucket": i % 100, "tag": "t<i % 1000>", "ts": 2026-01-01T00:00:00Z + i s}``,
@@ -136,8 +137,8 @@ def score(
 class Server:
     """``latentspace serve`` on a free port of 127.0.0.1, over one data directory."""
 
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir, self.port, self.base = data_dir, 0, ""
+    def __init__(self, data_dir: Path, log: Path | None = None) -> None:
+        self.data_dir, self.port, self.base, self.log = data_dir, 0, "", log
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> float:
@@ -148,9 +149,9 @@ class Server:
         env = {**os.environ, "LATENTSPACE_DATA_DIR": str(self.data_dir), "LATENTSPACE_API_KEYS": ""}
         cmd = [sys.executable, "-m", "latentspace.cli", "serve", "--port", str(self.port)]
         started = time.perf_counter()
-        self.proc = subprocess.Popen(
-            [*cmd, "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL
-        )
+        level = "info" if self.log is not None else "warning"
+        out = self.log.open("ab") if self.log is not None else subprocess.DEVNULL
+        self.proc = subprocess.Popen([*cmd, "--log-level", level], env=env, stdout=out, stderr=out)
         self.base = f"http://127.0.0.1:{self.port}"
         while True:
             try:
@@ -371,6 +372,10 @@ def main() -> None:
     parser.add_argument("--cell-seconds", type=float, default=120)
     parser.add_argument("--quick", action="store_true", help="20,000 vectors, 50 queries, print")
     parser.add_argument("--plot", action="store_true", help="with --quick: write the PNG too")
+    parser.add_argument("--server-log", type=Path, help="latentspace's log (info) goes here")
+    parser.add_argument(
+        "--section", default="scale", help="the RESULTS.md section (and <section>_qps.png)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.n, args.queries = 20_000, 50
@@ -383,7 +388,7 @@ def main() -> None:
     q = rows(0, WARMUP + args.queries, dim, QUERY_SEED)
     warm, queries = q[:WARMUP], q[WARMUP:]
     tmp = Path(tempfile.mkdtemp(prefix="bench-scale-"))
-    server, peers = Server(tmp / "latentspace"), {}
+    server, peers = Server(tmp / "latentspace", args.server_log), {}
     facts: dict[str, dict[str, Any]] = {}
     cells: list[Cell] = []
     try:
@@ -459,10 +464,11 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     body = report(args, n, systems, facts, cells, loads)
     print(body)
+    image = f"{args.section.replace('-', '_')}_qps.png"
     if args.plot or not args.quick:
-        plot(cells, systems, HERE / "scale_qps.png")
+        plot(cells, systems, HERE / image)
     if not args.quick:
-        write_section("scale", body + "\n\n![QPS by selectivity](scale_qps.png)")
+        write_section(args.section, body + f"\n\n![QPS by selectivity]({image})")
 
 
 if __name__ == "__main__":
