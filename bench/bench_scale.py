@@ -298,10 +298,15 @@ def report(
 ) -> str:
     import faiss
 
+    alone = "" if set(systems) == set(SYSTEMS) else f" --systems {','.join(systems)}"
+    heading = (
+        "beside Chroma and LanceDB" if not alone else f"{', '.join(map(label, systems))} alone"
+    )
     lines = [
-        "## Filtered search at scale, beside Chroma and LanceDB (`bench/bench_scale.py`)",
+        f"## Filtered search at scale, {heading} (`bench/bench_scale.py`)",
         "",
-        f"`python bench/bench_scale.py --n {n} --dim {args.dim} --queries {args.queries}` on "
+        f"`python bench/bench_scale.py --n {n} --dim {args.dim} --queries {args.queries} "
+        f"--cell-seconds {args.cell_seconds:g}{alone}` on "
         f"{date.today()}: {machine()}; chromadb {version('chromadb')}, lancedb "
         f"{version('lancedb')}, faiss {faiss.__version__}. Load average (1 min) {loads[0]:.2f} "
         f"at the start, {loads[1]:.2f} at the end. {n:,} clustered unit vectors × {args.dim} "
