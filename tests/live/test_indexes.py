@@ -65,6 +65,28 @@ def test_restart_loads_the_saved_index(space: Context, opened: list[Context]) ->
     assert collections.stats(again, "c").count == 50
 
 
+def test_a_save_with_nothing_new_writes_nothing(space: Context, opened: list[Context]) -> None:
+    # A shutdown after reads alone (or a second flush) leaves the files as they are: at a
+    # million items a save rewrites gigabytes and measures recall first.
+    collections.create(space, "c", dim=DIM, index="hnsw")
+    item_service.write(space, "c", items(vectors(50)))
+    collections.save(space, "c")
+    folder = space.live.indexes.directory(collections.get(space, "c"))
+    manifest = (folder / "manifest.json").read_text()
+    collections.save(space, "c")  # nothing written since
+    assert (folder / "manifest.json").read_text() == manifest
+    lifecycle.stop(space)  # nor at shutdown
+    assert (folder / "manifest.json").read_text() == manifest
+    again = reopen(space, opened)
+    assert lifecycle.open_indexes(again)["c"].action == "loaded"
+    assert search_vector(again, "c", vectors(50)[3], k=1)[0].id == "v3"
+    collections.save(again, "c")  # loaded and unchanged: still nothing to write
+    assert (folder / "manifest.json").read_text() == manifest
+    item_service.delete(again, "c", ["v0"])
+    collections.save(again, "c")  # a change: a new generation
+    assert (folder / "manifest.json").read_text() != manifest
+
+
 def test_restart_without_save_replays_the_oplog(space: Context, opened: list[Context]) -> None:
     collections.create(space, "c", dim=DIM, index="hnsw")
     item_service.write(space, "c", items(vectors(50)))

@@ -30,7 +30,7 @@ from latentspace.settings import IndexSettings
 from latentspace.store import oplog
 from latentspace.store import repository as repo
 from latentspace.store.tables import CollectionRow
-from latentspace.types import TimingHook, as_index_choice, as_metric
+from latentspace.types import TimingHook, as_metric
 
 __all__ = ["LocalIndexes"]
 
@@ -43,6 +43,8 @@ class _Live:
     applied_seq: int
     report: OpenReport
     fingerprint: str  # the model space its vectors are in (a migration changes it)
+    # (oplog seq, index) the files hold: a save with neither changed since writes nothing
+    saved: tuple[int, FaissIndex] | None = None
 
 
 class LocalIndexes:
@@ -176,7 +178,7 @@ class LocalIndexes:
             with self._sessions() as session:
                 return [repo.live_vectors(session=session, collection=collection)]
 
-        requested = self._requested(collection)
+        requested = setup.requested_spec(collection)
         return ManagedIndex(
             index,
             auto=requested is None,
@@ -224,18 +226,14 @@ class LocalIndexes:
             "collection %s: index %s (%d oplog entries)", collection.name, action, len(tail)
         )
         report = OpenReport(action, replayed=len(tail))
-        return _Live(self._managed(collection, index), sql_seq, report, collection.fingerprint)
-
-    def _requested(self, collection: CollectionRow) -> IndexSpec | None:
-        # The kind the collection asks for; None for auto (planned by size and budget).
-        choice = as_index_choice(collection.index_kind)
-        if choice == "auto":
-            return None
-        return IndexSpec(choice, as_metric(collection.metric), dict(collection.index_params))
+        live = _Live(self._managed(collection, index), sql_seq, report, collection.fingerprint)
+        if not tail:
+            live.saved = (manifest.oplog_seq, index)
+        return live
 
     def _spec(self, collection: CollectionRow, n: int) -> IndexSpec:
         # What to build for n vectors: exact search while too few to train the kind.
-        spec = self._requested(collection) or plan_index(
+        spec = setup.requested_spec(collection) or plan_index(
             n,
             collection.dim,
             as_metric(collection.metric),
@@ -357,6 +355,8 @@ class LocalIndexes:
         live = self._get(collection)
         live.index.wait()
         index = live.index.current
+        if live.saved is not None and live.saved == (live.applied_seq, index):
+            return  # the files already hold exactly this (after reads alone, a second flush)
         recall = setup.measured_recall(index, self._sessions, collection)
         index.save(
             self.directory(collection),
@@ -373,6 +373,7 @@ class LocalIndexes:
                 oplog_seq=live.applied_seq,
                 recall_at_10=recall,
             )
+        live.saved = (live.applied_seq, index)
 
     def close(self, collections: list[CollectionRow]) -> None:
         """Save every open index (shutdown)."""

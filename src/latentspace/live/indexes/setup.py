@@ -15,11 +15,25 @@ from latentspace.settings import IndexSettings
 from latentspace.store import oplog
 from latentspace.store import repository as repo
 from latentspace.store.tables import CollectionRow
-from latentspace.types import as_metric
+from latentspace.types import as_index_choice, as_metric
 
-__all__ = ["exact_from_sql", "measured_recall", "resolve_gpu", "set_aside_unusable"]
+__all__ = [
+    "exact_from_sql",
+    "measured_recall",
+    "requested_spec",
+    "resolve_gpu",
+    "set_aside_unusable",
+]
 
 logger = logging.getLogger(__name__)
+
+
+def requested_spec(collection: CollectionRow) -> IndexSpec | None:
+    """The index the collection asks for; None for ``auto`` (planned by size and budget)."""
+    choice = as_index_choice(collection.index_kind)
+    if choice == "auto":
+        return None
+    return IndexSpec(choice, as_metric(collection.metric), dict(collection.index_params))
 
 
 def resolve_gpu(settings: IndexSettings) -> bool:
