@@ -8,8 +8,7 @@ selector, until a rebuild (:class:`~.managed.ManagedIndex`) drops the tombstones
 avoids ``IndexIDMap``'s per-search OpenMP label loop). IVF-Flat deletes in place. A deferred
 HNSW write is linked into the graph in the background and searched exactly until then
 (:mod:`.delta`). Searches share a readers–writer lock, writes take it alone; per-query knobs
-and selectors travel in FAISS ``SearchParameters``, never by mutating the shared index.
-"""
+and selectors travel in ``SearchParameters``: the shared index is never mutated for a query."""
 
 from __future__ import annotations
 
@@ -217,10 +216,14 @@ class FaissIndex:
 
     def save(self, directory: Path, *, fingerprint: str = "", oplog_seq: int = 0) -> None:
         """Write the index and its manifest into ``directory`` (see :mod:`.persist`)."""
-        self.merge()  # the file holds the whole graph
-        with self._lock.read():  # a consistent snapshot: writers wait
-            blob = b"" if self._cpu is None else faiss.serialize_index(self._cpu).tobytes()
-            slots, count, dead = self._slot_ids.copy(), len(self), sorted(self._dead)
+        while True:  # the file holds the whole graph (rows written meanwhile are merged too)
+            self.merge()
+            with self._lock.read():  # a consistent snapshot: writers wait
+                if len(self._delta):  # written between the merge and the lock
+                    continue
+                blob = b"" if self._cpu is None else faiss.serialize_index(self._cpu).tobytes()
+                slots, count, dead = self._slot_ids.copy(), len(self), sorted(self._dead)
+                break
         write_faiss(
             Path(directory),
             blob,
@@ -320,7 +323,7 @@ class FaissIndex:
 
             def raw(qs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
                 if blas:
-                    labels, scores = self._blas_flat(qs, n)
+                    labels, scores = blas_top_k(flat_rows(self._cpu, self._dim), self._dead, qs, n)
                     ids = np.where(labels >= 0, self._slot_ids[labels], -1)
                     return ids, scores
                 index = self._gpu if self._gpu is not None else self._cpu
@@ -358,9 +361,6 @@ class FaissIndex:
         span = slice(first, first + len(self._delta))
         excluded = self._slot_ids[span] < 0
         return excluded if allowed is None else excluded | ~allowed[span]
-
-    def _blas_flat(self, qs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        return blas_top_k(flat_rows(self._cpu, self._dim), self._dead, qs, n)
 
     def _rows(self, slots: np.ndarray) -> np.ndarray:
         # The stored vectors of ``slots``: gathered from flat storage (no OpenMP fan-out,
