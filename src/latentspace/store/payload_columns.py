@@ -39,7 +39,7 @@ class _Path:
     present: np.ndarray = field(default_factory=lambda: EMPTY)  # sorted ids having the path
     values: dict[str, _Column] = field(default_factory=dict)  # scalars by kind
     elements: dict[str, _Column] = field(default_factory=dict)  # array elements by kind
-    bytes: int = 0
+    bytes: int | None = None  # estimated when first asked (columns never change)
 
 
 def _column(values: list[Any], ids: list[int] | np.ndarray) -> _Column:
@@ -129,7 +129,6 @@ class Columns:
                     column = _merged(before, keep, new_table.get(kind))
                     if column is not None:
                         getattr(out, table)[kind] = column
-            out.bytes = _estimate(out)
         return Columns(doc_ids, paths)
 
     def paths(self) -> Iterable[Path]:
@@ -137,7 +136,10 @@ class Columns:
 
     def memory(self) -> dict[Path, int]:
         """Estimated bytes per path."""
-        return {path: p.bytes for path, p in self._paths.items()}
+        for held in self._paths.values():
+            if held.bytes is None:  # a string column's estimate walks every value: once
+                held.bytes = _estimate(held)
+        return {path: p.bytes or 0 for path, p in self._paths.items()}
 
     # -- evaluation ------------------------------------------------------------------------
     def leaf(self, path: Path, op: str, target: Any) -> np.ndarray:
