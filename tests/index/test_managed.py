@@ -12,13 +12,20 @@ from latentspace.index.spec import EXACT_LIMIT, estimate_bytes
 
 def test_auto_planner_follows_size_and_budget() -> None:
     assert plan_index(1_000, 512).kind == "flat"
+    mid = plan_index(500_000, 512)
+    assert mid.kind == "hnsw"
+    assert mid.params["m"] == 32
+    assert "quantization" not in mid.params  # float32 below a million
     big = plan_index(2_000_000, 512)
-    assert big.kind == "hnsw"
-    assert big.params["m"] == 32
-    roomy = plan_index(2_000_000, 512, memory_budget=2 << 30)  # HNSW needs ~4.7 GB
+    assert (big.kind, big.params["quantization"]) == ("hnsw", "sq8")
+    asked = plan_index(2_000_000, 512, quantization="fp16")
+    assert (asked.kind, asked.params["quantization"]) == ("hnsw", "fp16")
+    assert estimate_bytes(big, 2_000_000, 512) < 0.5 * estimate_bytes(mid, 2_000_000, 512)
+    # HNSW over sq8 needs ~1.6 GB at 2M × 512: past a 1.4 GB budget, IVF-PQ
+    roomy = plan_index(2_000_000, 512, memory_budget=1_400_000_000)
     assert roomy.kind == "ivfpq"
     assert roomy.params["refine"] == "SQ8"
-    assert estimate_bytes(roomy, 2_000_000, 512) <= 2 << 30
+    assert estimate_bytes(roomy, 2_000_000, 512) <= 1_400_000_000
     tight = plan_index(2_000_000, 512, memory_budget=1 << 30)
     assert tight.params["refine"] == "none"
     assert tight.params["m"] == 256

@@ -186,3 +186,16 @@ def _trim(
         ids[missing] = -1
         scores[missing] = -np.inf
     return SearchResult(ids, scores)
+
+
+def empty_answer(queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """A raw answer with no hits: ids -1, scores -inf."""
+    shape = (queries.shape[0], n)
+    return np.full(shape, -1, np.int64), np.full(shape, -np.inf, np.float32)
+
+
+def both(first: Predicate | None, second: Predicate) -> Predicate:
+    """A predicate true where ``first`` (if any) and ``second`` are."""
+    if first is None:
+        return second
+    return lambda ids: first(ids) & second(ids)

@@ -77,6 +77,25 @@ class Delta:
         """The rows of ``slots`` (each within the delta)."""
         return self.rows[np.asarray(slots, dtype=np.int64) - self.first_slot]
 
+    def overlay(self, slots: np.ndarray, graph: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """The rows of ``slots``: unmerged ones from here, the others from ``graph``."""
+        unmerged = slots >= self.first_slot
+        if not len(self) or not unmerged.any():
+            return graph(slots)
+        out = np.empty((slots.shape[0], self._buffer.shape[1]), dtype=np.float32)
+        out[unmerged] = self.gather(slots[unmerged])
+        out[~unmerged] = graph(slots[~unmerged])
+        return out
+
+    def excluded(self, slot_ids: np.ndarray, allowed: np.ndarray | None) -> np.ndarray | None:
+        """Per unmerged row, whether a search leaves it out (dead: its ``slot_ids`` entry is
+        -1, or not ``allowed``); None when every row is merged."""
+        if not len(self):
+            return None
+        span = slice(self.first_slot, self.first_slot + len(self))
+        out = slot_ids[span] < 0
+        return out if allowed is None else out | ~allowed[span]
+
     def search(
         self, queries: np.ndarray, n: int, excluded: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:

@@ -16,6 +16,7 @@ from latentspace.index.base import (
     check_ids,
     finish_search,
 )
+from latentspace.index.codes import RowSource, rescore
 from latentspace.types import Metric, as_metric
 from latentspace.vectors import prepare_rows
 
@@ -55,11 +56,19 @@ def search_exactly(
     predicate: Predicate | None = None,
     min_score: float | None = None,
     offset: int = 0,
+    rescoring: tuple[int, RowSource] | None = None,
 ) -> SearchResult:
-    """Brute-force search over ``(ids, vectors)`` with the shared post-processing."""
+    """Brute-force search over ``(ids, vectors)`` with the shared post-processing.
+
+    ``rescoring``: the vectors are decoded codes; (f, rows) fetches f candidates per wanted
+    hit and orders them by exact score against their float32 ``rows`` (:func:`.codes.rescore`).
+    """
 
     def raw(qs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        positions, scores = exact_knn(vectors, qs, n, metric)
+        fetch = n if rescoring is None else n * rescoring[0]
+        positions, scores = exact_knn(vectors, qs, fetch, metric)
+        if rescoring is not None:
+            return rescore(ids[positions], qs, rescoring[1], n, metric)
         return ids[positions], scores.astype(np.float32)
 
     return finish_search(

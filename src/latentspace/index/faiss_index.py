@@ -4,11 +4,12 @@ Labels inside FAISS are *slots* (a counter this class owns), not the caller's id
 id`` is a NumPy array and ``id → slot`` a :class:`~.slots.SlotMap`, so upserts, removals and
 allow-lists translate whole arrays at once. For flat, HNSW and IVF-PQ the slot is FAISS's
 sequential position: a removed or replaced vector stays as a dead slot, excluded by a
-selector, until a rebuild (:class:`~.managed.ManagedIndex`) drops the tombstones (this
-avoids ``IndexIDMap``'s per-search OpenMP label loop). IVF-Flat deletes in place. A deferred
-HNSW write is linked into the graph in the background and searched exactly until then
-(:mod:`.delta`). Searches share a readers–writer lock, writes take it alone; per-query knobs
-and selectors travel in ``SearchParameters``: the shared index is never mutated for a query."""
+selector, until a rebuild (:class:`~.managed.ManagedIndex`) drops the tombstones. IVF-Flat
+deletes in place. A deferred HNSW write is linked into the graph in the background and
+searched exactly until then (:mod:`.delta`). Flat and HNSW rows may be compact codes,
+rescored against float32 rows read elsewhere (:mod:`.codes`). Searches share a
+readers–writer lock, writes take it alone; per-query knobs and selectors travel in
+``SearchParameters``: the shared index is never mutated for a query."""
 
 from __future__ import annotations
 
@@ -25,12 +26,21 @@ from latentspace.index.base import (
     SearchOptions,
     SearchParams,
     SearchResult,
+    both,
     check_ids,
+    empty_answer,
     finish_search,
 )
+from latentspace.index.codes import RowSource, approximate_scores, encoded, rescore
 from latentspace.index.delta import Delta, Merger
 from latentspace.index.exact import search_exactly
-from latentspace.index.flat import SINGLE_THREAD_BELOW, blas_top_k, flat_rows, omp_threads
+from latentspace.index.flat import (
+    SINGLE_THREAD_BELOW,
+    blas_top_k,
+    flat_rows,
+    omp_threads,
+    stored_rows,
+)
 from latentspace.index.locks import ReadWriteLock
 from latentspace.index.persist import Manifest, read_faiss, write_faiss
 from latentspace.index.selectors import bitmap_selector, excluding
@@ -39,6 +49,8 @@ from latentspace.index.spec import (
     IndexSpec,
     create_faiss,
     exact_below,
+    quantization_of,
+    rescore_of,
     search_parameters,
     widened,
 )
@@ -85,6 +97,7 @@ class FaissIndex:
         self._read_only = False  # set for memory-mapped loads
         self._params_cache: dict[tuple[int | None, int | None, bool], Any] = {}
         self._dead_selector: Any = None  # cached IDSelector excluding the tombstones
+        self._row_source: RowSource | None = None  # float32 rows by id, for rescoring
 
     # -- properties ----------------------------------------------------------------------
     @property
@@ -108,6 +121,21 @@ class FaissIndex:
         """How scores are computed: inner product (``cosine`` on unit vectors, ``ip``) or
         negated squared distance (``l2``); higher is better for every metric."""
         return self._metric
+
+    @property
+    def quantization(self) -> str:
+        """How rows are stored: ``none`` (float32), ``fp16``, ``sq8`` or ``binary``."""
+        return quantization_of(self._spec)
+
+    def rows_from(self, source: RowSource | None) -> None:
+        """Where a quantized index reads the float32 rows it rescores candidates with;
+        without one, its answers carry the codes' approximate scores."""
+        self._row_source = source
+
+    def _rescoring(self) -> int:
+        # Candidates per wanted hit to rescore exactly (0: the codes' scores are final).
+        lossy = self.quantization != "none" and self._row_source is not None
+        return rescore_of(self._spec) if lossy else 0
 
     @property
     def dead_ratio(self) -> float:
@@ -175,7 +203,7 @@ class FaissIndex:
             else:  # sequential labels: the next slot is FAISS's next position
                 self._merge(len(self._delta))
                 assert self._cpu.ntotal == first, "slot counter out of step with FAISS"
-                self._cpu.add(x)
+                self._cpu.add(encoded(self.quantization, x))
             self._slot_ids = np.concatenate([self._slot_ids, keys])
             self._id_slot.assign(keys, slots)
             self._sync_gpu()
@@ -201,7 +229,7 @@ class FaissIndex:
         rows = self._delta.head(count)
         if rows.shape[0]:
             assert self._cpu.ntotal == self._delta.first_slot, "delta out of step with FAISS"
-            self._cpu.add(rows)
+            self._cpu.add(encoded(self.quantization, rows))
             self._delta.merged(rows.shape[0])
         return int(rows.shape[0])
 
@@ -218,23 +246,22 @@ class FaissIndex:
         """Write the index and its manifest into ``directory`` (see :mod:`.persist`)."""
         while True:  # the file holds the whole graph (rows written meanwhile are merged too)
             self.merge()
-            with self._lock.read():  # a consistent snapshot: writers wait
+            # a consistent snapshot: writers wait while the index streams to its file
+            with self._lock.read():
                 if len(self._delta):  # written between the merge and the lock
                     continue
-                blob = b"" if self._cpu is None else faiss.serialize_index(self._cpu).tobytes()
-                slots, count, dead = self._slot_ids.copy(), len(self), sorted(self._dead)
-                break
-        write_faiss(
-            Path(directory),
-            blob,
-            slots,
-            spec=self._spec.to_json(),
-            dim=self._dim,
-            count=count,
-            fingerprint=fingerprint,
-            oplog_seq=oplog_seq,
-            dead=dead,
-        )
+                write_faiss(
+                    Path(directory),
+                    self._cpu,
+                    self._slot_ids,
+                    spec=self._spec.to_json(),
+                    dim=self._dim,
+                    count=len(self),
+                    fingerprint=fingerprint,
+                    oplog_seq=oplog_seq,
+                    dead=sorted(self._dead),
+                )
+                return
 
     @classmethod
     def load(
@@ -287,7 +314,7 @@ class FaissIndex:
         q = self._prepare(queries, "queries")
         with self._lock.read():
             if self._cpu is None:
-                return finish_search(_empty, q, k, total=0)
+                return finish_search(empty_answer, q, k, total=0)
             selector: Any = None
             total, slots, allowed = len(self._id_slot), np.empty(0, np.int64), None
             if allow is not None:
@@ -300,26 +327,23 @@ class FaissIndex:
                 allowed[slots] = True
                 if self._gpu is not None:  # GPU indexes take no selector: post-filter
                     wanted = np.asarray(allow, dtype=np.int64)
-                    predicate = _and(predicate, lambda ids: np.isin(ids, wanted))
+                    predicate = both(predicate, lambda ids: np.isin(ids, wanted))
                     total = len(self._id_slot)
                 else:
                     selector = bitmap_selector(allowed)
                     fraction = total / max(1, len(self._id_slot))
                     params = widened(self._spec, params or SearchParams(), fraction, k + offset)
             elif self._dead and self._gpu is not None:  # no selectors on GPU: skip the dead
-                predicate = _and(predicate, lambda ids: np.ones(ids.shape[0], dtype=bool))
+                predicate = both(predicate, lambda ids: np.ones(ids.shape[0], dtype=bool))
             elif self._dead:
                 selector = self._live_selector()
             faiss_params = self._faiss_params(params or SearchParams(), selector)
-            unmerged = self._unmerged_excluded(allowed)
+            unmerged = self._delta.excluded(self._slot_ids, allowed)
 
-            blas = (
-                self.kind == "flat"
-                and self._gpu is None
-                and self._metric != "l2"
-                and allow is None
-                and q.shape[0] < SINGLE_THREAD_BELOW
-            )
+            fetch = self._rescoring()
+            quantization = self.quantization
+            blas = self.kind == "flat" and quantization == "none" and self._metric != "l2"
+            blas = blas and self._gpu is None and allow is None and q.shape[0] < SINGLE_THREAD_BELOW
 
             def raw(qs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
                 if blas:
@@ -327,20 +351,26 @@ class FaissIndex:
                     ids = np.where(labels >= 0, self._slot_ids[labels], -1)
                     return ids, scores
                 index = self._gpu if self._gpu is not None else self._cpu
+                wanted = n * fetch if fetch else n
+                codes = encoded(quantization, qs)
                 with omp_threads(qs.shape[0]):
                     if faiss_params is None:
-                        distances, labels = index.search(qs, n)
+                        distances, labels = index.search(codes, wanted)
                     else:
-                        distances, labels = index.search(qs, n, params=faiss_params)
+                        distances, labels = index.search(codes, wanted, params=faiss_params)
+                distances = approximate_scores(quantization, distances, self._dim)
                 if unmerged is not None:
                     labels, distances = self._delta.merged_answer(
-                        qs, n, labels, distances, unmerged
+                        qs, wanted, labels, distances, unmerged
                     )
                 ids = self._slot_ids[labels]
                 missing = labels < 0  # FAISS pads short rows with -1
                 if missing.any():
                     ids[missing] = -1
-                return ids, -distances if self._metric == "l2" else distances
+                scores = -distances if self._metric == "l2" else distances
+                if fetch and self._row_source is not None:
+                    return rescore(ids, qs, self._row_source, n, self._metric)
+                return ids, scores
 
             result = finish_search(
                 raw, q, k, total=total, predicate=predicate, min_score=min_score, offset=offset
@@ -352,37 +382,12 @@ class FaissIndex:
                     return self._search_subset(slots, q, k, None, None, offset)
             return result
 
-    def _unmerged_excluded(self, allowed: np.ndarray | None) -> np.ndarray | None:
-        # Per unmerged row: whether a search leaves it out (dead, or not allowed); None
-        # when every row is merged. Caller holds the lock.
-        if not len(self._delta):
-            return None
-        first = self._delta.first_slot
-        span = slice(first, first + len(self._delta))
-        excluded = self._slot_ids[span] < 0
-        return excluded if allowed is None else excluded | ~allowed[span]
-
     def _rows(self, slots: np.ndarray) -> np.ndarray:
-        # The stored vectors of ``slots``: gathered from flat storage (no OpenMP fan-out,
-        # which reconstruct_batch starts above 1,000 rows) or the unmerged rows.
-        if not len(self._delta):  # IVF labels are not positions: only HNSW has a delta
-            return self._graph_rows(slots)
-        unmerged = slots >= self._delta.first_slot
-        if not unmerged.any():
-            return self._graph_rows(slots)
-        out = np.empty((slots.shape[0], self._dim), dtype=np.float32)
-        out[unmerged] = self._delta.gather(slots[unmerged])
-        out[~unmerged] = self._graph_rows(slots[~unmerged])
-        return out
+        # The stored vectors of ``slots`` (IVF labels are not positions: only HNSW has a delta)
+        return self._delta.overlay(slots, self._graph_rows)
 
     def _graph_rows(self, slots: np.ndarray) -> np.ndarray:
-        if self.kind in ("flat", "hnsw"):
-            flat = self._cpu if self.kind == "flat" else faiss.downcast_index(self._cpu.storage)
-            return np.take(flat_rows(flat, self._dim), slots, axis=0)
-        if not slots.size:
-            return np.zeros((0, self._dim), np.float32)
-        with omp_threads(1):
-            return np.asarray(self._cpu.reconstruct_batch(slots), dtype=np.float32)
+        return stored_rows(self._cpu, self.kind, self.quantization, slots, self._dim)
 
     def _live_selector(self) -> Any:
         # Built once per set of tombstones, not per query; FAISS only reads selectors.
@@ -400,7 +405,9 @@ class FaissIndex:
         offset: int,
     ) -> SearchResult:
         # A selective filter starves a graph walk or a few IVF lists of candidates (the
-        # allowed points may lie nowhere near the route), so score the allowed few exactly.
+        # allowed points may lie nowhere near the route), so score the allowed few exactly
+        # (quantized rows: their decoded codes pick candidates, rescored against float32).
+        fetch = self._rescoring()
         return search_exactly(
             self._slot_ids[slots],
             self._rows(slots),
@@ -410,6 +417,7 @@ class FaissIndex:
             predicate=predicate,
             min_score=min_score,
             offset=offset,
+            rescoring=(fetch, self._row_source) if fetch and self._row_source else None,
         )
 
     def _faiss_params(self, params: SearchParams, selector: Any) -> Any:
@@ -436,15 +444,4 @@ class FaissIndex:
     @property
     def lossless(self) -> bool:
         """Whether :meth:`snapshot` returns the vectors exactly as added (normalised)."""
-        return self._spec.kind in ("flat", "hnsw", "ivf")
-
-
-def _empty(queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    shape = (queries.shape[0], n)
-    return np.full(shape, -1, np.int64), np.full(shape, -np.inf, np.float32)
-
-
-def _and(first: Predicate | None, second: Predicate) -> Predicate:
-    if first is None:
-        return second
-    return lambda ids: first(ids) & second(ids)
+        return self._spec.kind in ("flat", "hnsw", "ivf") and self.quantization == "none"

@@ -15,9 +15,10 @@ from typing import Any
 import faiss
 import numpy as np
 
+from latentspace.index.codes import decoded_rows
 from latentspace.index.exact import top_k
 
-__all__ = ["SINGLE_THREAD_BELOW", "blas_top_k", "flat_rows", "omp_threads"]
+__all__ = ["SINGLE_THREAD_BELOW", "blas_top_k", "flat_rows", "omp_threads", "stored_rows"]
 
 # Fewer queries than this run on one OpenMP thread (and flat ones through BLAS).
 SINGLE_THREAD_BELOW = 64
@@ -46,6 +47,23 @@ def flat_rows(flat: Any, dim: int) -> np.ndarray:
     if not total:
         return np.zeros((0, dim), np.float32)
     return np.asarray(faiss.rev_swig_ptr(flat.get_xb(), total * dim)).reshape(total, dim)
+
+
+def stored_rows(
+    index: Any, kind: str, quantization: str, slots: np.ndarray, dim: int
+) -> np.ndarray:
+    """The rows at FAISS positions ``slots``: gathered from flat storage (an HNSW's too; no
+    OpenMP fan-out, which ``reconstruct_batch`` starts above 1,000 rows), decoded from
+    codes (quantized: approximate), or reconstructed (IVF kinds)."""
+    if quantization != "none":
+        return decoded_rows(index, quantization, slots, dim)
+    if kind in ("flat", "hnsw"):
+        flat = index if kind == "flat" else faiss.downcast_index(index.storage)
+        return np.take(flat_rows(flat, dim), slots, axis=0)
+    if not slots.size:
+        return np.zeros((0, dim), np.float32)
+    with omp_threads(1):
+        return np.asarray(index.reconstruct_batch(slots), dtype=np.float32)
 
 
 def blas_top_k(

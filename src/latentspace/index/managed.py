@@ -17,8 +17,15 @@ from typing import Any, Unpack
 import numpy as np
 
 from latentspace.index.base import SearchOptions, SearchResult
+from latentspace.index.codes import RowSource
 from latentspace.index.faiss_index import FaissIndex
-from latentspace.index.spec import EXACT_LIMIT, IndexSpec, plan_index, training_minimum
+from latentspace.index.spec import (
+    EXACT_LIMIT,
+    IndexSpec,
+    plan_index,
+    quantization_of,
+    training_minimum,
+)
 
 __all__ = ["ManagedIndex", "VectorSource"]
 
@@ -26,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 VectorSource = Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
 _ORDER = {"flat": 0, "ivf": 1, "hnsw": 1, "ivfpq": 2}
+# A streamed rebuild of an IVF kind trains on this many vectors (their lists and codes are
+# learnt from a sample of up to 64 per list; ~4·√n lists).
+_IVF_POOL = 262_144
 
 
 class ManagedIndex:
@@ -42,9 +52,14 @@ class ManagedIndex:
         use_gpu: bool = False,
         exact_limit: int | None = EXACT_LIMIT,
         requested: IndexSpec | None = None,
+        quantization: str = "auto",
+        rows: RowSource | None = None,
     ) -> None:
         self._current = index
+        self._rows = rows  # float32 rows by id: quantized indexes rescore with them
+        index.rows_from(rows)
         self._requested = requested
+        self._quantization = quantization  # auto collections: what plan_index is told
         self._retry_at = 0  # after a failed rebuild: the size at which to try again
         self._auto = auto
         self._budget = memory_budget
@@ -75,6 +90,14 @@ class ManagedIndex:
 
     def __len__(self) -> int:
         return len(self._current)
+
+    def request(self, requested: IndexSpec | None, quantization: str = "auto") -> None:
+        """Ask for another index (None: ``auto``; ``quantization`` for auto's plan); it is
+        built in the background while the current one keeps serving."""
+        with self._lock:
+            self._requested, self._quantization = requested, quantization
+            self._retry_at = 0
+        self._maybe_rebuild()
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Upsert into the current index (and into the one being built); an HNSW graph
@@ -111,17 +134,22 @@ class ManagedIndex:
                 current.metric,
                 self._budget,
                 exact_limit=EXACT_LIMIT if self._exact_limit is None else self._exact_limit,
+                quantization=self._quantization,
             )
         grows = fresh is not None and _ORDER[fresh.kind] > _ORDER.get(current.kind, 0)
+        recoded = fresh is not None and quantization_of(fresh) != current.quantization
+        if fresh is not None and fresh.kind == current.kind and recoded:
+            grows = True  # the same kind over other codes (sq8 from a million, or as asked)
         target = None if self._auto and not grows else fresh  # auto only ever grows
-        if target is not None and target.kind != current.kind and n >= training_minimum(target):
+        changes = target is not None and (target.kind != current.kind or recoded)
+        if target is not None and changes and n >= training_minimum(target):
             return target
         if current.dead_ratio > self._compact_ratio:
             # the parameters a fresh plan picks for today's size (nlist grows with n), not
             # those chosen when the index was small
             if fresh is not None and fresh.kind == current.kind:
                 return fresh
-            return IndexSpec(current.kind, current.metric, {})
+            return IndexSpec(current.kind, current.metric, _codes(current.spec.params))
         return None
 
     def _maybe_rebuild(self) -> None:
@@ -132,7 +160,8 @@ class ManagedIndex:
 
     def rebuild(self, spec: IndexSpec | None = None, *, background: bool = False) -> None:
         """Rebuild into ``spec`` (default: the same kind), from the source or the index."""
-        target = spec or IndexSpec(self._current.kind, self._current.metric, {})
+        current = self._current
+        target = spec or IndexSpec(current.kind, current.metric, _codes(current.spec.params))
         with self._lock:
             self._pending = []
         if background:
@@ -158,11 +187,10 @@ class ManagedIndex:
 
     def _build_and_swap(self, spec: IndexSpec) -> None:
         try:
-            batches = list(self._snapshot())
-            ids = np.concatenate([b[0] for b in batches]) if batches else np.empty(0, np.int64)
             fresh = FaissIndex(spec, self._current.dim, use_gpu=self._use_gpu)
-            if ids.size:
-                fresh.add(ids, np.concatenate([b[1] for b in batches]))
+            fresh.rows_from(self._rows)
+            pool = _IVF_POOL if spec.kind in ("ivf", "ivfpq", "factory") else 0
+            fill(fresh, self._snapshot(), max(pool, training_minimum(spec)))
             with self._lock:
                 for _, op_ids, op_vectors in self._pending or []:
                     if op_vectors is not None:  # an add
@@ -184,6 +212,7 @@ class ManagedIndex:
         current = self._current
         return {
             "kind": current.kind,
+            "quantization": current.quantization,
             "params": dict(current.spec.params),
             "count": len(current),
             "dead_ratio": current.dead_ratio,
@@ -191,3 +220,30 @@ class ManagedIndex:
             "on_gpu": current.on_gpu,
             "exact_limit": self.exact_limit,
         }
+
+
+def _codes(params: dict[str, Any]) -> dict[str, Any]:
+    # The parameters a compaction keeps: how rows are coded, not sizes chosen for fewer rows.
+    return {key: params[key] for key in ("quantization", "rescore") if key in params}
+
+
+def fill(index: FaissIndex, batches: Iterable[tuple[np.ndarray, np.ndarray]], train: int) -> None:
+    """Add ``batches`` to a new ``index`` one at a time, so a rebuild holds one batch beside
+    the index rather than every vector twice; batches are pooled only until the first add
+    has the ``train`` vectors its kind learns from (IVF lists, PQ and sq8 codes)."""
+    pooled: list[tuple[np.ndarray, np.ndarray]] = []
+    held = 0
+    for ids, vectors in batches:
+        if len(index) or held + ids.shape[0] >= max(train, 1):
+            if pooled:
+                pooled.append((ids, vectors))
+                ids = np.concatenate([b[0] for b in pooled])
+                vectors = np.concatenate([b[1] for b in pooled])
+                pooled = []
+            if ids.size:
+                index.add(ids, vectors)
+        else:
+            pooled.append((ids, vectors))
+            held += ids.shape[0]
+    if pooled:
+        index.add(np.concatenate([b[0] for b in pooled]), np.concatenate([b[1] for b in pooled]))

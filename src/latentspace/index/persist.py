@@ -16,11 +16,13 @@ FAISS generation (a serialised index and its ``slot → id`` array) that
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
+import os
+import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from latentspace.atomic import atomic_write, sha256_file
+from latentspace.atomic import atomic_write, fsync_dir, sha256_file
 from latentspace.errors import IndexCorrupted
 
 __all__ = [
@@ -61,9 +63,33 @@ class Manifest:
     saved_at: float = 0.0
 
 
+# A part of a generation: its bytes, or a function that writes it to the path it is given
+# (a large index streams to its file rather than through a copy in memory).
+Part = bytes | Callable[[Path], None]
+
+
+def _write_part(path: Path, data: Part) -> str:
+    # Atomically (temporary file, fsync, rename, fsync of the folder); returns its sha256.
+    if isinstance(data, bytes):
+        atomic_write(path, data)
+        return sha256_file(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        data(Path(tmp))
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+    return sha256_file(path)
+
+
 def write_generation(
     directory: Path,
-    parts: dict[str, bytes],
+    parts: dict[str, Part],
     *,
     faiss_version: str,
     spec: dict[str, Any],
@@ -73,17 +99,18 @@ def write_generation(
     oplog_seq: int,
     dead: list[int],
 ) -> Manifest:
-    """Write ``parts`` (``{"index.faiss": bytes, ...}``) as a new generation and commit it.
+    """Write ``parts`` (``{"index.faiss": bytes or writer, ...}``) as a new generation and
+    commit it.
 
     Each part ``stem.ext`` is stored as ``stem.<generation>.ext``.
     """
     generation = uuid.uuid4().hex[:12]
     checksums = {}
+    directory.mkdir(parents=True, exist_ok=True)
     for name, data in parts.items():
         stem, _, ext = name.partition(".")
         stored = f"{stem}.{generation}.{ext}"
-        atomic_write(directory / stored, data)
-        checksums[stored] = hashlib.sha256(data).hexdigest()
+        checksums[stored] = _write_part(directory / stored, data)
     manifest = Manifest(
         format_version=FORMAT_VERSION,
         faiss_version=faiss_version,
@@ -168,13 +195,26 @@ def verified_files(
     return manifest, files
 
 
-def write_faiss(directory: Path, blob: bytes, slot_ids: np.ndarray, **manifest: Any) -> None:
-    """Write a FAISS index (serialised) and its ``slot → id`` array as one generation."""
+def write_faiss(directory: Path, index: Any, slot_ids: np.ndarray, **manifest: Any) -> None:
+    """Write a FAISS index (None: empty) and its ``slot → id`` array as one generation.
+
+    The index streams straight to its file (FAISS's own writer, binary indexes too): no
+    serialised copy of it is held in memory.
+    """
     slots = io.BytesIO()
     np.save(slots, slot_ids, allow_pickle=False)
+
+    def write_index(path: Path) -> None:
+        if index is None:
+            path.write_bytes(b"")
+        elif isinstance(index, faiss.IndexBinary):
+            faiss.write_index_binary(index, str(path))
+        else:
+            faiss.write_index(index, str(path))
+
     write_generation(
         directory,
-        {"index.faiss": blob, "slots.npy": slots.getvalue()},
+        {"index.faiss": write_index, "slots.npy": slots.getvalue()},
         faiss_version=faiss.__version__,
         **manifest,
     )
@@ -205,7 +245,10 @@ def read_faiss(
         slot_ids = np.load(files["slots.npy"], allow_pickle=False).astype(np.int64)
         if files["index.faiss"].stat().st_size:
             flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
-            inner = faiss.read_index(str(files["index.faiss"]), flags)
+            path = str(files["index.faiss"])
+            binary = manifest.spec.get("params", {}).get("quantization") == "binary"
+            read = faiss.read_index_binary if binary else faiss.read_index
+            inner = read(path, flags)
     except (OSError, RuntimeError, ValueError, KeyError) as e:
         raise IndexCorrupted(f"{directory}: cannot read index: {e}") from e
     live = int((slot_ids >= 0).sum())

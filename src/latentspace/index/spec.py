@@ -18,6 +18,7 @@ import numpy as np
 
 from latentspace.errors import InvalidInput
 from latentspace.index.base import SearchParams
+from latentspace.index.codes import QUANTIZATIONS, RESCORE, code_bytes
 from latentspace.types import INDEX_KINDS, METRICS, Metric
 
 __all__ = [
@@ -31,6 +32,8 @@ __all__ = [
     "estimate_bytes",
     "exact_below",
     "plan_index",
+    "quantization_of",
+    "rescore_of",
     "search_parameters",
     "training_minimum",
     "widened",
@@ -40,6 +43,11 @@ KINDS: tuple[str, ...] = INDEX_KINDS
 # The line between exact search and HNSW when the caller measured none (vectors).
 EXACT_LIMIT = 50_000
 _HNSW_M = 32
+_BINARY_HNSW_M = 16  # sign bits are 32× smaller than floats; a thinner graph keeps pace
+# ``auto`` quantization: float32 below this many vectors, sq8 (rescored) from here on.
+AUTO_SQ8_FROM = 1_000_000
+# sq8 learns each dimension's range from this many vectors (exact search until then).
+SQ8_TRAINING = 1_000
 
 logger = logging.getLogger(__name__)
 
@@ -59,12 +67,28 @@ class IndexSpec:
             raise InvalidInput(f"unknown metric {self.metric!r}; expected one of {METRICS}")
         if self.kind == "factory" and not isinstance(self.params.get("factory"), str):
             raise InvalidInput("a factory index needs params.factory, e.g. 'IVF256,SQ8'")
+        quantization = self.params.get("quantization", "none")
+        if quantization not in QUANTIZATIONS:
+            raise InvalidInput(
+                f"unknown quantization {quantization!r}; expected one of {QUANTIZATIONS}"
+            )
+        if quantization != "none" and self.kind not in ("flat", "hnsw"):
+            raise InvalidInput(
+                f"quantization {quantization!r} applies to flat and hnsw indexes; "
+                f"{self.kind} keeps its own codes (ivfpq is the product-quantized kind)"
+            )
+        if quantization == "binary" and self.metric == "l2":
+            raise InvalidInput("binary quantization compares signs: use cosine or ip, not l2")
+        rescore = self.params.get("rescore", 1)
+        if isinstance(rescore, bool) or not isinstance(rescore, int) or not 1 <= rescore <= 100:
+            raise InvalidInput(f"rescore must be an integer from 1 to 100, got {rescore!r}")
 
     def with_defaults(self, n: int, dim: int) -> IndexSpec:
         """Fill in the parameters this spec leaves open, for ``n`` vectors of ``dim``."""
         defaults: dict[str, Any] = {}
         if self.kind == "hnsw":
-            defaults = {"m": _HNSW_M, "ef_construction": 80, "ef_search": 64}
+            m = _BINARY_HNSW_M if quantization_of(self) == "binary" else _HNSW_M
+            defaults = {"m": m, "ef_construction": 80, "ef_search": 64}
         elif self.kind in ("ivf", "ivfpq"):
             nlist = _nlist(n)
             defaults = {"nlist": nlist, "nprobe": max(8, nlist // 32)}
@@ -82,6 +106,17 @@ class IndexSpec:
     def from_json(cls, data: dict[str, Any]) -> IndexSpec:
         """Inverse of :meth:`to_json`."""
         return cls(data["kind"], data.get("metric", "cosine"), dict(data.get("params", {})))
+
+
+def quantization_of(spec: IndexSpec) -> str:
+    """How the index stores its rows: ``none`` (float32), ``fp16``, ``sq8`` or ``binary``."""
+    return str(spec.params.get("quantization", "none"))
+
+
+def rescore_of(spec: IndexSpec) -> int:
+    """Candidates a search scores exactly per wanted hit (1: the codes' scores are final)."""
+    quantization = quantization_of(spec)
+    return int(spec.params.get("rescore", RESCORE[quantization]))
 
 
 def _nlist(n: int) -> int:
@@ -102,12 +137,15 @@ def _pq_m(dim: int, dims_per_code: int) -> int:
 def estimate_bytes(spec: IndexSpec, n: int, dim: int) -> int:
     """Rough resident size of an index of ``n`` vectors (ids and graph links included)."""
     per_vector = 8  # the id map
-    if spec.kind == "hnsw":
-        per_vector += 4 * dim + 2 * 4 * int(spec.params.get("m", _HNSW_M)) + 8
+    codes = code_bytes(quantization_of(spec), dim)
+    if spec.kind == "hnsw":  # level 0 links 2·m neighbours; upper levels add ~1/m of that
+        per_vector += codes + 2 * 4 * int(spec.params.get("m", _HNSW_M)) + 8
     elif spec.kind == "ivfpq":
         per_vector += int(spec.params.get("m", _pq_m(dim, 2))) + 8  # codes + list id
         if spec.params.get("refine", "SQ8") == "SQ8":
             per_vector += dim  # one byte a dimension for the exact-ish re-ranking
+    elif spec.kind == "flat":
+        per_vector += codes
     else:
         per_vector += 4 * dim
     return n * per_vector
@@ -120,13 +158,28 @@ def plan_index(
     memory_budget: int | None = None,
     *,
     exact_limit: int = EXACT_LIMIT,
+    quantization: str = "auto",
 ) -> IndexSpec:
-    """The ``auto`` choice for ``n`` vectors of ``dim`` under ``memory_budget`` bytes."""
+    """The ``auto`` choice for ``n`` vectors of ``dim`` under ``memory_budget`` bytes.
+
+    Exact below ``exact_limit``; then HNSW over float32 rows below :data:`AUTO_SQ8_FROM`
+    vectors and over sq8 codes (rescored) from there, or as soon as float32 would not fit;
+    IVF-PQ when no HNSW fits. A ``quantization`` other than ``auto`` is kept as asked.
+    """
+    fixed = {} if quantization in ("auto", "none") else {"quantization": quantization}
     if n < exact_limit:
-        return IndexSpec("flat", metric).with_defaults(n, dim)
-    hnsw = IndexSpec("hnsw", metric).with_defaults(n, dim)
-    if memory_budget is None or estimate_bytes(hnsw, n, dim) <= memory_budget:
-        return hnsw
+        return IndexSpec("flat", metric, fixed).with_defaults(n, dim)
+    if quantization != "auto":
+        options = [quantization]
+    else:
+        options = (["none"] if n < AUTO_SQ8_FROM else []) + ["sq8"]
+    hnsw = [
+        IndexSpec("hnsw", metric, {} if q == "none" else {"quantization": q}).with_defaults(n, dim)
+        for q in options
+    ]
+    for spec in hnsw:
+        if memory_budget is None or estimate_bytes(spec, n, dim) <= memory_budget:
+            return spec
     # IVF-PQ: the most accurate codes that fit, re-ranked with SQ8 while that fits too.
     candidates = [
         IndexSpec("ivfpq", metric, {"m": _pq_m(dim, per), "refine": refine}).with_defaults(n, dim)
@@ -134,7 +187,7 @@ def plan_index(
         for per in (2, 4, 8, 16, 32)
     ]
     for spec in candidates:
-        if estimate_bytes(spec, n, dim) <= memory_budget:
+        if estimate_bytes(spec, n, dim) <= memory_budget:  # type: ignore[operator]
             return spec
     logger.warning("no index of %d × %d fits %d bytes; using the smallest", n, dim, memory_budget)
     return candidates[-1]
@@ -150,6 +203,8 @@ def training_minimum(spec: IndexSpec) -> int:
     """
     if spec.kind == "ivfpq":
         return int(2 ** int(spec.params.get("nbits", 8)))
+    if quantization_of(spec) == "sq8":
+        return SQ8_TRAINING
     if spec.kind == "ivf":
         return 1
     return 0
@@ -166,10 +221,11 @@ def _factory_string(spec: IndexSpec, n_train: int) -> tuple[IndexSpec, str]:
     # The FAISS factory string of ``spec`` (with its defaults filled in) for ``n_train``
     # training vectors, and the spec it builds (IVF's nlist shrinks to what they can train).
     p, kind = spec.params, spec.kind
+    codes = {"none": "Flat", "fp16": "SQfp16", "sq8": "SQ8"}.get(quantization_of(spec), "")
     if kind == "flat":
-        return spec, "Flat"
+        return spec, "Flat" if codes == "Flat" else codes
     if kind == "hnsw":
-        return spec, f"HNSW{int(p['m'])},Flat"
+        return spec, f"HNSW{int(p['m'])},{codes}"
     if kind == "factory":
         return spec, str(p["factory"])
     nlist = min(int(p["nlist"]), max(1, n_train // 39))
@@ -189,7 +245,15 @@ def create_faiss(requested: IndexSpec, dim: int, train: np.ndarray) -> tuple[Ind
     spec with every parameter chosen."""
     spec, factory = _factory_string(requested.with_defaults(train.shape[0], dim), train.shape[0])
     metric = faiss.METRIC_L2 if spec.metric == "l2" else faiss.METRIC_INNER_PRODUCT
-    inner: Any = faiss.index_factory(dim, factory, metric)
+    inner: Any
+    if quantization_of(spec) == "binary":
+        if dim % 8:
+            raise InvalidInput(f"binary quantization needs a dim divisible by 8, not {dim}")
+        if spec.kind == "flat":
+            return spec, faiss.IndexBinaryFlat(dim)
+        inner = faiss.IndexBinaryHNSW(dim, int(spec.params["m"]))
+    else:
+        inner = faiss.index_factory(dim, factory, metric)
     if spec.kind == "hnsw":
         inner.hnsw.efConstruction = int(spec.params["ef_construction"])
         inner.hnsw.efSearch = int(spec.params["ef_search"])
