@@ -33,6 +33,7 @@ class SearchParams:
 
     nprobe: int | None = None
     ef_search: int | None = None
+    rescore: int | None = None  # quantized indexes: candidates rescored per wanted hit
 
 
 @dataclass(frozen=True)

@@ -132,10 +132,11 @@ class FaissIndex:
         without one, its answers carry the codes' approximate scores."""
         self._row_source = source
 
-    def _rescoring(self) -> int:
+    def _rescoring(self, params: SearchParams | None = None) -> int:
         # Candidates per wanted hit to rescore exactly (0: the codes' scores are final).
-        lossy = self.quantization != "none" and self._row_source is not None
-        return rescore_of(self._spec) if lossy else 0
+        if self.quantization == "none" or self._row_source is None:
+            return 0
+        return (params.rescore if params else None) or rescore_of(self._spec)
 
     @property
     def dead_ratio(self) -> float:
@@ -322,7 +323,7 @@ class FaissIndex:
                 slots = slots[slots >= 0]
                 total = slots.shape[0]
                 if self.kind != "flat" and total <= exact_below(len(self._id_slot)):
-                    return self._search_subset(slots, q, k, predicate, min_score, offset)
+                    return self._search_subset(slots, q, k, predicate, min_score, offset, params)
                 allowed = np.zeros(self._slot_ids.shape[0], dtype=bool)
                 allowed[slots] = True
                 if self._gpu is not None:  # GPU indexes take no selector: post-filter
@@ -340,7 +341,7 @@ class FaissIndex:
             faiss_params = self._faiss_params(params or SearchParams(), selector)
             unmerged = self._delta.excluded(self._slot_ids, allowed)
 
-            fetch = self._rescoring()
+            fetch = self._rescoring(params)
             quantization = self.quantization
             blas = self.kind == "flat" and quantization == "none" and self._metric != "l2"
             blas = blas and self._gpu is None and allow is None and q.shape[0] < SINGLE_THREAD_BELOW
@@ -379,7 +380,7 @@ class FaissIndex:
                 # the walk missed allowed points it should have found: score them exactly
                 found = (result.ids >= 0).sum(axis=1)
                 if min_score is None and found.min() < min(k, max(0, total - offset)):
-                    return self._search_subset(slots, q, k, None, None, offset)
+                    return self._search_subset(slots, q, k, None, None, offset, params)
             return result
 
     def _rows(self, slots: np.ndarray) -> np.ndarray:
@@ -403,11 +404,12 @@ class FaissIndex:
         predicate: Predicate | None,
         min_score: float | None,
         offset: int,
+        params: SearchParams | None,
     ) -> SearchResult:
         # A selective filter starves a graph walk or a few IVF lists of candidates (the
         # allowed points may lie nowhere near the route), so score the allowed few exactly
         # (quantized rows: their decoded codes pick candidates, rescored against float32).
-        fetch = self._rescoring()
+        fetch = self._rescoring(params)
         return search_exactly(
             self._slot_ids[slots],
             self._rows(slots),

@@ -96,7 +96,11 @@ def search_items(name: str, body: SearchRequest, ctx: ServiceDep) -> Response:
         filter=body.filter,
         min_score=body.min_score,
         offset=body.offset,
-        params=SearchParams(nprobe=body.params.nprobe, ef_search=body.params.ef_search)
+        params=SearchParams(
+            nprobe=body.params.nprobe,
+            ef_search=body.params.ef_search,
+            rescore=body.params.rescore,
+        )
         if body.params is not None
         else None,
         explain=body.explain,

@@ -105,6 +105,13 @@ class SearchParamsIn(StrictModel):
 
     ef_search: int | None = Field(default=None, ge=1, le=4096)
     nprobe: int | None = Field(default=None, ge=1, le=65_536)
+    rescore: int | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        description="Quantized indexes: candidates fetched per wanted hit from the codes and "
+        "rescored against the float32 vectors (default: the collection's `rescore`).",
+    )
 
 
 class RerankIn(StrictModel):
