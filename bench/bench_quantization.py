@@ -11,6 +11,8 @@ the saved file), and answers ``--queries`` held-out queries one at a time (20 un
 warm-up queries first) at every ``--rescore`` factor: candidates fetched per wanted hit,
 rescored exactly against the float32 rows read from the raw file (``np.memmap``, what the
 server reads from its SQL store). Recall@10 is against exact search over all rows.
+The build reads the rows (no map), so the mapped file's pages count only once queries
+touch them.
 
 Memory, per child: ``RssAnon`` after the build (the index: codes, graph, id maps, and the
 interpreter with NumPy and FAISS), its peak (``VmHWM``) across build and save, and
@@ -35,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from results import machine, write_section
-from scale_peers import rows
+from scale_peers import read_rows, rows
 
 BATCH = 50_000
 
@@ -86,9 +88,9 @@ def child(
     params = {} if quantization == "none" else {"quantization": quantization}
     index = FaissIndex(IndexSpec(kind, "cosine", params), dim)
     started = time.perf_counter()
-    for start in range(0, n, BATCH):
+    for start in range(0, n, BATCH):  # read, not mapped: the build's peak is the index's
         stop = min(n, start + BATCH)
-        index.add(np.arange(start, stop), np.array(stored[start:stop]))
+        index.add(np.arange(start, stop), read_rows(Path(data), start, stop, dim))
     build_s = time.perf_counter() - started
     anon = status_mb("RssAnon")
     with tempfile.TemporaryDirectory() as folder:

@@ -39,6 +39,7 @@ __all__ = [
     "ModelMismatch",
     "ModelUnavailable",
     "NotFound",
+    "OverMemoryBudget",
     "QueryTimeout",
     "StoreError",
     "Unavailable",
@@ -105,6 +106,10 @@ class IndexCorrupted(VectorIndexError):
 
 class Unavailable(LatentspaceError):
     """A collection cannot serve now (its index could not be opened or built)."""
+
+
+class OverMemoryBudget(LatentspaceError):
+    """An index would grow past the memory its process may give indexes (nothing written)."""
 
 
 class StoreError(LatentspaceError):

@@ -312,6 +312,14 @@ def collection_public(stats: CollectionStats) -> CollectionPublic:
             requested=stats.index_requested,
             kind=stats.index_kind,
             params=stats.index_params,
+            quantization=stats.quantization,
+            quantization_requested=stats.quantization_requested,  # type: ignore[arg-type]
+            rescore=stats.rescore,
+            bytes=stats.index_bytes,
+            rebuilding=stats.rebuilding,
+            recall_target=stats.recall_target,
+            below_target=stats.recall_at_10 is not None
+            and stats.recall_at_10 < stats.recall_target,
             recall_at_10=stats.recall_at_10,
             unavailable=stats.unavailable,
             exact_limit=stats.exact_limit,

@@ -57,6 +57,7 @@ _DOMAIN: list[tuple[type[errors.LatentspaceError], int, str]] = [
     (errors.EncoderError, 500, "encoder-error"),
     (errors.IndexCorrupted, 500, "index-corrupted"),
     (errors.VectorIndexError, 500, "index-error"),
+    (errors.OverMemoryBudget, 507, "over-memory-budget"),
     (errors.QueryTimeout, 503, "timeout"),
     (errors.CorruptVector, 503, "corrupt-vector"),
     (errors.StoreError, 503, "store-error"),

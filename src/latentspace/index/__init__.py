@@ -6,7 +6,8 @@ faiss_index  FaissIndex: flat, HNSW, IVF-Flat, IVF-PQ or any factory string
 delta        rows written to an HNSW graph but not yet linked, searched exactly; the merger
 slots        SlotMap: id → FAISS position, an array while ids are dense
 selectors    FAISS id selectors built in NumPy: a bitmap of allowed slots, all but the dead
-flat         few-query searches: one OpenMP thread, BLAS over a flat index's rows
+flat         few-query searches: one OpenMP thread, BLAS over a flat index's rows, stored rows
+codes        compact rows (fp16, sq8, binary) and rescoring candidates against float32
 managed      ManagedIndex: a live index that grows into a better kind and compacts
 spec         index kinds, their parameters (IndexSpec) and the ``auto`` planner
 cost         what exact search costs on this machine, so how far ``auto`` keeps it
@@ -34,7 +35,8 @@ from latentspace.index.algebra import (
 )
 from latentspace.index.base import SearchParams, SearchResult, VectorIndex
 from latentspace.index.exact import ExactIndex, exact_knn
-from latentspace.index.faiss_index import FaissIndex, gpu_available
+from latentspace.index.faiss_index import FaissIndex
+from latentspace.index.flat import gpu_available
 from latentspace.index.managed import ManagedIndex
 from latentspace.index.persist import Manifest, read_manifest
 from latentspace.index.recall import estimate_recall, recall_at_k

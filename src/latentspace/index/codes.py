@@ -29,6 +29,7 @@ __all__ = [
     "code_bytes",
     "decoded_rows",
     "encoded",
+    "faiss_bytes",
     "rescore",
 ]
 
@@ -84,6 +85,26 @@ def decoded_rows(index: Any, quantization: str, slots: np.ndarray, dim: int) -> 
     codes = np.asarray(faiss.rev_swig_ptr(storage.codes.data(), int(storage.ntotal) * size))
     gathered = np.ascontiguousarray(codes.reshape(-1, size)[slots])
     return np.asarray(storage.sa_decode(gathered), dtype=np.float32)
+
+
+def faiss_bytes(index: Any) -> int:
+    """Resident bytes of a FAISS index: its codes (or float rows), an HNSW graph's links,
+    an IVF's lists with their ids (other kinds: the codes alone)."""
+    if index is None:
+        return 0
+    total = int(index.ntotal) * int(getattr(index, "code_size", 0))
+    hnsw = getattr(index, "hnsw", None)
+    if hnsw is not None:
+        links = 4 * (hnsw.neighbors.size() + hnsw.levels.size()) + 8 * hnsw.offsets.size()
+        binary = isinstance(index, faiss.IndexBinary)
+        storage: Any = (faiss.downcast_IndexBinary if binary else faiss.downcast_index)(
+            index.storage
+        )
+        return int(links + int(storage.ntotal) * int(storage.code_size))
+    invlists = getattr(index, "invlists", None)
+    if invlists is not None:
+        total += 8 * int(index.ntotal)
+    return total
 
 
 def rescore(

@@ -21,6 +21,7 @@ import faiss
 import numpy as np
 
 from latentspace.errors import InvalidInput, VectorIndexError
+from latentspace.index import codes
 from latentspace.index.base import (
     Predicate,
     SearchOptions,
@@ -31,13 +32,13 @@ from latentspace.index.base import (
     empty_answer,
     finish_search,
 )
-from latentspace.index.codes import RowSource, approximate_scores, encoded, rescore
 from latentspace.index.delta import Delta, Merger
 from latentspace.index.exact import search_exactly
 from latentspace.index.flat import (
     SINGLE_THREAD_BELOW,
     blas_top_k,
     flat_rows,
+    gpu_available,
     omp_threads,
     stored_rows,
 )
@@ -57,7 +58,7 @@ from latentspace.index.spec import (
 from latentspace.types import Metric
 from latentspace.vectors import prepare_rows
 
-__all__ = ["FaissIndex", "gpu_available"]
+__all__ = ["FaissIndex"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,11 +67,6 @@ logger = logging.getLogger(__name__)
 # than DELTA_LIMIT rows are unmerged (each search scores them all exactly).
 MERGE_BATCH = 2048
 DELTA_LIMIT = 16_384
-
-
-def gpu_available() -> bool:
-    """True when this faiss build has GPU support and sees a GPU."""
-    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
 
 
 class FaissIndex:
@@ -97,7 +93,7 @@ class FaissIndex:
         self._read_only = False  # set for memory-mapped loads
         self._params_cache: dict[tuple[int | None, int | None, bool], Any] = {}
         self._dead_selector: Any = None  # cached IDSelector excluding the tombstones
-        self._row_source: RowSource | None = None  # float32 rows by id, for rescoring
+        self._row_source: codes.RowSource | None = None  # float32 rows by id, for rescoring
 
     # -- properties ----------------------------------------------------------------------
     @property
@@ -127,7 +123,7 @@ class FaissIndex:
         """How rows are stored: ``none`` (float32), ``fp16``, ``sq8`` or ``binary``."""
         return quantization_of(self._spec)
 
-    def rows_from(self, source: RowSource | None) -> None:
+    def rows_from(self, source: codes.RowSource | None) -> None:
         """Where a quantized index reads the float32 rows it rescores candidates with;
         without one, its answers carry the codes' approximate scores."""
         self._row_source = source
@@ -159,6 +155,10 @@ class FaissIndex:
 
     def __contains__(self, item_id: object) -> bool:
         return isinstance(item_id, int | np.integer) and int(item_id) in self._id_slot
+
+    def memory_bytes(self) -> int:
+        """Resident bytes: codes (or rows), graph links, id maps and unmerged rows."""
+        return codes.faiss_bytes(self._cpu) + 16 * self._slot_ids.shape[0] + self._delta.rows.nbytes
 
     def ids(self) -> np.ndarray:
         """The live ids, in slot order."""
@@ -204,7 +204,7 @@ class FaissIndex:
             else:  # sequential labels: the next slot is FAISS's next position
                 self._merge(len(self._delta))
                 assert self._cpu.ntotal == first, "slot counter out of step with FAISS"
-                self._cpu.add(encoded(self.quantization, x))
+                self._cpu.add(codes.encoded(self.quantization, x))
             self._slot_ids = np.concatenate([self._slot_ids, keys])
             self._id_slot.assign(keys, slots)
             self._sync_gpu()
@@ -230,7 +230,7 @@ class FaissIndex:
         rows = self._delta.head(count)
         if rows.shape[0]:
             assert self._cpu.ntotal == self._delta.first_slot, "delta out of step with FAISS"
-            self._cpu.add(encoded(self.quantization, rows))
+            self._cpu.add(codes.encoded(self.quantization, rows))
             self._delta.merged(rows.shape[0])
         return int(rows.shape[0])
 
@@ -353,13 +353,13 @@ class FaissIndex:
                     return ids, scores
                 index = self._gpu if self._gpu is not None else self._cpu
                 wanted = n * fetch if fetch else n
-                codes = encoded(quantization, qs)
+                coded = codes.encoded(quantization, qs)
                 with omp_threads(qs.shape[0]):
                     if faiss_params is None:
-                        distances, labels = index.search(codes, wanted)
+                        distances, labels = index.search(coded, wanted)
                     else:
-                        distances, labels = index.search(codes, wanted, params=faiss_params)
-                distances = approximate_scores(quantization, distances, self._dim)
+                        distances, labels = index.search(coded, wanted, params=faiss_params)
+                distances = codes.approximate_scores(quantization, distances, self._dim)
                 if unmerged is not None:
                     labels, distances = self._delta.merged_answer(
                         qs, wanted, labels, distances, unmerged
@@ -370,7 +370,7 @@ class FaissIndex:
                     ids[missing] = -1
                 scores = -distances if self._metric == "l2" else distances
                 if fetch and self._row_source is not None:
-                    return rescore(ids, qs, self._row_source, n, self._metric)
+                    return codes.rescore(ids, qs, self._row_source, n, self._metric)
                 return ids, scores
 
             result = finish_search(

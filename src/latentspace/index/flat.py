@@ -18,7 +18,14 @@ import numpy as np
 from latentspace.index.codes import decoded_rows
 from latentspace.index.exact import top_k
 
-__all__ = ["SINGLE_THREAD_BELOW", "blas_top_k", "flat_rows", "omp_threads", "stored_rows"]
+__all__ = [
+    "SINGLE_THREAD_BELOW",
+    "blas_top_k",
+    "flat_rows",
+    "gpu_available",
+    "omp_threads",
+    "stored_rows",
+]
 
 # Fewer queries than this run on one OpenMP thread (and flat ones through BLAS).
 SINGLE_THREAD_BELOW = 64
@@ -47,6 +54,11 @@ def flat_rows(flat: Any, dim: int) -> np.ndarray:
     if not total:
         return np.zeros((0, dim), np.float32)
     return np.asarray(faiss.rev_swig_ptr(flat.get_xb(), total * dim)).reshape(total, dim)
+
+
+def gpu_available() -> bool:
+    """True when this faiss build has GPU support and sees a GPU."""
+    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
 
 
 def stored_rows(

@@ -22,6 +22,7 @@ from latentspace.index.faiss_index import FaissIndex
 from latentspace.index.spec import (
     EXACT_LIMIT,
     IndexSpec,
+    buildable,
     plan_index,
     quantization_of,
     training_minimum,
@@ -52,14 +53,14 @@ class ManagedIndex:
         use_gpu: bool = False,
         exact_limit: int | None = EXACT_LIMIT,
         requested: IndexSpec | None = None,
-        quantization: str = "auto",
+        codes: dict[str, Any] | None = None,
         rows: RowSource | None = None,
     ) -> None:
         self._current = index
         self._rows = rows  # float32 rows by id: quantized indexes rescore with them
         index.rows_from(rows)
         self._requested = requested
-        self._quantization = quantization  # auto collections: what plan_index is told
+        self._codes = codes or {}  # auto collections: quantization and rescore for the plan
         self._retry_at = 0  # after a failed rebuild: the size at which to try again
         self._auto = auto
         self._budget = memory_budget
@@ -91,13 +92,30 @@ class ManagedIndex:
     def __len__(self) -> int:
         return len(self._current)
 
-    def request(self, requested: IndexSpec | None, quantization: str = "auto") -> None:
-        """Ask for another index (None: ``auto``; ``quantization`` for auto's plan); it is
-        built in the background while the current one keeps serving."""
+    def request(self, requested: IndexSpec | None, codes: dict[str, Any] | None = None) -> None:
+        """Ask for another index (None: ``auto``, planned with ``codes``: quantization and
+        rescore); it is built in the background while the current one keeps serving."""
         with self._lock:
-            self._requested, self._quantization = requested, quantization
+            self._requested, self._codes = requested, codes or {}
+            self._auto = requested is None
             self._retry_at = 0
         self._maybe_rebuild()
+
+    def spec_at(self, n: int, budget: int | None = None) -> IndexSpec:
+        """The index this one is, or grows into, at ``n`` vectors (``auto``: as planned
+        under ``budget`` bytes)."""
+        current = self._current
+        if not self._auto:
+            return buildable(self._requested or current.spec, n)
+        return plan_index(
+            n,
+            current.dim,
+            current.metric,
+            budget,
+            exact_limit=EXACT_LIMIT if self._exact_limit is None else self._exact_limit,
+            quantization=str(self._codes.get("quantization", "auto")),
+            rescore=self._codes.get("rescore"),
+        )
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Upsert into the current index (and into the one being built); an HNSW graph
@@ -128,14 +146,7 @@ class ManagedIndex:
             return None
         fresh = self._requested  # held exact while too small to train, if it is another kind
         if self._auto:
-            fresh = plan_index(
-                n,
-                current.dim,
-                current.metric,
-                self._budget,
-                exact_limit=EXACT_LIMIT if self._exact_limit is None else self._exact_limit,
-                quantization=self._quantization,
-            )
+            fresh = self.spec_at(n, self._budget)
         grows = fresh is not None and _ORDER[fresh.kind] > _ORDER.get(current.kind, 0)
         recoded = fresh is not None and quantization_of(fresh) != current.quantization
         if fresh is not None and fresh.kind == current.kind and recoded:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 from latentspace.index.base import SearchParams, VectorIndex
 from latentspace.index.exact import exact_knn
 
-__all__ = ["estimate_recall", "recall_at_k"]
+__all__ = ["estimate_recall", "recall_at_k", "streamed_recall"]
 
 
 def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
@@ -49,3 +51,34 @@ def estimate_recall(
     truth_positions, _ = exact_knn(x, queries, k, index.metric)
     found = index.search(queries, k, params=params).ids
     return recall_at_k(found, ids[truth_positions])
+
+
+def streamed_recall(
+    index: VectorIndex,
+    queries: np.ndarray,
+    batches: Iterable[tuple[np.ndarray, np.ndarray]],
+    *,
+    k: int = 10,
+) -> float:
+    """recall@k of ``index`` for ``queries`` against exact search over ``batches`` of
+    ``(ids, vectors)`` (everything the index holds), read one batch at a time: the truth
+    needs the queries' running top k, never every vector at once."""
+    if queries.shape[0] == 0:
+        return 1.0
+    q = np.ascontiguousarray(queries, dtype=np.float32)
+    cosine = index.metric == "cosine"
+    if cosine:
+        q = q / np.linalg.norm(q, axis=1, keepdims=True)
+    best_ids = np.full((q.shape[0], 0), -1, np.int64)
+    best = np.full((q.shape[0], 0), -np.inf, np.float32)
+    for ids, vectors in batches:
+        x = np.asarray(vectors, dtype=np.float32)
+        if cosine:
+            x = x / np.linalg.norm(x, axis=1, keepdims=True)
+        positions, scores = exact_knn(x, q, k, index.metric)
+        both = np.concatenate([best, scores.astype(np.float32)], axis=1)
+        both_ids = np.concatenate([best_ids, ids[positions]], axis=1)
+        order = np.argsort(-both, axis=1, kind="stable")[:, :k]
+        best, best_ids = np.take_along_axis(both, order, 1), np.take_along_axis(both_ids, order, 1)
+    found = index.search(q, best_ids.shape[1]).ids if best_ids.shape[1] else best_ids
+    return recall_at_k(found, best_ids)

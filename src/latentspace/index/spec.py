@@ -159,13 +159,24 @@ def plan_index(
     *,
     exact_limit: int = EXACT_LIMIT,
     quantization: str = "auto",
+    rescore: int | None = None,
 ) -> IndexSpec:
     """The ``auto`` choice for ``n`` vectors of ``dim`` under ``memory_budget`` bytes.
 
     Exact below ``exact_limit``; then HNSW over float32 rows below :data:`AUTO_SQ8_FROM`
     vectors and over sq8 codes (rescored) from there, or as soon as float32 would not fit;
-    IVF-PQ when no HNSW fits. A ``quantization`` other than ``auto`` is kept as asked.
+    IVF-PQ when no HNSW fits. A ``quantization`` other than ``auto`` is kept as asked, and
+    a quantized choice rescores ``rescore`` candidates per hit when that is given.
     """
+    spec = _plan(n, dim, metric, memory_budget, exact_limit, quantization)
+    if rescore is not None and quantization_of(spec) != "none":
+        return replace(spec, params={**spec.params, "rescore": rescore})
+    return spec
+
+
+def _plan(
+    n: int, dim: int, metric: Metric, memory_budget: int | None, exact_limit: int, quantization: str
+) -> IndexSpec:
     fixed = {} if quantization in ("auto", "none") else {"quantization": quantization}
     if n < exact_limit:
         return IndexSpec("flat", metric, fixed).with_defaults(n, dim)

@@ -2,7 +2,7 @@
 
 Every view a process holds of a collection (its live vector index, keyword index, hit
 rows, payload index, perceptual hashes, map and collection row) is registered once with a
-:class:`LiveState` and hears three calls, each made in one place:
+:class:`LiveState` and hears these calls, each made in one place:
 
 - :meth:`LiveState.committed` after a write's SQL transaction committed (under
   :meth:`LiveState.writing`, so views see commits in oplog order); what other processes
@@ -11,6 +11,7 @@ rows, payload index, perceptual hashes, map and collection row) is registered on
   over): nothing of it survives in this process, and collection ids are never reused, so
   nothing keyed by an id can be served to a later collection;
 - :meth:`LiveState.remodelled` once a migration moved it to another model's space.
+- :meth:`LiveState.retuned` once its index settings changed (quantization, rescore).
 
 Use-cases read views through the owner (``ctx.live.hits.rows(...)``) and never change one
 by hand: a new view is one more :meth:`LiveState.register`, not a new write site.
@@ -134,6 +135,12 @@ class LiveState:
         row); the next use opens the new one."""
         for view in self._views:
             view.remodelled(collection, files=self.writes_files)
+
+    def retuned(self, collection: CollectionRow) -> None:
+        """The collection's index settings changed (``collection`` is the old row): its row
+        is read again, and the index rebuilt under the new settings in the background."""
+        self.rows.forget(collection, files=False)
+        self.indexes.retune(self.rows.get(collection.name))
 
     def caught_up(self, collection: CollectionRow) -> None:
         """The index read SQL afresh (it was opened to reach a ``min_seq``), so other

@@ -4,6 +4,7 @@
     lifecycle    start (migrate, open indexes, load encoders) and stop (save)
     replica      the thread that applies other processes' writes; read-your-writes
     collections  create, get, stats, delete, save, rebuild
+    tuning       quantization, rescoring and the recall target: checked, changed, rebuilt
     items        ingest, write, delete, get, list, patch, stored originals
     intake       the items a caller sends, checked, hashed and embedded (bounded decoding)
     encoders     caller input → vectors: images decoded under the limits, texts checked

@@ -9,9 +9,12 @@ from typing import Any
 from latentspace.embedder import Encoder
 from latentspace.embedder.registry import canonical_spec
 from latentspace.errors import InvalidInput, Unavailable
+from latentspace.index import IndexSpec
+from latentspace.index.spec import rescore_of
 from latentspace.keyword import Analysis
 from latentspace.live.indexes import OpenReport
 from latentspace.live.keywords import analysis_of
+from latentspace.service import tuning
 from latentspace.service.context import Context
 from latentspace.store import oplog
 from latentspace.store import repository as repo
@@ -59,6 +62,12 @@ class CollectionStats:
     keyword: dict[str, Any] = field(default_factory=dict)
     exact_limit: int | None = None
     payload_index: dict[str, Any] | None = None
+    quantization: str = "none"  # how the live index codes its rows
+    quantization_requested: str = "auto"
+    rescore: int | None = None  # candidates per hit rescored (quantized indexes)
+    index_bytes: int = 0
+    rebuilding: bool = False
+    recall_target: float = 0.95
 
 
 def get(ctx: Context, name: str) -> CollectionRow:
@@ -107,6 +116,9 @@ def create(
         raise InvalidInput("a collection needs a model, or a dim for raw vectors")
     checked_metric, choice = as_metric(metric), as_index_choice(index)
     analysis = checked_keyword(keyword)
+    index_params = tuning.checked_codes(
+        dim=dim, metric=checked_metric, index=choice, params=index_params
+    )
     with ctx.sessions.begin() as session:
         repo.create_collection(
             session=session,
@@ -152,6 +164,7 @@ def stats(ctx: Context, name: str, *, tolerate: bool = False) -> CollectionStats
         count = repo.count_live(session=session, collection=row)
         manifest = oplog.get_manifest(session=session, collection=row)
     kind, params, recall, unavailable, exact_limit = "unavailable", {}, None, None, None
+    quantization, index_bytes, rebuilding = "none", 0, False
     try:
         current = ctx.live.indexes.stats(row)
     except Unavailable as e:
@@ -160,6 +173,8 @@ def stats(ctx: Context, name: str, *, tolerate: bool = False) -> CollectionStats
         unavailable = str(e)
     else:
         kind, params, exact_limit = current.kind, current.params, current.exact_limit
+        quantization, index_bytes = current.quantization, current.bytes
+        rebuilding = current.rebuilding
         recall = 1.0 if kind == "flat" else None
         if manifest is not None and manifest.kind == kind and recall is None:
             recall = manifest.recall_at_10
@@ -179,6 +194,14 @@ def stats(ctx: Context, name: str, *, tolerate: bool = False) -> CollectionStats
         keyword=analysis_of(row).to_json(),
         exact_limit=exact_limit,
         payload_index=_payload_index(ctx, row),
+        quantization=quantization,
+        quantization_requested=str((row.index_params or {}).get("quantization", "auto")),
+        rescore=rescore_of(IndexSpec(kind, as_metric(row.metric), params))
+        if quantization != "none"
+        else None,
+        index_bytes=index_bytes,
+        rebuilding=rebuilding,
+        recall_target=tuning.recall_target_of(row.index_params),
     )
 
 

@@ -8,8 +8,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from latentspace.errors import Unavailable
-from latentspace.service import collections
+from latentspace.service import collections, tuning
 from latentspace.service.context import Context
+from latentspace.store import oplog
+from latentspace.store.tables import CollectionRow
 
 __all__ = ["Readiness", "readiness"]
 
@@ -25,6 +27,7 @@ class Readiness:
     unavailable: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     warm: bool = True
+    below_recall_target: list[str] = field(default_factory=list)
 
 
 def readiness(ctx: Context) -> Readiness:
@@ -45,4 +48,22 @@ def readiness(ctx: Context) -> Readiness:
             unavailable[row.name] = f"model {row.model!r} cannot be loaded: "
             unavailable[row.name] += ctx.model_failures[row.model]
     warm = ctx.warmer is None or ctx.warmer.wait(0)
-    return Readiness(True, unavailable=unavailable, warnings=list(ctx.warnings), warm=warm)
+    return Readiness(
+        True,
+        unavailable=unavailable,
+        warnings=list(ctx.warnings),
+        warm=warm,
+        below_recall_target=_below_target(ctx, rows),
+    )
+
+
+def _below_target(ctx: Context, rows: list[CollectionRow]) -> list[str]:
+    # Collections whose last saved recall@10 is under their target.
+    below = []
+    with ctx.sessions() as session:
+        for row in rows:
+            manifest = oplog.get_manifest(session=session, collection=row)
+            measured = None if manifest is None else manifest.recall_at_10
+            if measured is not None and measured < tuning.recall_target_of(row.index_params):
+                below.append(row.name)
+    return below

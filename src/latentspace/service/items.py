@@ -238,6 +238,7 @@ def write(
     )
     vectors = {item.external_id: matrix[n] for n, item in enumerate(items)}
     with ctx.live.writing(collection):
+        ctx.live.indexes.check_room(collection, len(items))  # 507 before anything is written
         with ctx.sessions.begin() as session:
             oplog.serialize(session=session, collection=collection)
             outcomes = repo.upsert_items(session=session, collection=collection, items=items)

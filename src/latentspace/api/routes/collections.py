@@ -1,4 +1,4 @@
-"""Collections: create, list, inspect, flush, rebuild, delete."""
+"""Collections: create, list, inspect, change codes, flush, rebuild, delete."""
 
 from __future__ import annotations
 
@@ -8,8 +8,13 @@ from starlette.concurrency import run_in_threadpool
 from latentspace.api.convert import collection_public
 from latentspace.api.deps import AdminDep, AuthorizedRoute, ReadDep, ServiceDep
 from latentspace.api.errors import CONFLICT, NOT_FOUND
-from latentspace.api.schemas import CollectionCreate, CollectionList, CollectionPublic
-from latentspace.service import collections
+from latentspace.api.schemas import (
+    CollectionCreate,
+    CollectionList,
+    CollectionPatch,
+    CollectionPublic,
+)
+from latentspace.service import collections, tuning
 
 __all__ = ["router"]
 
@@ -35,8 +40,27 @@ def create_collection(body: CollectionCreate, ctx: ServiceDep) -> CollectionPubl
         metric=body.metric,
         index=body.index,
         keyword=keyword,
+        index_params={
+            "quantization": body.quantization,
+            "rescore": body.rescore,
+            "recall_target": body.recall_target,
+        },
     )
     return collection_public(stats)
+
+
+@router.patch(
+    "/{name}",
+    dependencies=[AdminDep],
+    summary="Change how the index codes its rows",
+    responses=NOT_FOUND,
+)
+def patch_collection(name: str, body: CollectionPatch, ctx: ServiceDep) -> CollectionPublic:
+    """Set ``quantization``, ``rescore`` or ``recall_target``. The index is rebuilt under
+    the new settings in the background; searches keep using the current one until the swap
+    (``index.quantization`` says which is live)."""
+    tuning.retune(ctx, name, body.model_dump(exclude_unset=True))
+    return collection_public(collections.stats(ctx, name))
 
 
 @router.get("", dependencies=[ReadDep], summary="List collections")

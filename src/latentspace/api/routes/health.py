@@ -30,7 +30,9 @@ def readyz(context: ContextDep, response: Response) -> dict[str, Any]:
     ``degraded`` (still 200: the others serve) naming each collection that cannot serve
     and why; 503 when the database does not answer. ``warm`` is false while the caches a
     start fills in the background (hit rows, payload indexes) are still filling: searches
-    answer meanwhile, the first filters and hits slower."""
+    answer meanwhile, the first filters and hits slower. ``below_recall_target`` names the
+    collections whose approximate index measured (at its last save) a recall@10 below the
+    collection's ``recall_target``: they serve, less accurately than asked."""
     ready = health.readiness(context.service)
     if not ready.ready:
         response.status_code = 503
@@ -41,8 +43,9 @@ def readyz(context: ContextDep, response: Response) -> dict[str, Any]:
             "unavailable": ready.unavailable,
             "warnings": ready.warnings,
             "warm": ready.warm,
+            "below_recall_target": ready.below_recall_target,
         }
-    return {"status": "ok", "warm": ready.warm}
+    return {"status": "ok", "warm": ready.warm, "below_recall_target": ready.below_recall_target}
 
 
 @router.get(

@@ -1,7 +1,8 @@
 """Request and response bodies of the v1 API (``*Create`` in, ``*Public`` out), by resource.
 
 common       shared pieces: Problem (the error shape), names, includes, StrictModel
-collections  CollectionCreate, CollectionPublic, IndexInfo, keyword settings, snapshots
+collections  CollectionCreate, CollectionPatch, CollectionPublic, IndexInfo, keyword settings,
+             snapshots
 items        upsert batches (ItemsUpsert, VectorsUpsert), statuses, ItemPublic, hash lookups
 search       SearchRequest (terms, composite queries, fusion, rerank), hits, directions,
              paths
@@ -27,6 +28,7 @@ from latentspace.api.schemas.classify import (
 from latentspace.api.schemas.collections import (
     CollectionCreate,
     CollectionList,
+    CollectionPatch,
     CollectionPublic,
     IndexInfo,
     KeywordSettings,
@@ -106,6 +108,7 @@ __all__ = [
     "ClusterPublic",
     "CollectionCreate",
     "CollectionList",
+    "CollectionPatch",
     "CollectionPublic",
     "CompositeQuery",
     "ConsistencyIn",

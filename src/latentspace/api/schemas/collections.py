@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -42,6 +42,23 @@ class KeywordSettings(StrictModel):
     b: float = Field(default=0.75, ge=0, le=1, description="BM25 length normalisation.")
 
 
+QuantizationChoice = Literal["auto", "none", "fp16", "sq8", "binary"]
+QUANTIZATION_DOC = (
+    "How the index stores rows: none (float32), fp16 (half), sq8 (a byte a dimension), "
+    "binary (a bit a dimension; cosine or ip, dim divisible by 8); auto = float32 below a "
+    "million vectors, sq8 from there. Searches over codes are rescored against the float32 "
+    "vectors kept in SQL, so scores stay exact."
+)
+RESCORE_DOC = (
+    "Quantized indexes: candidates fetched per wanted hit and rescored exactly "
+    "(default by quantization: fp16 2, sq8 3, binary 16)."
+)
+RECALL_TARGET_DOC = (
+    "recall@10 the approximate index must hold; the save-time check measures it against "
+    "exact search and a collection below it says so here and in /readyz."
+)
+
+
 class CollectionCreate(StrictModel):
     """A new collection: a model's space, or raw vectors of ``dim`` (one of the two is
     required)."""
@@ -75,6 +92,25 @@ class CollectionCreate(StrictModel):
     keyword: KeywordSettings | None = Field(
         default=None, description="Keyword-leg analysis; omitted: English stemming and stop words."
     )
+    quantization: QuantizationChoice = Field(default="auto", description=QUANTIZATION_DOC)
+    rescore: int | None = Field(default=None, ge=1, le=100, description=RESCORE_DOC)
+    recall_target: float = Field(default=0.95, gt=0, le=1, description=RECALL_TARGET_DOC)
+
+
+class CollectionPatch(StrictModel):
+    """New code settings for a collection; the index is rebuilt under them in the
+    background while the current one keeps answering. Fields left out stay as they are."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"quantization": "sq8"}, {"quantization": "binary", "rescore": 16}]
+        },
+    )
+
+    quantization: QuantizationChoice | None = Field(default=None, description=QUANTIZATION_DOC)
+    rescore: int | None = Field(default=None, ge=1, le=100, description=RESCORE_DOC)
+    recall_target: float | None = Field(default=None, gt=0, le=1, description=RECALL_TARGET_DOC)
 
 
 class IndexInfo(BaseModel):
@@ -83,6 +119,22 @@ class IndexInfo(BaseModel):
     requested: str
     kind: str
     params: dict[str, Any]
+    quantization: str = Field(
+        description="How the live index stores its rows: none (float32), fp16, sq8, binary."
+    )
+    quantization_requested: QuantizationChoice = Field(description=QUANTIZATION_DOC)
+    rescore: int | None = Field(
+        description="Candidates per wanted hit rescored against float32 (null: not quantized)."
+    )
+    bytes: int = Field(description="Resident bytes of the index: codes, graph links, id maps.")
+    recall_target: float = Field(description=RECALL_TARGET_DOC)
+    rebuilding: bool = Field(
+        description="A rebuild (new settings, growth, compaction) runs in the background; "
+        "the current index answers until the swap."
+    )
+    below_target: bool = Field(
+        description="Whether recall_at_10, measured at the last save, is below recall_target."
+    )
     recall_at_10: float | None = Field(
         description="Measured against exact search when the index was last saved (1.0 for "
         "flat; null until an approximate index has been saved)."

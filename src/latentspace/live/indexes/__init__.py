@@ -3,9 +3,11 @@
     base         the LiveIndexes seam (open, search, committed, save, rebuild, stats, catch_up),
                  OpenReport, IndexStats
     local        LocalIndexes: one FAISS index per collection, in this process
-    setup        where an index may live (resolve_gpu, a usable folder), measured recall,
+    setup        where an index may live (resolve_gpu, a usable folder), what to build,
+                 where its vectors come from (batches, rows to rescore), measured recall,
                  the exact index from SQL
     tail         bringing an index up to date from the oplog: the rows other writers committed
+    budget       the memory guard: a write the indexes' budget cannot hold is refused (507)
     sharded      RayShardedIndexes: the same protocol on Ray Serve shards, their top-k merged
     shards       Shard: one shard, the live index of a share of every collection's items
 

@@ -36,6 +36,8 @@ class IndexStats:
     rebuilding: bool
     on_gpu: bool
     exact_limit: int | None = None  # auto collections: exact below this many vectors
+    quantization: str = "none"
+    bytes: int = 0  # resident bytes of the index (codes, graph, id maps)
 
 
 class LiveIndexes(Protocol):
@@ -72,6 +74,15 @@ class LiveIndexes(Protocol):
 
     def save(self, collection: CollectionRow) -> None:
         """Persist the index and record its manifest (with measured recall) in SQL."""
+
+    def check_room(self, collection: CollectionRow, adding: int) -> None:
+        """Refuse a write of ``adding`` vectors the memory budget cannot hold (507)."""
+        ...
+
+    def retune(self, collection: CollectionRow) -> None:
+        """The collection's index settings changed (``collection`` is the new row): build
+        what they ask for while the current index keeps serving."""
+        ...
 
     def rebuild(self, collection: CollectionRow) -> OpenReport:
         """Rebuild the index from the vectors in SQL, in the kind it should be, and save it."""

@@ -16,21 +16,22 @@ import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from latentspace.errors import Conflict, IndexCorrupted, Unavailable
-from latentspace.index import FaissIndex, IndexSpec, ManagedIndex, SearchResult, plan_index
+from latentspace.index import FaissIndex, IndexSpec, ManagedIndex, SearchResult
 from latentspace.index.base import SearchOptions
 from latentspace.index.batcher import MicroBatcher
 from latentspace.index.cost import ExactLimits
 from latentspace.index.locks import KeyedLocks
-from latentspace.index.spec import buildable
+from latentspace.index.managed import fill
+from latentspace.index.spec import training_minimum
 from latentspace.live.commit import Commit
-from latentspace.live.indexes import setup
+from latentspace.live.indexes import budget, setup
 from latentspace.live.indexes.base import IndexStats, OpenReport
 from latentspace.live.indexes.tail import Tail, replay
 from latentspace.settings import IndexSettings
 from latentspace.store import oplog
 from latentspace.store import repository as repo
 from latentspace.store.tables import CollectionRow
-from latentspace.types import TimingHook, as_metric
+from latentspace.types import TimingHook
 
 __all__ = ["LocalIndexes"]
 
@@ -50,17 +51,11 @@ class _Live:
 class LocalIndexes:
     """The in-process live indexes, under ``data_dir/indexes/<collection id>``.
 
-    Args:
-        data_dir: the data directory.
-        sessions: the SQL session factory (vectors and the oplog are read from it).
-        settings: memory budget, GPU mode, exact limit and compaction ratio.
-        micro_batch: run concurrent unfiltered single-vector searches as one FAISS call.
-        on_timing: called with ``("search", kind, seconds)`` after each search.
-        on_changed: called with the ids of the items other processes changed, once the
-            index holds their change (what else this process holds of them is stale).
-
-    ``writes_files`` says whether this process saves index files; a replica sharing the
-    data directory with the process that does only reads them (and keeps up from SQL).
+    ``sessions`` reads vectors and the oplog; ``settings``: memory budget, GPU, exact limit,
+    compaction. ``micro_batch`` runs concurrent plain single-vector searches as one FAISS
+    call; ``on_timing(("search", kind, seconds))`` follows each search; ``on_changed`` gets
+    the ids of items other processes changed once the index holds the change. A replica
+    sharing the data directory sets ``writes_files`` false: it only reads the files.
 
     Raises:
         VectorIndexError: the settings ask for a GPU that is not there.
@@ -174,10 +169,6 @@ class LocalIndexes:
 
     # -- opening -------------------------------------------------------------------------
     def _managed(self, collection: CollectionRow, index: FaissIndex) -> ManagedIndex:
-        def source() -> list[tuple[np.ndarray, np.ndarray]]:
-            with self._sessions() as session:
-                return [repo.live_vectors(session=session, collection=collection)]
-
         requested = setup.requested_spec(collection)
         return ManagedIndex(
             index,
@@ -185,9 +176,11 @@ class LocalIndexes:
             requested=requested,
             memory_budget=self._settings.memory_budget,
             compact_ratio=self._settings.compact_ratio,
-            source=source,
+            source=setup.vector_batches(self._sessions, collection),
             use_gpu=self._use_gpu,
             exact_limit=self.exact_limit(collection.dim) if requested is None else None,
+            codes=setup.codes_of(collection),
+            rows=setup.row_source(self._sessions, collection),
         )
 
     def _open(self, collection: CollectionRow) -> _Live:
@@ -232,23 +225,15 @@ class LocalIndexes:
         return live
 
     def _spec(self, collection: CollectionRow, n: int) -> IndexSpec:
-        # What to build for n vectors: exact search while too few to train the kind.
-        spec = setup.requested_spec(collection) or plan_index(
-            n,
-            collection.dim,
-            as_metric(collection.metric),
-            self._settings.memory_budget,
-            exact_limit=self.exact_limit(collection.dim),
-        )
-        return buildable(spec, n)
+        budget, limit = self._settings.memory_budget, self.exact_limit(collection.dim)
+        return setup.planned_spec(collection, n, memory_budget=budget, exact_limit=limit)
 
     def _build(self, collection: CollectionRow, session: Session) -> FaissIndex:
-        ids, vectors = repo.live_vectors(session=session, collection=collection)
-        index = FaissIndex(
-            self._spec(collection, ids.shape[0]), collection.dim, use_gpu=self._use_gpu
-        )
-        if ids.size:
-            index.add(ids, vectors)
+        # From SQL, batch by batch: the vectors are never all in memory beside the index.
+        spec = self._spec(collection, repo.count_live(session=session, collection=collection))
+        index = FaissIndex(spec, collection.dim, use_gpu=self._use_gpu)
+        index.rows_from(setup.row_source(self._sessions, collection))
+        fill(index, setup.vector_batches(self._sessions, collection)(), training_minimum(spec))
         return index
 
     def _rebuilt(
@@ -344,6 +329,21 @@ class LocalIndexes:
             self._save(collection)
         return report
 
+    def retune(self, collection: CollectionRow) -> None:
+        """Build what the new settings ask for in the background; the old index serves."""
+        live = self._live.get(collection.id)
+        if live is not None:
+            live.index.request(setup.requested_spec(collection), setup.codes_of(collection))
+
+    def check_room(self, collection: CollectionRow, adding: int) -> None:
+        """Refuse (before it is written) a write the memory budget cannot hold."""
+        held = [(i, live.index.current) for i, live in list(self._live.items())]
+        others = sum(index.memory_bytes() for i, index in held if i != collection.id)
+        room = budget.total_budget(self._settings)
+        budget.check_room(
+            self._get(collection).index, collection, adding, others=others, budget=room
+        )
+
     def save(self, collection: CollectionRow) -> None:
         """Write the index files and record the manifest in SQL."""
         with self.writing(collection):
@@ -407,6 +407,8 @@ class LocalIndexes:
             kind=current.kind,
             params=dict(current.spec.params),
             count=len(current),
+            quantization=current.quantization,
+            bytes=current.memory_bytes(),
             applied_seq=live.applied_seq,
             rebuilding=live.index.rebuilding,
             on_gpu=current.on_gpu,
@@ -436,14 +438,9 @@ class LocalIndexes:
         return result
 
     def _batcher(self, collection: CollectionRow) -> MicroBatcher:
+        def search_batch(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+            result = self._get(collection).index.search(queries, k)
+            return result.ids, result.scores
+
         with self._lock:
-            batcher = self._batchers.get(collection.id)
-            if batcher is None:
-
-                def search_batch(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-                    result = self._get(collection).index.search(queries, k)
-                    return result.ids, result.scores
-
-                batcher = MicroBatcher(search_batch)
-                self._batchers[collection.id] = batcher
-            return batcher
+            return self._batchers.setdefault(collection.id, MicroBatcher(search_batch))

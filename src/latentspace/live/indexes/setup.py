@@ -5,12 +5,18 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from latentspace.errors import Unavailable, VectorIndexError
-from latentspace.index import FaissIndex, IndexSpec, estimate_recall, gpu_available
+from latentspace.index import FaissIndex, IndexSpec, gpu_available
+from latentspace.index.codes import RowSource
+from latentspace.index.recall import streamed_recall
+from latentspace.index.spec import buildable, plan_index
 from latentspace.settings import IndexSettings
 from latentspace.store import oplog
 from latentspace.store import repository as repo
@@ -18,14 +24,34 @@ from latentspace.store.tables import CollectionRow
 from latentspace.types import as_index_choice, as_metric
 
 __all__ = [
+    "RECALL_TARGET",
+    "codes_of",
     "exact_from_sql",
     "measured_recall",
+    "planned_spec",
     "requested_spec",
     "resolve_gpu",
+    "row_source",
     "set_aside_unusable",
+    "vector_batches",
 ]
 
 logger = logging.getLogger(__name__)
+
+# The recall@10 a collection holds its approximate index to unless it sets its own.
+RECALL_TARGET = 0.95
+# Collection settings that are not the index's parameters.
+_NOT_INDEX = ("recall_target",)
+
+
+def codes_of(collection: CollectionRow) -> dict[str, Any]:
+    """How the collection asks its rows to be coded: ``quantization`` (``auto`` when unset)
+    and ``rescore`` (when set)."""
+    params = collection.index_params or {}
+    out: dict[str, Any] = {"quantization": params.get("quantization", "auto")}
+    if "rescore" in params:
+        out["rescore"] = params["rescore"]
+    return out
 
 
 def requested_spec(collection: CollectionRow) -> IndexSpec | None:
@@ -33,7 +59,28 @@ def requested_spec(collection: CollectionRow) -> IndexSpec | None:
     choice = as_index_choice(collection.index_kind)
     if choice == "auto":
         return None
-    return IndexSpec(choice, as_metric(collection.metric), dict(collection.index_params))
+    params = {k: v for k, v in (collection.index_params or {}).items() if k not in _NOT_INDEX}
+    if params.get("quantization") == "auto":  # for an explicit kind, auto is float32
+        del params["quantization"]
+    return IndexSpec(choice, as_metric(collection.metric), params)
+
+
+def planned_spec(
+    collection: CollectionRow, n: int, *, memory_budget: int | None, exact_limit: int
+) -> IndexSpec:
+    """What to build for ``n`` of the collection's vectors: its requested kind, or the
+    ``auto`` plan under its quantization; exact search while too few to train either."""
+    codes = codes_of(collection)
+    spec = requested_spec(collection) or plan_index(
+        n,
+        collection.dim,
+        as_metric(collection.metric),
+        memory_budget,
+        exact_limit=exact_limit,
+        quantization=codes["quantization"],
+        rescore=codes.get("rescore"),
+    )
+    return buildable(spec, n)
 
 
 def resolve_gpu(settings: IndexSettings) -> bool:
@@ -89,21 +136,45 @@ def measured_recall(
     *,
     sample: int = 100,
 ) -> float | None:
-    """recall@10 of a collection's index against exact search over its own vectors.
+    """recall@10 of a collection's index against exact search over its stored vectors.
 
-    Exact kinds report 1.0 without measuring. Lossy kinds (IVF-PQ) are measured against
-    the stored vectors from SQL; ``None`` for an empty index.
+    ``sample`` stored vectors serve as queries; their exact answers are found by streaming
+    every stored vector from SQL a batch at a time (nothing is held beside the index but
+    one batch). A flat float32 index reports 1.0 without measuring; ``None`` when empty.
     """
     if len(index) == 0:
         return None
-    if index.kind == "flat":
+    if index.kind == "flat" and index.lossless:
         return 1.0
-    if index.lossless:
-        ids, vectors = index.snapshot()
-    else:
+    ids = index.ids()
+    rng = np.random.default_rng(0)
+    chosen = np.sort(rng.choice(ids, size=min(sample, ids.shape[0]), replace=False))
+    with sessions() as session:
+        found = repo.vectors_of(session=session, item_ids=chosen.tolist(), dim=collection.dim)
+    queries = np.stack([found[i] for i in chosen.tolist() if i in found])
+    return streamed_recall(index, queries, vector_batches(sessions, collection)(), k=10)
+
+
+def vector_batches(
+    sessions: sessionmaker[Session], collection: CollectionRow
+) -> Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]:
+    """The collection's live (ids, vectors) from SQL, a batch at a time, for rebuilds."""
+
+    def batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         with sessions() as session:
-            ids, vectors = repo.live_vectors(session=session, collection=collection)
-    return estimate_recall(index, ids, vectors, k=10, sample=sample)
+            yield from repo.iter_live_vectors(session=session, collection=collection)
+
+    return batches
+
+
+def row_source(sessions: sessionmaker[Session], collection: CollectionRow) -> RowSource:
+    """Float32 vectors by id from SQL: what a quantized index rescores its candidates with."""
+
+    def rows(ids: np.ndarray) -> dict[int, np.ndarray]:
+        with sessions() as session:
+            return repo.vectors_of(session=session, item_ids=ids.tolist(), dim=collection.dim)
+
+    return rows
 
 
 def exact_from_sql(

@@ -139,6 +139,13 @@ class RayShardedIndexes:
     def save(self, collection: CollectionRow) -> None:
         """Nothing to save: the shards rebuild their shares from SQL."""
 
+    def check_room(self, collection: CollectionRow, adding: int) -> None:
+        """Nothing to check here: each shard's memory is its own host's."""
+
+    def retune(self, collection: CollectionRow) -> None:
+        """Every shard rebuilds its share from SQL under the new settings."""
+        self.rebuild(collection)
+
     def rebuild(self, collection: CollectionRow) -> OpenReport:
         """Every shard reads its share again from SQL."""
         self._applied[collection.id] = int(min(self._all("rebuild", collection.id)))

@@ -16,14 +16,13 @@ from typing import Any
 import numpy as np
 
 from latentspace.errors import NotFound
-from latentspace.index import FaissIndex, IndexSpec, SearchParams, plan_index
-from latentspace.index.spec import buildable
+from latentspace.index import FaissIndex, IndexSpec, SearchParams
+from latentspace.live.indexes import setup
 from latentspace.live.indexes.tail import Tail, replay
 from latentspace.store import oplog
 from latentspace.store import repository as repo
 from latentspace.store.engine import make_engine, make_session_factory
 from latentspace.store.tables import CollectionRow
-from latentspace.types import as_index_choice, as_metric
 
 __all__ = ["Shard"]
 
@@ -74,19 +73,14 @@ class Shard:
                 ids, vectors = repo.live_vectors(session=session, collection=collection)
             keep = ids % self._shards == self._shard
             index = FaissIndex(self._spec(collection, int(keep.sum())), collection.dim)
+            index.rows_from(setup.row_source(self._sessions, collection))  # quantized: rescore
             if keep.any():
                 index.add(ids[keep], vectors[keep])
             share = self._shares[collection_id] = _Share(collection, index, seq)
         return share
 
     def _spec(self, collection: CollectionRow, n: int) -> IndexSpec:
-        choice = as_index_choice(collection.index_kind)
-        metric = as_metric(collection.metric)
-        if choice == "auto":
-            spec = plan_index(n, collection.dim, metric, exact_limit=self._exact_limit)
-        else:
-            spec = IndexSpec(choice, metric, dict(collection.index_params))
-        return buildable(spec, n)
+        return setup.planned_spec(collection, n, memory_budget=None, exact_limit=self._exact_limit)
 
     def catch_up(self, collection_id: int, upto: int | None = None) -> int:
         """Apply the oplog rows of this shard's share (up to ``upto``); the sequence the
