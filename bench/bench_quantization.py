@@ -6,7 +6,8 @@
 The same seeded, clustered unit vectors as bench_scale.py (1,000 Gaussian centres) are
 written once to a raw float32 file. Each quantization then runs in a fresh ``spawn``ed
 child process, so its memory is its own: the child builds a ``FaissIndex`` of ``--kind``
-over the codes (rows added 50,000 at a time, FAISS's parallel add), saves it (index bytes:
+over the codes as a rebuild from SQL does (rows added 50,000 at a time with FAISS's
+parallel add, room for all of them taken after the first batch), saves it (index bytes:
 the saved file), and answers ``--queries`` held-out queries one at a time (20 unrecorded
 warm-up queries first) at every ``--rescore`` factor: candidates fetched per wanted hit,
 rescored exactly against the float32 rows read from the raw file (``np.memmap``, what the
@@ -82,15 +83,22 @@ def child(
     conn: Connection,
 ) -> None:
     from latentspace.index import FaissIndex, IndexSpec, SearchParams
+    from latentspace.index.managed import fill
+    from latentspace.index.spec import training_minimum
 
     stored = np.memmap(data, dtype=np.float32, mode="r", shape=(n, dim))
     baseline = status_mb("RssAnon")
     params = {} if quantization == "none" else {"quantization": quantization}
     index = FaissIndex(IndexSpec(kind, "cosine", params), dim)
     started = time.perf_counter()
-    for start in range(0, n, BATCH):  # read, not mapped: the build's peak is the index's
-        stop = min(n, start + BATCH)
-        index.add(np.arange(start, stop), read_rows(Path(data), start, stop, dim))
+    batches = (  # read, not mapped: the build's peak is the index's
+        (
+            np.arange(start, min(n, start + BATCH)),
+            read_rows(Path(data), start, min(n, start + BATCH), dim),
+        )
+        for start in range(0, n, BATCH)
+    )
+    fill(index, batches, training_minimum(index.spec), n)  # what a rebuild from SQL does
     build_s = time.perf_counter() - started
     anon = status_mb("RssAnon")
     with tempfile.TemporaryDirectory() as folder:

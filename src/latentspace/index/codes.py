@@ -31,6 +31,7 @@ __all__ = [
     "encoded",
     "faiss_bytes",
     "rescore",
+    "reserve",
 ]
 
 Quantization = Literal["none", "fp16", "sq8", "binary"]
@@ -105,6 +106,33 @@ def faiss_bytes(index: Any) -> int:
     if invlists is not None:
         total += 8 * int(index.ntotal)
     return total
+
+
+def reserve(index: Any, rows: int) -> None:
+    """Give a flat-coded FAISS index (flat, or an HNSW's storage and links) room for
+    ``rows`` rows up front. FAISS grows its arrays as ``std::vector`` does, by reallocating:
+    at that moment the old and the new array are both held (a build's peak was 1.55× its
+    final size at 200k × 384); with the room taken once, a build only fills it."""
+    hnsw = getattr(index, "hnsw", None)
+    storage: Any = index
+    if hnsw is not None:
+        binary = isinstance(index, faiss.IndexBinary)
+        storage = (faiss.downcast_IndexBinary if binary else faiss.downcast_index)(index.storage)
+        m = int(hnsw.nb_neighbors(1))  # links per vertex above level 0; 2m at level 0
+        _grow(hnsw.neighbors, int(rows * (2 * m + m / max(m - 1, 1))))
+    codes = getattr(storage, "codes", None)
+    if codes is None:
+        codes = getattr(storage, "xb", None)
+    if codes is not None:
+        _grow(codes, rows * int(storage.code_size))
+
+
+def _grow(vector: Any, size: int) -> None:
+    # Capacity for ``size`` elements, contents kept (std::vector keeps capacity on shrink).
+    kept = int(vector.size())
+    if size > kept and vector.is_owned:
+        vector.resize(size)
+        vector.resize(kept)
 
 
 def rescore(

@@ -16,6 +16,7 @@ from typing import Any, Unpack
 
 import numpy as np
 
+from latentspace.index import codes
 from latentspace.index.base import SearchOptions, SearchResult
 from latentspace.index.codes import RowSource
 from latentspace.index.faiss_index import FaissIndex
@@ -201,7 +202,8 @@ class ManagedIndex:
             fresh = FaissIndex(spec, self._current.dim, use_gpu=self._use_gpu)
             fresh.rows_from(self._rows)
             pool = _IVF_POOL if spec.kind in ("ivf", "ivfpq", "factory") else 0
-            fill(fresh, self._snapshot(), max(pool, training_minimum(spec)))
+            expected = len(self._current) + 1_024  # and room for writes meanwhile
+            fill(fresh, self._snapshot(), max(pool, training_minimum(spec)), expected)
             with self._lock:
                 for _, op_ids, op_vectors in self._pending or []:
                     if op_vectors is not None:  # an add
@@ -238,10 +240,16 @@ def _codes(params: dict[str, Any]) -> dict[str, Any]:
     return {key: params[key] for key in ("quantization", "rescore") if key in params}
 
 
-def fill(index: FaissIndex, batches: Iterable[tuple[np.ndarray, np.ndarray]], train: int) -> None:
+def fill(
+    index: FaissIndex,
+    batches: Iterable[tuple[np.ndarray, np.ndarray]],
+    train: int,
+    expected: int = 0,
+) -> None:
     """Add ``batches`` to a new ``index`` one at a time, so a rebuild holds one batch beside
     the index rather than every vector twice; batches are pooled only until the first add
-    has the ``train`` vectors its kind learns from (IVF lists, PQ and sq8 codes)."""
+    has the ``train`` vectors its kind learns from (IVF lists, PQ and sq8 codes). Room for
+    ``expected`` rows is taken after the first add (no reallocation on the way)."""
     pooled: list[tuple[np.ndarray, np.ndarray]] = []
     held = 0
     for ids, vectors in batches:
@@ -251,8 +259,11 @@ def fill(index: FaissIndex, batches: Iterable[tuple[np.ndarray, np.ndarray]], tr
                 ids = np.concatenate([b[0] for b in pooled])
                 vectors = np.concatenate([b[1] for b in pooled])
                 pooled = []
+            first = not len(index)
             if ids.size:
                 index.add(ids, vectors)
+            if first and index.kind in ("flat", "hnsw"):
+                codes.reserve(index.faiss_index, expected)
         else:
             pooled.append((ids, vectors))
             held += ids.shape[0]

@@ -230,10 +230,12 @@ class LocalIndexes:
 
     def _build(self, collection: CollectionRow, session: Session) -> FaissIndex:
         # From SQL, batch by batch: the vectors are never all in memory beside the index.
-        spec = self._spec(collection, repo.count_live(session=session, collection=collection))
+        count = repo.count_live(session=session, collection=collection)
+        spec = self._spec(collection, count)
         index = FaissIndex(spec, collection.dim, use_gpu=self._use_gpu)
         index.rows_from(setup.row_source(self._sessions, collection))
-        fill(index, setup.vector_batches(self._sessions, collection)(), training_minimum(spec))
+        batches = setup.vector_batches(self._sessions, collection)()
+        fill(index, batches, training_minimum(spec), count)
         return index
 
     def _rebuilt(
