@@ -55,7 +55,8 @@ def client(tmp_path: Path) -> TestClient:
 
 
 @pytest.mark.parametrize("quantization", ["fp16", "sq8", "binary"])
-def test_quantized_search_answers_exact_cosines(client: TestClient, quantization: str) -> None:
+def test_quantized_search_answers_exact_cosines(db_client: TestClient, quantization: str) -> None:
+    client = db_client  # SQLite, and PostgreSQL when configured: the rows come from SQL
     x = clustered()
     create(client, "codes", quantization=quantization)
     fill(client, "codes", x)

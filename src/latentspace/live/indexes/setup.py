@@ -18,7 +18,7 @@ from latentspace.index.codes import RowSource
 from latentspace.index.recall import streamed_recall
 from latentspace.index.spec import buildable, plan_index
 from latentspace.settings import IndexSettings
-from latentspace.store import oplog
+from latentspace.store import oplog, reads
 from latentspace.store import repository as repo
 from latentspace.store.tables import CollectionRow
 from latentspace.types import as_index_choice, as_metric
@@ -170,9 +170,13 @@ def vector_batches(
 def row_source(sessions: sessionmaker[Session], collection: CollectionRow) -> RowSource:
     """Float32 vectors by id from SQL: what a quantized index rescores its candidates with."""
 
+    engine = sessions.kw["bind"]
+
     def rows(ids: np.ndarray) -> dict[int, np.ndarray]:
-        with sessions() as session:
-            return repo.vectors_of(session=session, item_ids=ids.tolist(), dim=collection.dim)
+        with engine.connect() as connection:
+            return reads.stored_vectors(
+                connection=connection, item_ids=ids.tolist(), dim=collection.dim
+            )
 
     return rows
 
