@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["atomic_write", "fsync_dir", "sha256_file"]
+__all__ = ["atomic_write", "atomic_write_with", "fsync_dir", "sha256_file"]
 
 
 def fsync_dir(directory: Path) -> None:
@@ -21,12 +22,18 @@ def fsync_dir(directory: Path) -> None:
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path``: a temporary file, fsync, rename, fsync of the folder."""
+    atomic_write_with(path, lambda tmp: tmp.write_bytes(data))
+
+
+def atomic_write_with(path: Path, write: Callable[[Path], object]) -> None:
+    """Let ``write`` fill a temporary file beside ``path`` (a library's own writer, say),
+    then fsync it, rename it to ``path`` and fsync the folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
+        write(Path(tmp))
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -30,7 +28,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from latentspace.atomic import atomic_write, fsync_dir, sha256_file
+from latentspace.atomic import atomic_write, atomic_write_with, sha256_file
 from latentspace.errors import IndexCorrupted
 
 __all__ = [
@@ -72,18 +70,8 @@ def _write_part(path: Path, data: Part) -> str:
     # Atomically (temporary file, fsync, rename, fsync of the folder); returns its sha256.
     if isinstance(data, bytes):
         atomic_write(path, data)
-        return sha256_file(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        data(Path(tmp))
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+    else:
+        atomic_write_with(path, data)
     return sha256_file(path)
 
 
