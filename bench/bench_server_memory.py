@@ -2,7 +2,7 @@
 shuts down and rebuilds from SQL; with search latency and recall over HTTP.
 
     python bench/bench_server_memory.py [--n 1000000] [--dim 384] [--codes none,sq8]
-        [--queries 200] [--quick]
+        [--queries 200] [--no-reindex] [--quick]
 
 For each quantization, a fresh ``latentspace serve`` (bench_scale.py's ``Server``: a
 subprocess on 127.0.0.1, its own data directory) takes the same seeded, clustered ``--n``
@@ -120,6 +120,7 @@ def searches(server: Server, queries: np.ndarray, truth: np.ndarray) -> dict[str
 
 
 def run(
+    reindex: bool,
     folder: Path,
     data: Path,
     n: int,
@@ -171,10 +172,12 @@ def run(
     out["rebuild_peak_mb"] = status_mb(pid, "VmHWM")
     searches(server, queries, truth)
     out["rebuilt_steady_mb"] = status_mb(pid, "VmRSS")
-    reset_peak(pid)
-    with httpx.Client(base_url=server.base, timeout=None) as c:
-        c.post(f"/v1/collections/{NAME}/reindex").raise_for_status()
-    out["reindex_peak_mb"] = status_mb(pid, "VmHWM")
+    out["reindex_peak_mb"] = float("nan")
+    if reindex:
+        reset_peak(pid)
+        with httpx.Client(base_url=server.base, timeout=None) as c:
+            c.post(f"/v1/collections/{NAME}/reindex").raise_for_status()
+        out["reindex_peak_mb"] = status_mb(pid, "VmHWM")
     server.stop()
     out["load"].append(os.getloadavg()[0])
     return out
@@ -187,6 +190,7 @@ def main() -> None:
     parser.add_argument("--codes", default="none,sq8")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--no-reindex", action="store_true", help="skip the reindex peak")
     args = parser.parse_args()
     n, count = (20_000, 50) if args.quick else (args.n, args.queries)
     queries = rows(0, count + 20, args.dim, QUERY_SEED)
@@ -196,7 +200,9 @@ def main() -> None:
         data = folder / "rows.f32"
         truth = write_data(data, n, args.dim, queries)
         for quantization in args.codes.split(","):
-            results[quantization] = run(folder, data, n, args.dim, quantization, queries, truth)
+            results[quantization] = run(
+                not args.no_reindex, folder, data, n, args.dim, quantization, queries, truth
+            )
             print(quantization, results[quantization], flush=True)
     body = report(results, n, args.dim, count)
     print(body)
