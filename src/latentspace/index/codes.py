@@ -37,10 +37,11 @@ __all__ = [
 Quantization = Literal["none", "fp16", "sq8", "binary"]
 QUANTIZATIONS: tuple[Quantization, ...] = get_args(Quantization)
 
-# Candidates fetched per wanted hit before exact rescoring, by quantization (the defaults
-# bench/bench_quantization.py measured as the cheapest holding recall@10 ≥ 0.99 of float's
-# for fp16/sq8 and ≥ 0.95 for binary; a collection may set its own ``rescore``).
-RESCORE: dict[str, int] = {"none": 1, "fp16": 2, "sq8": 3, "binary": 16}
+# Candidates fetched per wanted hit and rescored exactly, by quantization: the cheapest that
+# held recall@10 at float32's in bench/bench_quantization.py (1M × 384, HNSW: fp16 1, sq8 2;
+# binary is far from it there, 0.47 at 16, and at 0.99 on the 128-d clusters of the tests).
+# Rescoring even 1 per hit makes the scores exact cosines. A collection or a query may set it.
+RESCORE: dict[str, int] = {"none": 1, "fp16": 1, "sq8": 2, "binary": 16}
 
 # ids → their float32 vectors, by id; ids it no longer has are left out of the mapping.
 RowSource = Callable[[np.ndarray], dict[int, np.ndarray]]

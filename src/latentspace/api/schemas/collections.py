@@ -51,7 +51,7 @@ QUANTIZATION_DOC = (
 )
 RESCORE_DOC = (
     "Quantized indexes: candidates fetched per wanted hit and rescored exactly "
-    "(default by quantization: fp16 2, sq8 3, binary 16)."
+    "(default by quantization: fp16 1, sq8 2, binary 16)."
 )
 RECALL_TARGET_DOC = (
     "recall@10 the approximate index must hold; the save-time check measures it against "
