@@ -208,3 +208,26 @@ def test_a_write_past_the_memory_budget_is_refused_whole(tmp_path: Path) -> None
         r = client.post("/v1/collections/small/items", json={"items": items})
         assert r.status_code == 200, r.text
         assert client.get("/v1/collections/small").json()["count"] == 1_200
+
+
+def test_rescore_per_query(client: TestClient) -> None:
+    x = clustered()
+    create(client, "perq", quantization="binary", rescore=1)
+    fill(client, "perq", x)
+    exact = {int(i) for i in np.argsort(-(x @ x[3]))[:10]}
+
+    def found(params: dict[str, Any]) -> set[int]:
+        body = {"query": {"vector": x[3].tolist()}, "k": 10, "params": params}
+        r = client.post("/v1/collections/perq/search", json=body)
+        assert r.status_code == 200, r.text
+        return {int(h["id"][1:]) for h in r.json()["results"]}
+
+    assert len(found({"rescore": 32}) & exact) >= 9  # more candidates: exact again
+    assert len(found({"rescore": 32}) & exact) >= len(found({}) & exact)
+    for bad in (0, 101, "many"):
+        r = client.post(
+            "/v1/collections/perq/search",
+            json={"query": {"vector": x[3].tolist()}, "params": {"rescore": bad}},
+        )
+        assert r.status_code == 422, r.text
+        assert "rescore" in r.text
