@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from tests.fixtures import DIM, items, reopen, vectors
 
+from latentspace.live.indexes import setup
 from latentspace.service import Context, collections, lifecycle
 from latentspace.service import items as item_service
 from latentspace.service.search import search_vector
@@ -179,3 +180,27 @@ def test_sigkill_during_ingest_loses_no_acknowledged_item(tmp_path: Path) -> Non
         finally:
             lifecycle.stop(space, save=False)  # the next writer must find the index as is
     assert len(acked) >= 10 * 5 * 25
+
+
+def test_a_rebuild_reads_the_items_there_were_when_it_began(space: Context) -> None:
+    # Writes that land while a rebuild reads are replayed by the rebuild itself; reading
+    # them too, page after page, it never ended while writes kept coming (and each was
+    # added twice: a tombstone per write, then a compaction, then another rebuild).
+    collections.create(space, "c", dim=DIM, index="flat")
+    x = vectors(250)
+    item_service.write(space, "c", items(x[:200]))
+    row = collections.get(space, "c")
+    batches = setup.vector_batches(space.sessions, row)()
+    read = []
+    first = next(batches)
+    read.append(first[0])
+    item_service.write(space, "c", items(x[200:], start=200))  # while the rebuild reads
+    for ids, _ in batches:
+        read.append(ids)
+    with space.sessions() as session:
+        before = repo.iter_live_vectors(session=session, collection=row, batch=10_000)
+        everything = np.concatenate([ids for ids, _ in before])
+    seen = np.concatenate(read)
+    assert seen.shape[0] == 200  # the 50 written meanwhile are not chased
+    assert everything.shape[0] == 250
+    np.testing.assert_array_equal(seen, everything[:200])

@@ -60,6 +60,7 @@ __all__ = [
     "intact_vector",
     "items_by_ids",
     "iter_live_vectors",
+    "last_item_id",
     "list_collections",
     "live_item_pages",
     "live_vectors",
@@ -306,11 +307,18 @@ def intact_vector(blob: bytes, checksum: int | None, dim: int) -> bool:
 
 
 def live_item_pages(
-    *, session: Session, collection: CollectionRow, columns: Sequence[Any], page: int
+    *,
+    session: Session,
+    collection: CollectionRow,
+    columns: Sequence[Any],
+    page: int,
+    upto: int | None = None,
 ) -> Iterator[list[Any]]:
     """Pages of ``columns`` of every live item joined with its vector row, in id order;
-    each row ends with the item id (the page boundary)."""
+    each row ends with the item id (the page boundary). ``upto``: the last item id read
+    (items written after a reader began are not chased page after page)."""
     after = -1
+    last = [] if upto is None else [ItemRow.id <= upto]
     while True:
         rows = session.execute(
             select(*columns, ItemRow.id)
@@ -319,6 +327,7 @@ def live_item_pages(
                 ItemRow.collection_id == collection.id,
                 ItemRow.deleted.is_(False),
                 ItemRow.id > after,
+                *last,
             )
             .order_by(ItemRow.id)
             .limit(page)
@@ -354,16 +363,17 @@ def vectors_of(*, session: Session, item_ids: Sequence[int], dim: int) -> dict[i
 
 
 def iter_live_vectors(
-    *, session: Session, collection: CollectionRow, batch: int = 10_000
+    *, session: Session, collection: CollectionRow, batch: int = 10_000, upto: int | None = None
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Every live item's (id, vector), in id order, ``batch`` at a time.
+    """Every live item's (id, vector), in id order, ``batch`` at a time (``upto``: the
+    last item id read).
 
     A vector that fails its checksum is left out (and logged, naming the item): a rebuild
     serves the rest rather than a corrupted vector or nothing.
     """
     columns = (ItemRow.id, ItemVectorRow.vector, ItemVectorRow.checksum)
     for rows in live_item_pages(
-        session=session, collection=collection, columns=columns, page=batch
+        session=session, collection=collection, columns=columns, page=batch, upto=upto
     ):
         good: list[tuple[int, bytes]] = []
         bad: list[int] = []
@@ -390,6 +400,14 @@ def live_vectors(*, session: Session, collection: CollectionRow) -> tuple[np.nda
     if not batches:
         return np.empty(0, np.int64), np.zeros((0, collection.dim), np.float32)
     return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
+
+
+def last_item_id(*, session: Session, collection: CollectionRow) -> int:
+    """The highest item id the collection has used (0 when none)."""
+    found = session.scalar(
+        select(func.max(ItemRow.id)).where(ItemRow.collection_id == collection.id)
+    )
+    return int(found or 0)
 
 
 def count_live(*, session: Session, collection: CollectionRow) -> int:

@@ -158,11 +158,14 @@ def measured_recall(
 def vector_batches(
     sessions: sessionmaker[Session], collection: CollectionRow
 ) -> Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]:
-    """The collection's live (ids, vectors) from SQL, a batch at a time, for rebuilds."""
+    """The collection's live (ids, vectors) from SQL, a batch at a time, for rebuilds: the
+    items there were when the read began (a rebuild replays later writes itself; chasing
+    them page after page, it never ended while writes kept coming)."""
 
     def batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         with sessions() as session:
-            yield from repo.iter_live_vectors(session=session, collection=collection)
+            upto = repo.last_item_id(session=session, collection=collection)
+            yield from repo.iter_live_vectors(session=session, collection=collection, upto=upto)
 
     return batches
 
