@@ -83,7 +83,8 @@ class FaissIndex:
         self._cpu: Any = None
         self._gpu: Any = None
         self._gpu_resources: Any = None
-        self._use_gpu = use_gpu and gpu_available() and self._spec.kind in ("flat", "ivf")
+        gpu_kind = spec.kind in ("flat", "ivf") and quantization_of(spec) == "none"
+        self._use_gpu = use_gpu and gpu_available() and gpu_kind
         self._slot_ids = np.empty(0, dtype=np.int64)  # slot → id, -1 for dead/removed slots
         self._id_slot = SlotMap()
         self._delta = Delta(dim, spec.metric)  # HNSW rows not yet linked into the graph
