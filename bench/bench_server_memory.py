@@ -232,11 +232,15 @@ def report(results: dict[str, dict[str, Any]], n: int, dim: int, count: int) -> 
             f"{r['rebuild_peak_mb']:.0f} / {r['rebuilt_steady_mb']:.0f} "
             f"({r['rebuild_peak_mb'] / r['rebuilt_steady_mb']:.2f}×, "
             f"ready in {r['rebuild_ready_s']:.0f} s) | "
-            f"{r['reindex_peak_mb']:.0f} ({r['reindex_peak_mb'] / steady:.2f}×) | "
+            f"{_peak(r['reindex_peak_mb'], steady)} | "
             f"{r['p50_ms']:.2f} | {r['recall']:.3f} | {r['ingest_per_s']:,.0f} | "
             f"{r['load'][0]:.2f}–{r['load'][1]:.2f} |"
         )
     return "\n".join(lines)
+
+
+def _peak(mb: float, steady: float) -> str:
+    return "not run" if mb != mb else f"{mb:.0f} ({mb / steady:.2f}×)"
 
 
 if __name__ == "__main__":
