@@ -185,8 +185,10 @@ class IndexSettings(BaseModel):
     memory_budget: int | None = Field(
         default=None,
         ge=1,
-        description="Bytes one collection's index may take; `auto` collections past the exact "
-        "limit use HNSW while it fits, else the most accurate IVF-PQ that fits. Unset: no budget.",
+        description="Bytes all of this process's indexes may take together (unset: 70 % of "
+        "RAM). A write that would grow an index past what the others leave is refused with 507 "
+        "before anything is written; `auto` collections plan under it (float32 HNSW, then sq8 "
+        "HNSW, then the most accurate IVF-PQ that fits).",
     )
     gpu: GpuMode = Field(
         default="auto",
