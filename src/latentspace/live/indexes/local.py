@@ -174,7 +174,7 @@ class LocalIndexes:
             index,
             auto=requested is None,
             requested=requested,
-            memory_budget=self._settings.memory_budget,
+            memory_budget=budget.total_budget(self._settings),
             compact_ratio=self._settings.compact_ratio,
             source=setup.vector_batches(self._sessions, collection),
             use_gpu=self._use_gpu,
@@ -225,8 +225,8 @@ class LocalIndexes:
         return live
 
     def _spec(self, collection: CollectionRow, n: int) -> IndexSpec:
-        budget, limit = self._settings.memory_budget, self.exact_limit(collection.dim)
-        return setup.planned_spec(collection, n, memory_budget=budget, exact_limit=limit)
+        room, limit = budget.total_budget(self._settings), self.exact_limit(collection.dim)
+        return setup.planned_spec(collection, n, memory_budget=room, exact_limit=limit)
 
     def _build(self, collection: CollectionRow, session: Session) -> FaissIndex:
         # From SQL, batch by batch: the vectors are never all in memory beside the index.
