@@ -35,9 +35,14 @@ router = APIRouter(prefix="/v1/collections", tags=["snapshots"], route_class=Aut
 
 
 _SCHEMAS = "#/components/schemas/"
+# Optional, and JSON null means the same as no body (FastAPI reads both as None).
 _SNAPSHOT_BODY = {
     "required": False,
-    "content": {"application/json": {"schema": {"$ref": _SCHEMAS + SnapshotRequest.__name__}}},
+    "content": {
+        "application/json": {
+            "schema": {"anyOf": [{"$ref": _SCHEMAS + SnapshotRequest.__name__}, {"type": "null"}]}
+        }
+    },
 }
 
 
