@@ -34,6 +34,12 @@ def _source(ids: np.ndarray, x: np.ndarray):  # type: ignore[no-untyped-def]
     return lambda wanted: {i: by_id[i] for i in wanted.tolist() if i in by_id}
 
 
+def _coded(kind: str, quantization: str, ids: np.ndarray, x: np.ndarray) -> FaissIndex:
+    index = FaissIndex(IndexSpec(kind, "cosine", {"quantization": quantization}), x.shape[1])
+    index.add(ids, x)
+    return index
+
+
 def _recall(found: np.ndarray, truth: np.ndarray) -> float:
     hits = [len(set(a) & set(b)) for a, b in zip(found, truth, strict=True)]
     return float(np.mean(hits)) / truth.shape[1]
@@ -45,8 +51,7 @@ def test_rescored_codes_answer_with_exact_scores(
     clustered: tuple[np.ndarray, np.ndarray, np.ndarray], kind: str, quantization: str
 ) -> None:
     ids, x, queries = clustered
-    index = FaissIndex(IndexSpec(kind, "cosine", {"quantization": quantization}), x.shape[1])
-    index.add(ids, x)
+    index = _coded(kind, quantization, ids, x)
     index.rows_from(_source(ids, x))
     truth = ids[exact_knn(x, queries, 10)[0]]
     result = index.search(queries, 10)
@@ -62,8 +67,7 @@ def test_without_float_rows_the_codes_answer_alone(
     clustered: tuple[np.ndarray, np.ndarray, np.ndarray], quantization: str
 ) -> None:
     ids, x, queries = clustered
-    index = FaissIndex(IndexSpec("flat", "cosine", {"quantization": quantization}), x.shape[1])
-    index.add(ids, x)
+    index = _coded("flat", quantization, ids, x)
     truth = ids[exact_knn(x, queries, 10)[0]]
     recall = _recall(index.search(queries, 10).ids, truth)
     floor = {"fp16": 0.98, "sq8": 0.9, "binary": 0.2}[quantization]
@@ -81,8 +85,7 @@ def test_codes_survive_save_and_load(
     tmp_path: Path,
 ) -> None:
     ids, x, queries = clustered
-    index = FaissIndex(IndexSpec(kind, "cosine", {"quantization": quantization}), x.shape[1])
-    index.add(ids, x)
+    index = _coded(kind, quantization, ids, x)
     index.remove(ids[:10])
     index.save(tmp_path)
     loaded, manifest = FaissIndex.load(tmp_path)
@@ -99,8 +102,7 @@ def test_a_selective_filter_rescores_the_allowed_rows(
     clustered: tuple[np.ndarray, np.ndarray, np.ndarray], quantization: str
 ) -> None:
     ids, x, queries = clustered
-    index = FaissIndex(IndexSpec("hnsw", "cosine", {"quantization": quantization}), x.shape[1])
-    index.add(ids, x)
+    index = _coded("hnsw", quantization, ids, x)
     index.rows_from(_source(ids, x))
     allow = ids[::40]  # 150 of 6,000: scored over the decoded codes, then rescored
     result = index.search(queries, 10, allow=allow)

@@ -74,15 +74,12 @@ def decoded_rows(index: Any, quantization: str, slots: np.ndarray, dim: int) -> 
     decoded from their codes (binary: ±1/√dim per sign)."""
     if not slots.size:
         return np.zeros((0, dim), np.float32)
-    storage: Any
+    storage = _storage(index)
     if quantization == "binary":
-        hnsw = isinstance(index, faiss.IndexBinaryHNSW)
-        storage = faiss.downcast_IndexBinary(index.storage) if hnsw else index
         size = code_bytes("binary", dim)
         codes = faiss.rev_swig_ptr(storage.xb.data(), int(storage.ntotal) * size)
         bits = np.unpackbits(np.asarray(codes).reshape(-1, size)[slots], axis=1)[:, :dim]
         return (bits.astype(np.float32) * 2 - 1) / np.float32(math.sqrt(dim))
-    storage = faiss.downcast_index(index.storage) if hasattr(index, "storage") else index
     size = int(storage.code_size)
     codes = np.asarray(faiss.rev_swig_ptr(storage.codes.data(), int(storage.ntotal) * size))
     gathered = np.ascontiguousarray(codes.reshape(-1, size)[slots])
@@ -98,10 +95,7 @@ def faiss_bytes(index: Any) -> int:
     hnsw = getattr(index, "hnsw", None)
     if hnsw is not None:
         links = 4 * (hnsw.neighbors.size() + hnsw.levels.size()) + 8 * hnsw.offsets.size()
-        binary = isinstance(index, faiss.IndexBinary)
-        storage: Any = (faiss.downcast_IndexBinary if binary else faiss.downcast_index)(
-            index.storage
-        )
+        storage = _storage(index)
         return int(links + int(storage.ntotal) * int(storage.code_size))
     invlists = getattr(index, "invlists", None)
     if invlists is not None:
@@ -115,10 +109,8 @@ def reserve(index: Any, rows: int) -> None:
     at that moment the old and the new array are both held (a build's peak was 1.55× its
     final size at 200k × 384); with the room taken once, a build only fills it."""
     hnsw = getattr(index, "hnsw", None)
-    storage: Any = index
+    storage = _storage(index)
     if hnsw is not None:
-        binary = isinstance(index, faiss.IndexBinary)
-        storage = (faiss.downcast_IndexBinary if binary else faiss.downcast_index)(index.storage)
         m = int(hnsw.nb_neighbors(1))  # links per vertex above level 0; 2m at level 0
         _grow(hnsw.neighbors, int(rows * (2 * m + m / max(m - 1, 1))))
     codes = getattr(storage, "codes", None)
@@ -126,6 +118,14 @@ def reserve(index: Any, rows: int) -> None:
         codes = getattr(storage, "xb", None)
     if codes is not None:
         _grow(codes, rows * int(storage.code_size))
+
+
+def _storage(index: Any) -> Any:
+    # Where a flat-coded index keeps its codes: an HNSW's storage index, else the index.
+    if not hasattr(index, "storage"):
+        return index
+    binary = isinstance(index, faiss.IndexBinary)
+    return (faiss.downcast_IndexBinary if binary else faiss.downcast_index)(index.storage)
 
 
 def _grow(vector: Any, size: int) -> None:

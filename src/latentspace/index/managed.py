@@ -251,21 +251,23 @@ def fill(
     has the ``train`` vectors its kind learns from (IVF lists, PQ and sq8 codes). Room for
     ``expected`` rows is taken after the first add (no reallocation on the way)."""
     pooled: list[tuple[np.ndarray, np.ndarray]] = []
-    held = 0
-    for ids, vectors in batches:
-        if len(index) or held + ids.shape[0] >= max(train, 1):
-            if pooled:
-                pooled.append((ids, vectors))
-                ids = np.concatenate([b[0] for b in pooled])
-                vectors = np.concatenate([b[1] for b in pooled])
-                pooled = []
-            first = not len(index)
-            if ids.size:
-                index.add(ids, vectors)
-            if first and index.kind in ("flat", "hnsw"):
-                codes.reserve(index.faiss_index, expected)
-        else:
-            pooled.append((ids, vectors))
-            held += ids.shape[0]
+    for batch in batches:
+        pooled.append(batch)
+        if len(index) or sum(ids.shape[0] for ids, _ in pooled) >= max(train, 1):
+            _add_pooled(index, pooled, expected)
+            pooled = []
     if pooled:
-        index.add(np.concatenate([b[0] for b in pooled]), np.concatenate([b[1] for b in pooled]))
+        _add_pooled(index, pooled, expected)
+
+
+def _add_pooled(
+    index: FaissIndex, pooled: list[tuple[np.ndarray, np.ndarray]], expected: int
+) -> None:
+    # One add of the pooled batches; after the first, room for ``expected`` rows.
+    first = not len(index)
+    ids = pooled[0][0] if len(pooled) == 1 else np.concatenate([b[0] for b in pooled])
+    vectors = pooled[0][1] if len(pooled) == 1 else np.concatenate([b[1] for b in pooled])
+    if ids.size:
+        index.add(ids, vectors)
+    if first and len(index) and index.kind in ("flat", "hnsw"):
+        codes.reserve(index.faiss_index, expected)

@@ -16,6 +16,7 @@ FAISS generation (a serialised index and its ``slot → id`` array) that
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import time
@@ -70,9 +71,9 @@ def _write_part(path: Path, data: Part) -> str:
     # Atomically (temporary file, fsync, rename, fsync of the folder); returns its sha256.
     if isinstance(data, bytes):
         atomic_write(path, data)
-    else:
-        atomic_write_with(path, data)
-    return sha256_file(path)
+        return hashlib.sha256(data).hexdigest()
+    atomic_write_with(path, data)
+    return sha256_file(path)  # streamed by FAISS: read back once for its checksum
 
 
 def write_generation(

@@ -13,7 +13,7 @@ from typing import Any
 
 from latentspace.errors import InvalidInput
 from latentspace.index import IndexSpec
-from latentspace.live.indexes.setup import RECALL_TARGET
+from latentspace.live.indexes.setup import RECALL_TARGET, spec_params
 from latentspace.service.context import Context
 from latentspace.store import repository as repo
 from latentspace.types import as_index_choice, as_metric
@@ -37,14 +37,10 @@ def checked_codes(
     target = out.get("recall_target", RECALL_TARGET)
     if isinstance(target, bool) or not isinstance(target, int | float) or not 0 < target <= 1:
         raise InvalidInput(f"recall_target must be in (0, 1], got {target!r}")
-    quantization = out.get("quantization", "auto")
-    probe = {k: v for k, v in out.items() if k != "recall_target"}
-    if quantization == "auto":
-        probe.pop("quantization", None)
     choice = as_index_choice(index)
     # an auto collection may grow into HNSW: its codes must suit that kind too
-    IndexSpec("hnsw" if choice == "auto" else choice, as_metric(metric), probe)
-    if quantization == "binary" and dim % 8:
+    IndexSpec("hnsw" if choice == "auto" else choice, as_metric(metric), spec_params(out))
+    if out.get("quantization") == "binary" and dim % 8:
         raise InvalidInput(f"binary quantization needs a dim divisible by 8, not {dim}")
     return out
 

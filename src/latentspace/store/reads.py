@@ -4,7 +4,6 @@ metadata for the payload index, and float32 vectors to rescore quantized candida
 from __future__ import annotations
 
 import logging
-import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,6 +11,7 @@ import numpy as np
 from sqlalchemy import Connection, Result, Row, select
 from sqlalchemy.orm import Session
 
+from latentspace.store.repository import intact_vector
 from latentspace.store.tables import CollectionRow, ItemRow, ItemVectorRow
 
 __all__ = [
@@ -130,7 +130,7 @@ def stored_vectors(*, connection: Connection, item_ids: Sequence[int], dim: int)
     )
     out = {}
     for item_id, blob, checksum in rows:
-        if len(blob) == 4 * dim and (checksum is None or zlib.crc32(blob) == checksum):
+        if intact_vector(blob, checksum, dim):
             out[int(item_id)] = np.frombuffer(blob, dtype=np.float32, count=dim)
         else:
             logger.error("the stored vector of item %d fails its checksum; not served", item_id)

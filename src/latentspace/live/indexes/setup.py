@@ -33,6 +33,7 @@ __all__ = [
     "resolve_gpu",
     "row_source",
     "set_aside_unusable",
+    "spec_params",
     "vector_batches",
 ]
 
@@ -59,10 +60,16 @@ def requested_spec(collection: CollectionRow) -> IndexSpec | None:
     choice = as_index_choice(collection.index_kind)
     if choice == "auto":
         return None
-    params = {k: v for k, v in (collection.index_params or {}).items() if k not in _NOT_INDEX}
-    if params.get("quantization") == "auto":  # for an explicit kind, auto is float32
-        del params["quantization"]
-    return IndexSpec(choice, as_metric(collection.metric), params)
+    return IndexSpec(choice, as_metric(collection.metric), spec_params(collection.index_params))
+
+
+def spec_params(params: dict[str, Any] | None) -> dict[str, Any]:
+    """A collection's ``index_params`` as an index spec takes them: without the collection's
+    own settings (``recall_target``), and ``quantization: auto`` left to the plan."""
+    out = {k: v for k, v in (params or {}).items() if k not in _NOT_INDEX}
+    if out.get("quantization") == "auto":
+        del out["quantization"]
+    return out
 
 
 def planned_spec(
