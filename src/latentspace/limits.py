@@ -38,6 +38,8 @@ STATED: dict[tuple[str, str], tuple[str, str]] = {
     ("ItemsUpsert", "items"): ("max_batch", "maxItems"),
     ("DocumentsCreate", "documents"): ("max_batch", "maxItems"),
     ("HashLookup", "sha256"): ("max_batch", "maxItems"),
+    ("ItemsGet", "ids"): ("max_batch", "maxItems"),
+    ("ItemsDelete", "ids"): ("max_batch", "maxItems"),
     ("PathRequest", "steps"): ("max_path_steps", "maximum"),
     ("ItemCreate", "text"): ("max_text_chars", "maxLength"),
     ("TermIn", "text"): ("max_text_chars", "maxLength"),

@@ -31,6 +31,7 @@ from latentspace.api.metrics import Metrics
 from latentspace.api.middleware import RequestContextMiddleware
 from latentspace.api.openapi import state_limits
 from latentspace.api.routes import (
+    bulk,
     classify,
     documents,
     duplicates,
@@ -165,6 +166,7 @@ def create_app(
         health,
         collection_routes,
         items,
+        bulk,
         duplicates,
         documents,
         embeddings,

@@ -6,6 +6,7 @@
     collections  create, get, stats, delete, save, rebuild
     tuning       quantization, rescoring and the recall target: checked, changed, rebuilt
     items        ingest, write, delete, get, list, patch, stored originals
+    bulk         items by the many: read, delete, page and count by ids or by a filter
     intake       the items a caller sends, checked, hashed and embedded (bounded decoding)
     encoders     caller input → vectors: images decoded under the limits, texts checked
     terms        query terms → vectors (the plan stage's first half)
@@ -36,6 +37,7 @@ from __future__ import annotations
 from latentspace.service import (
     adapters,
     autotag,
+    bulk,
     classify,
     collections,
     directions,
@@ -78,6 +80,7 @@ __all__ = [
     "adapters",
     "autotag",
     "build_context",
+    "bulk",
     "classify",
     "collections",
     "directions",

@@ -59,7 +59,8 @@ def content_sha256(data: bytes | str) -> str:
 
 @dataclass(frozen=True)
 class NewItem:
-    """An item to store: exactly one of ``text``, ``image`` (bytes) or ``vector``.
+    """An item to store: exactly one of ``text``, ``image`` (bytes) or ``vector``, or a
+    ``vector`` with the ``text`` it was embedded from (stored as it is, not encoded).
 
     Without an ``id`` the content's sha256 is used, so sending the same content twice
     stores it once. ``unreadable`` carries why the transport could not read the item (bad
@@ -129,18 +130,23 @@ def identify(i: int, item: NewItem, limit: LimitSettings) -> Prepared:
     if item.unreadable is not None:
         raise item.unreadable
     given = [s for s in SOURCES if getattr(item, s) is not None]
-    if len(given) != 1:
-        raise InvalidInput(f"an item needs exactly one of text, image or vector; got {given}")
-    kind = given[0]
+    if len(given) != 1 and given != ["text", "vector"]:
+        raise InvalidInput(
+            f"an item needs exactly one of text, image or vector (or a vector with its "
+            f"text); got {given}"
+        )
+    kind = given[-1]
+    if item.text is not None:
+        limits.check_text(limit, item.text)
     if kind == "text":
         assert item.text is not None
-        limits.check_text(limit, item.text)
         digest = content_sha256(item.text)
     elif kind == "image":
         assert item.image is not None
         digest = content_sha256(item.image)
-    else:
-        digest = content_sha256(as_vector(item.vector, name="vector").tobytes())
+    else:  # the vector, and the text it was embedded from (kept as given, never encoded)
+        raw = as_vector(item.vector, name="vector").tobytes()
+        digest = content_sha256(raw if item.text is None else raw + item.text.encode())
     external_id = limits.check_id(item.id if item.id is not None else digest)
     for label, value in (("uri", item.uri), ("document_id", item.document_id)):
         if value is not None:

@@ -68,8 +68,10 @@ __all__ = [
     "SearchAnswer",
     "SearchParams",
     "at_once",
+    "checked_filter",
     "fuse",
     "hydrate",
+    "matching_ids",
     "page",
     "plan",
     "plan_vector",
@@ -180,12 +182,8 @@ def plan_vector(
     )
     allow = predicate = matched = None
     if filter is not None:
-        limit = ctx.settings.limits
-        limits.check(limit, "max_filter_nodes", count_nodes(filter), "nodes", "filter")
-        limits.check_json(limit, filter, name="filter")
         # every matching id, from the payload index in memory (SQL is its reference)
-        spec, seconds = validate_filter(filter), limit.max_query_seconds
-        matching = ctx.live.payloads.matching(collection, spec, seconds=seconds)
+        matching = matching_ids(ctx, collection, filter)
         matched = int(matching.shape[0])
         total = ctx.live.indexes.stats(collection).count
         if matched <= max(ALLOW_LIST_LIMIT, ALLOW_LIST_SHARE * total):
@@ -197,6 +195,29 @@ def plan_vector(
             named = lookups.live_ids(session=session, collection=collection, external_ids=ids)
         allow = named if allow is None else np.intersect1d(allow, named)
     return Plan(collection, query, k, offset, min_score, params, allow, predicate, matched)
+
+
+def checked_filter(ctx: Context, filter: dict[str, Any]) -> dict[str, Any]:
+    """``filter`` validated and within the limits (nodes, JSON size).
+
+    Raises:
+        InvalidInput: it does not validate; LimitExceeded: it is too large.
+    """
+    limit = ctx.settings.limits
+    limits.check(limit, "max_filter_nodes", count_nodes(filter), "nodes", "filter")
+    limits.check_json(limit, filter, name="filter")
+    return validate_filter(filter)
+
+
+def matching_ids(ctx: Context, collection: CollectionRow, filter: dict[str, Any]) -> np.ndarray:
+    """The sorted item ids of the live items that pass ``filter`` (the payload index).
+
+    Raises:
+        InvalidInput, LimitExceeded: see :func:`checked_filter`; QueryTimeout: too slow.
+    """
+    spec = checked_filter(ctx, filter)
+    seconds = ctx.settings.limits.max_query_seconds
+    return ctx.live.payloads.matching(collection, spec, seconds=seconds)
 
 
 def _member_of(matching: np.ndarray) -> Predicate:

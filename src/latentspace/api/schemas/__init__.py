@@ -3,7 +3,8 @@
 common       shared pieces: Problem (the error shape), names, includes, StrictModel
 collections  CollectionCreate, CollectionPatch, CollectionPublic, IndexInfo, keyword settings,
              snapshots
-items        upsert batches (ItemsUpsert, VectorsUpsert), statuses, ItemPublic, hash lookups
+items        upsert batches (ItemsUpsert, VectorsUpsert), statuses, ItemPublic, hash lookups,
+             reads, deletes, pages and counts by ids or filter (ItemsGet, ItemsDelete, …)
 search       SearchRequest (terms, composite queries, fusion, rerank), hits, directions,
              paths
 documents    RAG documents: ChunkSpec, DocumentCreate, per-document statuses
@@ -68,6 +69,13 @@ from latentspace.api.schemas.items import (
     ItemList,
     ItemPatch,
     ItemPublic,
+    ItemsCount,
+    ItemsCountResult,
+    ItemsDelete,
+    ItemsDeleteResult,
+    ItemsGet,
+    ItemsGetResult,
+    ItemsScroll,
     ItemStatus,
     ItemsUpsert,
     ItemsUpsertResult,
@@ -134,6 +142,13 @@ __all__ = [
     "ItemPatch",
     "ItemPublic",
     "ItemStatus",
+    "ItemsCount",
+    "ItemsCountResult",
+    "ItemsDelete",
+    "ItemsDeleteResult",
+    "ItemsGet",
+    "ItemsGetResult",
+    "ItemsScroll",
     "ItemsUpsert",
     "ItemsUpsertResult",
     "JobList",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -20,6 +20,13 @@ __all__ = [
     "ItemPatch",
     "ItemPublic",
     "ItemStatus",
+    "ItemsCount",
+    "ItemsCountResult",
+    "ItemsDelete",
+    "ItemsDeleteResult",
+    "ItemsGet",
+    "ItemsGetResult",
+    "ItemsScroll",
     "ItemsUpsert",
     "ItemsUpsertResult",
     "VectorColumns",
@@ -28,7 +35,9 @@ __all__ = [
 
 
 class ItemCreate(StrictModel):
-    """An item: exactly one of ``text``, ``image`` (base64) or ``vector``."""
+    """An item: exactly one of ``text``, ``image`` (base64) or ``vector``; or a ``vector``
+    with the ``text`` it was embedded from (kept for keyword search and returned with
+    hits, never encoded by the server)."""
 
     id: str | None = Field(
         default=None,
@@ -45,8 +54,11 @@ class ItemCreate(StrictModel):
     @model_validator(mode="after")
     def _one_source(self) -> ItemCreate:
         given = [k for k in ("text", "image", "vector") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError(f"give exactly one of text, image or vector (got {given or 'none'})")
+        if len(given) != 1 and given != ["text", "vector"]:
+            raise ValueError(
+                "give exactly one of text, image or vector, or a vector with its text "
+                f"(got {given or 'none'})"
+            )
         return self
 
 
@@ -199,3 +211,83 @@ class HashLookupResult(BaseModel):
     """The ids of live items holding each hash that is stored (absent hashes are left out)."""
 
     found: dict[str, list[str]]
+
+
+_ID = Field(min_length=1, max_length=256)
+
+
+class ItemsGet(StrictModel):
+    """Items to read by id."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"ids": ["doc-1", "v-1"]}]}
+    )
+
+    ids: list[Annotated[str, _ID]] = Field(min_length=1)
+    include_vector: bool = False
+
+
+class ItemsGetResult(BaseModel):
+    """The stored items among the ids asked (in their order) and the ids not stored."""
+
+    items: list[ItemPublic]
+    missing: list[str]
+
+
+class ItemsDelete(StrictModel):
+    """Items to delete: by ``ids``, or every item that passes ``filter`` (one of the two)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"ids": ["doc-1", "doc-2"]}, {"filter": {"document_id": "manual"}}]
+        },
+    )
+
+    ids: list[Annotated[str, _ID]] | None = Field(default=None, min_length=1)
+    filter: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> ItemsDelete:
+        if (self.ids is None) == (self.filter is None):
+            raise ValueError("give exactly one of ids or filter")
+        return self
+
+
+class ItemsDeleteResult(BaseModel):
+    """How many live items were deleted, and the ids asked that were not live (no error:
+    deleting twice is deleting once)."""
+
+    deleted: int
+    missing: list[str]
+    seq: int = Field(default=0, description="The oplog sequence the delete is visible at.")
+
+
+class ItemsScroll(StrictModel):
+    """A page of the items that pass ``filter`` (all without one), in id order."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"filter": {"source": "demo"}, "limit": 100}]},
+    )
+
+    filter: dict[str, Any] | None = None
+    limit: int = Field(default=100, ge=1, le=1000)
+    after: int = Field(default=0, ge=0, le=2**62, description="`next` of the previous page.")
+    include_vector: bool = False
+
+
+class ItemsCount(StrictModel):
+    """Count the items that pass ``filter`` (all without one)."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"filter": {"source": "demo"}}]}
+    )
+
+    filter: dict[str, Any] | None = None
+
+
+class ItemsCountResult(BaseModel):
+    """How many live items pass the filter."""
+
+    count: int

@@ -1,0 +1,191 @@
+"""Items by the many: read, delete, page through and count by ids or by a filter.
+
+What the RAG frameworks' stores call (LangChain's ``get_by_ids`` and ``delete``, Haystack's
+``filter_documents`` and ``count_documents``, LlamaIndex's delete by ``ref_doc_id``), and
+what Qdrant offers as points/get, points/delete, scroll and count. Ids that are not stored
+are answered as missing, never as an error: deleting twice is deleting once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from latentspace import limits
+from latentspace.errors import InvalidInput
+from latentspace.live import Commit
+from latentspace.service import collections
+from latentspace.service.context import Context
+from latentspace.service.search import checked_filter, matching_ids
+from latentspace.store import lookups, oplog
+from latentspace.store import repository as repo
+from latentspace.store.tables import CollectionRow, ItemRow
+
+__all__ = ["Deleted", "Found", "count", "delete", "get", "scroll"]
+
+_CHUNK = 5000  # ids a statement: well under every database's bound-variable cap
+
+
+@dataclass(frozen=True)
+class Found:
+    """Stored items (in the order asked, each once), their vectors when asked (by item
+    id), and the ids that are not stored."""
+
+    rows: list[ItemRow]
+    vectors: dict[int, np.ndarray]
+    missing: list[str]
+
+
+@dataclass(frozen=True)
+class Deleted:
+    """How many live items a delete removed, and the asked ids that were not live."""
+
+    deleted: int
+    missing: list[str]
+
+
+def _checked_ids(ctx: Context, ids: Sequence[str]) -> list[str]:
+    limits.check_batch(ctx.settings.limits, ids, "ids")
+    return [limits.check_string(i, name="item id") for i in dict.fromkeys(ids)]
+
+
+def _live_rows(session: Session, collection: CollectionRow, ids: list[str]) -> dict[str, ItemRow]:
+    # The live items among ``ids``, by external id.
+    by_id: dict[str, ItemRow] = {}
+    for start in range(0, len(ids), _CHUNK):
+        rows = session.scalars(
+            select(ItemRow).where(
+                ItemRow.collection_id == collection.id,
+                ItemRow.external_id.in_(ids[start : start + _CHUNK]),
+                ItemRow.deleted.is_(False),
+            )
+        )
+        by_id.update((row.external_id, row) for row in rows)
+    return by_id
+
+
+def _rows_of(session: Session, item_ids: np.ndarray) -> list[ItemRow]:
+    # Live items by item id, in id order.
+    rows: list[ItemRow] = []
+    for start in range(0, len(item_ids), _CHUNK):
+        chunk = [int(i) for i in item_ids[start : start + _CHUNK]]
+        found = repo.items_by_ids(session=session, item_ids=chunk)
+        rows += [found[i] for i in chunk if i in found]
+    return rows
+
+
+def get(ctx: Context, name: str, ids: Sequence[str], *, with_vectors: bool = False) -> Found:
+    """The live items among ``ids`` (and their vectors when asked).
+
+    Raises:
+        NotFound: no such collection; LimitExceeded: more ids than ``max_batch``.
+    """
+    wanted = _checked_ids(ctx, ids)
+    collection = collections.get(ctx, name)
+    with ctx.sessions() as session:
+        by_id = _live_rows(session, collection, wanted)
+        found = [by_id[i] for i in wanted if i in by_id]
+        vectors = (
+            repo.vectors_of(session=session, item_ids=[r.id for r in found], dim=collection.dim)
+            if with_vectors and found
+            else {}
+        )
+    return Found(found, vectors, [i for i in wanted if i not in by_id])
+
+
+def delete(
+    ctx: Context,
+    name: str,
+    *,
+    ids: Sequence[str] | None = None,
+    filter: dict[str, Any] | None = None,
+) -> Deleted:
+    """Soft-delete the items of ``ids``, or every live item that passes ``filter`` (judged in
+    SQL inside the delete's transaction, so a write from another process cannot slip
+    between the two). Exactly one of the two is given.
+
+    Raises:
+        InvalidInput: both or neither given, or a bad filter; NotFound: no such collection.
+        LimitExceeded: more ids than ``max_batch``. QueryTimeout: the filter ran past the
+            query deadline (nothing is deleted).
+    """
+    if (ids is None) == (filter is None):
+        raise InvalidInput("give exactly one of ids or filter")
+    wanted = _checked_ids(ctx, ids) if ids is not None else []
+    spec = checked_filter(ctx, filter) if filter is not None else None
+    collection = collections.get(ctx, name)
+    with ctx.live.writing(collection):
+        with ctx.sessions.begin() as session:
+            oplog.serialize(session=session, collection=collection)
+            if spec is None:
+                live = list(_live_rows(session, collection, wanted))
+            else:
+                deadline = ctx.settings.limits.max_query_seconds
+                matched = repo.filter_item_ids(
+                    session=session, collection=collection, spec=spec, deadline=deadline
+                )
+                live = [row.external_id for row in _rows_of(session, matched)]
+            item_ids: list[int] = []
+            for start in range(0, len(live), _CHUNK):
+                item_ids += repo.delete_items(
+                    session=session,
+                    collection=collection,
+                    external_ids=live[start : start + _CHUNK],
+                )
+            seq = oplog.last_seq(session=session, collection=collection)
+        if item_ids:
+            ctx.live.committed(collection, Commit(seq, deletes=item_ids))
+    gone = set(live)
+    return Deleted(len(item_ids), [i for i in wanted if i not in gone])
+
+
+def scroll(
+    ctx: Context,
+    name: str,
+    *,
+    filter: dict[str, Any] | None = None,
+    limit: int = 100,
+    after: int = 0,
+    with_vectors: bool = False,
+) -> tuple[Found, int | None]:
+    """Up to ``limit`` live items (that pass ``filter``) in id order after item id
+    ``after``, and the cursor of the next page (None at the end). Filters are answered by
+    the payload index, as a search's are.
+
+    Raises:
+        InvalidInput, LimitExceeded: a bad or too large filter; NotFound: no collection.
+    """
+    collection = collections.get(ctx, name)
+    with ctx.sessions() as session:
+        if filter is None:
+            rows = lookups.list_items(
+                session=session, collection=collection, limit=limit + 1, after=after
+            )
+        else:
+            matching = matching_ids(ctx, collection, filter)
+            window = matching[np.searchsorted(matching, after, side="right") :][: limit + 1]
+            rows = _rows_of(session, window)
+        page = rows[:limit]
+        vectors = (
+            repo.vectors_of(session=session, item_ids=[r.id for r in page], dim=collection.dim)
+            if with_vectors and page
+            else {}
+        )
+    return Found(page, vectors, []), page[-1].id if len(rows) > limit else None
+
+
+def count(ctx: Context, name: str, filter: dict[str, Any] | None = None) -> int:
+    """Live items in the collection (that pass ``filter``).
+
+    Raises:
+        InvalidInput, LimitExceeded: a bad or too large filter; NotFound: no collection.
+    """
+    collection = collections.get(ctx, name)
+    if filter is None:
+        return ctx.live.indexes.stats(collection).count
+    return int(matching_ids(ctx, collection, filter).shape[0])
