@@ -11,7 +11,11 @@
     encoders     caller input → vectors: images decoded under the limits, texts checked
     terms        query terms → vectors (the plan stage's first half)
     queries      the frozen values the search stages pass on
-    search       the search pipeline (plan → retrieve → fuse → rerank → page → hydrate), paths
+    search       the search pipeline (plan → retrieve → fuse → rerank → diversify → page →
+                 hydrate)
+    diversity    the stages that trade relevance for variety: MMR, grouping by a field
+    matching     the items a filter lets through (checked, then the payload index)
+    paths        walks from one term to another (slerp, the nearest unused item a step)
     rerank       documents ordered by relevance (cross-encoders, or embedding models)
     directions   stored directions
     adapters     adapters between two models' spaces, stored with a collection
@@ -41,6 +45,7 @@ from latentspace.service import (
     classify,
     collections,
     directions,
+    diversity,
     documents,
     duplicates,
     embeddings,
@@ -51,7 +56,9 @@ from latentspace.service import (
     jobs,
     lifecycle,
     maps,
+    matching,
     migrate,
+    paths,
     queries,
     replica,
     rerank,
@@ -84,6 +91,7 @@ __all__ = [
     "classify",
     "collections",
     "directions",
+    "diversity",
     "documents",
     "duplicates",
     "embeddings",
@@ -94,7 +102,9 @@ __all__ = [
     "jobs",
     "lifecycle",
     "maps",
+    "matching",
     "migrate",
+    "paths",
     "queries",
     "replica",
     "rerank",

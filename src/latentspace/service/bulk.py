@@ -21,7 +21,7 @@ from latentspace.errors import InvalidInput
 from latentspace.live import Commit
 from latentspace.service import collections
 from latentspace.service.context import Context
-from latentspace.service.search import checked_filter, matching_ids
+from latentspace.service.matching import checked_filter, matching_ids
 from latentspace.store import lookups, oplog
 from latentspace.store import repository as repo
 from latentspace.store.tables import CollectionRow, ItemRow

@@ -12,11 +12,21 @@ from latentspace.index import SearchParams
 from latentspace.index.algebra import Term, TermContribution
 from latentspace.index.base import Predicate
 from latentspace.index.fusion import Fusion, LegScore
+from latentspace.service.diversity import GroupBy, Mmr
 from latentspace.service.terms import QueryTerm
 from latentspace.store.tables import CollectionRow
 from latentspace.types import FilterStrategy
 
-__all__ = ["Hit", "KeywordLeg", "PathStep", "Plan", "Query", "RerankStage", "SearchAnswer"]
+__all__ = [
+    "Hit",
+    "HitGroup",
+    "KeywordLeg",
+    "PathStep",
+    "Plan",
+    "Query",
+    "RerankStage",
+    "SearchAnswer",
+]
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,8 @@ class Query:
     fusion: Fusion | None = None
     min_seq: int | None = None  # read-your-writes: served once this oplog seq is applied
     ids: Sequence[str] | None = None  # only these items may be found (a lasso on the map)
+    mmr: Mmr | None = None
+    group_by: GroupBy | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +91,8 @@ class Plan:
     rerank_query: str = ""
     keywords: tuple[KeywordLeg, ...] = ()
     fusion: Fusion = field(default_factory=Fusion)
+    mmr: Mmr | None = None
+    group_by: GroupBy | None = None
 
     @property
     def fused(self) -> bool:
@@ -91,7 +105,9 @@ class Plan:
         and with several legs the fusion depth) can be filled."""
         window = self.rerank.candidates if self.rerank is not None else 0
         fused = self.fusion.depth if self.fused else 0
-        return max(self.k + self.offset, window, fused) + len(self.exclude)
+        diverse = self.mmr.candidates if self.mmr is not None else 0
+        grouped = self.group_by.window if self.group_by is not None else 0
+        return max(self.k + self.offset, window, fused, diverse, grouped) + len(self.exclude)
 
 
 @dataclass(frozen=True)
@@ -111,6 +127,14 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class HitGroup:
+    """The hits of a grouped search that share one value of the group field."""
+
+    value: Any
+    hits: list[Hit]
+
+
+@dataclass(frozen=True)
 class PathStep:
     """One step of a walk: its position ``t`` in [0, 1] and the nearest unused item."""
 
@@ -121,9 +145,11 @@ class PathStep:
 @dataclass(frozen=True)
 class SearchAnswer:
     """Hits, (when asked) how each term shaped the query, how many live items pass the
-    filter (None without one) and (when asked) how the filter was applied."""
+    filter (None without one), (when asked) how the filter was applied, and with
+    ``group_by`` the hits in their groups."""
 
     hits: list[Hit]
     contributions: list[TermContribution] | None
     matched: int | None = None
     strategy: FilterStrategy | None = None
+    groups: list[HitGroup] | None = None  # with group_by: the hits, grouped

@@ -6,6 +6,8 @@
               vector, summed) and one BM25 leg per keyword term
     fuse      the legs → one ranked list with scores in [0, 1] (one leg: itself); see fusion
     rerank    re-score the head of the list with a reranker, when the query asks for one
+    diversify MMR over the head of the list, when asked; or group the hits by a field
+              (``group_by``: then the groups are the page; see diversity)
     page      leave out the query's own items, skip ``offset``, keep ``k``
     hydrate   the page's rows from the hit cache (one SQL read of those it lacks); hits
               whose rows are gone are dropped
@@ -28,18 +30,19 @@ import numpy as np
 from latentspace import limits
 from latentspace.errors import InvalidInput
 from latentspace.index import SearchParams
-from latentspace.index.algebra import combine, explain, slerp_path
+from latentspace.index.algebra import combine, explain
 from latentspace.index.base import Predicate
 from latentspace.index.fusion import Candidate, Fusion, Leg, LegScore
 from latentspace.index.fusion import fuse as fuse_legs
 from latentspace.index.spec import exact_below
-from latentspace.service import collections, replica
+from latentspace.service import collections, diversity, replica
 from latentspace.service import rerank as reranking
 from latentspace.service.context import Context
+from latentspace.service.matching import matching_ids
 from latentspace.service.queries import (
     Hit,
+    HitGroup,
     KeywordLeg,
-    PathStep,
     Plan,
     Query,
     RerankStage,
@@ -48,7 +51,6 @@ from latentspace.service.queries import (
 from latentspace.service.terms import QueryTerm, resolve_terms
 from latentspace.store import lookups
 from latentspace.store import repository as repo
-from latentspace.store.filters import count_nodes, validate_filter
 from latentspace.store.tables import CollectionRow
 from latentspace.types import FilterStrategy
 from latentspace.vectors import as_vector
@@ -61,26 +63,24 @@ __all__ = [
     "Hit",
     "KeywordLeg",
     "Leg",
-    "PathStep",
     "Plan",
     "Query",
     "RerankStage",
     "SearchAnswer",
     "SearchParams",
     "at_once",
-    "checked_filter",
+    "diversify",
     "fuse",
     "hydrate",
-    "matching_ids",
     "page",
     "plan",
     "plan_vector",
     "rerank",
     "retrieve",
     "run",
+    "run_grouped",
     "search",
     "search_vector",
-    "walk_path",
 ]
 
 # Filters matching at most this many items, or this share of the collection, become an id
@@ -102,6 +102,7 @@ def plan(ctx: Context, name: str, query: Query) -> Plan:
         Conflict, Unavailable: ``min_seq`` is no write's, or was not reached in time.
     """
     limits.check_k(ctx.settings.limits, query.k)
+    _check_diversity(ctx, query)
     collection = collections.get(ctx, name)
     if query.min_seq:
         replica.reach(ctx, collection, query.min_seq)
@@ -130,7 +131,26 @@ def plan(ctx: Context, name: str, query: Query) -> Plan:
         rerank_query=_rerank_query(query) if query.rerank is not None else "",
         keywords=keywords,
         fusion=query.fusion or Fusion(),
+        mmr=query.mmr,
+        group_by=query.group_by,
     )
+
+
+def _check_diversity(ctx: Context, query: Query) -> None:
+    # MMR picks a page from its pool, grouping makes its own page: each is checked against
+    # what it must deliver, and the two do not combine.
+    if query.mmr is not None and query.group_by is not None:
+        raise InvalidInput("give mmr or group_by, not both")
+    if query.mmr is not None and query.mmr.candidates < query.k + query.offset:
+        raise InvalidInput(
+            f"mmr.candidates ({query.mmr.candidates}) must be at least k + offset "
+            f"({query.k + query.offset}): MMR chooses the page from them"
+        )
+    if query.group_by is not None:
+        if query.offset:
+            raise InvalidInput("group_by takes no offset: ask for more groups instead")
+        total = query.group_by.groups * query.group_by.size
+        limits.check(ctx.settings.limits, "max_k", total, "hits", "group_by (groups × size)")
 
 
 def _keyword_legs(ctx: Context, terms: Sequence[QueryTerm]) -> tuple[KeywordLeg, ...]:
@@ -195,29 +215,6 @@ def plan_vector(
             named = lookups.live_ids(session=session, collection=collection, external_ids=ids)
         allow = named if allow is None else np.intersect1d(allow, named)
     return Plan(collection, query, k, offset, min_score, params, allow, predicate, matched)
-
-
-def checked_filter(ctx: Context, filter: dict[str, Any]) -> dict[str, Any]:
-    """``filter`` validated and within the limits (nodes, JSON size).
-
-    Raises:
-        InvalidInput: it does not validate; LimitExceeded: it is too large.
-    """
-    limit = ctx.settings.limits
-    limits.check(limit, "max_filter_nodes", count_nodes(filter), "nodes", "filter")
-    limits.check_json(limit, filter, name="filter")
-    return validate_filter(filter)
-
-
-def matching_ids(ctx: Context, collection: CollectionRow, filter: dict[str, Any]) -> np.ndarray:
-    """The sorted item ids of the live items that pass ``filter`` (the payload index).
-
-    Raises:
-        InvalidInput, LimitExceeded: see :func:`checked_filter`; QueryTimeout: too slow.
-    """
-    spec = checked_filter(ctx, filter)
-    seconds = ctx.settings.limits.max_query_seconds
-    return ctx.live.payloads.matching(collection, spec, seconds=seconds)
 
 
 def _member_of(matching: np.ndarray) -> Predicate:
@@ -332,9 +329,37 @@ def hydrate(ctx: Context, plan: Plan, candidates: list[Candidate]) -> list[Hit]:
 
 
 def run(ctx: Context, plan: Plan) -> list[Hit]:
-    """Every stage after planning: retrieve → fuse → rerank → page → hydrate."""
+    """Every stage after planning: retrieve → fuse → rerank → diversify → page → hydrate
+    (a grouped search: see :func:`run_grouped`)."""
     candidates = rerank(ctx, plan, fuse(plan, retrieve(ctx, plan)))
-    return hydrate(ctx, plan, page(plan, candidates))
+    return hydrate(ctx, plan, page(plan, diversify(ctx, plan, candidates)))
+
+
+def diversify(ctx: Context, plan: Plan, candidates: list[Candidate]) -> list[Candidate]:
+    """The list re-ranked by MMR when the query asks for it (the pool after the query's own
+    items are left out); identity otherwise."""
+    if plan.mmr is None:
+        return candidates
+    kept = [c for c in candidates if c.item_id not in plan.exclude]
+    cosines = plan.vector is not None and not plan.fused and plan.rerank is None
+    cosines = cosines and plan.collection.metric == "cosine"
+    want = plan.offset + plan.k
+    return diversity.mmr(ctx, plan.collection, kept, plan.mmr, want, cosines=cosines)
+
+
+def run_grouped(ctx: Context, plan: Plan) -> list[HitGroup]:
+    """retrieve → fuse → rerank → group → hydrate: the best groups, each with its hits."""
+    assert plan.group_by is not None
+    candidates = rerank(ctx, plan, fuse(plan, retrieve(ctx, plan)))
+    kept = [c for c in candidates if c.item_id not in plan.exclude]
+    groups = diversity.group(ctx, plan.collection, kept, plan.group_by)
+    unique = list({c.item_id: c for _, hits in groups for c in hits}.values())
+    hits = {h.item_id: h for h in hydrate(ctx, plan, unique)}
+    out = [
+        HitGroup(value, [hits[c.item_id] for c in found if c.item_id in hits])
+        for value, found in groups
+    ]
+    return [g for g in out if g.hits]
 
 
 # -- entry points ----------------------------------------------------------------------------
@@ -345,13 +370,14 @@ def search(ctx: Context, name: str, query: Query) -> SearchAnswer:
     ``exclude_query_items`` is false (as Qdrant's recommend does).
     """
     planned = plan(ctx, name, query)
-    hits = run(ctx, planned)
+    groups = run_grouped(ctx, planned) if planned.group_by is not None else None
+    hits = run(ctx, planned) if groups is None else [h for g in groups for h in g.hits]
     contributions, strategy = None, None
     if planned.explain:
         vector = planned.vector
         contributions = explain(list(planned.terms), vector) if vector is not None else []
         strategy = _strategy(ctx, planned)
-    return SearchAnswer(hits, contributions, planned.matched, strategy)
+    return SearchAnswer(hits, contributions, planned.matched, strategy, groups)
 
 
 def _strategy(ctx: Context, plan: Plan) -> FilterStrategy | None:
@@ -400,41 +426,3 @@ def search_vector(
         params=params,
     )
     return run(ctx, replace(planned, with_vectors=with_vectors))
-
-
-def walk_path(
-    ctx: Context,
-    name: str,
-    start: QueryTerm,
-    end: QueryTerm,
-    *,
-    steps: int,
-    filter: dict[str, Any] | None = None,
-    with_vectors: bool = False,
-) -> list[PathStep]:
-    """Slerp from ``start`` to ``end`` in ``steps`` and take the nearest unused item at each.
-
-    No item appears twice, so a walk between two stored items starts at the first and, when
-    the walk has steps to spare, ends at the second.
-
-    Raises:
-        InvalidInput: fewer than 2 steps; LimitExceeded: more than ``max_path_steps``.
-    """
-    if steps < 2:
-        raise InvalidInput(f"a path needs at least 2 steps, got {steps}")
-    limits.check(ctx.settings.limits, "max_path_steps", steps, "steps", "path")
-    collection = collections.get(ctx, name)
-    (a, b), _ = resolve_terms(ctx, collection, [start, end])
-    points = slerp_path(a.vector, b.vector, steps)
-    seen: set[int] = set()
-    out = []
-    for t, point in zip(np.linspace(0.0, 1.0, steps).tolist(), points, strict=True):
-        # k = used + 1 always leaves one unused item, unless the collection runs out.
-        hits = search_vector(
-            ctx, name, point, len(seen) + 1, filter=filter, with_vectors=with_vectors
-        )
-        hit = next((h for h in hits if h.item_id not in seen), None)
-        if hit is not None:
-            seen.add(hit.item_id)
-        out.append(PathStep(float(t), hit))
-    return out

@@ -23,6 +23,7 @@ from latentspace.api.schemas import (
     DirectionList,
     DirectionPublic,
     ExplainTerm,
+    HitGroupPublic,
     PathRequest,
     PathResult,
     PathStepPublic,
@@ -30,8 +31,9 @@ from latentspace.api.schemas import (
     SearchResult,
 )
 from latentspace.api.schemas.common import DEFAULT_INCLUDE
-from latentspace.service import Context, Query, QueryTerm, directions, search
+from latentspace.service import Context, Query, QueryTerm, directions, paths, search
 from latentspace.service.directions import DirectionInfo
+from latentspace.service.diversity import GroupBy, Mmr
 from latentspace.service.search import Fusion, RerankStage, SearchParams
 
 __all__ = ["router"]
@@ -66,6 +68,8 @@ def _at_once(name: str, body: SearchRequest, ctx: Context) -> bool:
         and body.rerank is None
         and body.consistency is None
         and body.ids is None
+        and body.mmr is None
+        and body.group_by is None
         and "vector" not in body.include
         and search.at_once(ctx, name)
     )
@@ -114,10 +118,24 @@ def search_items(name: str, body: SearchRequest, ctx: ServiceDep) -> Response:
         else None,
         min_seq=body.consistency.min_seq if body.consistency is not None else None,
         ids=body.ids,
+        mmr=Mmr(body.mmr.lambda_, body.mmr.candidates) if body.mmr is not None else None,
+        group_by=GroupBy(
+            body.group_by.field,
+            body.group_by.size,
+            body.group_by.groups if body.group_by.groups is not None else body.k,
+        )
+        if body.group_by is not None
+        else None,
     )
     answer = search.search(ctx, name, query)
     result = SearchResult(
         results=hits_public(answer.hits, body.include),
+        groups=[
+            HitGroupPublic(value=g.value, hits=hits_public(g.hits, body.include))
+            for g in answer.groups
+        ]
+        if answer.groups is not None
+        else None,
         explain=[
             ExplainTerm(term=c.label, weight=c.weight, cosine=c.cosine)
             for c in answer.contributions
@@ -167,7 +185,7 @@ def search_image(
 def walk_path(name: str, body: PathRequest, ctx: ServiceDep) -> PathResult:
     """``steps`` points on the great circle between the two terms; at each, the nearest
     item not used by an earlier step (the "morph" walk)."""
-    steps = search.walk_path(
+    steps = paths.walk_path(
         ctx,
         name,
         query_term(body.from_, name="from"),

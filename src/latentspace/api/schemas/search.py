@@ -20,7 +20,10 @@ __all__ = [
     "DirectionPublic",
     "ExplainTerm",
     "FusionIn",
+    "GroupByIn",
+    "HitGroupPublic",
     "LegPlace",
+    "MmrIn",
     "PathRequest",
     "PathResult",
     "PathStepPublic",
@@ -143,6 +146,34 @@ class FusionIn(StrictModel):
     )
 
 
+class MmrIn(StrictModel):
+    """Maximal marginal relevance: the page is chosen from the first ``candidates`` hits,
+    each next hit the one with the best ``lambda·relevance − (1 − lambda)·(max cosine to the
+    hits chosen before it)``; 1 is plain relevance, 0 variety alone."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    lambda_: float = Field(default=0.5, ge=0, le=1, alias="lambda", allow_inf_nan=False)
+    candidates: int = Field(
+        default=50, ge=1, le=1000, description="The pool the page is chosen from (≥ k + offset)."
+    )
+
+
+class GroupByIn(StrictModel):
+    """Group the hits by a metadata field (``document_id``: the chunks of one document):
+    the best ``groups`` groups, ordered by their best hit, each with its best ``size``
+    hits. Items without the field are left out; a list value puts an item in each of its
+    elements' groups."""
+
+    field: str = Field(
+        min_length=1,
+        max_length=256,
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,63}(\.[A-Za-z0-9_][A-Za-z0-9_\-]{0,63})*$",
+    )
+    size: int = Field(default=3, ge=1, le=100, description="Hits per group.")
+    groups: int | None = Field(default=None, ge=1, le=1000, description="Groups; default: k.")
+
+
 class ConsistencyIn(StrictModel):
     """Read-your-writes across workers and hosts."""
 
@@ -195,6 +226,10 @@ class SearchRequest(StrictModel):
     rerank: RerankIn | None = None
     fusion: FusionIn | None = None
     consistency: ConsistencyIn | None = None
+    mmr: MmrIn | None = Field(default=None, description="Re-rank the head for variety.")
+    group_by: GroupByIn | None = Field(
+        default=None, description="Hits grouped by a field (the answer's `groups`)."
+    )
     ids: list[Annotated[str, Field(min_length=1, max_length=256)]] | None = Field(
         default=None,
         max_length=50_000,
@@ -236,10 +271,22 @@ class ExplainTerm(BaseModel):
     cosine: float
 
 
+class HitGroupPublic(BaseModel):
+    """The hits that share one value of the ``group_by`` field, best first."""
+
+    value: Any
+    hits: list[SearchHit]
+
+
 class SearchResult(BaseModel):
     """Results, best first."""
 
     results: list[SearchHit]
+    groups: list[HitGroupPublic] | None = Field(
+        default=None,
+        description="With `group_by`: the groups, best first (`results` holds their hits in "
+        "the same order).",
+    )
     explain: list[ExplainTerm] | None = None
     matched: int | None = Field(
         default=None,
