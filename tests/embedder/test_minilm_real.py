@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from tests.fixtures import ADMIN_KEY, make_settings
@@ -46,3 +47,24 @@ def test_no_chunk_of_a_real_document_exceeds_the_window(tmp_path: Path) -> None:
     lengths = [encoder.count_tokens(i["text"]) for i in items]  # type: ignore[attr-defined]
     assert len(lengths) > 40
     assert max(lengths) <= 254, sorted(lengths)[-5:]
+
+
+@pytest.mark.parametrize(
+    "name", ["st:sentence-transformers/all-MiniLM-L6-v2", "st:all-MiniLM-L6-v2"]
+)
+def test_the_hub_name_loads_the_installed_copy_offline(name: str, tmp_path: Path) -> None:
+    from latentspace.embedder.availability import locate_offline
+
+    assert locate_offline(name, EncoderSettings()) == str(minilm.get_model_path())
+    by_name, by_path = (
+        create_encoder(name, EncoderSettings()),
+        create_encoder(SPEC, EncoderSettings()),
+    )
+    assert by_name.fingerprint == by_path.fingerprint
+    text = ["an installed model needs no download"]
+    np.testing.assert_allclose(by_name.encode_text(text), by_path.encode_text(text), atol=1e-6)
+    app = create_app(make_settings(tmp_path))
+    with TestClient(app, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as client:
+        r = client.post("/v1/collections", json={"name": "docs", "model": name})
+        assert r.status_code == 201, r.text
+        assert r.json()["dim"] == 384

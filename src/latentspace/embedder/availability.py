@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from latentspace.embedder.installed import installed_copy
 from latentspace.embedder.models import (
     TINY_SHAPES_B_DIR,
     TINY_SHAPES_DIR,
@@ -73,6 +74,8 @@ def _st_location(target: str, cache_dir: str | None) -> str | None:
     path = Path(target).expanduser()
     if path.is_dir():
         return str(path) if (path / "modules.json").is_file() else None
+    if (packaged := installed_copy(target)) is not None:
+        return str(packaged)
     repo_id = target if "/" in target else f"sentence-transformers/{target}"
     found = _hf_cached(repo_id, ("modules.json",), cache_dir)
     return str(Path(found).parent) if found else None

@@ -17,6 +17,7 @@ from latentspace.embedder.base import (
     state_dict_fingerprint,
 )
 from latentspace.embedder.device import DevicePlan, plan_device
+from latentspace.embedder.installed import installed_copy
 from latentspace.embedder.openclip import offline_hint
 from latentspace.errors import (
     InvalidInput,
@@ -63,7 +64,10 @@ class SentenceTransformerEncoder(BaseEncoder):
         spec = f"st:{target}"
         plan = plan_device(settings)
         local = looks_like_path(target)
-        if local:
+        packaged = None if local else installed_copy(target)
+        if packaged is not None:  # a hub name whose weights an installed package carries
+            target, local = str(packaged), True
+        elif local:
             path = Path(target).expanduser().resolve()
             if not path.is_dir():
                 raise ModelUnavailable(f"no sentence-transformers model directory at {path}")
