@@ -58,7 +58,7 @@ def test_st_hub_name_offline_names_the_ways_out(
 ) -> None:
     settings = encoder_settings.model_copy(update={"cache_dir": tmp_path / "empty-cache"})
     with pytest.raises(ModelUnavailable, match="tiny-shapes"):
-        create_encoder("st:sentence-transformers/all-MiniLM-L6-v2", settings)
+        create_encoder("st:sentence-transformers/all-mpnet-base-v2", settings)
 
 
 def test_text_of_unknown_words_is_a_clear_error(

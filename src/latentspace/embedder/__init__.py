@@ -7,6 +7,7 @@ sentence      sentence-transformers backend: text-only encoders for RAG collecti
 device        plan_device: where and in which precision an encoder runs
 availability  which model specs load on this machine without a download (``models``)
 installed     models installed as Python packages, loaded offline by their hub names
+hub           downloads off or the hub out of reach: said at once, not after retries
 images        safe image decoding (decode_image), perceptual hashes, bulk image batches
 bulk          encode_image_files: parallel decode on worker threads, batched forward passes
 chunking      chunk_text: overlapping chunks of text, preferring sentence boundaries

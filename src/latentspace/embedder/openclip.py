@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from latentspace.embedder.availability import locate_offline
 from latentspace.embedder.base import (
     BaseEncoder,
     batched,
@@ -25,6 +26,7 @@ from latentspace.embedder.base import (
     state_dict_fingerprint,
 )
 from latentspace.embedder.device import DevicePlan, plan_device
+from latentspace.embedder.hub import offline_hint, require_hub
 from latentspace.embedder.models import WEIGHT_FILES, find_weights
 from latentspace.errors import EncoderError, InvalidInput, ModelInvalid, ModelUnavailable
 from latentspace.settings import EncoderSettings
@@ -35,16 +37,6 @@ if TYPE_CHECKING:
 __all__ = ["WEIGHT_FILES", "OpenClipEncoder", "find_weights"]
 
 logger = logging.getLogger(__name__)
-
-
-def offline_hint(spec: str, cause: object) -> str:
-    """The message for a model that would need a download this machine cannot make."""
-    return (
-        f"model {spec!r} is not available on this machine and could not be downloaded "
-        f"({cause}). Use a local copy instead (`openclip:/path/to/dir` with "
-        "open_clip_config.json + open_clip_model.safetensors, or `st:/path/to/dir`), "
-        "or the bundled `tiny-shapes` model."
-    )
 
 
 class OpenClipEncoder(BaseEncoder):
@@ -123,6 +115,8 @@ class OpenClipEncoder(BaseEncoder):
             tags = open_clip.list_pretrained_tags_by_model(model_name)
             raise InvalidInput(f"unknown pretrained tag {tag!r} for {model_name}; known: {tags}")
         cache_dir = str(settings.cache_dir) if settings.cache_dir else None
+        if locate_offline(spec, settings) is None:
+            require_hub(spec)  # at once, rather than after the hub client's retries
         try:
             checkpoint = download_pretrained(cfg, cache_dir=cache_dir)
         except Exception as e:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from latentspace.embedder.availability import locate_offline
 from latentspace.embedder.base import (
     BaseEncoder,
     l2_normalise,
@@ -17,8 +18,8 @@ from latentspace.embedder.base import (
     state_dict_fingerprint,
 )
 from latentspace.embedder.device import DevicePlan, plan_device
+from latentspace.embedder.hub import offline_hint, require_hub
 from latentspace.embedder.installed import installed_copy
-from latentspace.embedder.openclip import offline_hint
 from latentspace.errors import (
     InvalidInput,
     ModelInvalid,
@@ -73,6 +74,8 @@ class SentenceTransformerEncoder(BaseEncoder):
                 raise ModelUnavailable(f"no sentence-transformers model directory at {path}")
             target = str(path)
             spec = f"st:{path}"
+        elif locate_offline(spec, settings) is None:
+            require_hub(spec)  # at once, rather than after the hub client's retries
         try:
             model = SentenceTransformer(
                 target,
