@@ -48,3 +48,15 @@ def test_snapshot_and_restore_move_a_collection(
     code, _, err = cli(there, "restore", str(damaged), "--name", "other")
     assert code == 2
     assert "truncated" in err
+
+
+def test_a_snapshot_into_a_missing_folder_is_one_line(tmp_path: Path) -> None:
+    runner = CliRunner()
+    env = {"LATENTSPACE_DATA_DIR": str(tmp_path / "data")}
+    vectors = ["ingest", "v", str(tmp_path)]  # an empty folder: makes the data dir only
+    runner.invoke(app, vectors, env=env)
+    result = runner.invoke(app, ["snapshot", "v", str(tmp_path / "missing" / "x.lsnap")], env=env)
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: cannot write {tmp_path / 'missing' / 'x.lsnap'}: no folder {tmp_path / 'missing'}"
+    ]

@@ -59,6 +59,8 @@ class ApiClient:
             ClientError: a problem answer (nothing is left at ``out``), or no connection.
         """
         partial = out.with_name(f".{out.name}.partial")
+        if not out.parent.is_dir():
+            raise ClientError(0, f"cannot write {out}: no folder {out.parent}")
         try:
             with self.http.stream("POST", path, **kwargs) as response:
                 if response.status_code >= 400:
@@ -70,6 +72,8 @@ class ApiClient:
             partial.replace(out)
         except httpx.HTTPError as e:
             raise ClientError(0, f"cannot reach {self.where}: {e}") from e
+        except OSError as e:
+            raise ClientError(0, f"cannot write {out}: {e.strerror or e}") from e
         finally:
             partial.unlink(missing_ok=True)
         return out.stat().st_size

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Annotated
 import numpy as np
 import typer
 
-from latentspace.errors import LatentspaceError
+from latentspace.datadir import owner_of
+from latentspace.errors import Conflict, LatentspaceError
 from latentspace.settings import Settings
 
 if TYPE_CHECKING:
@@ -146,6 +147,16 @@ def serve(
             ValueError(
                 f"refusing to serve on {host} without API keys: set LATENTSPACE_API_KEYS, "
                 "bind 127.0.0.1, or set LATENTSPACE_AUTH=off if this network is trusted"
+            )
+        )
+    owner = None if settings.cluster.replica else owner_of(settings.data_dir)
+    if owner is not None:  # said here in one line, not by the app's lifespan with a traceback
+        where = f" serving {owner.url}" if owner.url else ""
+        raise _fail(
+            Conflict(
+                f"data directory {settings.data_dir} is in use by process {owner.pid}{where}; "
+                "stop it, or point this one at it with --url (CLI) or another "
+                "LATENTSPACE_DATA_DIR"
             )
         )
     configure_logging(log_level, json_lines=json_logs)
