@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -111,9 +112,10 @@ class SentenceTransformerEncoder(BaseEncoder):
 
     @property
     def max_tokens(self) -> int | None:
-        """Most tokens of a text the model reads (its window, less [CLS] and [SEP])."""
+        """Most tokens of a text the model reads (its window, less [CLS] and [SEP]); None
+        when it has none (a static embedding's window is infinite)."""
         window = getattr(self._model, "max_seq_length", None)
-        return int(window) - 2 if window else None
+        return int(window) - 2 if window and math.isfinite(window) else None
 
     def _encode_text_uncached(self, texts: Sequence[str]) -> np.ndarray:
         with torch.inference_mode(), self._plan.autocast():
