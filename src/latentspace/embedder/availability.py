@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from latentspace.embedder.installed import installed_copy
+from latentspace.embedder.hub import openclip_cached, st_location
 from latentspace.embedder.models import (
     TINY_SHAPES_B_DIR,
     TINY_SHAPES_DIR,
-    WEIGHT_FILES,
     find_weights,
 )
 from latentspace.embedder.registry import KNOWN_OPENCLIP_HUBS, KNOWN_SPECS, parse_spec
@@ -34,16 +32,6 @@ class ModelEntry:
         return asdict(self)
 
 
-def _hf_cached(repo_id: str, filenames: tuple[str, ...], cache_dir: str | None) -> str | None:
-    from huggingface_hub import try_to_load_from_cache
-
-    for filename in filenames:
-        found = try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir)
-        if isinstance(found, str):
-            return found
-    return None
-
-
 def _openclip_location(target: str, cache_dir: str | None) -> str | None:
     path = Path(target).expanduser()
     if path.is_dir():
@@ -56,29 +44,7 @@ def _openclip_location(target: str, cache_dir: str | None) -> str | None:
 
         arch, _, tag = target.partition("/")
         cfg = get_pretrained_cfg(arch, tag)
-    if not cfg:
-        return None
-    hub = cfg.get("hf_hub", "")
-    if hub:
-        repo_id, filename = os.path.split(hub)  # "org/repo/" names the default file
-        names = (f"{Path(filename).stem}.safetensors", filename) if filename else WEIGHT_FILES
-        return _hf_cached(repo_id, names, cache_dir)
-    url = cfg.get("url", "")
-    if url:
-        local = Path(cache_dir or Path("~/.cache/clip").expanduser()) / os.path.basename(url)
-        return str(local) if local.is_file() else None
-    return None
-
-
-def _st_location(target: str, cache_dir: str | None) -> str | None:
-    path = Path(target).expanduser()
-    if path.is_dir():
-        return str(path) if (path / "modules.json").is_file() else None
-    if (packaged := installed_copy(target)) is not None:
-        return str(packaged)
-    repo_id = target if "/" in target else f"sentence-transformers/{target}"
-    found = _hf_cached(repo_id, ("modules.json",), cache_dir)
-    return str(Path(found).parent) if found else None
+    return openclip_cached(cfg, cache_dir) if cfg else None
 
 
 def locate_offline(spec: str, settings: EncoderSettings) -> str | None:
@@ -92,7 +58,7 @@ def locate_offline(spec: str, settings: EncoderSettings) -> str | None:
     if parsed.scheme == "openclip":
         return _openclip_location(parsed.target, cache_dir)
     if parsed.scheme == "st":
-        return _st_location(parsed.target, cache_dir)
+        return st_location(parsed.target, cache_dir)
     return None
 
 

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from latentspace.embedder.availability import locate_offline
 from latentspace.embedder.base import (
     BaseEncoder,
     batched,
@@ -26,7 +25,7 @@ from latentspace.embedder.base import (
     state_dict_fingerprint,
 )
 from latentspace.embedder.device import DevicePlan, plan_device
-from latentspace.embedder.hub import offline_hint, require_hub
+from latentspace.embedder.hub import offline_hint, openclip_cached, require_hub
 from latentspace.embedder.models import WEIGHT_FILES, find_weights
 from latentspace.errors import EncoderError, InvalidInput, ModelInvalid, ModelUnavailable
 from latentspace.settings import EncoderSettings
@@ -115,7 +114,7 @@ class OpenClipEncoder(BaseEncoder):
             tags = open_clip.list_pretrained_tags_by_model(model_name)
             raise InvalidInput(f"unknown pretrained tag {tag!r} for {model_name}; known: {tags}")
         cache_dir = str(settings.cache_dir) if settings.cache_dir else None
-        if locate_offline(spec, settings) is None:
+        if openclip_cached(cfg, cache_dir) is None:
             require_hub(spec)  # at once, rather than after the hub client's retries
         try:
             checkpoint = download_pretrained(cfg, cache_dir=cache_dir)

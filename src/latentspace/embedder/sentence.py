@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from latentspace.embedder.availability import locate_offline
 from latentspace.embedder.base import (
     BaseEncoder,
     l2_normalise,
@@ -19,7 +18,7 @@ from latentspace.embedder.base import (
     state_dict_fingerprint,
 )
 from latentspace.embedder.device import DevicePlan, plan_device
-from latentspace.embedder.hub import offline_hint, require_hub
+from latentspace.embedder.hub import offline_hint, require_hub, st_location
 from latentspace.embedder.installed import installed_copy
 from latentspace.errors import (
     InvalidInput,
@@ -75,7 +74,7 @@ class SentenceTransformerEncoder(BaseEncoder):
                 raise ModelUnavailable(f"no sentence-transformers model directory at {path}")
             target = str(path)
             spec = f"st:{path}"
-        elif locate_offline(spec, settings) is None:
+        elif st_location(target, str(settings.cache_dir) if settings.cache_dir else None) is None:
             require_hub(spec)  # at once, rather than after the hub client's retries
         try:
             model = SentenceTransformer(

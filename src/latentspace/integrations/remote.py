@@ -151,7 +151,7 @@ class Remote:
         found: list[dict[str, Any]] = []
         for chunk in _chunks(ids):
             body = {"ids": chunk, "include_vector": include_vector}
-            found += self.call("POST", _path(name, "/items/get"), json=body)["items"]
+            found += self.call("POST", _path(name, "/items:get"), json=body)["items"]
         return found
 
     def delete(
@@ -159,7 +159,7 @@ class Remote:
     ) -> int:
         """Delete the items of ``ids`` or those matching ``filter``; how many were live."""
         bodies = [{"ids": c} for c in _chunks(ids)] if ids is not None else [{"filter": filter}]
-        path = _path(name, "/items/delete")
+        path = _path(name, "/items:delete")
         return sum(int(self.call("POST", path, json=body)["deleted"]) for body in bodies)
 
     def scroll(
@@ -174,13 +174,13 @@ class Remote:
                 "after": after,
                 "include_vector": include_vector,
             }
-            page = self.call("POST", _path(name, "/items/scroll"), json=body)
+            page = self.call("POST", _path(name, "/items:scroll"), json=body)
             yield from page["items"]
             after = page["next"]
 
     def count(self, name: str, filter: dict[str, Any] | None = None) -> int:
         """Live items (matching ``filter``)."""
-        return int(self.call("POST", _path(name, "/items/count"), json={"filter": filter})["count"])
+        return int(self.call("POST", _path(name, "/items:count"), json={"filter": filter})["count"])
 
     def search(self, name: str, body: dict[str, Any]) -> list[dict[str, Any]]:
         """The hits of a search body (see the search route), best first."""
@@ -258,7 +258,7 @@ class AsyncRemote:
         found: list[dict[str, Any]] = []
         for chunk in _chunks(ids):
             body = {"ids": chunk, "include_vector": include_vector}
-            found += (await self.call("POST", _path(name, "/items/get"), json=body))["items"]
+            found += (await self.call("POST", _path(name, "/items:get"), json=body))["items"]
         return found
 
     async def delete(
@@ -269,7 +269,7 @@ class AsyncRemote:
         deleted = 0
         for body in bodies:
             deleted += int(
-                (await self.call("POST", _path(name, "/items/delete"), json=body))["deleted"]
+                (await self.call("POST", _path(name, "/items:delete"), json=body))["deleted"]
             )
         return deleted
 
@@ -285,14 +285,14 @@ class AsyncRemote:
                 "after": after,
                 "include_vector": include_vector,
             }
-            page = await self.call("POST", _path(name, "/items/scroll"), json=body)
+            page = await self.call("POST", _path(name, "/items:scroll"), json=body)
             for item in page["items"]:
                 yield item
             after = page["next"]
 
     async def count(self, name: str, filter: dict[str, Any] | None = None) -> int:
         """See :meth:`Remote.count`."""
-        answer = await self.call("POST", _path(name, "/items/count"), json={"filter": filter})
+        answer = await self.call("POST", _path(name, "/items:count"), json={"filter": filter})
         return int(answer["count"])
 
     async def search(self, name: str, body: dict[str, Any]) -> list[dict[str, Any]]:

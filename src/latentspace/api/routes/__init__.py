@@ -3,7 +3,7 @@
 collections  /v1/collections: create, list; /{name}: get, delete, /flush, /reindex
 items        /v1/collections/{name}/items: upsert, list, get, patch, delete, /image,
              /lookup (by hash); /images (multipart upload), /vectors (raw vectors)
-bulk         /v1/collections/{name}/items/get, /delete, /scroll, /count: many items by
+bulk         /v1/collections/{name}/items:get, :delete, :scroll, :count: many items by
              ids or by a filter
 search       /v1/collections/{name}/search, /search/image, /path, /directions
 documents    /v1/collections/{name}/documents: RAG documents chunked into items; delete

@@ -1,4 +1,8 @@
-"""Many items at once by ids or by a filter: read, delete, page through, count."""
+"""Many items at once by ids or by a filter: read, delete, page through, count.
+
+The paths are custom methods on the items (``…/items:get``), not ``…/items/get``: an item
+may be called ``get``, and ``…/items/{id}`` must stay its own.
+"""
 
 from __future__ import annotations
 
@@ -22,14 +26,14 @@ from latentspace.service import bulk, replica
 __all__ = ["router"]
 
 router = APIRouter(
-    prefix="/v1/collections/{name}/items",
+    prefix="/v1/collections/{name}",
     tags=["items"],
     route_class=AuthorizedRoute,
     responses=NOT_FOUND,
 )
 
 
-@router.post("/get", dependencies=[ReadDep], summary="Get items by id")
+@router.post("/items:get", dependencies=[ReadDep], summary="Get items by id")
 def get_items(name: str, body: ItemsGet, ctx: ServiceDep) -> ItemsGetResult:
     """The stored items among ``ids``, in the order asked; ids not stored are listed in
     ``missing`` (not an error)."""
@@ -40,7 +44,7 @@ def get_items(name: str, body: ItemsGet, ctx: ServiceDep) -> ItemsGetResult:
     )
 
 
-@router.post("/delete", dependencies=[AdminDep], summary="Delete items by ids or by a filter")
+@router.post("/items:delete", dependencies=[AdminDep], summary="Delete items by ids or by a filter")
 def delete_items(name: str, body: ItemsDelete, ctx: ServiceDep) -> ItemsDeleteResult:
     """Delete the items of ``ids``, or every item that passes ``filter``, in one
     transaction. Ids that are not stored are listed in ``missing`` (not an error)."""
@@ -49,7 +53,7 @@ def delete_items(name: str, body: ItemsDelete, ctx: ServiceDep) -> ItemsDeleteRe
     return ItemsDeleteResult(deleted=done.deleted, missing=done.missing, seq=seq)
 
 
-@router.post("/scroll", dependencies=[ReadDep], summary="Page through items (with a filter)")
+@router.post("/items:scroll", dependencies=[ReadDep], summary="Page through items (with a filter)")
 def scroll_items(name: str, body: ItemsScroll, ctx: ServiceDep) -> ItemList:
     """Up to ``limit`` items that pass ``filter``, in id order after ``after``; ``next`` is
     the ``after`` of the next page (null at the end)."""
@@ -66,7 +70,7 @@ def scroll_items(name: str, body: ItemsScroll, ctx: ServiceDep) -> ItemList:
     )
 
 
-@router.post("/count", dependencies=[ReadDep], summary="Count items (that pass a filter)")
+@router.post("/items:count", dependencies=[ReadDep], summary="Count items (that pass a filter)")
 def count_items(name: str, body: ItemsCount, ctx: ServiceDep) -> ItemsCountResult:
     """How many live items pass ``filter`` (all of them without one)."""
     return ItemsCountResult(count=bulk.count(ctx, name, body.filter))
