@@ -224,7 +224,7 @@ class ItemsGet(StrictModel):
     )
 
     ids: list[Annotated[str, _ID]] = Field(min_length=1)
-    include_vector: bool = False
+    include_vector: bool = Field(default=False, strict=True)
 
 
 class ItemsGetResult(BaseModel):
@@ -272,9 +272,11 @@ class ItemsScroll(StrictModel):
     )
 
     filter: dict[str, Any] | None = None
-    limit: int = Field(default=100, ge=1, le=1000)
-    after: int = Field(default=0, ge=0, le=2**62, description="`next` of the previous page.")
-    include_vector: bool = False
+    limit: int = Field(default=100, ge=1, le=1000, strict=True)
+    after: int = Field(
+        default=0, ge=0, le=2**62, strict=True, description="`next` of the previous page."
+    )
+    include_vector: bool = Field(default=False, strict=True)
 
 
 class ItemsCount(StrictModel):

@@ -153,9 +153,15 @@ class MmrIn(StrictModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    lambda_: float = Field(default=0.5, ge=0, le=1, alias="lambda", allow_inf_nan=False)
+    lambda_: float = Field(
+        default=0.5, ge=0, le=1, alias="lambda", allow_inf_nan=False, strict=True
+    )
     candidates: int = Field(
-        default=50, ge=1, le=1000, description="The pool the page is chosen from (≥ k + offset)."
+        default=50,
+        ge=1,
+        le=1000,
+        strict=True,
+        description="The pool the page is chosen from (≥ k + offset).",
     )
 
 
@@ -170,8 +176,10 @@ class GroupByIn(StrictModel):
         max_length=256,
         pattern=r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,63}(\.[A-Za-z0-9_][A-Za-z0-9_\-]{0,63})*$",
     )
-    size: int = Field(default=3, ge=1, le=100, description="Hits per group.")
-    groups: int | None = Field(default=None, ge=1, le=1000, description="Groups; default: k.")
+    size: int = Field(default=3, ge=1, le=100, strict=True, description="Hits per group.")
+    groups: int | None = Field(
+        default=None, ge=1, le=1000, strict=True, description="Groups; default: k."
+    )
 
 
 class ConsistencyIn(StrictModel):
