@@ -123,6 +123,11 @@ def test_search_terms_dedup_and_reindex(folder: Path, tmp_path: Path) -> None:
     missing = _cli(data, "search", "nope", "x")
     assert missing.returncode == 2
     assert "does not exist" in missing.stderr
+    assert f"in {data.resolve()}" in missing.stderr  # which data directory was asked
+    bad = _cli(data, "ingest", "bad name", str(small[0].parent))
+    assert bad.returncode == 2
+    assert "'bad name' is not a name: use 1-128 letters, digits" in bad.stderr
+    assert "pattern" not in bad.stderr
 
 
 def test_demo_builds_its_collection_once(tmp_path: Path) -> None:

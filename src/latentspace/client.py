@@ -83,6 +83,8 @@ class ApiClient:
             detail = response.json().get("detail", response.text)
         except ValueError:
             detail = response.text
+        if response.status_code == 404 and str(detail).startswith("collection "):
+            detail = f"{detail} in {self.where}"  # which data directory (or server) was asked
         raise ClientError(response.status_code, str(detail))
 
     def content(self, path: str) -> bytes | None:
@@ -142,4 +144,4 @@ def open_client(
 
     app = create_app(local, warm=False)  # torch is imported only if a command encodes
     with TestClient(app, raise_server_exceptions=False, client=("127.0.0.1", 0)) as http:
-        yield ApiClient(http, where=str(local.data_dir))
+        yield ApiClient(http, where=str(Path(local.data_dir).resolve()))

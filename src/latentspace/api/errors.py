@@ -23,6 +23,7 @@ from starlette.routing import Match
 from starlette.types import Send
 
 from latentspace import errors
+from latentspace.api.schemas.common import NAME_PATTERN
 from latentspace.limits import over_limit
 
 __all__ = [
@@ -230,10 +231,25 @@ def _allowed_methods(request: Request) -> list[str]:
     return allowed
 
 
+# what a name pattern means, in words: a person reads this, not the regular expression
+_PATTERNS_IN_WORDS = {
+    NAME_PATTERN: "1-128 letters, digits, '_', '.' or '-', starting with a letter or digit",
+}
+
+
+def _message(e: Any) -> str:
+    pattern = (e.get("ctx") or {}).get("pattern")
+    if e.get("type") == "string_pattern_mismatch" and pattern in _PATTERNS_IN_WORDS:
+        given = str(e.get("input", ""))
+        shown = given if len(given) <= 60 else f"{given[:57]}..."
+        return f"{shown!r} is not a name: use {_PATTERNS_IN_WORDS[pattern]}"
+    return str(e.get("msg", ""))
+
+
 def _validation_errors(error: RequestValidationError) -> list[dict[str, Any]]:
     out = []
     for e in error.errors():
-        out.append({"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type")})
+        out.append({"loc": list(e.get("loc", ())), "msg": _message(e), "type": e.get("type")})
     return out
 
 
