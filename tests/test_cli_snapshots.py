@@ -32,6 +32,11 @@ def test_snapshot_and_restore_move_a_collection(
     code, out, err = cli(there, "restore", str(file))
     assert code == 0, err
     assert "shapes: 40 items restored" in out
+    code, out, err = cli(there, "restore", str(file))
+    assert code == 2
+    assert "already exists" in err
+    assert "--name NEW" in err
+    assert "--replace" in err
     query = ("search", "shapes", "a red circle", "-k", "10", "--json")
     (code_a, before, _), (code_b, after, err) = cli(here, *query), cli(there, *query)
     assert code_a == code_b == 0, err

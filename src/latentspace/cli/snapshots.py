@@ -57,5 +57,10 @@ def restore(
             path = f"/v1/collections/{target}/restore"
             stats = client.call("POST", path, content=body, headers=_TAR, params=params)
     except ClientError as e:
+        if e.status == 409 and not replace:
+            raise fail(
+                f"{e}; restore it under another name with --name NEW, or over this one "
+                "with --replace"
+            ) from e
         raise fail(str(e)) from e
     typer.echo(f"{stats['name']}: {stats['count']} items restored from {file}")
