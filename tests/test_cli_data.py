@@ -162,3 +162,18 @@ def test_ingest_refuses_what_ray_mode_cannot_take(tmp_path: Path) -> None:
         done = _cli(tmp_path / "data", *args)
         assert done.returncode == 2, done.stderr
         assert message in done.stderr
+
+
+def test_an_ingest_that_stores_nothing_leaves_no_collection_behind(tmp_path: Path) -> None:
+    data, empty, broken = tmp_path / "data", tmp_path / "empty", tmp_path / "broken"
+    empty.mkdir()
+    broken.mkdir()
+    nothing = _cli(data, "ingest", "c", str(empty))
+    assert nothing.returncode == 2
+    assert "no image files" in nothing.stderr
+    (broken / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (broken / "b.jpg").write_bytes(b"\xff\xd8\xff nor this")
+    failed = _cli(data, "ingest", "c", str(broken))
+    assert failed.returncode == 1
+    assert "removed again" in failed.stderr
+    assert "does not exist" in _cli(data, "search", "c", "x").stderr  # no collection c

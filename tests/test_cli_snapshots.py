@@ -58,8 +58,8 @@ def test_snapshot_and_restore_move_a_collection(
 def test_a_snapshot_into_a_missing_folder_is_one_line(tmp_path: Path) -> None:
     runner = CliRunner()
     env = {"LATENTSPACE_DATA_DIR": str(tmp_path / "data")}
-    vectors = ["ingest", "v", str(tmp_path)]  # an empty folder: makes the data dir only
-    runner.invoke(app, vectors, env=env)
+    images = shapes_folder(tmp_path / "images", count=2)
+    assert runner.invoke(app, ["ingest", "v", str(images)], env=env).exit_code == 0
     result = runner.invoke(app, ["snapshot", "v", str(tmp_path / "missing" / "x.lsnap")], env=env)
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == [

@@ -258,6 +258,8 @@ def ingest(
         files = find_images(paths) if not parquet else {}
     except FileNotFoundError as e:
         raise fail(str(e)) from e
+    if not parquet and not files:
+        raise fail(f"no image files under {', '.join(paths)}; nothing to ingest")
     if use_ray:
         from latentspace.cli.raying import ray_ingest
 
@@ -277,6 +279,7 @@ def ingest(
     console = Console(stderr=True)
     try:
         with open_client(url, api_key) as client:
+            made = _missing(client, collection)
             client.ensure_collection(collection, model)
             columns = (
                 TextColumn("[bold]{task.description}"),
@@ -290,9 +293,12 @@ def ingest(
                 summary = run_ingest(
                     client, collection, files, batch=batch, workers=workers, progress=progress
                 )
+            stored = summary.created + summary.updated + summary.unchanged
+            if made and not stored + summary.skipped:  # this run made it and kept nothing
+                client.call("DELETE", f"/v1/collections/{collection}")
+                console.print(f"{collection}: removed again, as no file could be stored")
     except ClientError as e:
         raise fail(str(e)) from e
-    stored = summary.created + summary.updated + summary.unchanged
     if as_json:
         typer.echo(json.dumps({"files": len(files), **summary.as_dict()}))
     else:
@@ -308,6 +314,16 @@ def ingest(
             console.print(f"  … and {len(summary.failed) - 20} more")
     if summary.failed:
         raise typer.Exit(code=1)
+
+
+def _missing(client: ApiClient, collection: str) -> bool:
+    try:  # whether the collection does not exist (yet)
+        client.call("GET", f"/v1/collections/{collection}")
+    except ClientError as e:
+        if e.status != 404:
+            raise
+        return True
+    return False
 
 
 def _term(raw: str) -> dict[str, Any]:
