@@ -46,6 +46,15 @@ class CliServer:
                 return line
         raise AssertionError(f"{text!r} never logged; got {seen}")
 
+    def drained(self) -> list[str]:
+        """Every line logged and not yet read (for a failure's message)."""
+        out = []
+        while True:
+            try:
+                out.append(self.lines.get_nowait())
+            except queue.Empty:
+                return out
+
 
 @contextmanager
 def cli_server(

@@ -67,14 +67,18 @@ def test_serve_with_two_workers_reads_its_own_writes_from_either(tmp_path: Path)
     with cli_server(tmp_path / "data", "serve", "--workers", "2", "--no-json-logs") as server:
         url = ready(server)
         server.wait_for("held by another process: replica", 90)  # the second worker
-        r = httpx.post(f"{url}/v1/collections", json={"name": "c", "dim": DIM}, timeout=60)
-        assert r.status_code == 201, r.text
-        x = rows(60, seed=0)
-        for batch in range(3):
-            seq = write(url, x[batch * 20 : (batch + 1) * 20], batch * 20)
-            # each search may land on either worker: with min_seq every one sees the write
-            for n in range(batch * 20, (batch + 1) * 20, 2):
-                assert nearest(url, x[n], min_seq=seq) == f"i{n}"
+        try:
+            r = httpx.post(f"{url}/v1/collections", json={"name": "c", "dim": DIM}, timeout=60)
+            assert r.status_code == 201, r.text
+            x = rows(60, seed=0)
+            for batch in range(3):
+                seq = write(url, x[batch * 20 : (batch + 1) * 20], batch * 20)
+                # each search may land on either worker: with min_seq every one sees the write
+                for n in range(batch * 20, (batch + 1) * 20, 2):
+                    assert nearest(url, x[n], min_seq=seq) == f"i{n}"
+        except (AssertionError, httpx.HTTPError) as e:  # what the workers said meanwhile
+            log = "\n".join(server.drained())
+            raise AssertionError(f"{e!r}\nserver log:\n{log}") from e
 
 
 @pytest.mark.timeout(300)
