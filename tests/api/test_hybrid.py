@@ -102,15 +102,23 @@ def test_fused_order_is_the_fusion_of_the_legs_asked_alone(client: TestClient, m
                 assert h["legs"][leg]["score"] == pytest.approx(hits[place - 1]["score"])
 
 
-def test_the_default_fusion_is_weighted_rrf_with_the_measured_weight(client: TestClient) -> None:
+def test_the_default_fusion_is_relative_score_with_the_measured_weight(
+    client: TestClient,
+) -> None:
     body = {"query": hybrid("sorting a list", "sorted list order"), "k": 8}
     default = search(client, body)
     spelled = search(
         client,
+        {"query": hybrid("sorting a list", "sorted list order", 1.0), "k": 8}
+        | {"fusion": {"method": "relative_score", "depth": 100}},
+    )
+    assert default == spelled
+    earlier = search(
+        client,
         {"query": hybrid("sorting a list", "sorted list order", 0.5), "k": 8}
         | {"fusion": {"method": "weighted", "k": 2, "depth": 100}},
     )
-    assert default == spelled
+    assert [h["score"] for h in default] != [h["score"] for h in earlier]  # it did change
 
 
 def test_pages_filters_and_min_score_apply_to_the_fused_list(client: TestClient) -> None:

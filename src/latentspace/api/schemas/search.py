@@ -40,7 +40,7 @@ class TermIn(StrictModel):
     """One query term: exactly one source, with a signed weight.
 
     ``keyword`` is a BM25 leg fused with the vector leg (search only); its weight is the
-    leg's weight in fusion, default 0.5 (measured, see bench/RESULTS.md). Every other
+    leg's weight in fusion, default 1 (measured, see bench/RESULTS.md). Every other
     term's weight defaults to 1."""
 
     model_config = ConfigDict(
