@@ -42,26 +42,3 @@ def test_a_second_server_on_the_same_data_directory_says_why_in_one_line(
     assert "is in use by process" in lines[0]
     assert server.url in lines[0]
     assert "Traceback" not in second.stderr
-
-
-def test_workers_are_not_killed_for_a_slow_health_ping(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # uvicorn's 5 s default SIGKILLed a worker busy with one request on a loaded host
-    import uvicorn
-    from typer.testing import CliRunner
-
-    from latentspace.cli import app
-    from latentspace.cli.server import WORKER_HEALTHCHECK_SECONDS, WORKER_LOGS
-
-    ran: dict[str, object] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: ran.update(kw))
-    # serve sets these for its workers; monkeypatch puts back what was there before
-    monkeypatch.setenv("LATENTSPACE_CLUSTER__REPLICA", "false")
-    monkeypatch.setenv("LATENTSPACE_CLUSTER__URL", "http://127.0.0.1:1")
-    monkeypatch.setenv(WORKER_LOGS, "{}")
-    env = {"LATENTSPACE_DATA_DIR": str(tmp_path / "data")}
-    result = CliRunner().invoke(app, ["serve", "--workers", "2", "--port", "1"], env=env)
-    assert result.exit_code == 0, result.output
-    assert ran["workers"] == 2
-    assert ran["timeout_worker_healthcheck"] == WORKER_HEALTHCHECK_SECONDS >= 30

@@ -24,8 +24,7 @@ __all__ = ["WORKER_LOGS", "db_app", "encode", "models", "serve"]
 # How `serve --workers` tells its worker processes to log (not a user setting).
 WORKER_LOGS = "LATENTSPACE_SERVE_WORKER_LOGS"
 
-logger = logging.getLogger("latentspace.api.app")
-WORKER_HEALTHCHECK_SECONDS = 60  # where the app's other start-up lines log
+logger = logging.getLogger("latentspace.api.app")  # where the app's other start-up lines log
 
 
 def _fail(error: Exception) -> typer.Exit:
@@ -175,9 +174,6 @@ def serve(
             workers=workers,
             log_config=None,
             access_log=False,
-            # uvicorn kills a worker that answers no health ping within this; its default of
-            # 5 s lost a worker mid-request on a loaded host (one encode can hold the GIL)
-            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
         )
         return
     try:
