@@ -27,7 +27,7 @@ from haystack.utils import Secret
 
 from latentspace.client import ClientError
 from latentspace.integrations.haystack_filters import MATCH_ALL, RESERVED, translate_filters
-from latentspace.integrations.remote import UPSERT_BATCH, Remote
+from latentspace.integrations.remote import Remote
 
 __all__ = ["API_KEY_ENV", "LatentspaceDocumentStore", "LatentspaceEmbeddingRetriever"]
 
@@ -35,10 +35,6 @@ API_KEY_ENV = "LATENTSPACE_API_KEY"  # where the API key is read from when none 
 
 T = TypeVar("T")
 _SETTINGS = ("url", "collection", "model", "embedding_dim", "api_key", "metric", "timeout")
-
-
-def _chunks(ids: Sequence[str]) -> list[list[str]]:
-    return [list(ids[start : start + UPSERT_BATCH]) for start in range(0, len(ids), UPSERT_BATCH)]
 
 
 def _item(document: Document, dim: int, embeds: bool) -> dict[str, Any]:
@@ -254,10 +250,8 @@ class LatentspaceDocumentStore:
             return 0
         dim = self._collection_dim(list(unique.values()))
         if policy is not DuplicatePolicy.OVERWRITE:
-            chunks = _chunks(list(unique))
-            stored = self._call(
-                lambda r: {i["id"] for c in chunks for i in r.get(self.collection, c)}
-            )
+            wanted = list(unique)  # Remote.get asks in requests the server takes
+            stored = self._call(lambda r: {i["id"] for i in r.get(self.collection, wanted)})
             if stored and policy is not DuplicatePolicy.SKIP:
                 raise DuplicateDocumentError(f"ids already stored: {sorted(stored)[:10]}")
             unique = {i: d for i, d in unique.items() if i not in stored}
@@ -270,8 +264,7 @@ class LatentspaceDocumentStore:
         Raises:
             DocumentStoreError: the server refused the delete.
         """
-        chunks = _chunks(document_ids)
-        self._call(lambda r: sum(r.delete(self.collection, ids=c) for c in chunks), missing=0)
+        self._call(lambda r: r.delete(self.collection, ids=document_ids), missing=0)
 
     def delete_by_filter(self, filters: dict[str, Any]) -> int:
         """Delete the Documents that match ``filters``; how many were deleted.
