@@ -41,6 +41,7 @@ from latentspace.api.routes import (
     jobs,
     maps,
     migrate,
+    qdrant,
     rerank,
     search,
     snapshots,
@@ -176,6 +177,7 @@ def create_app(
         snapshots,
         maps,
         migrate,
+        qdrant,
     ):
         app.include_router(module.router)
     app.include_router(duplicates.trash_router)

@@ -89,11 +89,13 @@ def authorize(request: Request, needed: str) -> str:
         )
     challenge = {"WWW-Authenticate": "Bearer"}
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if "authorization" not in request.headers and "api-key" in request.headers:
+        scheme, token = "bearer", request.headers["api-key"]  # how Qdrant's clients send it
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(
             401,
             "unauthorized",
-            "missing API key: send `Authorization: Bearer KEY`",
+            "missing API key: send `Authorization: Bearer KEY` (or `api-key: KEY`)",
             headers=challenge,
         )
     client = request.client.host if request.client else "?"

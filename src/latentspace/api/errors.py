@@ -124,6 +124,8 @@ def problem_for(error: errors.LatentspaceError) -> tuple[int, str]:
     return 500, "internal-error"
 
 
+# The Qdrant-compatible routes answer errors in Qdrant's shape, which its clients show.
+QDRANT_PREFIX = "/qdrant"
 # The OpenAI-compatible routes answer errors in OpenAI's shape, which its SDKs can show.
 OPENAI_PATHS = frozenset({"/v1/embeddings", "/v1/models"})
 _OPENAI_TYPES = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
@@ -138,7 +140,12 @@ def error_body(
     request_id: str | None,
     errors_: list[dict[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], str]:
-    """The body and media type of an error: a problem, or OpenAI's error on its routes."""
+    """The body and media type of an error: a problem, or OpenAI's or Qdrant's error on
+    their routes."""
+    if instance == QDRANT_PREFIX or instance.startswith(QDRANT_PREFIX + "/"):
+        return {"status": {"error": f"{HTTPStatus(status).phrase}: {detail}"}, "time": 0.0}, (
+            "application/json"
+        )
     if instance in OPENAI_PATHS:
         loc = errors_[0].get("loc", []) if errors_ else []
         fields = [str(part) for part in loc if part not in ("body", "query")]

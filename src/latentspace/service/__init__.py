@@ -31,6 +31,11 @@
     snapshots    a collection into one file and back
     migrate      model migration: re-encode, or serve through a fitted adapter
     health       readiness
+    qdrant_collections  Qdrant's collections and snapshots API over collections
+    qdrant_points       Qdrant's points API: point ids, payloads, upsert, retrieve, delete,
+                        payload updates, scroll, count
+    qdrant_search       Qdrant's query API (query, batch, groups; the older search)
+    qdrant_filters      Qdrant's filter language translated to the metadata filter DSL
 
 What a process keeps per collection lives in ``latentspace.live``, reached as ``ctx.live``.
 A route (or a CLI command) parses its input, calls one function here and shapes the answer.

@@ -8,7 +8,7 @@ are answered as missing, never as an error: deleting twice is deleting once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,9 +24,10 @@ from latentspace.service.context import Context
 from latentspace.service.matching import checked_filter, matching_ids
 from latentspace.store import lookups, oplog
 from latentspace.store import repository as repo
+from latentspace.store.bulk import replace_metadata
 from latentspace.store.tables import CollectionRow, ItemRow
 
-__all__ = ["Deleted", "Found", "count", "delete", "get", "scroll"]
+__all__ = ["Deleted", "Found", "count", "delete", "get", "rewrite_metadata", "scroll"]
 
 _CHUNK = 5000  # ids a statement: well under every database's bound-variable cap
 
@@ -122,14 +123,7 @@ def delete(
     with ctx.live.writing(collection):
         with ctx.sessions.begin() as session:
             oplog.serialize(session=session, collection=collection)
-            if spec is None:
-                live = list(_live_rows(session, collection, wanted))
-            else:
-                deadline = ctx.settings.limits.max_query_seconds
-                matched = repo.filter_item_ids(
-                    session=session, collection=collection, spec=spec, deadline=deadline
-                )
-                live = [row.external_id for row in _rows_of(session, matched)]
+            live = [r.external_id for r in _chosen(ctx, session, collection, wanted, spec)]
             item_ids: list[int] = []
             for start in range(0, len(live), _CHUNK):
                 item_ids += repo.delete_items(
@@ -142,6 +136,63 @@ def delete(
             ctx.live.committed(collection, Commit(seq, deletes=item_ids))
     gone = set(live)
     return Deleted(len(item_ids), [i for i in wanted if i not in gone])
+
+
+def rewrite_metadata(
+    ctx: Context,
+    name: str,
+    change: Callable[[dict[str, Any]], dict[str, Any]],
+    *,
+    ids: Sequence[str] | None = None,
+    filter: dict[str, Any] | None = None,
+) -> int:
+    """Replace the metadata of the items of ``ids`` (or of every live item that passes
+    ``filter``, judged in SQL inside the transaction) with ``change`` of it, all in one
+    transaction: Qdrant's set, overwrite, delete and clear payload. Returns how many items
+    changed; ids that are not stored are left out.
+
+    Raises:
+        InvalidInput: both or neither of ids and filter, a bad filter, or metadata that
+            ``change`` made that no database could store (nothing is written).
+        NotFound: no such collection. LimitExceeded: more ids than ``max_batch``.
+    """
+    if (ids is None) == (filter is None):
+        raise InvalidInput("give exactly one of ids or filter")
+    wanted = _checked_ids(ctx, ids) if ids is not None else []
+    spec = checked_filter(ctx, filter) if filter is not None else None
+    collection = collections.get(ctx, name)
+    with ctx.live.writing(collection):
+        with ctx.sessions.begin() as session:
+            oplog.serialize(session=session, collection=collection)
+            changes = []
+            for row in _chosen(ctx, session, collection, wanted, spec):
+                metadata = change(dict(row.metadata_))
+                if metadata != row.metadata_:
+                    limits.check_json(ctx.settings.limits, metadata, name="metadata")
+                    changes.append((row, metadata))
+            replace_metadata(session, collection, changes)
+            seq = oplog.last_seq(session=session, collection=collection)
+        if changes:
+            ctx.live.committed(collection, Commit(seq, stale=[row.id for row, _ in changes]))
+    return len(changes)
+
+
+def _chosen(
+    ctx: Context,
+    session: Session,
+    collection: CollectionRow,
+    wanted: list[str],
+    spec: dict[str, Any] | None,
+) -> list[ItemRow]:
+    # The live rows of ``wanted`` (in that order), or those that pass ``spec`` in SQL.
+    if spec is None:
+        by_id = _live_rows(session, collection, wanted)
+        return [by_id[i] for i in wanted if i in by_id]
+    deadline = ctx.settings.limits.max_query_seconds
+    matched = repo.filter_item_ids(
+        session=session, collection=collection, spec=spec, deadline=deadline
+    )
+    return _rows_of(session, matched)
 
 
 def scroll(

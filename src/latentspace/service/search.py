@@ -30,7 +30,7 @@ import numpy as np
 from latentspace import limits
 from latentspace.errors import InvalidInput
 from latentspace.index import SearchParams
-from latentspace.index.algebra import combine, explain
+from latentspace.index.algebra import Term, combine, explain
 from latentspace.index.base import Predicate
 from latentspace.index.fusion import Candidate, Fusion, Leg, LegScore
 from latentspace.index.fusion import fuse as fuse_legs
@@ -112,7 +112,7 @@ def plan(ctx: Context, name: str, query: Query) -> Plan:
     base = plan_vector(
         ctx,
         collection,
-        combine(terms, dim=collection.dim) if terms else None,
+        _query_vector(collection, terms) if terms else None,
         query.k,
         filter=query.filter,
         min_score=query.min_score,
@@ -134,6 +134,14 @@ def plan(ctx: Context, name: str, query: Query) -> Plan:
         mmr=query.mmr,
         group_by=query.group_by,
     )
+
+
+def _query_vector(collection: CollectionRow, terms: Sequence[Term]) -> np.ndarray:
+    # One plain term in an ip or l2 collection is searched as given (a dot product or a
+    # distance to that very vector, as FAISS and Qdrant do); a sum of terms is a direction.
+    if collection.metric != "cosine" and len(terms) == 1 and terms[0].weight == 1.0:
+        return as_vector(terms[0].vector, dim=collection.dim, name="the query vector")
+    return combine(terms, dim=collection.dim)
 
 
 def _check_diversity(ctx: Context, query: Query) -> None:

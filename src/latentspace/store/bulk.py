@@ -21,7 +21,7 @@ from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.orm import Session
 
 from latentspace.errors import InvalidInput
-from latentspace.store.tables import Base, CollectionRow, ItemRow, ItemVectorRow, OplogRow
+from latentspace.store.tables import Base, CollectionRow, ItemRow, ItemVectorRow, OplogRow, utcnow
 from latentspace.types import ItemKind
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "insert_items",
     "insert_oplog",
     "insert_vectors",
+    "replace_metadata",
     "replace_vectors",
     "table_of",
     "vector_bytes",
@@ -183,3 +184,17 @@ def insert_oplog(
             for op, i in ops
         ],
     )
+
+
+def replace_metadata(
+    session: Session, collection: CollectionRow, changes: Sequence[tuple[ItemRow, dict[str, Any]]]
+) -> None:
+    """Give each row its new metadata, with one ``meta`` oplog row each (so other
+    processes and the payload index refresh what they hold of it)."""
+    if not changes:
+        return
+    now = utcnow()
+    for row, metadata in changes:
+        row.metadata_, row.updated_at = metadata, now
+    session.flush()
+    insert_oplog(session, collection, [("meta", row.id) for row, _ in changes], now)

@@ -13,6 +13,7 @@ from latentspace.store.tables import CollectionRow, ItemRow
 __all__ = [
     "document_items",
     "ids_by_sha256",
+    "item_id_of",
     "list_items",
     "live_ids",
     "live_sha256",
@@ -124,5 +125,15 @@ def list_items(
             )
             .order_by(ItemRow.id)
             .limit(limit)
+        )
+    )
+
+
+def item_id_of(*, session: Session, collection: CollectionRow, external_id: str) -> int | None:
+    """The item id of ``external_id``, live or deleted (None: never stored): where a
+    cursor that names an item resumes, even after that item went away."""
+    return session.scalar(
+        select(ItemRow.id).where(
+            ItemRow.collection_id == collection.id, ItemRow.external_id == external_id
         )
     )

@@ -17,4 +17,6 @@ jobs         /v1/collections/{name}/jobs, /v1/jobs/{job_id} (progress) and its /
 embeddings   /v1/embeddings and /v1/models, compatible with the OpenAI API
 rerank       /v1/rerank, in the shape of Cohere's and Jina's rerank APIs
 health       /healthz, /readyz and /metrics: liveness, readiness, Prometheus
+qdrant       /qdrant: the Qdrant REST API (collections, points, query, snapshots) over the
+             same collections
 """

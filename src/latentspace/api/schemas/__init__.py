@@ -12,6 +12,7 @@ duplicates   duplicate clusters, the check of a candidate, resolution, the trash
 classify     zero-shot classification, auto-tagging jobs, JobPublic (a job's progress)
 maps         MapRequest (the job that fits a map), MapPublic (what reading it returns)
 migrate      MigrateRequest (the job that moves a collection to another model), adapters
+qdrant       the /qdrant routes' free-form request bodies, as the schema shows them
 """
 
 from __future__ import annotations
