@@ -261,6 +261,12 @@ def test_snapshots_round_trip(server: str) -> None:
     assert snap is not None
     assert snap.size > 0
     assert [s.name for s in qc.list_snapshots(name)] == [snap.name]
+    downloaded = httpx.get(
+        f"{server}/qdrant/collections/{name}/snapshots/{snap.name}",
+        headers={"api-key": ADMIN_KEY},
+    )
+    assert downloaded.status_code == 200
+    assert len(downloaded.content) == snap.size
     qc.delete(name, points_selector=models.PointIdsList(points=list(range(10))))
     assert qc.count(name).count == 10
     assert qc.recover_snapshot(name, location=snap.name)
@@ -401,3 +407,52 @@ def test_a_model_collection_embeds_qdrants_documents(
             f"{url}/v1/collections/notes/items/0", headers={"Authorization": f"Bearer {READ_KEY}"}
         ).json()
         assert stored["text"] == texts[0]
+
+
+def test_a_quantization_update_rebuilds_the_index(server: str, native: httpx.Client) -> None:
+    qc, name = client(server), f"q-{uuid.uuid4().hex[:8]}"
+    qc.create_collection(name, models.VectorParams(size=DIM, distance=models.Distance.COSINE))
+    qc.update_collection(
+        name,
+        quantization_config=models.ScalarQuantization(
+            scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8)
+        ),
+    )
+    index = native.get(f"/v1/collections/{name}").json()["index"]
+    assert index["quantization_requested"] == "sq8"
+    qc.delete_collection(name)
+
+
+def test_the_older_search_calls_answer_as_query_does(server: str, loaded: str) -> None:
+    qc, query = client(server), vectors(1, seed=13)[0].tolist()
+    only = {"must": [{"key": "bucket", "match": {"value": 2}}]}
+    headers = {"api-key": READ_KEY}
+    base = f"{server}/qdrant/collections/{loaded}/points"
+    older = httpx.post(
+        f"{base}/search", json={"vector": query, "limit": 4, "filter": only}, headers=headers
+    ).json()["result"]
+    newer = qc.query_points(
+        loaded,
+        query=query,
+        limit=4,
+        query_filter=models.Filter.model_validate(only),
+        with_payload=False,
+    ).points
+    assert [p["id"] for p in older] == [p.id for p in newer]
+    assert all(p["payload"] is None for p in older)
+    batch = httpx.post(
+        f"{base}/search/batch",
+        json={
+            "searches": [
+                {"vector": query, "limit": 2},
+                {"vector": {"name": "", "vector": query}, "limit": 3},
+            ]
+        },
+        headers=headers,
+    ).json()["result"]
+    assert [len(b) for b in batch] == [2, 3]
+    named = httpx.post(
+        f"{base}/search", json={"vector": {"name": "image", "vector": query}}, headers=headers
+    )
+    assert named.status_code == 400
+    assert "named vectors" in named.json()["status"]["error"]

@@ -31,10 +31,12 @@ __all__ = [
     "NOT_FOUND",
     "OPENAI_PATHS",
     "PROBLEM_RESPONSES",
+    "QDRANT_PREFIX",
     "ApiError",
     "BodyTooLarge",
     "all_failed",
     "install_error_handlers",
+    "is_qdrant",
     "problem_for",
     "problem_response",
     "problem_responses",
@@ -126,6 +128,13 @@ def problem_for(error: errors.LatentspaceError) -> tuple[int, str]:
 
 # The Qdrant-compatible routes answer errors in Qdrant's shape, which its clients show.
 QDRANT_PREFIX = "/qdrant"
+
+
+def is_qdrant(path: str) -> bool:
+    """Whether ``path`` is one of the Qdrant-compatible routes'."""
+    return path == QDRANT_PREFIX or path.startswith(QDRANT_PREFIX + "/")
+
+
 # The OpenAI-compatible routes answer errors in OpenAI's shape, which its SDKs can show.
 OPENAI_PATHS = frozenset({"/v1/embeddings", "/v1/models"})
 _OPENAI_TYPES = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
@@ -142,7 +151,7 @@ def error_body(
 ) -> tuple[dict[str, Any], str]:
     """The body and media type of an error: a problem, or OpenAI's or Qdrant's error on
     their routes."""
-    if instance == QDRANT_PREFIX or instance.startswith(QDRANT_PREFIX + "/"):
+    if is_qdrant(instance):
         return {"status": {"error": f"{HTTPStatus(status).phrase}: {detail}"}, "time": 0.0}, (
             "application/json"
         )
@@ -179,7 +188,10 @@ def problem_response(
     errors_: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    """A problem+json response that names the request's id."""
+    """A problem+json response that names the request's id (on the Qdrant routes, Qdrant's
+    error, and a 400 where the native API answers 422, as Qdrant does)."""
+    if status == 422 and is_qdrant(request.url.path):
+        status = 400
     body, media_type = error_body(
         status,
         kind,
