@@ -224,14 +224,14 @@ def write(
     query_s: dict[tuple[str, bool], list[float]],
     loads: list[float],
 ) -> None:
-    import qdrant_client
+    from importlib.metadata import version
 
     lines = [
         "## Qdrant-compatible API: its cost against the native API (`bench/bench_qdrant.py`)",
         "",
         f"`python bench/bench_qdrant.py --n {args.n} --dim {args.dim} --queries {args.queries} "
         f"--rounds {args.rounds}` on {time.strftime('%Y-%m-%d')}: {machine()}; qdrant-client "
-        f"{qdrant_client.__version__ if hasattr(qdrant_client, '__version__') else ''}. "
+        f"{version('qdrant-client')}. "
         f"Load average (1 min) {' → '.join(f'{x:.2f}' for x in loads)} (start, after each "
         "round). One server, SQLite + FAISS; each upsert path fills its own collection in "
         "batches of 1,000 (the raw paths' bodies serialised before the clock; qdrant-client "

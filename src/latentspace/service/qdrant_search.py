@@ -33,7 +33,7 @@ from latentspace.service.qdrant_points import (
 from latentspace.service.queries import Hit, Query
 from latentspace.service.terms import QueryTerm
 
-__all__ = ["batch", "legacy_batch", "legacy_body", "query", "query_groups"]
+__all__ = ["at_once", "batch", "legacy_batch", "legacy_body", "query", "query_groups"]
 
 _OTHER_QUERIES = (
     "recommend",
@@ -45,6 +45,21 @@ _OTHER_QUERIES = (
     "formula",
     "sample",
 )
+
+
+def at_once(ctx: Context, name: str, body: dict[str, Any], *, most: int) -> bool:
+    """Whether a query would run without waiting (see ``search.at_once``): one plain
+    vector, no filter, MMR or groups, at most ``most`` hits, no vectors back."""
+    limit, offset = body.get("limit", 10), body.get("offset") or 0
+    return (
+        isinstance(body.get("query"), list)
+        and body.get("filter") is None
+        and isinstance(limit, int)
+        and isinstance(offset, int)
+        and limit + offset <= most
+        and not body.get("with_vector")
+        and search.at_once(ctx, name)
+    )
 
 
 def _whole(value: object, default: int, low: int, high: int, where: str) -> int:

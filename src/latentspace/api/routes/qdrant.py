@@ -12,7 +12,8 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+import pydantic_core
+from fastapi import APIRouter, Body, Response
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from starlette.routing import Match
 from starlette.types import Scope
@@ -20,6 +21,8 @@ from starlette.types import Scope
 from latentspace import __version__
 from latentspace.api.deps import AdminDep, AuthorizedRoute, ReadDep, ServiceDep
 from latentspace.api.errors import QDRANT_PREFIX
+from latentspace.api.lean import inline_when
+from latentspace.api.schemas.qdrant import QdrantBody
 from latentspace.service import qdrant_collections as coll
 from latentspace.service import qdrant_points as points
 from latentspace.service import qdrant_search as search
@@ -50,21 +53,24 @@ router = APIRouter(
 )
 
 JsonBody = Annotated[dict[str, Any] | None, Body()]
+# a query for at most this many hits of a warm index runs on the event loop (as natively)
+_AT_ONCE_HITS = 100
 COLLECTION = "/collections/{name}"
 POINTS = COLLECTION + "/points"
 
 
-def _ok(result: Any, started: float) -> JSONResponse:
-    return JSONResponse({"result": result, "status": "ok", "time": time.perf_counter() - started})
+def _ok(result: Any, started: float) -> Response:
+    body = {"result": result, "status": "ok", "time": time.perf_counter() - started}
+    return Response(pydantic_core.to_json(body), media_type="application/json")
 
 
-def _updated(seq: int, started: float) -> JSONResponse:
+def _updated(seq: int, started: float) -> Response:
     return _ok({"operation_id": seq, "status": "completed"}, started)
 
 
 @router.get("", summary="Qdrant: version", operation_id="qdrant_root")
 @router.get("/", include_in_schema=False, operation_id="qdrant_root_slash")
-def root() -> JSONResponse:
+def root() -> Response:
     """Qdrant's version answer; qdrant-client reads it to check compatibility."""
     return JSONResponse(
         {
@@ -88,13 +94,13 @@ def healthz() -> PlainTextResponse:
 
 
 @router.get("/collections", dependencies=[ReadDep], summary="Qdrant: list collections")
-def list_collections(ctx: ServiceDep) -> JSONResponse:
+def list_collections(ctx: ServiceDep) -> Response:
     started = time.perf_counter()
     return _ok(coll.list_names(ctx), started)
 
 
 @router.get("/aliases", dependencies=[ReadDep], summary="Qdrant: aliases (none)")
-def aliases() -> JSONResponse:
+def aliases() -> Response:
     """There are no aliases here: always an empty list."""
     return _ok({"aliases": []}, time.perf_counter())
 
@@ -102,7 +108,7 @@ def aliases() -> JSONResponse:
 @router.get(
     COLLECTION + "/aliases", dependencies=[ReadDep], summary="Qdrant: a collection's aliases"
 )
-def collection_aliases(name: str, ctx: ServiceDep) -> JSONResponse:
+def collection_aliases(name: str, ctx: ServiceDep) -> Response:
     """A collection has no aliases here: an empty list (404 without the collection)."""
     started = time.perf_counter()
     coll.info(ctx, name)
@@ -115,43 +121,43 @@ def collection_aliases(name: str, ctx: ServiceDep) -> JSONResponse:
     summary="Qdrant: create a collection",
     responses={409: {"description": "The name is taken."}},
 )
-def create_collection(name: str, ctx: ServiceDep, body: JsonBody = None) -> JSONResponse:
+def create_collection(name: str, ctx: ServiceDep, body: JsonBody = None) -> Response:
     started = time.perf_counter()
     return _ok(coll.create(ctx, name, body or {}), started)
 
 
 @router.get(COLLECTION, dependencies=[ReadDep], summary="Qdrant: a collection's info")
-def get_collection(name: str, ctx: ServiceDep) -> JSONResponse:
+def get_collection(name: str, ctx: ServiceDep) -> Response:
     started = time.perf_counter()
     return _ok(coll.info(ctx, name), started)
 
 
 @router.patch(COLLECTION, dependencies=[AdminDep], summary="Qdrant: update a collection")
-def update_collection(name: str, ctx: ServiceDep, body: JsonBody = None) -> JSONResponse:
+def update_collection(name: str, ctx: ServiceDep, body: JsonBody = None) -> Response:
     started = time.perf_counter()
     return _ok(coll.update(ctx, name, body or {}), started)
 
 
 @router.delete(COLLECTION, dependencies=[AdminDep], summary="Qdrant: delete a collection")
-def delete_collection(name: str, ctx: ServiceDep) -> JSONResponse:
+def delete_collection(name: str, ctx: ServiceDep) -> Response:
     started = time.perf_counter()
     return _ok(coll.drop(ctx, name), started)
 
 
 @router.get(COLLECTION + "/exists", dependencies=[ReadDep], summary="Qdrant: collection exists")
-def collection_exists(name: str, ctx: ServiceDep) -> JSONResponse:
+def collection_exists(name: str, ctx: ServiceDep) -> Response:
     started = time.perf_counter()
     return _ok(coll.exists(ctx, name), started)
 
 
 @router.put(POINTS, dependencies=[AdminDep], summary="Qdrant: upsert points")
-def upsert_points(name: str, ctx: ServiceDep, body: JsonBody = None) -> JSONResponse:
+def upsert_points(name: str, ctx: ServiceDep, body: JsonBody = None) -> Response:
     started = time.perf_counter()
     return _updated(points.upsert(ctx, name, body or {}), started)
 
 
 @router.post(POINTS, dependencies=[ReadDep], summary="Qdrant: retrieve points by id")
-def retrieve_points(name: str, ctx: ServiceDep, body: JsonBody = None) -> JSONResponse:
+def retrieve_points(name: str, ctx: ServiceDep, body: JsonBody = None) -> Response:
     started = time.perf_counter()
     body = body or {}
     found = points.retrieve(
@@ -165,19 +171,19 @@ def retrieve_points(name: str, ctx: ServiceDep, body: JsonBody = None) -> JSONRe
 
 
 @router.post(POINTS + "/delete", dependencies=[AdminDep], summary="Qdrant: delete points")
-def delete_points(name: str, ctx: ServiceDep, body: JsonBody = None) -> JSONResponse:
+def delete_points(name: str, ctx: ServiceDep, body: JsonBody = None) -> Response:
     started = time.perf_counter()
     return _updated(points.delete(ctx, name, body or {}), started)
 
 
 @router.post(POINTS + "/payload", dependencies=[AdminDep], summary="Qdrant: set payload")
-def set_payload(name: str, ctx: ServiceDep, body: JsonBody = None) -> JSONResponse:
+def set_payload(name: str, ctx: ServiceDep, body: JsonBody = None) -> Response:
     started = time.perf_counter()
     return _updated(points.change_payload(ctx, name, "set", body or {}), started)
 
 
 @router.put(POINTS + "/payload", dependencies=[AdminDep], summary="Qdrant: overwrite payload")
-def overwrite_payload(name: str, ctx: ServiceDep, body: JsonBody = None) -> JSONResponse:
+def overwrite_payload(name: str, ctx: ServiceDep, body: JsonBody = None) -> Response:
     started = time.perf_counter()
     return _updated(points.change_payload(ctx, name, "overwrite", body or {}), started)
 
@@ -185,49 +191,55 @@ def overwrite_payload(name: str, ctx: ServiceDep, body: JsonBody = None) -> JSON
 @router.post(
     POINTS + "/payload/delete", dependencies=[AdminDep], summary="Qdrant: delete payload keys"
 )
-def delete_payload(name: str, ctx: ServiceDep, body: JsonBody = None) -> JSONResponse:
+def delete_payload(name: str, ctx: ServiceDep, body: JsonBody = None) -> Response:
     started = time.perf_counter()
     return _updated(points.change_payload(ctx, name, "delete", body or {}), started)
 
 
 @router.post(POINTS + "/payload/clear", dependencies=[AdminDep], summary="Qdrant: clear payload")
-def clear_payload(name: str, ctx: ServiceDep, body: JsonBody = None) -> JSONResponse:
+def clear_payload(name: str, ctx: ServiceDep, body: JsonBody = None) -> Response:
     started = time.perf_counter()
     return _updated(points.change_payload(ctx, name, "clear", body or {}), started)
 
 
 @router.post(POINTS + "/scroll", dependencies=[ReadDep], summary="Qdrant: scroll points")
-def scroll_points(name: str, ctx: ServiceDep, body: JsonBody = None) -> JSONResponse:
+def scroll_points(name: str, ctx: ServiceDep, body: JsonBody = None) -> Response:
     started = time.perf_counter()
     return _ok(points.scroll(ctx, name, body or {}), started)
 
 
 @router.post(POINTS + "/count", dependencies=[ReadDep], summary="Qdrant: count points")
-def count_points(name: str, ctx: ServiceDep, body: JsonBody = None) -> JSONResponse:
+def count_points(name: str, ctx: ServiceDep, body: JsonBody = None) -> Response:
     started = time.perf_counter()
     return _ok(points.count(ctx, name, body or {}), started)
 
 
+def _query_at_once(name: str, body: QdrantBody, ctx: ServiceDep) -> bool:
+    # as the native search: a plain vector query of a warm index runs on the event loop
+    return search.at_once(ctx, name, body.fields, most=_AT_ONCE_HITS)
+
+
 @router.post(POINTS + "/query", dependencies=[ReadDep], summary="Qdrant: query points")
-def query_points(name: str, ctx: ServiceDep, body: JsonBody = None) -> JSONResponse:
+@inline_when(_query_at_once)
+def query_points(name: str, body: QdrantBody, ctx: ServiceDep) -> Response:
     started = time.perf_counter()
-    return _ok(search.query(ctx, name, body or {}), started)
+    return _ok(search.query(ctx, name, body.fields), started)
 
 
 @router.post(POINTS + "/query/batch", dependencies=[ReadDep], summary="Qdrant: query in batch")
-def query_batch(name: str, ctx: ServiceDep, body: JsonBody = None) -> JSONResponse:
+def query_batch(name: str, ctx: ServiceDep, body: JsonBody = None) -> Response:
     started = time.perf_counter()
     return _ok(search.batch(ctx, name, body or {}), started)
 
 
 @router.post(POINTS + "/query/groups", dependencies=[ReadDep], summary="Qdrant: query groups")
-def query_groups(name: str, ctx: ServiceDep, body: JsonBody = None) -> JSONResponse:
+def query_groups(name: str, ctx: ServiceDep, body: JsonBody = None) -> Response:
     started = time.perf_counter()
     return _ok(search.query_groups(ctx, name, body or {}), started)
 
 
 @router.post(POINTS + "/search", dependencies=[ReadDep], summary="Qdrant: search (older API)")
-def search_points(name: str, ctx: ServiceDep, body: JsonBody = None) -> JSONResponse:
+def search_points(name: str, ctx: ServiceDep, body: JsonBody = None) -> Response:
     started = time.perf_counter()
     found = search.query(ctx, name, search.legacy_body(body or {}))
     return _ok(found["points"], started)
@@ -236,7 +248,7 @@ def search_points(name: str, ctx: ServiceDep, body: JsonBody = None) -> JSONResp
 @router.post(
     POINTS + "/search/batch", dependencies=[ReadDep], summary="Qdrant: search in batch (older)"
 )
-def search_batch(name: str, ctx: ServiceDep, body: JsonBody = None) -> JSONResponse:
+def search_batch(name: str, ctx: ServiceDep, body: JsonBody = None) -> Response:
     started = time.perf_counter()
     found = search.batch(ctx, name, search.legacy_batch(body or {}))
     return _ok([answer["points"] for answer in found], started)
@@ -245,25 +257,25 @@ def search_batch(name: str, ctx: ServiceDep, body: JsonBody = None) -> JSONRespo
 @router.post(
     POINTS + "/search/groups", dependencies=[ReadDep], summary="Qdrant: search groups (older)"
 )
-def search_groups(name: str, ctx: ServiceDep, body: JsonBody = None) -> JSONResponse:
+def search_groups(name: str, ctx: ServiceDep, body: JsonBody = None) -> Response:
     started = time.perf_counter()
     return _ok(search.query_groups(ctx, name, search.legacy_body(body or {})), started)
 
 
 @router.post(COLLECTION + "/snapshots", dependencies=[AdminDep], summary="Qdrant: snapshot")
-def create_snapshot(name: str, ctx: ServiceDep) -> JSONResponse:
+def create_snapshot(name: str, ctx: ServiceDep) -> Response:
     started = time.perf_counter()
     return _ok(coll.take_snapshot(ctx, name), started)
 
 
 @router.get(COLLECTION + "/snapshots", dependencies=[AdminDep], summary="Qdrant: snapshots")
-def list_snapshots(name: str, ctx: ServiceDep) -> JSONResponse:
+def list_snapshots(name: str, ctx: ServiceDep) -> Response:
     started = time.perf_counter()
     return _ok(coll.list_snapshots(ctx, name), started)
 
 
 @router.put(COLLECTION + "/snapshots/recover", dependencies=[AdminDep], summary="Qdrant: recover")
-def recover_snapshot(name: str, ctx: ServiceDep, body: JsonBody = None) -> JSONResponse:
+def recover_snapshot(name: str, ctx: ServiceDep, body: JsonBody = None) -> Response:
     started = time.perf_counter()
     return _ok(coll.recover(ctx, name, body or {}), started)
 
@@ -282,6 +294,6 @@ def download_snapshot(name: str, file: str, ctx: ServiceDep) -> FileResponse:
 @router.delete(
     COLLECTION + "/snapshots/{file}", dependencies=[AdminDep], summary="Qdrant: delete snapshot"
 )
-def delete_snapshot(name: str, file: str, ctx: ServiceDep) -> JSONResponse:
+def delete_snapshot(name: str, file: str, ctx: ServiceDep) -> Response:
     started = time.perf_counter()
     return _ok(coll.delete_snapshot(ctx, name, file), started)
