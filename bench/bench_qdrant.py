@@ -56,29 +56,33 @@ def load() -> float:
     return os.getloadavg()[0]
 
 
+def _ingest_raw(client: httpx.Client, method: str, path: str, bodies: list[bytes]) -> float:
+    # Seconds to send every (already serialised) batch.
+    started = time.perf_counter()
+    for body in bodies:
+        answer = client.request(
+            method, path, content=body, headers={"content-type": "application/json"}
+        )
+        answer.raise_for_status()
+    return time.perf_counter() - started
+
+
+def _batches(data: np.ndarray, key: str, point: Callable[[int], dict[str, Any]]) -> list[bytes]:
+    return [
+        json.dumps({key: [point(i) for i in range(s, min(s + BATCH, len(data)))]}).encode()
+        for s in range(0, len(data), BATCH)
+    ]
+
+
 def ingest_native(base: str, name: str, data: np.ndarray) -> float:
     with httpx.Client(base_url=base, timeout=None) as c:
         c.post("/v1/collections", json={"name": name, "dim": data.shape[1]}).raise_for_status()
-        bodies = [
-            json.dumps(
-                {
-                    "items": [
-                        {"id": str(i), "vector": data[i].tolist(), "metadata": payload(i)}
-                        for i in range(s, min(s + BATCH, len(data)))
-                    ]
-                }
-            ).encode()
-            for s in range(0, len(data), BATCH)
-        ]
-        started = time.perf_counter()
-        for body in bodies:
-            answer = c.post(
-                f"/v1/collections/{name}/items",
-                content=body,
-                headers={"content-type": "application/json"},
-            )
-            answer.raise_for_status()
-        return time.perf_counter() - started
+        bodies = _batches(
+            data,
+            "items",
+            lambda i: {"id": str(i), "vector": data[i].tolist(), "metadata": payload(i)},
+        )
+        return _ingest_raw(c, "POST", f"/v1/collections/{name}/items", bodies)
 
 
 def ingest_qdrant_raw(base: str, name: str, data: np.ndarray) -> float:
@@ -86,26 +90,10 @@ def ingest_qdrant_raw(base: str, name: str, data: np.ndarray) -> float:
         c.put(
             f"/collections/{name}", json={"vectors": {"size": data.shape[1], "distance": "Cosine"}}
         ).raise_for_status()
-        bodies = [
-            json.dumps(
-                {
-                    "points": [
-                        {"id": i, "vector": data[i].tolist(), "payload": payload(i)}
-                        for i in range(s, min(s + BATCH, len(data)))
-                    ]
-                }
-            ).encode()
-            for s in range(0, len(data), BATCH)
-        ]
-        started = time.perf_counter()
-        for body in bodies:
-            answer = c.put(
-                f"/collections/{name}/points",
-                content=body,
-                headers={"content-type": "application/json"},
-            )
-            answer.raise_for_status()
-        return time.perf_counter() - started
+        bodies = _batches(
+            data, "points", lambda i: {"id": i, "vector": data[i].tolist(), "payload": payload(i)}
+        )
+        return _ingest_raw(c, "PUT", f"/collections/{name}/points", bodies)
 
 
 def ingest_qdrant_client(base: str, name: str, data: np.ndarray) -> float:

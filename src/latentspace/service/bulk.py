@@ -115,10 +115,7 @@ def delete(
         LimitExceeded: more ids than ``max_batch``. QueryTimeout: the filter ran past the
             query deadline (nothing is deleted).
     """
-    if (ids is None) == (filter is None):
-        raise InvalidInput("give exactly one of ids or filter")
-    wanted = _checked_ids(ctx, ids) if ids is not None else []
-    spec = checked_filter(ctx, filter) if filter is not None else None
+    wanted, spec = _selection(ctx, ids, filter)
     collection = collections.get(ctx, name)
     with ctx.live.writing(collection):
         with ctx.sessions.begin() as session:
@@ -156,10 +153,7 @@ def rewrite_metadata(
             ``change`` made that no database could store (nothing is written).
         NotFound: no such collection. LimitExceeded: more ids than ``max_batch``.
     """
-    if (ids is None) == (filter is None):
-        raise InvalidInput("give exactly one of ids or filter")
-    wanted = _checked_ids(ctx, ids) if ids is not None else []
-    spec = checked_filter(ctx, filter) if filter is not None else None
+    wanted, spec = _selection(ctx, ids, filter)
     collection = collections.get(ctx, name)
     with ctx.live.writing(collection):
         with ctx.sessions.begin() as session:
@@ -175,6 +169,16 @@ def rewrite_metadata(
         if changes:
             ctx.live.committed(collection, Commit(seq, stale=[row.id for row, _ in changes]))
     return len(changes)
+
+
+def _selection(
+    ctx: Context, ids: Sequence[str] | None, filter: dict[str, Any] | None
+) -> tuple[list[str], dict[str, Any] | None]:
+    # The checked ids, or the checked filter: exactly one of the two is given.
+    if (ids is None) == (filter is None):
+        raise InvalidInput("give exactly one of ids or filter")
+    wanted = _checked_ids(ctx, ids) if ids is not None else []
+    return wanted, checked_filter(ctx, filter) if filter is not None else None
 
 
 def _chosen(
