@@ -34,6 +34,7 @@ __all__ = [
 # Request fields the OpenAPI schema annotates: (schema, property) → (limit field, keyword).
 STATED: dict[tuple[str, str], tuple[str, str]] = {
     ("SearchRequest", "k"): ("max_k", "maximum"),
+    ("RerankIn", "candidates"): ("max_k", "maximum"),
     ("CompositeQuery", "terms"): ("max_batch", "maxItems"),
     ("ItemsUpsert", "items"): ("max_batch", "maxItems"),
     ("DocumentsCreate", "documents"): ("max_batch", "maxItems"),

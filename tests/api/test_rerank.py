@@ -154,3 +154,9 @@ def test_search_reranks_a_weak_first_stage_with_a_stronger_model(
         )
         assert r.status_code == 200, r.text
         assert r.json()["results"][0]["id"] == "d1"
+        # candidates are bounded as k is (each costs a cross-encoder pass): 413 before work
+        huge = {**rerank, "candidates": 200_000_000}
+        r = c.post("/v1/collections/docs/search", json={**body, "rerank": huge})
+        assert r.status_code == 413, r.text
+        assert "rerank.candidates" in r.json()["detail"]
+        assert "MAX_K" in r.json()["detail"]

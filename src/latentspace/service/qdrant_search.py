@@ -85,7 +85,7 @@ def _term(value: object, limit: int) -> tuple[QueryTerm, Mmr | None]:
         diversity = mmr.get("diversity", 0.5)
         if isinstance(diversity, bool) or not isinstance(diversity, int | float):
             raise InvalidInput(f"query.mmr.diversity: a number in [0, 1], got {diversity!r}")
-        candidates = _whole(mmr.get("candidates_limit"), max(limit, 50), 1, 10_000, "query.mmr")
+        candidates = _whole(mmr.get("candidates_limit"), max(limit, 50), 1, 1000, "query.mmr")
         return term, Mmr(1.0 - float(diversity), candidates)
     if isinstance(value, dict):
         other = next((k for k in _OTHER_QUERIES if k in value), None)
@@ -115,7 +115,7 @@ def _query(ctx: Context, body: dict[str, Any], *, grouped: bool) -> Query:
     params = body.get("params")
     if params is not None and not isinstance(params, dict):
         raise InvalidInput("params: an object such as {hnsw_ef: 128}")
-    ef = _whole((params or {}).get("hnsw_ef"), 0, 1, 100_000, "params.hnsw_ef")
+    ef = _whole((params or {}).get("hnsw_ef"), 0, 1, 4096, "params.hnsw_ef")
     group_by = None
     if grouped:
         field = body.get("group_by")

@@ -154,6 +154,8 @@ def _check_diversity(ctx: Context, query: Query) -> None:
             f"mmr.candidates ({query.mmr.candidates}) must be at least k + offset "
             f"({query.k + query.offset}): MMR chooses the page from them"
         )
+    if query.rerank is not None:  # each candidate costs a cross-encoder pass: bounded as k is
+        limits.check(ctx.settings.limits, "max_k", query.rerank.candidates, "", "rerank.candidates")
     if query.group_by is not None:
         if query.offset:
             raise InvalidInput("group_by takes no offset: ask for more groups instead")
