@@ -228,6 +228,16 @@ def _bad_adapter(manifest: dict[str, Any], parts: dict[str, bytes]) -> None:
     manifest["counts"]["adapters"] = 1
 
 
+def _forged_index(kind: str, params: dict[str, Any]) -> Any:
+    # a manifest rewritten by hand, its checksums recomputed (they are integrity, not
+    # authenticity): index settings no collection could be created with
+    def forge(manifest: dict[str, Any], parts: dict[str, bytes]) -> None:
+        manifest["collection"]["index_kind"] = kind
+        manifest["collection"]["index_params"] = params
+
+    return forge
+
+
 @pytest.mark.parametrize(
     ("spoil", "message"),
     [
@@ -243,6 +253,9 @@ def _bad_adapter(manifest: dict[str, Any], parts: dict[str, bytes]) -> None:
         (lambda data, m: _resealed(m, _bad_item), "line 6: kind 'sound'"),
         (lambda data, m: _resealed(m, _count_off), "vectors.f32 holds"),
         (lambda data, m: _resealed(m, _bad_adapter), "kind must be procrustes or affine"),
+        (lambda data, m: _resealed(m, _forged_index("hnsw", {"m": 0})), "'m' is not a collection"),
+        (lambda data, m: _resealed(m, _forged_index("ivf", {"nlist": 0})), "'nlist' is not a"),
+        (lambda data, m: _resealed(m, _forged_index("hnsw", {"rescore": "abc"})), "rescore must"),
     ],
     ids=[
         "half",
@@ -257,6 +270,9 @@ def _bad_adapter(manifest: dict[str, Any], parts: dict[str, bytes]) -> None:
         "bad-kind",
         "count-mismatch",
         "bad-adapter",
+        "forged-hnsw-m",
+        "forged-ivf-nlist",
+        "forged-rescore",
     ],
 )
 def test_a_damaged_snapshot_is_refused_and_changes_nothing(

@@ -23,7 +23,7 @@ from typing import Any
 from latentspace.atomic import fsync_dir
 from latentspace.errors import EncoderError, InvalidInput, NotFound
 from latentspace.migrations import head_revision
-from latentspace.service import collections
+from latentspace.service import collections, tuning
 from latentspace.service.collections import CollectionStats
 from latentspace.service.context import Context
 from latentspace.store import migrate as migrate_repo
@@ -168,6 +168,15 @@ def restore(
         snapshot = read_snapshot(source, Path(tmp))
     target = name or snapshot.collection["name"]
     _check_model(ctx, snapshot)
+    fields = snapshot.collection
+    # held to what creating a collection takes: a forged manifest must not build an index
+    # FAISS aborts on (hnsw m = 0) or that fails every search (ivf nlist = 0)
+    index_params = tuning.checked_codes(
+        dim=fields["dim"],
+        metric=fields["metric"],
+        index=fields["index_kind"],
+        params=fields["index_params"],
+    )
     old: CollectionRow | None = None
     with ctx.sessions.begin() as session:
         if replace:
@@ -175,7 +184,6 @@ def restore(
                 old = repo.delete_collection(session=session, name=target)
             except NotFound:
                 old = None
-        fields = snapshot.collection
         row = repo.create_collection(
             session=session,
             name=target,
@@ -184,7 +192,7 @@ def restore(
             fingerprint=fields["fingerprint"],
             metric=fields["metric"],
             index_kind=fields["index_kind"],
-            index_params=fields["index_params"],
+            index_params=index_params,
             keyword=collections.checked_keyword(fields["keyword"]),
         )
         insert_restored(

@@ -29,10 +29,15 @@ def checked_codes(
     """``params`` with unset code settings dropped, checked against the collection.
 
     Raises:
-        InvalidInput: a quantization the kind or metric cannot take (binary needs cosine or
-            ip and a dim divisible by 8), a rescore outside 1–100, a recall target outside
-            (0, 1].
+        InvalidInput: a key that is not a code setting (:data:`CODE_KEYS`), a quantization
+            the kind or metric cannot take (binary needs cosine or ip and a dim divisible
+            by 8), a rescore outside 1–100, a recall target outside (0, 1].
     """
+    unknown = sorted(set(params or {}) - set(CODE_KEYS))
+    if unknown:  # a snapshot's manifest is the only way other keys could come in
+        raise InvalidInput(
+            f"index_params: {unknown[0]!r} is not a collection setting; use {list(CODE_KEYS)}"
+        )
     out = {key: value for key, value in (params or {}).items() if value is not None}
     target = out.get("recall_target", RECALL_TARGET)
     if isinstance(target, bool) or not isinstance(target, int | float) or not 0 < target <= 1:
