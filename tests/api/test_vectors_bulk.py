@@ -198,6 +198,16 @@ def test_bad_json_bodies_get_a_problem_and_store_nothing(
         assert_problem(bulk.post(f"{BASE}/vectors", json=body), status, kind, needle)
 
 
+def _lying_header(rows_claimed: int) -> bytes:
+    # a header that claims far more rows than the body holds: NumPy would reserve them first
+    real = npy(rows(2))
+    claim = f"({rows_claimed}, ".encode()
+    grown = len(claim) - len(b"(2, ")
+    lied = real.replace(b"(2, ", claim, 1)
+    end = lied.index(b"\n")  # the header's padding shrinks by as much: its length stays
+    return lied[: end - grown] + lied[end:]
+
+
 @pytest.mark.parametrize(
     ("payload", "needle"),
     [
@@ -208,8 +218,9 @@ def test_bad_json_bodies_get_a_problem_and_store_nothing(
         (npy(rows(3)[:, :5]), "columns"),
         (npy(np.zeros((2, DIM), dtype=np.int32)), "int32"),
         (npy(np.zeros((0, DIM), dtype=np.float32)), "no vectors"),
+        (_lying_header(10**10), "body holds"),
     ],
-    ids=["garbage", "empty", "pickle", "npz", "columns", "int", "no-rows"],
+    ids=["garbage", "empty", "pickle", "npz", "columns", "int", "no-rows", "header-lies"],
 )
 def test_bad_npy_bodies_get_a_problem(bulk: TestClient, payload: bytes, needle: str) -> None:
     headers = {"content-type": "application/x-npy"}
@@ -228,6 +239,12 @@ def test_bad_multipart_and_media_types_get_a_problem(bulk: TestClient) -> None:
             data={"ids": "[1, 2"},
         )
         assert_problem(bad_ids, 422, "invalid-input", "ids is not json")
+        deep = bulk.post(
+            f"{BASE}/vectors",
+            files={"vectors": ("x.npy", npy(rows(2)), "application/x-npy")},
+            data={"metadata": "[" * 100_000 + "]" * 100_000},
+        )
+        assert_problem(deep, 422, "invalid-input", "nested too deeply")
         wrong_ids = bulk.post(
             f"{BASE}/vectors",
             files={"vectors": ("x.npy", npy(rows(2)), "application/x-npy")},

@@ -105,12 +105,14 @@ def form_json(raw: str, *, field: str) -> Any:
     """The value of a multipart form field that carries JSON.
 
     Raises:
-        InvalidInput: the field is not JSON, naming the field.
+        InvalidInput: the field is not JSON (or nested past the parser's depth), naming it.
     """
     try:
         return json.loads(raw)
     except json.JSONDecodeError as e:
         raise InvalidInput(f"{field} is not JSON: {e}") from e
+    except RecursionError:
+        raise InvalidInput(f"{field}: JSON nested too deeply") from None
 
 
 def form_object(raw: str | None, *, field: str) -> dict[str, Any] | None:

@@ -56,12 +56,38 @@ def matrix_from_base64(data: str, dim: int) -> np.ndarray:
     return _rows(floats_from_base64(data, name="vectors"), dim, "vectors")
 
 
+def _check_npy_header(data: bytes) -> None:
+    # NumPy allocates the array its header describes before it reads the data: a header
+    # that claims 10^10 rows would reserve their memory. The bytes must be there first.
+    if data.startswith(b"PK"):
+        return  # an .npz archive: loaded lazily, and refused below
+    stream = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+        else:  # 3.0 only adds UTF-8 field names, which a float array has none of
+            raise InvalidInput(f"vectors: .npy format {version} is not read; write 1.0 or 2.0")
+    except (ValueError, EOFError, OSError, SyntaxError, TypeError) as e:
+        raise InvalidInput(f"vectors are not a readable .npy array: {e}") from e
+    claimed = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize if dtype.itemsize else 0
+    held = len(data) - stream.tell()
+    if claimed > held:
+        raise InvalidInput(
+            f"the .npy header describes {shape} {dtype} ({claimed} bytes) but the body holds "
+            f"{held} bytes after it"
+        )
+
+
 def matrix_from_npy(data: bytes, dim: int) -> np.ndarray:
     """A 2-D float array (float16, float32 or float64) of ``dim`` columns, as float32.
 
     Raises:
         InvalidInput: not an ``.npy`` file, pickled objects, another dtype or shape.
     """
+    _check_npy_header(data)
     try:
         array = np.load(io.BytesIO(data), allow_pickle=False)
     except (ValueError, EOFError, OSError) as e:
