@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -276,11 +277,16 @@ def test_a_database_that_is_not_this_data_directorys_is_said(tmp_path: Path) -> 
     (tmp_path / "latentspace.db").write_bytes(b"")  # a zero-length database file
     for sidecar in tmp_path.glob("latentspace.db-*"):
         sidecar.unlink()
-    with server(settings) as client:
-        ready = client.get("/readyz").json()
-        assert ready["status"] == "degraded"
-        assert "belong to no collection" in ready["warnings"][0]
-        assert "LATENTSPACE_DATABASE_URL" in ready["warnings"][0]
+    with server(settings) as client:  # an empty service would answer: it is not ready
+        answer = client.get("/readyz")
+        assert answer.status_code == 503
+        ready = answer.json()
+        assert ready["status"] == "unavailable"
+        assert "belong to no collection" in ready["detail"]
+        assert "LATENTSPACE_DATABASE_URL" in ready["detail"]
+    shutil.move(tmp_path / "indexes", tmp_path.parent / "set-aside")
+    with server(settings) as client:  # once they are moved away, it starts afresh
+        assert client.get("/readyz").json()["status"] == "ok"
 
 
 def test_a_stored_vector_with_a_flipped_byte_is_never_served(tmp_path: Path) -> None:

@@ -48,9 +48,10 @@ class Context:
     jobs (started by ``lifecycle.start``); ``model_failures`` holds the model specs that
     could not be loaded at start-up, and why; ``lock`` the data directory's owner lock
     while this instance holds it; ``warnings`` what start-up found amiss that readiness
-    reports; ``follower`` the thread applying other processes' writes
-    (``service.replica``), when one runs; ``warmer`` the thread that fills the hit cache
-    and builds the payload indexes after start-up (``lifecycle.Warmer``).
+    reports, and ``refusal`` what makes it refuse readiness outright; ``follower`` the
+    thread applying other processes' writes (``service.replica``), when one runs;
+    ``warmer`` the thread that fills the hit cache and builds the payload indexes after
+    start-up (``lifecycle.Warmer``).
     """
 
     settings: Settings
@@ -63,6 +64,7 @@ class Context:
     follower: Background | None = None
     warmer: Warming | None = None
     warnings: list[str] = field(default_factory=list)
+    refusal: str | None = None  # why this instance must not call itself ready
 
 
 def build_context(

@@ -31,13 +31,16 @@ class Readiness:
 
 
 def readiness(ctx: Context) -> Readiness:
-    """Ping the database, then check that every collection's index has been opened."""
+    """Ping the database, then check that every collection's index has been opened; not
+    ready when start-up found a reason to refuse (``ctx.refusal``)."""
     try:
         with ctx.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
         rows = collections.list_all(ctx)
     except SQLAlchemyError as e:  # any driver error means "not ready", never a crash
         return Readiness(False, f"database: {type(e).__name__}")
+    if ctx.refusal is not None:
+        return Readiness(False, ctx.refusal)
     unavailable = {}
     for row in rows:
         try:

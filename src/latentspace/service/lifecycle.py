@@ -102,6 +102,11 @@ def _prepare(ctx: Context, *, warm: bool) -> None:
         )
         logger.error("%s", warning)
         ctx.warnings.append(warning)
+        if not collections.list_all(ctx):  # an empty or new file: serving it would lie
+            ctx.refusal = (
+                f"{warning} The database holds no collection at all: not ready until it is "
+                "the right one (or those folders are moved away)."
+            )
     if warm:
         warm_encoders(ctx)
         # the caches after readiness: searches meanwhile read from SQL what they lack
