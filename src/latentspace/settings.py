@@ -361,7 +361,8 @@ class Settings(BaseSettings):
     allowed_hosts: str = Field(
         default="",
         description="Comma-separated Host names served (`*` = any). Empty: loopback names "
-        "while no API key is set (against DNS rebinding), any name once keys are.",
+        "while the server listens on loopback or no API key is set (against DNS "
+        "rebinding), any name otherwise; behind a proxy, name the proxy's host here.",
     )
     cors_origins: str = Field(
         default="",

@@ -74,6 +74,32 @@ def test_a_foreign_host_name_is_refused_in_loopback_mode(loopback: TestClient, h
         assert loopback.get("/healthz", headers={"Host": name}).status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("auth_mode", "keys"), [("off", ""), ("on", f"admin:{ADMIN_KEY}")], ids=["auth-off", "keys"]
+)
+def test_a_server_on_loopback_serves_loopback_names_whatever_the_auth(
+    tmp_path: Path, auth_mode: str, keys: str
+) -> None:
+    # a rebinding page reaches a server on 127.0.0.1 with its own name in Host
+    settings = make_settings(tmp_path, auth=auth_mode, api_keys=keys)
+    auth = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    app = create_app(settings, url="http://127.0.0.1:8000")
+    with TestClient(app, base_url="http://127.0.0.1:8000", headers=auth) as c:
+        assert c.get("/v1/collections").status_code == 200
+        foreign = c.get("/v1/collections", headers={"Host": "attacker.example"})
+        assert foreign.status_code == 400, foreign.text
+        assert "LATENTSPACE_ALLOWED_HOSTS" in foreign.json()["detail"]
+    proxied = make_settings(tmp_path, auth=auth_mode, api_keys=keys, allowed_hosts="search.example")
+    app = create_app(proxied, url="http://127.0.0.1:8000")
+    with TestClient(app, base_url="http://search.example", headers=auth) as c:  # behind a proxy
+        assert c.get("/v1/collections").status_code == 200
+    public = create_app(
+        make_settings(tmp_path, api_keys=keys or f"admin:{ADMIN_KEY}"), url="http://0.0.0.0:8000"
+    )
+    with TestClient(public, base_url="http://search.example", headers=auth) as c:
+        assert c.get("/v1/collections").status_code == 200  # keys, on every address: any name
+
+
 def test_allowed_hosts_and_cors_are_settings(tmp_path: Path) -> None:
     settings = make_settings(
         tmp_path, allowed_hosts="search.example", cors_origins="https://app.example"

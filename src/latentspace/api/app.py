@@ -13,6 +13,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -24,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from latentspace import __version__
 from latentspace.api.admission import AdmissionMiddleware
-from latentspace.api.auth import KeyRing
+from latentspace.api.auth import KeyRing, is_loopback
 from latentspace.api.deps import AppContext
 from latentspace.api.errors import PROBLEM_RESPONSES, install_error_handlers
 from latentspace.api.metrics import Metrics
@@ -63,6 +64,12 @@ arithmetic) search, directions, slerp paths, duplicates, RAG documents,
 OpenAI-compatible embeddings, zero-shot classification and auto-tagging jobs. Errors are
 `application/problem+json` with a stable `type`.
 """
+
+
+def _on_loopback(url: str | None) -> bool:
+    # Whether the server listens on a loopback address (``serve`` says where it listens).
+    host = urlsplit(url).hostname if url else None
+    return host is not None and is_loopback(host)
 
 
 def create_app(
@@ -153,7 +160,9 @@ def create_app(
     app.add_middleware(
         SecurityMiddleware,
         allowed_hosts=[h.strip() for h in settings.allowed_hosts.split(",") if h.strip()],
-        loopback_only=keys.loopback_only,
+        # loopback names only, against DNS rebinding: while loopback clients are served
+        # without keys, and whenever the server listens on loopback, whatever the auth mode
+        loopback_only=keys.loopback_only or _on_loopback(url or settings.cluster.url),
         cors_origins=cors,
     )
     app.add_middleware(  # outermost: every answer, refusals included, gets an id and a log

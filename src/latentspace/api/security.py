@@ -2,8 +2,8 @@
 
 - **Host** (DNS rebinding): a page on ``attacker.example`` that rebinds its name to
   127.0.0.1 sends ``Host: attacker.example``. When ``allowed_hosts`` is set, only those
-  names are served; when it is not and the server serves loopback clients without keys,
-  only loopback names are. Refused: 400.
+  names are served; when it is not and the server listens on loopback or serves loopback
+  clients without keys (``loopback_only``), only loopback names are. Refused: 400.
 - **Cross-site writes** (CSRF): a browser adds no ``Authorization`` header on its own, so a
   state-changing request without one that a browser marks cross-site (``Sec-Fetch-Site``) or
   whose ``Origin`` is not this host is refused: 403.
@@ -94,7 +94,12 @@ class SecurityMiddleware:
             return
         host = _header(scope, b"host") or ""
         if not self._host_allowed(host):
-            detail = f"host {host!r} is not served here"
+            detail = (
+                f"host {host!r} is not served here: a server on loopback answers loopback "
+                "names only (LATENTSPACE_ALLOWED_HOSTS names others, as behind a proxy)"
+                if self.loopback_only
+                else f"host {host!r} is not served here (LATENTSPACE_ALLOWED_HOSTS)"
+            )
             await send_problem(
                 send, 400, "bad-request", detail, instance=scope["path"], headers=_NOSNIFF
             )

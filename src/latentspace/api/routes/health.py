@@ -29,11 +29,12 @@ def readyz(context: ContextDep, response: Response) -> dict[str, Any]:
     """``ok`` once the lifespan has opened every index and the database answers;
     ``degraded`` (still 200: the others serve) naming each collection that cannot serve
     and why; 503 when the database does not answer, or holds no collection while the data
-    directory holds collections' indexes (an empty or wrong database file). ``warm`` is false while the caches a
-    start fills in the background (hit rows, payload indexes) are still filling: searches
-    answer meanwhile, the first filters and hits slower. ``below_recall_target`` names the
-    collections whose approximate index measured (at its last save) a recall@10 below the
-    collection's ``recall_target``: they serve, less accurately than asked."""
+    directory holds collections' indexes (an empty or wrong database file). ``warm`` is
+    false while the caches a start fills in the background (hit rows, payload indexes) are
+    still filling: searches answer meanwhile, the first filters and hits slower.
+    ``below_recall_target`` names the collections whose approximate index measured (at its
+    last save) a recall@10 below the collection's ``recall_target``: they serve, less
+    accurately than asked."""
     ready = health.readiness(context.service)
     if not ready.ready:
         response.status_code = 503
