@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -228,6 +229,25 @@ def _bad_adapter(manifest: dict[str, Any], parts: dict[str, bytes]) -> None:
     manifest["counts"]["adapters"] = 1
 
 
+def _poisoned(field: str, value: Any) -> Any:
+    # one item of a resealed snapshot given what the API refuses at the door
+    def poison(manifest: dict[str, Any], parts: dict[str, bytes]) -> None:
+        lines = parts["items.jsonl"].decode().splitlines()
+        doc = json.loads(lines[5])
+        doc[field] = value
+        lines[5] = json.dumps(doc)
+        parts["items.jsonl"] = ("\n".join(lines) + "\n").encode()
+
+    return poison
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    for _ in range(depth):
+        doc = {"a": doc}
+    return doc
+
+
 def _forged_index(kind: str, params: dict[str, Any]) -> Any:
     # a manifest rewritten by hand, its checksums recomputed (they are integrity, not
     # authenticity): index settings no collection could be created with
@@ -256,6 +276,14 @@ def _forged_index(kind: str, params: dict[str, Any]) -> Any:
         (lambda data, m: _resealed(m, _forged_index("hnsw", {"m": 0})), "'m' is not a collection"),
         (lambda data, m: _resealed(m, _forged_index("ivf", {"nlist": 0})), "'nlist' is not a"),
         (lambda data, m: _resealed(m, _forged_index("hnsw", {"rescore": "abc"})), "rescore must"),
+        (lambda data, m: _resealed(m, _poisoned("metadata", {"x": math.nan})), "not a JSON number"),
+        (lambda data, m: _resealed(m, _poisoned("text", "a \ud800 b")), "lone surrogate"),
+        (lambda data, m: _resealed(m, _poisoned("metadata", _nested(300))), "nesting"),
+        (lambda data, m: _resealed(m, _poisoned("text", "a\x00b")), "NUL"),
+        (lambda data, m: _resealed(m, _poisoned("text", "x" * 100_001)), "characters"),
+        (lambda data, m: _resealed(m, _poisoned("metadata", {"x": "y" * 1_100_000})), "bytes"),
+        (lambda data, m: _resealed(m, _poisoned("sha256", "z" * 64)), "sha256 must be 64 hex"),
+        (lambda data, m: _resealed(m, _poisoned("uri", "a\x00b")), "uri"),
     ],
     ids=[
         "half",
@@ -273,6 +301,14 @@ def _forged_index(kind: str, params: dict[str, Any]) -> Any:
         "forged-hnsw-m",
         "forged-ivf-nlist",
         "forged-rescore",
+        "nan-metadata",
+        "lone-surrogate",
+        "deep-metadata",
+        "nul-text",
+        "long-text",
+        "large-metadata",
+        "non-hex-sha256",
+        "nul-uri",
     ],
 )
 def test_a_damaged_snapshot_is_refused_and_changes_nothing(

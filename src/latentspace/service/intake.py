@@ -40,6 +40,7 @@ __all__ = [
     "NewItem",
     "Prepared",
     "blob_path",
+    "check_fields",
     "content_sha256",
     "embed",
     "identify",
@@ -147,12 +148,41 @@ def identify(i: int, item: NewItem, limit: LimitSettings) -> Prepared:
     else:  # the vector, and the text it was embedded from (kept as given, never encoded)
         raw = as_vector(item.vector, name="vector").tobytes()
         digest = content_sha256(raw if item.text is None else raw + item.text.encode())
-    external_id = limits.check_id(item.id if item.id is not None else digest)
-    for label, value in (("uri", item.uri), ("document_id", item.document_id)):
+    external_id = item.id if item.id is not None else digest
+    check_fields(
+        limit,
+        external_id=external_id,
+        text=None,  # checked above, before it was hashed
+        uri=item.uri,
+        document_id=item.document_id,
+        metadata=item.metadata,
+    )
+    return Prepared(i, external_id, kind, digest, item)
+
+
+def check_fields(
+    limit: LimitSettings,
+    *,
+    external_id: str,
+    text: str | None,
+    uri: str | None,
+    document_id: str | None,
+    metadata: dict[str, Any],
+) -> None:
+    """The checks every stored item's fields pass, whichever way it comes in (an upsert,
+    a restored snapshot): a usable id, text within the limits, strings and metadata every
+    database can store and query (finite numbers, valid Unicode, bounded depth and size).
+
+    Raises:
+        InvalidInput: naming the field (LimitExceeded when over a limit).
+    """
+    limits.check_id(external_id)
+    if text is not None:
+        limits.check_text(limit, text)
+    for label, value in (("uri", uri), ("document_id", document_id)):
         if value is not None:
             limits.check_string(value, name=label)
-    limits.check_json(limit, item.metadata, name="metadata")
-    return Prepared(i, external_id, kind, digest, item)
+    limits.check_json(limit, metadata, name="metadata")
 
 
 @dataclass

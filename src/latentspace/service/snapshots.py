@@ -26,6 +26,7 @@ from latentspace.migrations import head_revision
 from latentspace.service import collections, tuning
 from latentspace.service.collections import CollectionStats
 from latentspace.service.context import Context
+from latentspace.service.intake import check_fields
 from latentspace.store import migrate as migrate_repo
 from latentspace.store import repository as repo
 from latentspace.store.directions import list_directions
@@ -168,6 +169,7 @@ def restore(
         snapshot = read_snapshot(source, Path(tmp))
     target = name or snapshot.collection["name"]
     _check_model(ctx, snapshot)
+    _check_items(ctx, snapshot)
     fields = snapshot.collection
     # held to what creating a collection takes: a forged manifest must not build an index
     # FAISS aborts on (hnsw m = 0) or that fails every search (ivf nlist = 0)
@@ -256,6 +258,25 @@ def _in_folder(ctx: Context, file: str, *, existing: bool) -> Path:
     if existing and not candidate.is_file():
         raise NotFound(f"no snapshot file {file!r} in {root}")
     return candidate
+
+
+def _check_items(ctx: Context, snapshot: Snapshot) -> None:
+    # A restored item passes the checks an upsert's does (the manifest's checksums say the
+    # file is whole, not that whoever wrote it kept to them).
+    limit = ctx.settings.limits
+    for item in snapshot.items:
+        fields = item.fields
+        try:
+            check_fields(
+                limit,
+                external_id=item.external_id,
+                text=fields["text"],
+                uri=fields["uri"],
+                document_id=fields["document_id"],
+                metadata=fields["metadata"],
+            )
+        except InvalidInput as e:
+            raise InvalidInput(f"snapshot item {item.external_id!r}: {e}") from None
 
 
 def _check_model(ctx: Context, snapshot: Snapshot) -> None:

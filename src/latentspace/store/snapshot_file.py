@@ -18,6 +18,7 @@ import base64
 import hashlib
 import io
 import json
+import re
 import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,6 +59,7 @@ READABLE_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006")
 _ADDED_IN = {"phash": "0004", "pixels": "0004", "size_bytes": "0004"}
 _MANIFEST_BYTES = 1 << 20
 _KINDS = ("text", "image", "vector")
+_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -330,7 +332,7 @@ def _check_fields(fields: dict[str, Any], lacking: set[str], where: str) -> None
     if fields["kind"] not in _KINDS:
         raise InvalidInput(f"{where}: kind {fields['kind']!r} is not one of {_KINDS}")
     sha = fields["sha256"]
-    if not isinstance(sha, str) or len(sha) != 64:
+    if not isinstance(sha, str) or len(sha) != 64 or not _HEX.fullmatch(sha):
         raise InvalidInput(f"{where}: sha256 must be 64 hex characters")
     for key in ("uri", "text", "document_id"):
         if fields[key] is not None and not isinstance(fields[key], str):
