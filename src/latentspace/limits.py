@@ -18,6 +18,7 @@ from latentspace.errors import InvalidInput, LimitExceeded
 from latentspace.settings import LimitSettings
 
 __all__ = [
+    "MAX_URI_CHARS",
     "STATED",
     "check",
     "check_batch",
@@ -30,6 +31,9 @@ __all__ = [
     "id_from_path",
     "over_limit",
 ]
+
+# The longest uri an item may carry (a fixed bound: a URL, not content).
+MAX_URI_CHARS = 4096
 
 # Request fields the OpenAPI schema annotates: (schema, property) → (limit field, keyword).
 STATED: dict[tuple[str, str], tuple[str, str]] = {

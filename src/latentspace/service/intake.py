@@ -182,6 +182,8 @@ def check_fields(
     for label, value in (("uri", uri), ("document_id", document_id)):
         if value is not None:
             limits.check_string(value, name=label)
+    if uri is not None and len(uri) > limits.MAX_URI_CHARS:
+        raise InvalidInput(f"uri: {len(uri)} characters, over {limits.MAX_URI_CHARS}")
     limits.check_json(limit, metadata, name="metadata")
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from latentspace.api.schemas.common import Problem, StrictModel
+from latentspace.limits import MAX_URI_CHARS
 from latentspace.types import DuplicateAction, DuplicateTier
 from latentspace.types import ItemStatus as ItemStatusName
 
@@ -49,7 +50,7 @@ class ItemCreate(StrictModel):
     image: str | None = Field(default=None, description="Base64 of a JPEG/PNG/WebP/GIF/BMP/TIFF.")
     vector: list[float] | None = Field(default=None, min_length=1, max_length=65_536)
     metadata: dict[str, Any] = Field(default_factory=dict)
-    uri: str | None = Field(default=None, max_length=4096)
+    uri: str | None = Field(default=None, max_length=MAX_URI_CHARS)
 
     @model_validator(mode="after")
     def _one_source(self) -> ItemCreate:
