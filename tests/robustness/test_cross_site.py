@@ -35,8 +35,10 @@ def count(c: TestClient) -> int:
         {"Origin": "null"},
         {"Sec-Fetch-Site": "cross-site"},
         {"Origin": "http://127.0.0.1:8000", "Sec-Fetch-Site": "cross-site"},
+        {"Origin": "http://localhost:3000", "Sec-Fetch-Site": "same-site"},
+        {"Sec-Fetch-Site": "same-site"},
     ],
-    ids=["origin", "null-origin", "fetch-site", "fetch-site-wins"],
+    ids=["origin", "null-origin", "fetch-site", "fetch-site-wins", "other-port", "same-site"],
 )
 def test_a_cross_site_write_without_a_key_is_refused(
     loopback: TestClient, headers: dict[str, str]
@@ -56,7 +58,12 @@ def test_a_cross_site_write_without_a_key_is_refused(
 
 
 def test_same_origin_writes_pass(loopback: TestClient) -> None:
-    for headers in ({"Origin": LOCAL}, {"Sec-Fetch-Site": "same-origin"}, {}):
+    for headers in (
+        {"Origin": LOCAL},
+        {"Sec-Fetch-Site": "same-origin"},
+        {"Origin": LOCAL, "Sec-Fetch-Site": "same-site"},
+        {},
+    ):
         r = loopback.post(
             "/v1/collections/c/items", json={"items": [{"vector": [1, 0]}]}, headers=headers
         )

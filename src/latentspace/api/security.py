@@ -5,8 +5,9 @@
   names are served; when it is not and the server listens on loopback or serves loopback
   clients without keys (``loopback_only``), only loopback names are. Refused: 400.
 - **Cross-site writes** (CSRF): a browser adds no ``Authorization`` header on its own, so a
-  state-changing request without one that a browser marks cross-site (``Sec-Fetch-Site``) or
-  whose ``Origin`` is not this host is refused: 403.
+  state-changing request without one that a browser marks cross-site (``Sec-Fetch-Site``), or
+  marks same-site (another port of localhost is that) from an ``Origin`` that is not this
+  host, or whose ``Origin`` is not this host, is refused: 403.
 - **Headers**: ``X-Content-Type-Options: nosniff`` everywhere; the page gets a CSP with no
   external source, ``frame-ancestors 'none'`` and no referrer.
 - **Failed keys**: a client that presents wrong keys repeatedly is answered 429 with
@@ -82,10 +83,14 @@ class SecurityMiddleware:
         if origin is not None and origin.rstrip("/").lower() in self.trusted_origins:
             return False  # configured for CORS: that origin may call
         fetch_site = _header(scope, b"sec-fetch-site")
-        if fetch_site is not None:
-            return fetch_site == "cross-site"
+        if fetch_site == "cross-site":
+            return True
+        if fetch_site in ("same-origin", "none"):
+            return False
+        # same-site is not enough: a page on another port of localhost (a dev server, a
+        # notebook) is same-site, so its Origin must be this very host
         if origin is None:
-            return False  # not a browser request (curl, SDKs): nothing to forge
+            return fetch_site is not None  # a browser that marks the request but hides why
         return origin == "null" or urlsplit(origin).netloc.lower() != host.lower()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
