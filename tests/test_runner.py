@@ -20,19 +20,25 @@ from latentspace.store.tables import Base, CollectionRow, JobRow
 
 @pytest.fixture
 def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    """An empty SQLite store with one collection (id 1)."""
+    """An empty SQLite store with two collections (ids 1 and 2)."""
     engine = make_engine(f"sqlite:///{tmp_path / 'jobs.db'}")
     Base.metadata.create_all(engine)
     factory = make_session_factory(engine)
     with factory.begin() as session:
         session.add(CollectionRow(id=1, name="c", model=None, dim=2, fingerprint="f"))
+        session.add(CollectionRow(id=2, name="d", model=None, dim=2, fingerprint="f"))
     yield factory
     engine.dispose()
 
 
-def add_job(sessions: sessionmaker[Session], kind: str = "test", state: str = "queued") -> int:
+def add_job(
+    sessions: sessionmaker[Session],
+    kind: str = "test",
+    state: str = "queued",
+    collection_id: int = 1,
+) -> int:
     with sessions.begin() as session:
-        collection = session.get(CollectionRow, 1)
+        collection = session.get(CollectionRow, collection_id)
         assert collection is not None
         row = jobs_repo.create_job(session=session, collection=collection, kind=kind, params={})
         row.state = state
@@ -174,3 +180,33 @@ def test_progress_is_refused_once_a_job_is_not_running(sessions: sessionmaker[Se
     with sessions() as session:
         row, name = jobs_repo.get_job(session=session, job_id=job_id)
         assert (row.state, row.done, row.cursor, name) == ("cancelled", 5, 17, "c")
+
+
+def test_a_long_job_holds_up_its_own_collection_only(sessions: sessionmaker[Session]) -> None:
+    # a 7-minute map fit of one collection blocked every other collection's jobs
+    release, order = threading.Event(), []
+
+    def handler(job: ClaimedJob, should_stop: Callable[[], bool]) -> JobOutcome:
+        order.append(job.id)
+        if job.kind == "long":
+            assert release.wait(10)
+        return "done"
+
+    runner = JobRunner(sessions, workers=2)
+    runner.start({"long": handler, "short": handler})
+    try:
+        long = add_job(sessions, "long")
+        same = add_job(sessions, "short")  # waits for the long one: same collection
+        other = add_job(sessions, "short", collection_id=2)
+        for job_id in (long, same, other):
+            runner.submit(job_id)
+        assert settle(sessions, other) == "done"
+        assert state_of(sessions, same)[0] == "queued"
+        assert state_of(sessions, long)[0] == "running"
+        release.set()
+        assert settle(sessions, same) == "done"
+    finally:
+        release.set()
+        runner.stop()
+    assert order.index(long) < order.index(same)
+    assert not runner.running

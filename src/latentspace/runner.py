@@ -1,4 +1,7 @@
-"""The background job runner: jobs are rows in SQL, run one at a time on a worker thread.
+"""The background job runner: jobs are rows in SQL, run by a small pool of worker threads.
+
+Jobs of different collections run side by side (a long map fit of one collection does not
+hold up another's migration); the jobs of one collection run one at a time, oldest first.
 
 A job's row holds its parameters and its progress (``done``, ``total`` and ``cursor``, the
 last item id finished). A handler does its work in batches and writes each batch's
@@ -13,6 +16,8 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -59,28 +64,35 @@ JobHandler = Callable[[ClaimedJob, Callable[[], bool]], JobOutcome]
 
 
 class JobRunner:
-    """Runs queued jobs, oldest first, on one worker thread (started by :meth:`start`)."""
+    """Runs queued jobs, oldest first, on ``workers`` threads (started by :meth:`start`);
+    one collection's jobs one at a time."""
 
-    def __init__(self, sessions: sessionmaker[Session], *, stop_timeout: float = 60.0) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], *, stop_timeout: float = 60.0, workers: int = 2
+    ) -> None:
         self._sessions = sessions
         self._stop_timeout = stop_timeout
+        self._workers = max(1, workers)
         self._handlers: dict[str, JobHandler] = {}
         self._queue: queue.Queue[int | None] = queue.Queue()
         self._stopping = threading.Event()
         self._lock = threading.Lock()
+        self._dispatch = threading.Lock()
         self._cancelled: set[int] = set()
-        self._thread: threading.Thread | None = None
+        self._busy: set[int] = set()  # collections with a job running
+        self._waiting: dict[int, deque[int]] = {}  # their next jobs, oldest first
+        self._threads: list[threading.Thread] = []
 
     @property
     def running(self) -> bool:
-        """Whether the worker thread is alive."""
-        return self._thread is not None and self._thread.is_alive()
+        """Whether a worker thread is alive."""
+        return any(t.is_alive() for t in self._threads)
 
     def start(self, handlers: Mapping[str, JobHandler], *, resume: bool = True) -> list[int]:
-        """Start the worker with a handler per job kind; the unfinished jobs it resumes
+        """Start the workers with a handler per job kind; the unfinished jobs it resumes
         (none unless ``resume``: a replica leaves them to the data directory's holder,
         which may be running them)."""
-        if self._thread is not None:
+        if self._threads:
             raise RuntimeError("the job runner was already started (it runs once)")
         self._handlers = dict(handlers)
         resumed = []
@@ -91,12 +103,15 @@ class JobRunner:
             self._queue.put(job_id)
         if resumed:
             logger.info("resuming %d unfinished job(s): %s", len(resumed), resumed)
-        self._thread = threading.Thread(target=self._work, name="latentspace-jobs", daemon=True)
-        self._thread.start()
+        for n in range(self._workers):
+            thread = threading.Thread(target=self._work, name=f"latentspace-jobs-{n}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
         return resumed
 
     def submit(self, job_id: int) -> None:
-        """Queue a committed job (it runs once the jobs before it are done)."""
+        """Queue a committed job (it runs once a worker is free and its collection's
+        earlier jobs are done)."""
         self._queue.put(job_id)
 
     def cancelled(self, job_id: int) -> None:
@@ -105,19 +120,22 @@ class JobRunner:
             self._cancelled.add(job_id)
 
     def stop(self) -> None:
-        """Stop the worker: a job in progress finishes its batch and goes back to queued.
+        """Stop the workers: a job in progress finishes its batch and goes back to queued.
 
-        Waits up to ``stop_timeout`` seconds for the thread (a daemon: past that, the
+        Waits up to ``stop_timeout`` seconds for the threads (daemons: past that, the
         process may still exit).
         """
-        thread = self._thread
-        if thread is None or not thread.is_alive():
+        alive = [t for t in self._threads if t.is_alive()]
+        if not alive:
             return
         self._stopping.set()
-        self._queue.put(None)
-        thread.join(self._stop_timeout)
-        if thread.is_alive():
-            logger.warning("the job worker did not stop within %.0f s", self._stop_timeout)
+        for _ in self._threads:
+            self._queue.put(None)
+        deadline = time.monotonic() + self._stop_timeout
+        for thread in alive:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if any(t.is_alive() for t in alive):
+            logger.warning("the job workers did not stop within %.0f s", self._stop_timeout)
 
     def _should_stop(self, job_id: int) -> bool:
         with self._lock:
@@ -125,16 +143,38 @@ class JobRunner:
 
     def _work(self) -> None:
         while True:
-            job_id = self._queue.get()
-            if job_id is None or self._stopping.is_set():
-                return  # jobs still queued stay queued in SQL: the next start resumes them
-            try:
-                self._run(job_id)
-            except Exception:  # never let the worker die: the next job must still run
-                logger.exception("job %d: the runner failed", job_id)
-            finally:
+            with self._dispatch:  # one worker takes the next job at a time: oldest first
+                job_id = self._queue.get()
+                if job_id is None or self._stopping.is_set():
+                    return  # jobs still queued stay queued in SQL: the next start resumes them
+                collection = self._collection_of(job_id)
                 with self._lock:
-                    self._cancelled.discard(job_id)
+                    if collection in self._busy:  # its collection's running job goes first
+                        self._waiting.setdefault(collection, deque()).append(job_id)
+                        continue
+                    self._busy.add(collection)
+            while job_id is not None:  # this job, then the ones of its collection that wait
+                self._run_safely(job_id)
+                with self._lock:
+                    waiting = self._waiting.get(collection)
+                    job_id = waiting.popleft() if waiting and not self._stopping.is_set() else None
+                    if job_id is None:
+                        self._busy.discard(collection)
+
+    def _collection_of(self, job_id: int) -> int:
+        # Jobs of a collection deleted meanwhile run alone (claim then finds nothing).
+        with self._sessions() as session:
+            row = session.get(JobRow, job_id)
+            return row.collection_id if row is not None else -job_id
+
+    def _run_safely(self, job_id: int) -> None:
+        try:
+            self._run(job_id)
+        except Exception:  # never let a worker die: the next job must still run
+            logger.exception("job %d: the runner failed", job_id)
+        finally:
+            with self._lock:
+                self._cancelled.discard(job_id)
 
     def _run(self, job_id: int) -> None:
         with self._sessions.begin() as session:

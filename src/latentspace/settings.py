@@ -177,6 +177,13 @@ class ServerSettings(BaseModel):
         gt=0,
         description="Seconds a request body may take to arrive (read before it takes a slot).",
     )
+    job_workers: int = Field(
+        default=2,
+        ge=1,
+        le=32,
+        description="Background jobs (maps, migrations, auto-tagging) that run at once, each "
+        "of another collection; one collection's jobs run one at a time.",
+    )
 
 
 class IndexSettings(BaseModel):

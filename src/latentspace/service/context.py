@@ -90,4 +90,5 @@ def build_context(
     engine = engine or make_engine(settings.resolved_database_url())
     sessions = make_session_factory(engine)
     live = LiveState(settings, sessions, encoder_factory=encoder_factory, on_timing=on_timing)
-    return Context(settings, engine, sessions, live, JobRunner(sessions))
+    runner = JobRunner(sessions, workers=settings.server.job_workers)
+    return Context(settings, engine, sessions, live, runner)
