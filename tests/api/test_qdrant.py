@@ -175,6 +175,8 @@ def test_payload_updates_and_deletes_land_in_the_native_items(
     qc.set_payload(name, {"seen": True}, points=[ids[0], 150])
     qc.set_payload(name, {"inner": 1}, points=[151], key="nested")
     qc.delete_payload(name, ["bucket", "nested.score"], points=[ids[1]])
+    qc.delete_payload(name, ["nested.score"], points=[154])  # a nested key alone
+    qc.set_payload(name, {"deep": True}, points=[155], key="nested.more")
     qc.overwrite_payload(name, {"only": "this"}, points=[152])
     qc.clear_payload(name, models.PointIdsList(points=[153]))
 
@@ -188,6 +190,8 @@ def test_payload_updates_and_deletes_land_in_the_native_items(
     assert metadata("150")["seen"] is True
     assert metadata("151")["nested"] == {"score": 151 % 7, "inner": 1}
     assert metadata(ids[1]) == {"tag": "green", "doc": "d1", "nested": {}}
+    assert metadata("154")["nested"] == {}
+    assert metadata("155")["nested"] == {"score": 155 % 7, "more": {"deep": True}}
     assert metadata("152") == {"only": "this"}
     assert metadata("153") == {}
     records = qc.retrieve(name, [ids[0], 150, 999], with_vectors=True)

@@ -8,6 +8,7 @@ are answered as missing, never as an error: deleting twice is deleting once.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -160,7 +161,7 @@ def rewrite_metadata(
             oplog.serialize(session=session, collection=collection)
             changes = []
             for row in _chosen(ctx, session, collection, wanted, spec):
-                metadata = change(dict(row.metadata_))
+                metadata = change(copy.deepcopy(row.metadata_))  # nested dicts too
                 if metadata != row.metadata_:
                     limits.check_json(ctx.settings.limits, metadata, name="metadata")
                     changes.append((row, metadata))
