@@ -210,3 +210,19 @@ def test_a_long_job_holds_up_its_own_collection_only(sessions: sessionmaker[Sess
         runner.stop()
     assert order.index(long) < order.index(same)
     assert not runner.running
+
+
+def test_a_failed_jobs_error_shows_no_server_folders(sessions: sessionmaker[Session]) -> None:
+    # a job's error is shown to read keys: where the server keeps its files is not theirs
+    def reading(job: ClaimedJob, should_stop: Callable[[], bool]) -> JobOutcome:
+        raise InvalidInput("cannot read /srv/latentspace/blobs/ab/cd.png (2/3 read)")
+
+    runner = JobRunner(sessions)
+    runner.start({"reading": reading})
+    try:
+        job_id = add_job(sessions, "reading")
+        runner.submit(job_id)
+        assert settle(sessions, job_id) == "failed"
+    finally:
+        runner.stop()
+    assert state_of(sessions, job_id) == ("failed", "cannot read …/cd.png (2/3 read)")

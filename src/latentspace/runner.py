@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 import time
 from collections import deque
@@ -29,7 +30,7 @@ from latentspace.store import jobs as jobs_repo
 from latentspace.store.tables import JobRow
 from latentspace.types import JobState
 
-__all__ = ["ClaimedJob", "JobHandler", "JobOutcome", "JobRunner"]
+__all__ = ["ClaimedJob", "JobHandler", "JobOutcome", "JobRunner", "public"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,16 @@ class ClaimedJob:
         return cls(
             row.id, row.collection_id, row.kind, dict(row.params), row.done, row.total, row.cursor
         )
+
+
+# An absolute path's folders: a job's error is shown to read keys, which need not learn
+# where the server keeps its files (the log keeps the whole message).
+_FOLDERS = re.compile(r"(?<![\w.~])/(?:[^\s'\"/]+/)+")
+
+
+def public(message: str) -> str:
+    """A job's error as clients see it: absolute paths cut to their last part."""
+    return _FOLDERS.sub("…/", message)
 
 
 # A handler runs one job: it takes the job and a callable that says whether to stop now
@@ -191,7 +202,7 @@ class JobRunner:
         except Exception as e:
             logger.exception("job %d (%s) failed", job.id, job.kind)
             message = str(e) if isinstance(e, LatentspaceError) else f"{type(e).__name__}: {e}"
-            self._finish(job.id, "failed", error=message or type(e).__name__)
+            self._finish(job.id, "failed", error=public(message) or type(e).__name__)
             return
         if outcome == "done":
             self._finish(job.id, "done")
