@@ -17,13 +17,16 @@ A test module imports no other test module.
 from __future__ import annotations
 
 import base64
+import hashlib
 import importlib.util
 import io
+import json
 import math
 import os
 import re
 import socket
 import sys
+import tarfile
 import threading
 import time
 import uuid
@@ -309,3 +312,42 @@ def rag_corpus() -> ModuleType:
     sys.modules.setdefault("rag_corpus", module)  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
+
+
+# -- snapshot files ------------------------------------------------------------------------
+
+
+def tar_members(data: bytes) -> list[tuple[str, bytes]]:
+    """The (name, bytes) of each member of a snapshot file, in order."""
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        out = []
+        for m in tar.getmembers():
+            f = tar.extractfile(m)
+            assert f is not None
+            out.append((m.name, f.read()))
+        return out
+
+
+def tar_of(members: list[tuple[str, bytes]]) -> bytes:
+    """A tar of ``members``, in order."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, body in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    return buf.getvalue()
+
+
+def resealed(members: list[tuple[str, bytes]], edit: Any) -> bytes:
+    """A snapshot's members with its manifest and parts edited by ``edit(manifest, parts)``
+    and every part's checksum recomputed: a file that passes the integrity checks, so what
+    refuses it is the content check."""
+    parts = dict(members[1:])
+    manifest = json.loads(members[0][1])
+    edit(manifest, parts)
+    manifest["parts"] = {
+        name: {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+        for name, body in parts.items()
+    }
+    return tar_of([("manifest.json", json.dumps(manifest).encode()), *parts.items()])

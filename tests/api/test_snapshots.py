@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import math
@@ -14,7 +13,16 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
-from tests.fixtures import ADMIN_KEY, assert_problem, b64, image_bytes, make_settings
+from tests.fixtures import (
+    ADMIN_KEY,
+    assert_problem,
+    b64,
+    image_bytes,
+    make_settings,
+    resealed,
+    tar_members,
+    tar_of,
+)
 
 from latentspace.api import create_app
 from latentspace.embedder.models.shapes import ShapeSample
@@ -146,49 +154,16 @@ def test_snapshot_saved_on_the_server_and_restored_by_name(source: TestClient) -
 # -- bad files: refused with a message, nothing changed -----------------------------------
 
 
-def _members(data: bytes) -> list[tuple[str, bytes]]:
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        out = []
-        for m in tar.getmembers():
-            f = tar.extractfile(m)
-            assert f is not None
-            out.append((m.name, f.read()))
-        return out
-
-
 def _last_data_offset(data: bytes) -> int:
     # Where the last member's bytes begin: a cut just after it leaves that part short.
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         return tar.getmembers()[-1].offset_data
 
 
-def _tar(members: list[tuple[str, bytes]]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, body in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(body)
-            tar.addfile(info, io.BytesIO(body))
-    return buf.getvalue()
-
-
-def _resealed(members: list[tuple[str, bytes]], edit: Any) -> bytes:
-    # The members with the manifest edited and every part's checksum recomputed: a file
-    # that passes the integrity checks, so what refuses it is the content check.
-    parts = dict(members[1:])
-    manifest = json.loads(members[0][1])
-    edit(manifest, parts)
-    manifest["parts"] = {
-        name: {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
-        for name, body in parts.items()
-    }
-    return _tar([("manifest.json", json.dumps(manifest).encode()), *parts.items()])
-
-
 def _flip_byte(members: list[tuple[str, bytes]]) -> bytes:
     name, body = members[2]  # vectors.f32
     changed = body[:100] + bytes([body[100] ^ 0xFF]) + body[101:]
-    return _tar([*members[:2], (name, changed), *members[3:]])
+    return tar_of([*members[:2], (name, changed), *members[3:]])
 
 
 def _bad_vector(manifest: dict[str, Any], parts: dict[str, bytes]) -> None:
@@ -265,25 +240,25 @@ def _forged_index(kind: str, params: dict[str, Any]) -> Any:
         (lambda data, m: data[: _last_data_offset(data) + 10], "truncated"),
         (lambda data, m: b"not a tar file at all" * 100, "not a readable snapshot"),
         (lambda data, m: _flip_byte(m), "vectors.f32 fails its sha256"),
-        (lambda data, m: _tar([m[0], m[1], *m[3:]]), "truncated: vectors.f32 missing"),
-        (lambda data, m: _tar([m[1], m[0], m[2], m[3]]), "first member is not manifest.json"),
-        (lambda data, m: _tar([*m, ("extra.bin", b"x")]), "unexpected member 'extra.bin'"),
-        (lambda data, m: _resealed(m, _bad_vector), "snapshot vector 0 is not finite"),
-        (lambda data, m: _resealed(m, _future_revision), "schema revision '9999' is unknown"),
-        (lambda data, m: _resealed(m, _bad_item), "line 6: kind 'sound'"),
-        (lambda data, m: _resealed(m, _count_off), "vectors.f32 holds"),
-        (lambda data, m: _resealed(m, _bad_adapter), "kind must be procrustes or affine"),
-        (lambda data, m: _resealed(m, _forged_index("hnsw", {"m": 0})), "'m' is not a collection"),
-        (lambda data, m: _resealed(m, _forged_index("ivf", {"nlist": 0})), "'nlist' is not a"),
-        (lambda data, m: _resealed(m, _forged_index("hnsw", {"rescore": "abc"})), "rescore must"),
-        (lambda data, m: _resealed(m, _poisoned("metadata", {"x": math.nan})), "not a JSON number"),
-        (lambda data, m: _resealed(m, _poisoned("text", "a \ud800 b")), "lone surrogate"),
-        (lambda data, m: _resealed(m, _poisoned("metadata", _nested(300))), "nesting"),
-        (lambda data, m: _resealed(m, _poisoned("text", "a\x00b")), "NUL"),
-        (lambda data, m: _resealed(m, _poisoned("text", "x" * 100_001)), "characters"),
-        (lambda data, m: _resealed(m, _poisoned("metadata", {"x": "y" * 1_100_000})), "bytes"),
-        (lambda data, m: _resealed(m, _poisoned("sha256", "z" * 64)), "sha256 must be 64 hex"),
-        (lambda data, m: _resealed(m, _poisoned("uri", "a\x00b")), "uri"),
+        (lambda data, m: tar_of([m[0], m[1], *m[3:]]), "truncated: vectors.f32 missing"),
+        (lambda data, m: tar_of([m[1], m[0], m[2], m[3]]), "first member is not manifest.json"),
+        (lambda data, m: tar_of([*m, ("extra.bin", b"x")]), "unexpected member 'extra.bin'"),
+        (lambda data, m: resealed(m, _bad_vector), "snapshot vector 0 is not finite"),
+        (lambda data, m: resealed(m, _future_revision), "schema revision '9999' is unknown"),
+        (lambda data, m: resealed(m, _bad_item), "line 6: kind 'sound'"),
+        (lambda data, m: resealed(m, _count_off), "vectors.f32 holds"),
+        (lambda data, m: resealed(m, _bad_adapter), "kind must be procrustes or affine"),
+        (lambda data, m: resealed(m, _forged_index("hnsw", {"m": 0})), "'m' is not a collection"),
+        (lambda data, m: resealed(m, _forged_index("ivf", {"nlist": 0})), "'nlist' is not a"),
+        (lambda data, m: resealed(m, _forged_index("hnsw", {"rescore": "abc"})), "rescore must"),
+        (lambda data, m: resealed(m, _poisoned("metadata", {"x": math.nan})), "not a JSON number"),
+        (lambda data, m: resealed(m, _poisoned("text", "a \ud800 b")), "lone surrogate"),
+        (lambda data, m: resealed(m, _poisoned("metadata", _nested(300))), "nesting"),
+        (lambda data, m: resealed(m, _poisoned("text", "a\x00b")), "NUL"),
+        (lambda data, m: resealed(m, _poisoned("text", "x" * 100_001)), "characters"),
+        (lambda data, m: resealed(m, _poisoned("metadata", {"x": "y" * 1_100_000})), "bytes"),
+        (lambda data, m: resealed(m, _poisoned("sha256", "z" * 64)), "sha256 must be 64 hex"),
+        (lambda data, m: resealed(m, _poisoned("uri", "a\x00b")), "uri"),
     ],
     ids=[
         "half",
@@ -315,7 +290,7 @@ def test_a_damaged_snapshot_is_refused_and_changes_nothing(
     source: TestClient, spoil: Any, message: str
 ) -> None:
     data = _snapshot(source)
-    bad = spoil(data, _members(data))
+    bad = spoil(data, tar_members(data))
     before = source.get("/v1/collections").json()
     for path in ("fresh/restore", "shapes/restore?replace=true"):
         r = source.post(f"/v1/collections/{path}", content=bad, headers=TAR)
@@ -346,8 +321,8 @@ def test_a_snapshot_from_a_previous_schema_revision_restores(
         parts["items.jsonl"] = "".join(json.dumps(d) + "\n" for d in docs).encode()
 
     expected = _answers(source, "shapes")
-    data = _resealed(_members(_snapshot(source)), older)
-    assert [name for name, _ in _members(data)][-1] == "directions.jsonl"
+    data = resealed(tar_members(_snapshot(source)), older)
+    assert [name for name, _ in tar_members(data)][-1] == "directions.jsonl"
     r = source.post("/v1/collections/old/restore", content=data, headers=TAR)
     assert r.status_code == 201, r.text
     assert _answers(source, "old") == expected

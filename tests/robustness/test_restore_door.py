@@ -4,11 +4,8 @@ recomputed), and each is accepted by both or refused by both."""
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import math
-import tarfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.fixtures import ADMIN_KEY, make_settings
+from tests.fixtures import ADMIN_KEY, make_settings, resealed, tar_members
 
 from latentspace.api import create_app
 from latentspace.settings import LimitSettings
@@ -36,32 +33,14 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
         yield c
 
 
-def members(data: bytes) -> list[tuple[str, bytes]]:
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        out = []
-        for m in tar.getmembers():
-            f = tar.extractfile(m)
-            assert f is not None
-            out.append((m.name, f.read()))
-        return out
-
-
 def with_item(base: list[tuple[str, bytes]], doc: dict[str, Any]) -> bytes:
     """The base snapshot holding ``doc`` as its one item, checksums recomputed."""
-    manifest, parts = json.loads(base[0][1]), dict(base[1:])
-    stored = json.loads(parts["items.jsonl"].decode().splitlines()[0])
-    parts["items.jsonl"] = (json.dumps({**stored, **doc}) + "\n").encode()
-    manifest["parts"] = {
-        name: {"bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
-        for name, body in parts.items()
-    }
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, body in [("manifest.json", json.dumps(manifest).encode()), *parts.items()]:
-            info = tarfile.TarInfo(name)
-            info.size = len(body)
-            tar.addfile(info, io.BytesIO(body))
-    return buf.getvalue()
+
+    def edit(manifest: dict[str, Any], parts: dict[str, bytes]) -> None:
+        stored = json.loads(parts["items.jsonl"].decode().splitlines()[0])
+        parts["items.jsonl"] = (json.dumps({**stored, **doc}) + "\n").encode()
+
+    return resealed(base, edit)
 
 
 def nested(depth: int) -> dict[str, Any]:
@@ -112,7 +91,7 @@ def test_restore_and_upsert_accept_and_refuse_the_same_items(
     assert upsert.status_code < 500, upsert.text
     if accepted:  # leave the base as it was
         assert client.delete(f"/v1/collections/base/items/{doc['id']}").status_code == 204
-    base = members(client.post("/v1/collections/base/snapshot").content)
+    base = tar_members(client.post("/v1/collections/base/snapshot").content)
     restore_doc = {**{k: None for k in ("text", "uri", "document_id")}, **doc}
     restored = client.post(
         "/v1/collections/copy/restore?replace=true",
@@ -127,7 +106,7 @@ def test_the_generator_reaches_both_answers(client: TestClient) -> None:
     # the property above is only worth something if both outcomes occur: one of each
     good = {"id": "fine", "metadata": {"a": 1}, "text": "ok"}
     bad = {"id": "poisoned", "metadata": {"a": math.inf}}
-    base = members(client.post("/v1/collections/base/snapshot").content)
+    base = tar_members(client.post("/v1/collections/base/snapshot").content)
     for doc, status in ((good, 201), (bad, 422)):
         r = client.post(
             "/v1/collections/copy/restore?replace=true",

@@ -33,6 +33,7 @@ from latentspace.store import lookups
 from latentspace.store.tables import ItemRow
 
 __all__ = [
+    "bounded",
     "change_payload",
     "count",
     "delete",
@@ -350,11 +351,16 @@ def retrieve(
     return [record(r, found.vectors.get(r.id), with_payload) for r in found.rows]
 
 
-def _limit(value: object, default: int, cap: int, where: str) -> int:
+def bounded(value: object, default: int, low: int, high: int, where: str) -> int:
+    """A whole number from ``low`` to ``high`` (``default`` when not given).
+
+    Raises:
+        InvalidInput: anything else, naming ``where``.
+    """
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= cap:
-        raise InvalidInput(f"{where}: a whole number from 1 to {cap}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidInput(f"{where}: a whole number from {low} to {high}, got {value!r}")
     return value
 
 
@@ -368,7 +374,7 @@ def scroll(ctx: Context, name: str, body: dict[str, Any]) -> dict[str, Any]:
     """
     if body.get("order_by") is not None:
         raise InvalidInput("order_by is not supported; scroll pages in the order points came")
-    limit = _limit(body.get("limit"), 10, ctx.settings.limits.max_batch, "limit")
+    limit = bounded(body.get("limit"), 10, 1, ctx.settings.limits.max_batch, "limit")
     spec = translate(body.get("filter"))
     with_payload = body.get("with_payload", True)
     payload_of({}, with_payload)

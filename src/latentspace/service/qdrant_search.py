@@ -24,6 +24,7 @@ from latentspace.service.context import Context
 from latentspace.service.diversity import GroupBy, Mmr
 from latentspace.service.qdrant_filters import translate
 from latentspace.service.qdrant_points import (
+    bounded,
     item_id,
     payload_of,
     point_id,
@@ -62,14 +63,6 @@ def at_once(ctx: Context, name: str, body: dict[str, Any], *, most: int) -> bool
     )
 
 
-def _whole(value: object, default: int, low: int, high: int, where: str) -> int:
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InvalidInput(f"{where}: a whole number from {low} to {high}, got {value!r}")
-    return value
-
-
 def _term(value: object, limit: int) -> tuple[QueryTerm, Mmr | None]:
     if value is None:
         raise InvalidInput("query: give a vector, {nearest: ...}, a point id, or {text: ...}")
@@ -85,7 +78,7 @@ def _term(value: object, limit: int) -> tuple[QueryTerm, Mmr | None]:
         diversity = mmr.get("diversity", 0.5)
         if isinstance(diversity, bool) or not isinstance(diversity, int | float):
             raise InvalidInput(f"query.mmr.diversity: a number in [0, 1], got {diversity!r}")
-        candidates = _whole(mmr.get("candidates_limit"), max(limit, 50), 1, 1000, "query.mmr")
+        candidates = bounded(mmr.get("candidates_limit"), max(limit, 50), 1, 1000, "query.mmr")
         return term, Mmr(1.0 - float(diversity), candidates)
     if isinstance(value, dict):
         other = next((k for k in _OTHER_QUERIES if k in value), None)
@@ -103,7 +96,7 @@ def _query(ctx: Context, body: dict[str, Any], *, grouped: bool) -> Query:
     if body.get("using") not in (None, ""):
         raise InvalidInput("using: named vectors are not supported: a collection has one vector")
     max_k = ctx.settings.limits.max_k
-    limit = _whole(body.get("limit"), 10, 1, max_k, "limit")
+    limit = bounded(body.get("limit"), 10, 1, max_k, "limit")
     term, mmr = _term(body.get("query"), limit)
     threshold = body.get("score_threshold")
     if threshold is not None and (
@@ -115,13 +108,13 @@ def _query(ctx: Context, body: dict[str, Any], *, grouped: bool) -> Query:
     params = body.get("params")
     if params is not None and not isinstance(params, dict):
         raise InvalidInput("params: an object such as {hnsw_ef: 128}")
-    ef = _whole((params or {}).get("hnsw_ef"), 0, 1, 4096, "params.hnsw_ef")
+    ef = bounded((params or {}).get("hnsw_ef"), 0, 1, 4096, "params.hnsw_ef")
     group_by = None
     if grouped:
         field = body.get("group_by")
         if not isinstance(field, str) or not field:
             raise InvalidInput("group_by: the payload key to group by")
-        size = _whole(body.get("group_size"), 3, 1, max_k, "group_size")
+        size = bounded(body.get("group_size"), 3, 1, max_k, "group_size")
         group_by = GroupBy(field, size, limit)
     payload_of({}, body.get("with_payload"))  # a bad selector fails before the search
     return Query(
@@ -129,7 +122,7 @@ def _query(ctx: Context, body: dict[str, Any], *, grouped: bool) -> Query:
         k=limit,
         filter=translate(body.get("filter")),
         min_score=threshold,
-        offset=0 if grouped else _whole(body.get("offset"), 0, 0, max_k, "offset"),
+        offset=0 if grouped else bounded(body.get("offset"), 0, 0, max_k, "offset"),
         params=SearchParams(ef_search=ef) if ef else None,
         with_vectors=wants_vector(body.get("with_vector", False)),
         mmr=mmr,
