@@ -60,16 +60,17 @@ class CliServer:
 def cli_server(
     data_dir: Path, *args: str, env: dict[str, str] | None = None
 ) -> Iterator[CliServer]:
-    """Run ``latentspace ARGS --port P`` without API keys on ``data_dir`` (with ``env`` added
-    to the environment); stop it on exit."""
+    """Run ``latentspace ARGS --port P`` on ``data_dir`` (with ``env`` added to the
+    environment; without API keys unless ``env`` sets some); stop it on exit."""
     port = free_port()
+    inherited = dict(os.environ)
+    inherited.pop("LATENTSPACE_API_KEYS", None)  # keys only where ``env`` gives them
     env = {
-        **os.environ,
+        **inherited,
         "LATENTSPACE_DATA_DIR": str(data_dir),
         "HF_HUB_OFFLINE": "1",
         **(env or {}),
     }
-    env.pop("LATENTSPACE_API_KEYS", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "latentspace.cli", *args, "--port", str(port)],
         env=env,

@@ -193,7 +193,9 @@ def serve(settings: Settings) -> Iterator[str]:
     base URL; stops it on exit."""
     port = free_port()
     app = create_app(settings, url=f"http://127.0.0.1:{port}")
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(  # as `latentspace serve` runs it
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", proxy_headers=False
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

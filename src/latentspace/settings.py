@@ -7,6 +7,7 @@ sections) as an argument.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Literal
@@ -371,6 +372,12 @@ class Settings(BaseSettings):
         "while the server listens on loopback or no API key is set (against DNS "
         "rebinding), any name otherwise; behind a proxy, name the proxy's host here.",
     )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses or networks (`10.0.0.0/8`) of reverse proxies "
+        "whose X-Forwarded-For and X-Forwarded-Proto are believed. Empty: none, and the "
+        "client is the socket's peer (the wrong-key throttle counts by it).",
+    )
     cors_origins: str = Field(
         default="",
         description="Comma-separated origins allowed to call the API from a browser (CORS); "
@@ -405,6 +412,21 @@ class Settings(BaseSettings):
     classify: ClassifySettings = Field(default_factory=ClassifySettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     migrate: MigrateSettings = Field(default_factory=MigrateSettings)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for part in (p.strip() for p in value.split(",")):
+            if part:
+                try:
+                    ipaddress.ip_network(part, strict=False)
+                except ValueError as e:
+                    raise ValueError(f"{part!r} is not an address or network") from e
+        return value
+
+    def proxies(self) -> list[str]:
+        """The trusted proxies, one address or network each."""
+        return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
 
     def resolved_snapshot_dir(self) -> Path:
         """The snapshot folder (``snapshot_dir``, default ``data_dir/snapshots``)."""

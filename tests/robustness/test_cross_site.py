@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
-from tests.fixtures import ADMIN_KEY, make_settings
+from tests.cli_server import cli_server
+from tests.fixtures import ADMIN_KEY, READ_KEY, make_settings
 
 from latentspace.api import create_app
 
@@ -158,20 +160,87 @@ def test_repeated_wrong_keys_are_slowed_down(tmp_path: Path) -> None:
         assert r.headers["content-type"] == "application/problem+json"
 
 
+def test_wrong_keys_do_not_lock_out_a_key_already_accepted_from_that_client(
+    tmp_path: Path,
+) -> None:
+    app = create_app(make_settings(tmp_path))
+    with TestClient(app, client=("203.0.113.9", 4000)) as shared:  # one address, two users
+        admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        assert shared.get("/v1/collections", headers=admin).status_code == 200
+        for i in range(10):  # another user of the address guesses, or sends wrong keys
+            r = shared.get("/v1/collections", headers={"Authorization": f"Bearer guess-{i}"})
+            assert r.status_code == 401
+        assert shared.get("/v1/collections", headers=admin).status_code == 200
+        r = shared.get("/v1/collections", headers={"Authorization": "Bearer guess-10"})
+        assert r.status_code == 429  # further guesses wait, unchecked
+        assert "still work" in r.json()["detail"]
+        read = {"Authorization": f"Bearer {READ_KEY}"}  # valid, but never seen from here
+        assert shared.get("/v1/collections", headers=read).status_code == 429
+
+
 def test_the_key_throttle_is_per_client_and_forgets() -> None:
     from latentspace.api.security import FailedKeys
 
     now = [0.0]
     throttle = FailedKeys(limit=3, window=60.0, clients=2, clock=lambda: now[0])
     for _ in range(3):
-        assert throttle.retry_after("a") is None
+        assert throttle.retry_after("a", "guess") is None
         throttle.failed("a")
-    assert throttle.retry_after("a") == 61
-    assert throttle.retry_after("b") is None  # another client is not held
+    assert throttle.retry_after("a", "guess") == 61
+    assert throttle.retry_after("b", "guess") is None  # another client is not held
+    throttle.accepted("a", "good")
+    assert throttle.retry_after("a", "good") is None  # a key accepted from it still works
     now[0] = 30.0
-    assert throttle.retry_after("a") == 31
+    assert throttle.retry_after("a", "guess") == 31
     now[0] = 61.0  # the window has passed
-    assert throttle.retry_after("a") is None
+    assert throttle.retry_after("a", "guess") is None
     for client in ("c", "d", "e"):  # bounded: the oldest clients are forgotten
         throttle.failed(client)
+        throttle.accepted(client, "good")
     assert len(throttle._failures) == 2
+    assert len(throttle._known) == 2
+    for i in range(20):  # and so are a client's oldest accepted keys
+        throttle.accepted("e", f"key-{i}")
+    assert len(throttle._known["e"]) == FailedKeys.KNOWN_PER_CLIENT
+
+
+def guess(c: TestClient | httpx.Client, i: int, forwarded_for: str) -> int:
+    headers = {"Authorization": f"Bearer guess-{i}", "X-Forwarded-For": forwarded_for}
+    return c.get("/v1/collections", headers=headers).status_code
+
+
+def test_a_fresh_forwarded_for_per_guess_does_not_escape_the_throttle(tmp_path: Path) -> None:
+    # `latentspace serve` itself: uvicorn would believe X-Forwarded-For from loopback
+    env = {"LATENTSPACE_API_KEYS": f"admin:{ADMIN_KEY}"}
+    with cli_server(tmp_path / "data", "serve", env=env) as server:
+        server.wait_for("ready at", 120)
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            statuses = [guess(c, i, f"198.51.100.{i}") for i in range(11)]
+    assert statuses == [401] * 10 + [429]
+
+
+def test_forwarded_for_is_believed_from_trusted_proxies_only(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, trusted_proxies="127.0.0.1, 10.0.0.0/8")
+    with TestClient(create_app(settings), client=("10.1.2.3", 4000)) as proxy:
+        # behind a trusted proxy, each forwarded address is its own client
+        assert [guess(proxy, i, f"198.51.100.{i}") for i in range(11)] == [401] * 11
+        assert [guess(proxy, i, "198.51.100.77") for i in range(11)] == [401] * 10 + [429]
+    with TestClient(create_app(settings), client=("203.0.113.9", 4000)) as other:
+        # from anywhere else the header is the client's own word, and ignored
+        assert [guess(other, i, f"198.51.100.{i}") for i in range(11)] == [401] * 10 + [429]
+
+
+def test_a_proxied_request_is_no_loopback_client_in_keyless_mode(
+    loopback: TestClient,
+) -> None:
+    # a proxy on this machine relays remote clients from 127.0.0.1: none is served keyless
+    for header in ("X-Forwarded-For", "Forwarded", "X-Real-IP"):
+        r = loopback.get("/v1/collections", headers={header: "198.51.100.7"})
+        assert r.status_code == 403, header
+        assert "proxy" in r.json()["detail"]
+    assert loopback.get("/v1/collections").status_code == 200
+
+
+def test_a_trusted_proxy_that_is_not_an_address_is_refused_at_start(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not an address or network"):
+        make_settings(tmp_path, trusted_proxies="proxy.internal")

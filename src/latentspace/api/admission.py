@@ -12,6 +12,15 @@ or more is refused when its turn comes (the queue discipline of CoDel, Nichols &
 sustained overload the requests that are served wait little, instead of every one of them
 waiting out the whole queue, and the rest are refused within ``queue_target``.
 
+While the server sheds load, an arrival that finds anyone waiting is refused at the door,
+before its body is read: under sustained overload a refusal then costs as little as it can
+and the queue holds no work that would wait past target anyway.
+
+Every request yields to the event loop once after it takes its slot. A search that runs on
+the event loop itself (``lean.inline_when``) never awaits, so without that yield each
+arrival would take the free slot, run and leave before the next was looked at: the backlog
+would wait in the loop's ready queue and the sockets, where nothing counts or refuses it.
+
 A request's body is read *before* it takes a slot, under ``body_timeout``, so slow or
 stalled senders hold no slot (they get 408). Liveness, readiness and metrics are never
 queued.
@@ -69,6 +78,7 @@ class AdmissionMiddleware:
             await self.app(scope, receive, send)
             return
         try:
+            self._at_the_door()
             replay = await self._read_body(receive) if scope["method"] in _BODY_METHODS else receive
             await self._admit()
         except _Refused as e:
@@ -111,19 +121,35 @@ class AdmissionMiddleware:
 
         return replay
 
+    def _at_the_door(self) -> None:
+        """Refuse before the body is read what would be refused anyway: an arrival that
+        finds the queue full, or, while the server sheds load, finds anyone waiting. So
+        under sustained overload a refusal costs as little as it can, and the queue holds
+        at most one request between the slots, instead of work that will wait past target."""
+        if len(self.waiting) >= self.max_queue or (
+            self.waiting and self.clock() < self.shedding_until
+        ):
+            self._overflow()
+
+    def _overflow(self) -> None:
+        self.shedding_until = self.clock() + self.queue_interval
+        raise _Refused(
+            503,
+            "overloaded",
+            f"the server is at capacity ({self.max_in_flight} requests running, "
+            f"{self.max_queue} waiting); retry shortly",
+            retry_after=1,
+        )
+
     async def _admit(self) -> None:
         if self.in_flight < self.max_in_flight and not self.waiting:
             self.in_flight += 1
+            # each arrival takes its slot or its place in the queue before any of them runs
+            # (see the module's docstring)
+            await asyncio.sleep(0)
             return
         if len(self.waiting) >= self.max_queue:
-            self.shedding_until = self.clock() + self.queue_interval
-            raise _Refused(
-                503,
-                "overloaded",
-                f"the server is at capacity ({self.max_in_flight} requests running, "
-                f"{self.max_queue} waiting); retry shortly",
-                retry_after=1,
-            )
+            self._overflow()
         slot = _Waiter(self.clock(), asyncio.get_running_loop().create_future())
         self.waiting.append(slot)
         try:

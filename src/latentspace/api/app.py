@@ -165,12 +165,17 @@ def create_app(
         loopback_only=keys.loopback_only or _on_loopback(url or settings.cluster.url),
         cors_origins=cors,
     )
-    app.add_middleware(  # outermost: every answer, refusals included, gets an id and a log
+    app.add_middleware(  # every answer, refusals included, gets an id and a log
         RequestContextMiddleware,
         max_body_bytes=settings.limits.max_body_bytes,
         metrics=metrics,
         upload_limits=[(RESTORE_PATHS, settings.limits.max_snapshot_bytes, "max_snapshot_bytes")],
     )
+    if settings.proxies():  # outermost: the client each later step sees is the proxied one
+        # `latentspace serve` runs uvicorn with proxy_headers off, so only these are believed
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.proxies())
     for module in (  # matched in this order: the hot routes first
         search,
         health,

@@ -79,7 +79,10 @@ class KeyRing:
 
     def scope_of(self, token: str) -> str | None:
         """The scope of a presented key, or None if it is not one of ours."""
-        presented = hash_key(token)
+        return self.scope_of_digest(hash_key(token))
+
+    def scope_of_digest(self, presented: str) -> str | None:
+        """The scope of the key whose digest (:func:`hash_key`) is ``presented``, or None."""
         found = None
         for digest, scope in self.digests.items():  # no early exit: constant time per key
             if hmac.compare_digest(presented, digest):

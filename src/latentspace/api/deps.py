@@ -14,7 +14,7 @@ from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from latentspace.api.auth import KeyRing, is_loopback
+from latentspace.api.auth import KeyRing, hash_key, is_loopback
 from latentspace.api.errors import ApiError
 from latentspace.api.lean import JsonRequest, lean_handler, lean_shape
 from latentspace.api.metrics import Metrics
@@ -62,6 +62,9 @@ async def get_service(context: ContextDep) -> Context:
 
 ServiceDep = Annotated[Context, Depends(get_service)]
 
+# headers a proxy adds: a loopback peer that sends one is relaying someone else's request
+_FORWARDED = frozenset({"forwarded", "x-forwarded-for", "x-real-ip"})
+
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer KEY`.")
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
@@ -79,13 +82,14 @@ def authorize(request: Request, needed: str) -> str:
         return "admin"
     if keys.loopback_only:
         host = request.client.host if request.client else None
-        if is_loopback(host):
+        if is_loopback(host) and not _FORWARDED.intersection(request.headers):
             return "admin"
         raise ApiError(
             403,
             "forbidden",
-            "no API keys are configured, so only loopback clients are served; "
-            "set LATENTSPACE_API_KEYS (or LATENTSPACE_AUTH=off for local use)",
+            "no API keys are configured, so only loopback clients are served, and a request "
+            "a proxy forwarded is not one; set LATENTSPACE_API_KEYS (or LATENTSPACE_AUTH=off "
+            "for local use)",
         )
     challenge = {"WWW-Authenticate": "Bearer"}
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -99,18 +103,21 @@ def authorize(request: Request, needed: str) -> str:
             headers=challenge,
         )
     client = request.client.host if request.client else "?"
-    wait = context.failed_keys.retry_after(client)
+    digest = hash_key(token.strip())
+    wait = context.failed_keys.retry_after(client, digest)
     if wait is not None:
         raise ApiError(
             429,
             "too-many-requests",
-            f"too many wrong API keys from this client; retry in {wait} s",
+            f"too many wrong API keys from this client; retry in {wait} s (keys already "
+            "accepted from it still work)",
             headers={"Retry-After": str(wait)},
         )
-    scope = keys.scope_of(token.strip())
+    scope = keys.scope_of_digest(digest)
     if scope is None:
         context.failed_keys.failed(client)
         raise ApiError(401, "unauthorized", "invalid API key", headers=challenge)
+    context.failed_keys.accepted(client, digest)
     if needed == "admin" and scope != "admin":
         raise ApiError(403, "forbidden", "this API key has read scope; this needs an admin key")
     return scope

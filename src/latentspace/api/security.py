@@ -37,11 +37,17 @@ _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 _NOSNIFF = [(b"x-content-type-options", b"nosniff")]
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return str(value.decode("latin-1"))
-    return None
+_READ = frozenset({b"host", b"authorization", b"origin", b"sec-fetch-site"})
+
+
+def _headers(scope: Scope) -> dict[bytes, str]:
+    # the headers this middleware reads, in one pass (ASGI names are lower-case); the
+    # first of a repeated header counts
+    found: dict[bytes, str] = {}
+    for key, value in scope.get("headers", ()):
+        if key in _READ and key not in found:
+            found[key] = value.decode("latin-1")
+    return found
 
 
 def _hostname(host: str) -> str:
@@ -76,13 +82,13 @@ class SecurityMiddleware:
             return name == "localhost" or name.endswith(".localhost") or is_loopback(name)
         return True
 
-    def _cross_site(self, scope: Scope, host: str) -> bool:
-        if scope["method"] in _SAFE_METHODS or _header(scope, b"authorization"):
+    def _cross_site(self, scope: Scope, headers: dict[bytes, str], host: str) -> bool:
+        if scope["method"] in _SAFE_METHODS or headers.get(b"authorization"):
             return False
-        origin = _header(scope, b"origin")
+        origin = headers.get(b"origin")
         if origin is not None and origin.rstrip("/").lower() in self.trusted_origins:
             return False  # configured for CORS: that origin may call
-        fetch_site = _header(scope, b"sec-fetch-site")
+        fetch_site = headers.get(b"sec-fetch-site")
         if fetch_site == "cross-site":
             return True
         if fetch_site in ("same-origin", "none"):
@@ -97,7 +103,8 @@ class SecurityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        host = _header(scope, b"host") or ""
+        headers = _headers(scope)
+        host = headers.get(b"host", "")
         if not self._host_allowed(host):
             detail = (
                 f"host {host!r} is not served here: a server on loopback answers loopback "
@@ -109,7 +116,7 @@ class SecurityMiddleware:
                 send, 400, "bad-request", detail, instance=scope["path"], headers=_NOSNIFF
             )
             return
-        if self._cross_site(scope, host):
+        if self._cross_site(scope, headers, host):
             detail = (
                 "a cross-site request may not change state without an API key "
                 "(send Authorization: Bearer KEY)"
@@ -137,8 +144,15 @@ class SecurityMiddleware:
 class FailedKeys:
     """Wrong keys per client: after ``limit`` within ``window`` seconds, wait it out.
 
+    What waits is guessing, not the client's own work: a key that has already been
+    accepted from that client (kept as its digest, a few per client) is still let through
+    while the client waits, so a valid key is never locked out by wrong ones sent from the
+    same address (a test suite's negative cases, another user behind the same NAT). Any
+    other key is answered 429 unchecked, so the wait gives a guesser nothing to learn.
     Bounded (the oldest clients are forgotten past ``clients``) and thread-safe.
     """
+
+    KNOWN_PER_CLIENT = 8
 
     def __init__(
         self,
@@ -150,27 +164,45 @@ class FailedKeys:
     ) -> None:
         self.limit, self.window, self.clients, self._clock = limit, window, clients, clock
         self._failures: OrderedDict[str, list[float]] = OrderedDict()
+        self._known: OrderedDict[str, OrderedDict[str, None]] = OrderedDict()
         self._lock = threading.Lock()
 
     def _recent(self, client: str, now: float) -> list[float]:
         times = [t for t in self._failures.get(client, []) if now - t < self.window]
-        self._failures[client] = times
-        self._failures.move_to_end(client)
-        while len(self._failures) > self.clients:
-            self._failures.popitem(last=False)
+        if not times:  # a client with no wrong key in the window is not kept
+            self._failures.pop(client, None)
         return times
 
-    def retry_after(self, client: str) -> int | None:
-        """Seconds ``client`` must wait before its next key is checked, or None."""
+    def retry_after(self, client: str, digest: str) -> int | None:
+        """Seconds ``client`` must wait before the key of ``digest`` is checked, or None."""
         now = self._clock()
         with self._lock:
+            if client not in self._failures:  # the common case: no wrong key of late
+                return None
             times = self._recent(client, now)
-            if len(times) < self.limit:
+            if len(times) < self.limit or digest in self._known.get(client, ()):
                 return None
             return max(1, int(self.window - (now - times[0])) + 1)
+
+    def accepted(self, client: str, digest: str) -> None:
+        """Record that ``client`` presented a valid key (by its digest)."""
+        with self._lock:
+            known = self._known.get(client)
+            if known is not None and digest in known:
+                return
+            if known is None:
+                known = self._known[client] = OrderedDict()
+                while len(self._known) > self.clients:
+                    self._known.popitem(last=False)
+            known[digest] = None
+            while len(known) > self.KNOWN_PER_CLIENT:
+                known.popitem(last=False)
 
     def failed(self, client: str) -> None:
         """Record a wrong key from ``client``."""
         now = self._clock()
         with self._lock:
-            self._recent(client, now).append(now)
+            self._failures[client] = [*self._recent(client, now), now]
+            self._failures.move_to_end(client)
+            while len(self._failures) > self.clients:
+                self._failures.popitem(last=False)

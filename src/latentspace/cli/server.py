@@ -174,13 +174,21 @@ def serve(
             workers=workers,
             log_config=None,
             access_log=False,
+            proxy_headers=False,  # the app believes LATENTSPACE_TRUSTED_PROXIES only
         )
         return
     try:
         application = create_app(settings, url=f"http://{host}:{port}")
     except LatentspaceError as e:
         raise _fail(e) from e
-    config = uvicorn.Config(application, host=host, port=port, log_config=None, access_log=False)
+    config = uvicorn.Config(
+        application,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,  # the app believes LATENTSPACE_TRUSTED_PROXIES only
+    )
     _ready_server()(config).run()
 
 
