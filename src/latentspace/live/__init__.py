@@ -13,6 +13,7 @@
     rows         collection rows by name
     encoders     one encoder per model spec, built on first use
     crossencoders  the configured cross-encoders for reranking
+    damage       damage found in stored data, per collection, until repaired (/readyz)
 
 Use-cases read the views through ``ctx.live``; only the owner changes them.
 """

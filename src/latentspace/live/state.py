@@ -1,7 +1,8 @@
 """The one owner of what a process keeps per collection.
 
 Every view a process holds of a collection (its live vector index, keyword index, hit
-rows, payload index, perceptual hashes, map and collection row) is registered once with a
+rows, payload index, perceptual hashes, map, collection row and the damage found in its
+stored data) is registered once with a
 :class:`LiveState` and hears these calls, each made in one place:
 
 - :meth:`LiveState.committed` after a write's SQL transaction committed (under
@@ -27,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from latentspace.live.commit import Commit, View
 from latentspace.live.crossencoders import CrossEncoderPool
+from latentspace.live.damage import DamageLog
 from latentspace.live.encoders import EncoderFactory, EncoderPool
 from latentspace.live.hits import HitCache
 from latentspace.live.indexes import LiveIndexes, LocalIndexes
@@ -90,8 +92,17 @@ class LiveState:
             [s.strip() for s in settings.rerank_models.split(",") if s.strip()],
             device=None if settings.encoder.device == "auto" else settings.encoder.device,
         )
+        self.damage = DamageLog()
         self._views: list[View] = []
-        views = (self.rows, self.keywords, self.payloads, self.hits, self.phashes, self.maps)
+        views = (
+            self.rows,
+            self.keywords,
+            self.payloads,
+            self.hits,
+            self.phashes,
+            self.maps,
+            self.damage,
+        )
         for view in (self.indexes, *views):
             self.register(view)
 

@@ -20,7 +20,8 @@ __all__ = ["Readiness", "readiness"]
 class Readiness:
     """Whether the instance can serve, and if not, why; ``unavailable`` names the
     collections that cannot serve (the others do) with their reasons; ``warm`` says whether
-    the caches filled after start-up (hit rows, payload indexes) are complete."""
+    the caches filled after start-up (hit rows, payload indexes) are complete; ``damaged``
+    names, by collection, damage found in stored data, contained to what it touches."""
 
     ready: bool
     detail: str = ""
@@ -28,6 +29,7 @@ class Readiness:
     warnings: list[str] = field(default_factory=list)
     warm: bool = True
     below_recall_target: list[str] = field(default_factory=list)
+    damaged: dict[str, list[str]] = field(default_factory=dict)
 
 
 def readiness(ctx: Context) -> Readiness:
@@ -57,6 +59,7 @@ def readiness(ctx: Context) -> Readiness:
         warnings=list(ctx.warnings),
         warm=warm,
         below_recall_target=_below_target(ctx, rows),
+        damaged=ctx.live.damage.report(),
     )
 
 

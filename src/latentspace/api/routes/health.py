@@ -34,16 +34,19 @@ def readyz(context: ContextDep, response: Response) -> dict[str, Any]:
     still filling: searches answer meanwhile, the first filters and hits slower.
     ``below_recall_target`` names the collections whose approximate index measured (at its
     last save) a recall@10 below the collection's ``recall_target``: they serve, less
-    accurately than asked."""
+    accurately than asked. ``damaged`` names, by collection, damage found in stored data
+    (an item's unreadable metadata, a map file that does not load, an original that no
+    longer matches its sha256): contained to what it touches, each with its repair."""
     ready = health.readiness(context.service)
     if not ready.ready:
         response.status_code = 503
         return {"status": "unavailable", "detail": ready.detail}
-    if ready.unavailable or ready.warnings:
+    if ready.unavailable or ready.warnings or ready.damaged:
         return {
             "status": "degraded",
             "unavailable": ready.unavailable,
             "warnings": ready.warnings,
+            "damaged": ready.damaged,
             "warm": ready.warm,
             "below_recall_target": ready.below_recall_target,
         }
