@@ -47,10 +47,15 @@ class DamageLog:
         logger.error("collection %s: %s: %s", collection.name, what, detail)
 
     def repaired(self, collection: CollectionRow, what: str) -> None:
-        """``what`` of ``collection`` is whole again."""
+        """``what`` of ``collection`` is whole again (and each part of it: ``"item 17"``
+        takes ``"item 17 phash"`` with it)."""
         with self._lock:
             found = self._found.get(collection.id)
-            if found is not None and found.pop(what, None) is not None and not found:
+            if found is None:
+                return
+            for key in [k for k in found if k == what or k.startswith(what + " ")]:
+                del found[key]
+            if not found:
                 self._drop(collection.id)
 
     def report(self) -> dict[str, list[str]]:

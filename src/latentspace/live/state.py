@@ -82,7 +82,8 @@ class LiveState:
                 on_changed=self._changed_elsewhere,
             )
         self.rows = CollectionRows(sessions)
-        self.keywords = KeywordIndexes(sessions)
+        self.damage = DamageLog()
+        self.keywords = KeywordIndexes(sessions, self.damage)
         self.payloads = PayloadIndexes(sessions)
         self.hits = HitCache(sessions, budget_bytes=settings.search.hit_cache_mb * 2**20)
         self.phashes = PhashIndexes(sessions)
@@ -92,7 +93,6 @@ class LiveState:
             [s.strip() for s in settings.rerank_models.split(",") if s.strip()],
             device=None if settings.encoder.device == "auto" else settings.encoder.device,
         )
-        self.damage = DamageLog()
         self._views: list[View] = []
         views = (
             self.rows,

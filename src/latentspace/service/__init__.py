@@ -2,6 +2,7 @@
 
     context      Context: settings, sessions, the live state, the job runner (no behaviour)
     lifecycle    start (migrate, open indexes, load encoders) and stop (save)
+    integrity    damage in stored data, found, set aside and named in /readyz
     replica      the thread that applies other processes' writes; read-your-writes
     collections  create, get, stats, delete, save, rebuild
     tuning       quantization, rescoring and the recall target: checked, changed, rebuilt

@@ -13,7 +13,7 @@ from latentspace import migrations
 from latentspace.datadir import DataDirLock
 from latentspace.errors import LatentspaceError, StoreError, Unavailable
 from latentspace.live import EncoderFactory, OpenReport
-from latentspace.service import autotag, collections, maps, migrate
+from latentspace.service import autotag, collections, integrity, maps, migrate
 from latentspace.service.context import Context, build_context
 from latentspace.service.replica import Follower
 from latentspace.settings import Settings
@@ -196,6 +196,7 @@ class Warmer:
             for row in rows:
                 if self._stop.is_set():
                     return
+                integrity.check(ctx, row)  # before anything reads it whole
                 ctx.live.hits.warm(row)
                 ctx.live.payloads.matching(row, {})  # built now, not by the first filter
             logger.info(

@@ -17,6 +17,7 @@ directions    named directions: put, get, list, delete
 dedup         the duplicate tiers and the trash (soft deletion, restore)
 jobs          background jobs, changed only by conditional updates
 migrate       model migration in SQL: pending vectors, the swap, fitted adapters
+integrity     stored values that no longer read as they should, found and set aside
 snapshots     the SQL side of snapshots: live items out page by page, a restore in
 snapshot_file the snapshot file: one tar, ``manifest.json`` first; read_snapshot checks all
 """

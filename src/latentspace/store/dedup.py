@@ -34,7 +34,8 @@ def live_phashes(
     )
     if item_ids is not None:
         query = query.where(ItemRow.id.in_(list(item_ids)))
-    rows = session.execute(query.order_by(ItemRow.id)).all()
+    # a value that is not an integer reads as None (tables.StoredInt): left out
+    rows = [r for r in session.execute(query.order_by(ItemRow.id)) if r[1] is not None]
     ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
     hashes = np.fromiter((r[1] for r in rows), np.int64, len(rows))
     return ids, hashes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +14,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from latentspace.errors import QueryTimeout
 
-__all__ = ["make_engine", "make_session_factory", "reserve_collection_ids", "statement_deadline"]
+__all__ = [
+    "Unreadable",
+    "make_engine",
+    "make_session_factory",
+    "reserve_collection_ids",
+    "statement_deadline",
+]
 
 # SQLite calls the progress handler every this many virtual-machine instructions.
 _PROGRESS_STEPS = 10_000
@@ -28,9 +35,29 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+class Unreadable(dict[str, Any]):
+    """What a JSON column holds when its stored text does not parse (a flipped byte, a hand
+    edit): an empty object, so the one row reads as having no metadata instead of failing
+    the whole query it is in; ``raw`` keeps the text. SQLite only: PostgreSQL's jsonb
+    cannot hold text that does not parse."""
+
+    def __init__(self, raw: str) -> None:
+        super().__init__()
+        self.raw = raw
+
+
+def _tolerant_loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return Unreadable(text)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, synchronous=FULL, foreign keys, busy timeout."""
+    """An engine for ``url``; SQLite gets WAL, synchronous=FULL, foreign keys, busy timeout,
+    and JSON values that do not parse read as :class:`Unreadable`."""
     if url.startswith("sqlite"):
+        kwargs.setdefault("json_deserializer", _tolerant_loads)
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 __all__ = [
     "AdapterRow",
@@ -33,6 +34,7 @@ __all__ = [
     "JobRow",
     "MigrationVectorRow",
     "OplogRow",
+    "StoredInt",
     "as_utc",
     "utcnow",
 ]
@@ -40,6 +42,25 @@ __all__ = [
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a real BIGINT.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 JsonDoc = JSON().with_variant(JSONB(), "postgresql")
+
+
+class StoredInt(TypeDecorator[int]):
+    """A BIGINT read back leniently: SQLite keeps whatever a hand edit wrote, so a value
+    that is not an integer (``'abc'``, 1.5) reads as None, the row's other fields intact,
+    instead of failing every query that reads it (``service.integrity`` names and clears
+    such values)."""
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: Any) -> int | None:
+        if value is None or type(value) is int:
+            return value
+        try:
+            number = int(value)
+        except (TypeError, ValueError, OverflowError):
+            return None
+        return number if number == value or isinstance(value, str) else None
 
 
 def utcnow() -> datetime:
@@ -105,10 +126,10 @@ class ItemRow(Base):
     )
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     # an image's 64-bit perceptual hash (pHash) as a signed integer; null for other kinds
-    phash: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    phash: Mapped[int | None] = mapped_column(StoredInt, nullable=True)
     # an image's decoded size and its file's size: what the keep suggestion compares
-    pixels: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    size_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    pixels: Mapped[int | None] = mapped_column(StoredInt, nullable=True)
+    size_bytes: Mapped[int | None] = mapped_column(StoredInt, nullable=True)
     # set when a duplicate resolution moved the item to the trash (deleted, restorable)
     trashed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 

@@ -1,0 +1,111 @@
+"""Damage in a collection's stored data, found, set aside and named (``/readyz``).
+
+Each check contains the damage to what it touches and records it in the damage log
+(:class:`~latentspace.live.damage.DamageLog`) with its repair; the rest of the collection,
+and every other collection, serves as before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from latentspace.embedder.images import perceptual_hash
+from latentspace.errors import LatentspaceError
+from latentspace.live.commit import Commit
+from latentspace.live.damage import item_key
+from latentspace.service.context import Context
+from latentspace.service.encoders import decode_checked
+from latentspace.service.intake import blob_path
+from latentspace.store import integrity, oplog
+from latentspace.store.tables import CollectionRow
+
+__all__ = ["check", "check_metadata", "check_numbers"]
+
+logger = logging.getLogger(__name__)
+
+_SHOWN = 120  # characters of an unreadable value the damage entry quotes
+
+
+def check(ctx: Context, collection: CollectionRow) -> int:
+    """Every check of the collection's stored rows; how many values were set aside."""
+    return check_metadata(ctx, collection) + check_numbers(ctx, collection)
+
+
+def check_numbers(ctx: Context, collection: CollectionRow) -> int:
+    """Store the integer each mistyped ``phash``, ``pixels`` or ``size_bytes`` spells, or
+    derive it anew from the stored original, or else null; how many there were."""
+    with ctx.live.writing(collection):
+        with ctx.sessions.begin() as session:
+            oplog.serialize(session=session, collection=collection)
+            found = integrity.mistyped_numbers(session, collection)
+            values = [(f.item_id, f.column, _value(ctx, f)) for f in found]
+            integrity.store_numbers(session, collection, values)
+            seq = oplog.last_seq(session=session, collection=collection)
+        if not found:
+            return 0
+        ctx.live.committed(collection, Commit(seq, stale=sorted({f.item_id for f in found})))
+    for f, (_, _, value) in zip(found, values, strict=True):
+        now = "cleared" if value is None else f"stored as {value}"
+        if f.fixed is None and value is not None:
+            now += ", derived anew from the stored original"
+        repair = (
+            "; its image is left out of the perceptual-hash tier until it is deleted and "
+            "uploaded again"
+            if f.column == "phash" and value is None
+            else ""
+        )
+        ctx.live.damage.record(
+            collection,
+            f"{item_key(f.item_id)} {f.column}",
+            f"item {f.external_id!r}: stored {f.column} {f.raw!r} was not an integer; {now}"
+            + repair,
+        )
+    return len(found)
+
+
+def _value(ctx: Context, found: integrity.MistypedNumber) -> int | None:
+    # The integer the stored value spells, else the one its stored original gives.
+    if found.fixed is not None:
+        return found.fixed
+    path = blob_path(ctx.settings.data_dir, found.sha256)
+    try:
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != found.sha256:
+            return None  # not the original any more: nothing to derive from
+        if found.column == "size_bytes":
+            return len(data)
+        image = decode_checked(data, ctx.settings.limits)
+    except (OSError, LatentspaceError):
+        return None
+    if found.column == "pixels":
+        return image.width * image.height
+    return perceptual_hash(image)
+
+
+def check_metadata(ctx: Context, collection: CollectionRow) -> int:
+    """Give every item whose stored metadata is not JSON empty metadata (its text is
+    logged whole and quoted in the damage entry); how many there were."""
+    with ctx.live.writing(collection):
+        with ctx.sessions.begin() as session:
+            oplog.serialize(session=session, collection=collection)
+            found = integrity.clear_unreadable_metadata(session, collection)
+            seq = oplog.last_seq(session=session, collection=collection)
+        if not found:
+            return 0
+        ctx.live.committed(collection, Commit(seq, stale=[f.item_id for f in found]))
+    for f in found:
+        logger.error(
+            "collection %s: item %r: stored metadata is not JSON, cleared; it was: %s",
+            collection.name,
+            f.external_id,
+            f.raw,
+        )
+        shown = f.raw if len(f.raw) <= _SHOWN else f.raw[:_SHOWN] + "…"
+        ctx.live.damage.record(
+            collection,
+            item_key(f.item_id),
+            f"item {f.external_id!r}: its stored metadata was not JSON ({shown!r}) and now "
+            "reads as empty; write it again (PATCH or PUT the item)",
+        )
+    return len(found)
