@@ -38,6 +38,10 @@ MAX_URI_CHARS = 4096
 # Request fields the OpenAPI schema annotates: (schema, property) → (limit field, keyword).
 STATED: dict[tuple[str, str], tuple[str, str]] = {
     ("SearchRequest", "k"): ("max_k", "maximum"),
+    ("Body_search_image", "k"): ("max_k", "maximum"),
+    ("ClassifyRequest", "k"): ("max_labels", "maximum"),
+    ("RerankRequest", "documents"): ("max_batch", "maxItems"),
+    ("RerankRequest", "top_n"): ("max_batch", "maximum"),
     ("RerankIn", "candidates"): ("max_k", "maximum"),
     ("CompositeQuery", "terms"): ("max_batch", "maxItems"),
     ("ItemsUpsert", "items"): ("max_batch", "maxItems"),

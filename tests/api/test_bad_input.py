@@ -220,7 +220,13 @@ def test_unknown_collection(
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     """An app with every limit small; collection "lim" (tiny-shapes) holds three texts."""
-    small = {"max_batch": 3, "max_k": 5, "max_text_chars": 40, "max_path_steps": 4}
+    small = {
+        "max_batch": 3,
+        "max_k": 5,
+        "max_text_chars": 40,
+        "max_path_steps": 4,
+        "max_labels": 4,
+    }
     limits = LimitSettings(
         **small, max_image_pixels=1000, max_image_bytes=2000, max_body_bytes=64_000
     )
@@ -289,12 +295,23 @@ TEXT_LIMIT = "41 characters, over the limit of 40 (LATENTSPACE_LIMITS__MAX_TEXT_
             "item-text": ("/items", {"json": {"items": [{"text": "x" * 41}]}}, TEXT_LIMIT),
             "query-text": ("/search", {"json": {"query": {"text": "x" * 41}, "k": 2}}, TEXT_LIMIT),
             "path-steps": ("/path", {"json": PATH}, "5 steps, over the limit of 4"),
+            "classify-k": (
+                "/classify",
+                {"json": {"labels": ["red", "blue"], "items": ["t0"], "k": 5}},
+                "k: 5 labels per input, over the limit of 4 (LATENTSPACE_LIMITS__MAX_LABELS)",
+            ),
         }
     ),
 )
 def test_limits(limited: TestClient, suffix: str, kwargs: dict[str, Any], needle: str) -> None:
     with unchanged(limited, LIM, "b0"):
         assert_problem(limited.post(f"{LIM}{suffix}", **kwargs), 413, "limit-exceeded", needle)
+
+
+def test_rerank_top_n_limit(limited: TestClient) -> None:
+    body = {"model": "tiny-shapes", "query": "red", "documents": ["a", "b"], "top_n": 4}
+    r = limited.post("/v1/rerank", json=body)
+    assert_problem(r, 413, "limit-exceeded", "top_n: 4 results, over the limit of 3")
 
 
 def test_embeddings_batch_limit(limited: TestClient) -> None:

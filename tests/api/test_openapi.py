@@ -78,3 +78,47 @@ def test_limits_are_stated_in_the_schema(tmp_path: Path) -> None:
     assert prop("TermIn", "text")["anyOf"][0]["maxLength"] == 99
     search = schema["paths"]["/v1/collections/{name}/search"]["post"]
     assert "413" in search["responses"]
+
+
+def test_every_integer_a_request_sends_has_a_documented_maximum(tmp_path: Path) -> None:
+    # what sizes work (k, limits, depths, candidates, chunk sizes) needs a bound a client
+    # can read before it sends: every integer in a request body or a query parameter
+    schema = create_app(make_settings(tmp_path)).openapi()
+    components = schema["components"]["schemas"]
+    bodies: set[str] = set()
+
+    def referenced(node: Any) -> None:
+        if isinstance(node, dict):
+            name = node.get("$ref", "").rpartition("/")[2]
+            if name and name not in bodies:
+                bodies.add(name)
+                referenced(components[name])
+            for value in node.values():
+                referenced(value)
+        elif isinstance(node, list):
+            for value in node:
+                referenced(value)
+
+    unbounded: list[str] = []
+
+    def integers(where: str, node: Any) -> None:
+        if not isinstance(node, dict):
+            return
+        if node.get("type") == "integer" and "maximum" not in node:
+            unbounded.append(where)
+        for key in ("anyOf", "oneOf", "allOf"):
+            for sub in node.get(key, []):
+                integers(where, sub)
+        integers(f"{where}[]", node.get("items"))
+        for name, sub in node.get("properties", {}).items():
+            integers(f"{where}.{name}", sub)
+
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            referenced(operation.get("requestBody", {}))
+            for parameter in operation.get("parameters", []):
+                integers(f"{method.upper()} {path} ?{parameter['name']}", parameter["schema"])
+    for name in sorted(bodies):
+        integers(name, components[name])
+    assert len(bodies) > 40  # the walk reached the request bodies
+    assert unbounded == []

@@ -218,13 +218,15 @@ def classify(
         NotFound: no such collection, item or direction.
         InvalidInput: nothing to classify, k below 1, a bad image, text labels for a
             raw-vector collection (and what :func:`build_classifier` raises).
-        LimitExceeded: more inputs than ``max_batch``, over the image limits.
+        LimitExceeded: more inputs than ``max_batch``, k over ``max_labels``, over the
+            image limits.
     """
     if k < 1:
         raise InvalidInput(f"k must be at least 1, got {k}")
     if not items and not images:
         raise InvalidInput("nothing to classify: give items (ids) or images")
     limit = ctx.settings.limits
+    limits.check(limit, "max_labels", k, "labels per input", "k")
     limits.check_batch(limit, [*items, *images], "items and images")
     for i, external_id in enumerate(items):
         limits.check_string(external_id, name=f"item {i}")

@@ -53,7 +53,8 @@ def rerank(
 
     Raises:
         InvalidInput: an empty query, no documents, or a model that cannot embed text.
-        LimitExceeded: more documents than ``max_batch``, or an over-long text.
+        LimitExceeded: more documents (or a top_n over) than ``max_batch``, or an over-long
+            text.
         NotFound: the model is not served here.
         ModelUnavailable, ModelInvalid: a configured cross-encoder that does not load.
     """
@@ -63,6 +64,8 @@ def rerank(
     if not documents:
         raise InvalidInput("documents is empty")
     limits.check_batch(limit, documents, "documents")
+    if top_n is not None:
+        limits.check(limit, "max_batch", top_n, "results", "top_n")
     limits.check_text(limit, query, name="query")
     for i, text in enumerate(documents):
         limits.check_text(limit, text, name=f"document {i}")

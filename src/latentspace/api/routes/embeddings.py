@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from http import HTTPStatus
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,6 +26,10 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 _ERRORS = _errors(400, 401, 403, 408, 413, 422, 429, 503)
 
 
+# OpenAI takes token ids as input too (refused here: a model spec names no tokenizer's ids)
+TokenId = Annotated[int, Field(ge=0, le=2**31 - 1)]
+
+
 class EmbeddingsRequest(BaseModel):
     """OpenAI's embeddings request. ``model`` is a model spec or a collection's name."""
 
@@ -39,9 +43,9 @@ class EmbeddingsRequest(BaseModel):
     )
 
     model: str = Field(min_length=1, max_length=512)
-    input: str | list[str] | list[int] | list[list[int]]
+    input: str | list[str] | list[TokenId] | list[list[TokenId]]
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = Field(default=None, ge=1)
+    dimensions: int | None = Field(default=None, ge=1, le=65_536)
     user: str | None = Field(default=None, max_length=256)
 
 

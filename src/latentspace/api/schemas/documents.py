@@ -21,7 +21,7 @@ class ChunkSpec(StrictModel):
     """How documents are split."""
 
     size: int = Field(default=800, ge=1, le=100_000, strict=True)
-    overlap: int = Field(default=100, ge=0, strict=True)  # strict: `false` is no length
+    overlap: int = Field(default=100, ge=0, le=100_000, strict=True)  # strict: `false` is no length
     unit: Literal["chars", "tokens"] = "chars"
 
 

@@ -187,6 +187,7 @@ class ConsistencyIn(StrictModel):
 
     min_seq: int = Field(
         ge=0,
+        le=2**63 - 1,  # an oplog sequence is a BIGINT
         description="Serve the search only once this process has applied the collection's "
         "oplog up to this sequence (the `seq` a write answered); waits up to "
         "LATENTSPACE_CLUSTER__CONSISTENCY_TIMEOUT, then 503.",
