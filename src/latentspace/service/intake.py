@@ -20,10 +20,11 @@ import numpy as np
 from PIL.Image import Image
 
 from latentspace import limits
-from latentspace.atomic import atomic_write
+from latentspace.atomic import atomic_write, sha256_file
 from latentspace.embedder import Encoder
 from latentspace.embedder.images import image_pixels, perceptual_hash
-from latentspace.errors import EncoderError, InvalidInput, LatentspaceError
+from latentspace.errors import EncoderError, InvalidInput, LatentspaceError, NotFound
+from latentspace.live.damage import item_key
 from latentspace.service import collections
 from latentspace.service.context import Context
 from latentspace.service.encoders import decode_checked, require_encoder
@@ -35,15 +36,20 @@ from latentspace.types import DuplicateTier, ItemKind, ItemStatus
 from latentspace.vectors import as_vector, require_direction
 
 __all__ = [
+    "DamagedOriginal",
     "Duplicate",
     "ItemResult",
     "NewItem",
     "Prepared",
     "blob_path",
     "check_fields",
+    "checked_original",
     "content_sha256",
     "embed",
     "identify",
+    "original_intact",
+    "original_key",
+    "originals_whole",
     "read_blob",
     "reuse_stored",
     "write_blob",
@@ -106,19 +112,95 @@ def blob_path(data_dir: Path, sha256: str) -> Path:
     return Path(data_dir) / "blobs" / sha256[:2] / sha256
 
 
+class DamagedOriginal(NotFound):
+    """A stored original whose file no longer holds the bytes of its sha256 (altered, cut
+    short, swapped or unreadable): it is neither served nor encoded; uploading the image
+    again rewrites it (:func:`write_blob`)."""
+
+
 def read_blob(data_dir: Path, sha256: str) -> bytes | None:
-    """A stored original's bytes, or None."""
+    """A stored original's bytes, checked against their sha256; None when there is none.
+
+    Raises:
+        DamagedOriginal: the file is there but does not hold those bytes, or cannot be read.
+    """
     if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
         return None
     path = blob_path(data_dir, sha256)
-    return path.read_bytes() if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:  # removed since
+        return None
+    except OSError as e:
+        raise DamagedOriginal(
+            f"the stored original (sha256 {sha256}) cannot be read: {e.strerror or e}"
+        ) from e
+    if content_sha256(data) != sha256:
+        raise DamagedOriginal(
+            f"the stored original (sha256 {sha256}) no longer matches its sha256: "
+            "the file was altered or damaged"
+        )
+    return data
 
 
-def write_blob(data_dir: Path, sha256: str, data: bytes) -> None:
-    """Keep an original under its content hash (atomically; once per content)."""
+def write_blob(data_dir: Path, sha256: str, data: bytes) -> bool:
+    """Keep an original under its content hash (atomically): once per content, and again
+    over a file that no longer holds these bytes, which repairs a damaged original.
+    Returns whether the file was written."""
     path = blob_path(data_dir, sha256)
-    if not path.is_file():  # content-addressed: an existing file already holds these bytes
-        atomic_write(path, data)
+    try:
+        if sha256_file(path) == sha256:  # content-addressed: it holds these bytes already
+            return False
+    except OSError:  # no file yet, or an unreadable one
+        pass
+    atomic_write(path, data)
+    return True
+
+
+def original_key(item_id: int) -> str:
+    """The key damage to an item's stored original is recorded under (``/readyz``): a part
+    of the item's own key, so a write that replaces or deletes the item clears it."""
+    return f"{item_key(item_id)} original"
+
+
+def checked_original(
+    ctx: Context, collection: CollectionRow, item_id: int, sha256: str, external_id: str | None
+) -> bytes | None:
+    """An image item's stored original (:func:`read_blob`), or None when there is none. A
+    damaged one is recorded under :func:`original_key` (``/readyz``); an intact read clears it.
+
+    Raises:
+        DamagedOriginal: the file no longer matches the item's sha256 (the detail says how
+            to repair it).
+    """
+    key = original_key(item_id)
+    try:
+        data = read_blob(ctx.settings.data_dir, sha256)
+    except DamagedOriginal as e:
+        detail = f"{e}; upload the image again under the same id to repair it"
+        if external_id is not None:
+            detail = f"item {external_id!r}: {detail}"
+        ctx.live.damage.record(collection, key, detail)
+        raise DamagedOriginal(detail) from e
+    if data is not None:
+        ctx.live.damage.repaired(collection, key)
+    return data
+
+
+def original_intact(ctx: Context, collection: CollectionRow, item_id: int, sha256: str) -> bool:
+    """Whether an image item's stored original is there and intact (see checked_original)."""
+    try:
+        return checked_original(ctx, collection, item_id, sha256, None) is not None
+    except DamagedOriginal:
+        return False
+
+
+def originals_whole(ctx: Context, collection: CollectionRow, item_ids: Sequence[int]) -> None:
+    """These items' originals were written again (or the items are gone): no damage left."""
+    for item_id in item_ids:
+        ctx.live.damage.repaired(collection, original_key(item_id))
 
 
 def identify(i: int, item: NewItem, limit: LimitSettings) -> Prepared:

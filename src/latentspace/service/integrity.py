@@ -7,7 +7,6 @@ and every other collection, serves as before.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
 from latentspace.embedder.images import perceptual_hash
@@ -16,7 +15,7 @@ from latentspace.live.commit import Commit
 from latentspace.live.damage import item_key
 from latentspace.service.context import Context
 from latentspace.service.encoders import decode_checked
-from latentspace.service.intake import blob_path
+from latentspace.service.intake import read_blob
 from latentspace.store import integrity, oplog
 from latentspace.store.tables import CollectionRow
 
@@ -68,15 +67,14 @@ def _value(ctx: Context, found: integrity.MistypedNumber) -> int | None:
     # The integer the stored value spells, else the one its stored original gives.
     if found.fixed is not None:
         return found.fixed
-    path = blob_path(ctx.settings.data_dir, found.sha256)
     try:
-        data = path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != found.sha256:
-            return None  # not the original any more: nothing to derive from
+        data = read_blob(ctx.settings.data_dir, found.sha256)  # checked against the sha256
+        if data is None:
+            return None
         if found.column == "size_bytes":
             return len(data)
         image = decode_checked(data, ctx.settings.limits)
-    except (OSError, LatentspaceError):
+    except LatentspaceError:  # not the original any more, or not an image: nothing to derive
         return None
     if found.column == "pixels":
         return image.width * image.height

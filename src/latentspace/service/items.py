@@ -26,9 +26,10 @@ from latentspace.service.intake import (
     ItemResult,
     NewItem,
     Prepared,
+    checked_original,
     embed,
     identify,
-    read_blob,
+    originals_whole,
     reuse_stored,
     write_blob,
 )
@@ -146,6 +147,8 @@ def ingest(
         if p.vector is not None
     ]
     outcomes = write(ctx, name, inputs) if inputs else []
+    if ctx.settings.store_images:  # each image written, or found whole (write_blob)
+        originals_whole(ctx, collection, [o.item_id for o in outcomes])
     for p, outcome in zip(ready, outcomes, strict=True):
         verdict = verdicts.get(p.index) if outcome.vector_changed else None
         duplicate = verdict.duplicate if verdict is not None else None
@@ -281,6 +284,7 @@ def delete(ctx: Context, name: str, external_ids: Sequence[str]) -> int:
             )
             seq = oplog.last_seq(session=session, collection=collection)
         ctx.live.committed(collection, Commit(seq, deletes=item_ids))
+    originals_whole(ctx, collection, item_ids)  # gone: no damage of theirs left to repair
     return len(item_ids)
 
 
@@ -366,10 +370,14 @@ def stored_image(ctx: Context, name: str, external_id: str) -> StoredImage:
     """The stored original of an image item, with its media type.
 
     Raises:
-        NotFound: no such item, or it has no stored image.
+        NotFound: no such item, or it has no stored image; DamagedOriginal when the stored
+            file no longer matches the item's sha256 (never served; recorded for /readyz).
     """
     row, _ = get(ctx, name, external_id)
-    data = read_blob(ctx.settings.data_dir, row.sha256) if row.kind == "image" else None
+    data = None
+    if row.kind == "image":
+        collection = collections.get(ctx, name)
+        data = checked_original(ctx, collection, row.id, row.sha256, external_id)
     if data is None:
         raise NotFound(f"item {external_id!r} has no stored image")
     return StoredImage(data, _media_type(data, row.uri))

@@ -40,7 +40,7 @@ from latentspace.runner import ClaimedJob, JobOutcome
 from latentspace.service import collections, maps
 from latentspace.service import directions as directions_service
 from latentspace.service.context import Context
-from latentspace.service.intake import blob_path
+from latentspace.service.intake import blob_path, original_intact
 from latentspace.service.jobs import JobInfo, submit
 from latentspace.service.maps import MapMethod
 from latentspace.store import directions as directions_repo
@@ -194,7 +194,9 @@ class _Run:
             return items, chunk[-1]
 
     def encode(self, items: Sequence[ItemSource]) -> list[tuple[int, str, np.ndarray]]:
-        """(id, sha256, new vector) of the items whose original is here.
+        """(id, sha256, new vector) of the items whose original is here and intact (an image
+        file that no longer matches its sha256 is left out, like a missing one, and named
+        by ``/readyz``).
 
         Raises:
             InvalidInput: a stored original that no longer decodes (the job fails).
@@ -205,7 +207,11 @@ class _Run:
         if texts:
             vectors = ctx.live.encoders.encode_text(self.encoder, [s.text or "" for s in texts])
             out += [(s.id, s.sha256, v) for s, v in zip(texts, vectors, strict=True)]
-        images = [s for s in items if s.kind == "image" and _has_original(ctx, s)]
+        images = [
+            s
+            for s in items
+            if s.kind == "image" and original_intact(ctx, self.collection, s.id, s.sha256)
+        ]
         if images:
             started = time.perf_counter()
             paths = [blob_path(settings.data_dir, s.sha256) for s in images]
@@ -338,8 +344,9 @@ def _swap(state: _Run, fitted: AdapterFit | None) -> None:
         rest = [s.id for s in sources if s.id not in vectors]
         if rest and fitted is None:
             raise InvalidInput(
-                f"{len(rest)} items written during the migration have no original to "
-                "re-encode and there is no adapter to carry them; migrate again"
+                f"{len(rest)} items have no original to re-encode (written during the migration "
+                "without one, or a stored original that no longer matches its sha256, named by "
+                "/readyz) and there is no adapter to carry them; upload them again and migrate"
             )
         if rest and fitted is not None:
             old = migrate_repo.stored_vectors(session=session, item_ids=rest, dim=collection.dim)
