@@ -76,11 +76,13 @@ def test_umap_clusters_are_colour_and_shape_named_by_the_vocabulary(
     assert named / len(view["clusters"]) >= 0.8
 
 
+@pytest.mark.parametrize("method", ["pca", pytest.param("umap", marks=pytest.mark.slow)])
 def test_reading_places_new_items_without_refitting(
-    client: TestClient, shapes_collection: str, shapes: list[ShapeSample]
+    client: TestClient, shapes_collection: str, shapes: list[ShapeSample], method: str
 ) -> None:
+    # PCA places them by its mean and components, UMAP among their nearest fitted points
     name = shapes_collection
-    first = _fit(client, name, method="pca")
+    first = _fit(client, name, method=method)
     reader = {"Authorization": f"Bearer {READ_KEY}"}
     again = client.get(f"/v1/collections/{name}/map", headers=reader).json()
     assert again == first  # nothing written: the cached map as it is (a read key reads it)

@@ -3,11 +3,16 @@
 A background job (kind ``map``) fits the projection — UMAP (``umap-learn``, cosine) or,
 for small collections and on request, PCA (scikit-learn) — on every live vector, clusters
 the 2-D points with HDBSCAN (scikit-learn), names each cluster, and saves the fitted state
-under ``data_dir/maps/<collection id>``. Reading the map then costs no refit: the items
-written since the fit are placed by the fitted projection's ``transform`` and join the
-cluster of their nearest neighbour in the latent space; deleted ones leave. The result is
-cached per collection and oplog sequence, so a map read twice without a write between is
-served as it is.
+under ``data_dir/maps/<collection id>`` as plain arrays (``live.maps``). Reading the map
+then costs no refit: the items written since the fit are placed — by PCA's mean and
+components, or for UMAP at the similarity-weighted mean of the points of their nearest
+fitted vectors — and join the cluster of their nearest neighbour in the latent space;
+deleted ones leave. The result is cached per collection and oplog sequence, so a map read
+twice without a write between is served as it is.
+
+A saved map that does not load (cut short, altered, another collection's, an old format)
+is recorded as damage (``/readyz``) and read as no map, a 404 saying to fit it again; the
+next fit replaces the file and clears the damage.
 
 A cluster is named by the label of a vocabulary nearest its centroid (zero-shot, through
 the collection's encoder, as ``POST …/classify`` would) when the job was given one, else by
@@ -21,12 +26,12 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
 from latentspace.errors import InvalidInput, NotFound
-from latentspace.live.maps import Cluster, Fitted, MapView
+from latentspace.live.maps import Cluster, Fitted, LinearPlacer, MapView, NeighbourPlacer, Placer
 from latentspace.runner import ClaimedJob, JobOutcome
 from latentspace.service import collections
 from latentspace.service.classify import Label, build_classifier, label_spec
@@ -95,7 +100,7 @@ def run(ctx: Context, job: ClaimedJob, should_stop: Callable[[], bool]) -> JobOu
         raise InvalidInput(f"a map needs at least 3 items; the collection holds {len(item_ids)}")
     params = job.params
     unit = unit_rows(vectors)
-    method, reducer, xy = _fit(unit, params.get("method", "auto"))
+    method, placer, xy = _fit(unit, params.get("method", "auto"))
     if should_stop():
         return "stopped"
     cluster = _cluster(xy, params.get("min_cluster_size"))
@@ -104,8 +109,9 @@ def run(ctx: Context, job: ClaimedJob, should_stop: Callable[[], bool]) -> JobOu
     vocabulary = list(params.get("vocabulary") or [])
     names = _names(ctx, collection, centroids, vocabulary, item_ids, unit)
     clusters = _summaries(centroids, unit, xy, cluster, ids, names)
-    fitted = Fitted(MapView(seq, seq, method, ids, item_ids, xy, cluster, clusters), reducer)
+    fitted = Fitted(MapView(seq, seq, method, ids, item_ids, xy, cluster, clusters), placer)
     ctx.live.maps.keep_fitted(collection, fitted)
+    ctx.live.damage.repaired(collection, "map")
     with ctx.sessions.begin() as session:
         n = len(ids)
         jobs_repo.advance(session=session, job_id=job.id, done=n, total=n, cursor=0)
@@ -119,7 +125,8 @@ def view(ctx: Context, name: str) -> MapView:
     """The map of collection ``name`` as of now (see the module docstring).
 
     Raises:
-        NotFound: no such collection, or no map fitted yet.
+        NotFound: no such collection, no map fitted yet, or a saved map that does not load
+            (recorded as damage until the next fit).
     """
     collection = collections.get(ctx, name)
     with ctx.sessions() as session:
@@ -128,6 +135,14 @@ def view(ctx: Context, name: str) -> MapView:
     if cached is not None and cached.seq == seq:
         return cached
     fitted = ctx.live.maps.fitted(collection)
+    damage = None if fitted is not None else ctx.live.maps.damage(collection)
+    fit = f"POST /v1/collections/{collection.name}/map"
+    if damage is not None:
+        ctx.live.damage.record(collection, "map", f"{damage}; fit the map again ({fit})")
+        raise NotFound(
+            f"collection {collection.name!r} has no map to serve: {damage}; {fit} fits it again"
+        )
+    ctx.live.damage.repaired(collection, "map")  # the file loads, or was removed
     if fitted is None:
         raise NotFound(
             f"collection {collection.name!r} has no map yet: POST /v1/collections/"
@@ -139,7 +154,7 @@ def view(ctx: Context, name: str) -> MapView:
     return current
 
 
-def _fit(unit: np.ndarray, method: str) -> tuple[str, Any, np.ndarray]:
+def _fit(unit: np.ndarray, method: str) -> tuple[str, Placer, np.ndarray]:
     n = unit.shape[0]
     if method == "umap" or (method == "auto" and n >= UMAP_MINIMUM):
         with warnings.catch_warnings():
@@ -147,19 +162,24 @@ def _fit(unit: np.ndarray, method: str) -> tuple[str, Any, np.ndarray]:
             warnings.simplefilter("ignore", ImportWarning)
             import umap  # imported here: numba compiles on first use, seconds a process
 
-        reducer: Any = umap.UMAP(
+        reducer = umap.UMAP(
             n_components=2,
             metric="cosine",
             n_neighbors=min(15, n - 1),
             random_state=0,
             n_jobs=1,  # what a fixed random_state implies; said, so UMAP does not warn
         )
-        xy = reducer.fit_transform(unit)
-        return "umap", reducer, np.asarray(xy, dtype=np.float32)
+        xy = np.asarray(reducer.fit_transform(unit), dtype=np.float32)
+        return "umap", NeighbourPlacer.of(unit, xy), xy
     from sklearn.decomposition import PCA
 
-    reducer = PCA(n_components=2, random_state=0)
-    return "pca", reducer, np.asarray(reducer.fit_transform(unit), dtype=np.float32)
+    pca = PCA(n_components=2, random_state=0)
+    xy = np.asarray(pca.fit_transform(unit), dtype=np.float32)
+    # PCA's own transform, as arrays: (x - mean) @ components.T (no whitening)
+    linear = LinearPlacer(
+        np.asarray(pca.mean_, dtype=np.float32), np.asarray(pca.components_, dtype=np.float32)
+    )
+    return "pca", linear, xy
 
 
 def _cluster(xy: np.ndarray, min_cluster_size: int | None) -> np.ndarray:
@@ -233,7 +253,7 @@ def _extend(
     ctx: Context, collection: CollectionRow, fitted: Fitted, base: MapView, seq: int
 ) -> MapView:
     # The ops since ``base`` was made: deleted items leave, new and changed ones are placed
-    # by the fitted projection and take the cluster of their nearest mapped neighbour.
+    # by the fit's placer and take the cluster of their nearest mapped neighbour.
     with ctx.sessions() as session:
         ops = oplog.after(session=session, collection=collection, seq=base.seq)
         touched = sorted({item_id for _, op, item_id in ops if op in ("upsert", "delete")})
@@ -247,7 +267,7 @@ def _extend(
     new = [i for i in touched if i in stored]
     if new:
         unit = unit_rows(np.stack([stored[i] for i in new]))
-        placed = np.asarray(fitted.reducer.transform(unit), dtype=np.float32).reshape(-1, 2)
+        placed = fitted.placer.place(unit).reshape(-1, 2)
         near = ctx.live.indexes.search(collection, unit, 2)
         position = {int(i): n for n, i in enumerate(item_ids)}
         joined = []

@@ -47,7 +47,8 @@ def fit_map(name: str, body: MapRequest, ctx: ServiceDep, response: Response) ->
 def get_map(name: str, ctx: ServiceDep) -> Response:
     """Every live item's point and cluster as of now: items written since the fit are
     placed by the fitted projection (no refit) and join their nearest neighbour's
-    cluster; deleted ones are gone. 404 until a map has been fitted."""
+    cluster; deleted ones are gone. 404 until a map has been fitted, or while its saved
+    file does not load (damaged, another collection's, an old format: fit it again)."""
     view = maps.view(ctx, name)
     return json_response(
         MapPublic(
