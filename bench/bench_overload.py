@@ -38,11 +38,12 @@ from results import machine, write_section
 SERVER = """
 import json, sys, uvicorn
 from latentspace.api import create_app
+from latentspace.api.app import served
 from latentspace.settings import Settings, ServerSettings
 server = ServerSettings(**json.loads(sys.argv[3]))
 settings = Settings(data_dir=sys.argv[1], auth="off", server=server)
-uvicorn.run(create_app(settings), host="127.0.0.1", port=int(sys.argv[2]), log_level="error",
-            access_log=False)
+uvicorn.run(served(create_app(settings)), host="127.0.0.1", port=int(sys.argv[2]),
+            log_level="error", access_log=False)
 """
 BARE = """
 import sys, uvicorn
@@ -386,8 +387,8 @@ def main() -> None:
         "about one refusal, so even refusals that cost no more than that bare answer would "
         "hold goodput at 2 C to "
         + " and ".join(f"{f:.2f} C" for f in floors)
-        + ". The rest of a refusal is latentspace's middleware (request id, metrics, Host "
-        "check, the admission decision, the problem body)."
+        + ". The rest of a refusal is the admission decision and the problem body: the server "
+        "asks the door before any other layer of the app (`latentspace.api.app.served`)."
     )
     write_section("overload", body)
 

@@ -48,6 +48,7 @@ from PIL import Image
 from sqlalchemy import Engine, text
 
 from latentspace.api import create_app
+from latentspace.api.app import served
 from latentspace.embedder.models.shapes import generate
 from latentspace.runner import JobRunner
 from latentspace.service import Context, collections, lifecycle
@@ -194,7 +195,12 @@ def serve(settings: Settings) -> Iterator[str]:
     port = free_port()
     app = create_app(settings, url=f"http://127.0.0.1:{port}")
     config = uvicorn.Config(  # as `latentspace serve` runs it
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", proxy_headers=False
+        served(app),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

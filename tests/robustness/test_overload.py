@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from tests.fixtures import ADMIN_KEY, make_settings, serve
 
 from latentspace.api import create_app
+from latentspace.api.app import served
 from latentspace.api.admission import AdmissionMiddleware
 from latentspace.settings import ServerSettings
 
@@ -263,7 +264,7 @@ def test_a_burst_of_searches_run_on_the_event_loop_is_shed(tmp_path: Path) -> No
                     "server": ("testserver", 80),
                     "state": client.app_state.copy(),
                 }
-                return (await call_scope(app, scope, body))[0]
+                return (await call_scope(served(app), scope, body))[0]
 
             return list(await asyncio.gather(*(one() for _ in range(6))))
 
@@ -271,6 +272,9 @@ def test_a_burst_of_searches_run_on_the_event_loop_is_shed(tmp_path: Path) -> No
         statuses = client.portal.call(burst)
         # served on the event loop (test_lean checks where a lone vector runs), yet shed
         assert statuses == [200, 200, 503, 503, 503, 503]
+        # the four found the queue full: turned away before the app's own layers saw them
+        metrics = client.get("/metrics").text
+        assert "latentspace_http_refused_at_door_total 4.0" in metrics
 
 
 def test_a_stalled_body_gets_408_and_holds_no_slot() -> None:

@@ -14,7 +14,9 @@ waiting out the whole queue, and the rest are refused within ``queue_target``.
 
 While the server sheds load, an arrival that finds anyone waiting is refused at the door,
 before its body is read: under sustained overload a refusal then costs as little as it can
-and the queue holds no work that would wait past target anyway.
+and the queue holds no work that would wait past target anyway. The server asks the door
+first of all (``app.served``: :meth:`AdmissionMiddleware.turns_away`), before the app's
+other layers (telemetry, request ids, the Host check) spend anything on the request.
 
 Every request yields to the event loop once after it takes its slot. A search that runs on
 the event loop itself (``lean.inline_when``) never awaits, so without that yield each
@@ -63,6 +65,8 @@ class AdmissionMiddleware:
         queue_target: float | None = None,
         queue_interval: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
+        on_built: Callable[[AdmissionMiddleware], None] | None = None,
+        refused: Callable[[], None] | None = None,
     ) -> None:
         self.app = app
         self.max_in_flight, self.max_queue = max_in_flight, max_queue
@@ -72,13 +76,38 @@ class AdmissionMiddleware:
         self.in_flight = 0
         self.waiting: list[_Waiter] = []
         self.shedding_until = 0.0  # the clock's time until which waiters over target go
+        self._refused = refused  # counts each refusal at the door
+        if on_built is not None:  # the app's outermost call asks turns_away first
+            on_built(self)
+
+    def turns_away(self, scope: Scope) -> bool:
+        """Whether a request would be refused at the door (:meth:`_at_the_door`), asked
+        before anything else looks at it; the app then answers it with :meth:`turn_away`."""
+        return (
+            scope["type"] == "http"
+            and scope["path"] not in _EXEMPT
+            and (
+                len(self.waiting) >= self.max_queue
+                or (bool(self.waiting) and self.clock() < self.shedding_until)
+            )
+        )
+
+    async def turn_away(self, send: Send, path: str) -> None:
+        """Answer a request :meth:`turns_away` refused: 503 with ``Retry-After``, and no
+        more work than that (no request id, log line or latency sample; it is counted)."""
+        try:
+            self._overflow()
+        except _Refused as e:
+            if self._refused is not None:
+                self._refused()
+            await _answer(send, e, path)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in _EXEMPT:
             await self.app(scope, receive, send)
             return
         try:
-            self._at_the_door()
+            self._at_the_door()  # asked again: the app may not ask first (turns_away)
             replay = await self._read_body(receive) if scope["method"] in _BODY_METHODS else receive
             await self._admit()
         except _Refused as e:

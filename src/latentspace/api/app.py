@@ -22,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from latentspace import __version__
 from latentspace.api.admission import AdmissionMiddleware
@@ -55,7 +56,7 @@ from latentspace.service import Context, collections, lifecycle
 from latentspace.settings import Settings
 from latentspace.web import WEB_DIR
 
-__all__ = ["create_app", "create_app_from_env"]
+__all__ = ["create_app", "create_app_from_env", "served"]
 
 
 _DESCRIPTION = """
@@ -156,6 +157,8 @@ def create_app(
         queue_target=settings.server.queue_target,
         queue_interval=settings.server.queue_interval,
         body_timeout=settings.server.body_timeout,
+        on_built=lambda door: setattr(app.state, "door", door),
+        refused=metrics.refused_at_door.inc,
     )
     app.add_middleware(
         SecurityMiddleware,
@@ -205,13 +208,29 @@ def create_app(
     return app
 
 
-def create_app_from_env() -> FastAPI:
-    """The app from the environment's settings (``serve --workers``: each worker calls it,
-    and logs as ``serve`` was told to)."""
+def served(app: FastAPI) -> ASGIApp:
+    """The ASGI app a server runs: ``app``, with admission's door asked first. While the
+    server sheds load, a request that would be refused is answered 503 before any of the
+    app's own layers (telemetry, request ids, the Host check) spends time on it, so under
+    overload a refusal costs as little as it can (``bench/bench_overload.py``)."""
+
+    async def door_first(scope: Scope, receive: Receive, send: Send) -> None:
+        door: AdmissionMiddleware | None = getattr(app.state, "door", None)
+        if door is not None and door.turns_away(scope):
+            await door.turn_away(send, scope["path"])
+            return
+        await app(scope, receive, send)
+
+    return door_first
+
+
+def create_app_from_env() -> ASGIApp:
+    """The app from the environment's settings, :func:`served` (``serve --workers``: each
+    worker calls it, and logs as ``serve`` was told to)."""
     logs = os.environ.get("LATENTSPACE_SERVE_WORKER_LOGS")
     if logs:
         from latentspace.logs import configure_logging
 
         options = json.loads(logs)
         configure_logging(str(options["level"]), json_lines=bool(options["json_lines"]))
-    return create_app(Settings())
+    return served(create_app(Settings()))

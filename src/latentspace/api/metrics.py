@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -48,6 +48,12 @@ class Metrics:
             "Time spent in one encoder call, by modality.",
             ["modality"],
             buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.refused_at_door = Counter(
+            "latentspace_http_refused_at_door",
+            "Requests refused (503) before anything else was done for them: the server was "
+            "shedding load (they have no latency sample of their own).",
             registry=self.registry,
         )
         self.search = Histogram(

@@ -138,6 +138,7 @@ def serve(
     import uvicorn
 
     from latentspace.api import create_app
+    from latentspace.api.app import served
     from latentspace.api.auth import is_loopback
     from latentspace.logs import configure_logging
 
@@ -182,7 +183,7 @@ def serve(
     except LatentspaceError as e:
         raise _fail(e) from e
     config = uvicorn.Config(
-        application,
+        served(application),
         host=host,
         port=port,
         log_config=None,
