@@ -7,7 +7,7 @@ In-process on an embedded data directory: ``--n`` unit vectors around 100 Gaussi
 (as ``bench_peers.py`` makes them) are ingested, the map job is run (UMAP, cosine; HDBSCAN)
 and timed to done, then the map is read three ways: the first read after the fit, a read
 with nothing written since (the cached answer), and a read after 1,000 more items are
-written (placed by the fitted projection, no refit). Cluster quality is the adjusted Rand
+written (placed from the fit's saved arrays, no refit). Cluster quality is the adjusted Rand
 index of the HDBSCAN clusters against the generating centres (1.0 = the same partition;
 points HDBSCAN leaves unclustered count as one more group).
 """
@@ -88,7 +88,8 @@ def main() -> None:
         f"| fit ({view.method}, HDBSCAN, names; the job from queued to done) | {fit:.1f} |\n"
         f"| first read after the fit | {timings[0]:.3f} |\n"
         f"| read again, nothing written (cached) | {timings[1]:.4f} |\n"
-        f"| read after 1,000 more items (placed by the fitted transform) | {timings[2]:.2f} |\n\n"
+        "| read after 1,000 more items (placed from the fit's saved arrays) | "
+        f"{timings[2]:.2f} |\n\n"
         f"{len(view.clusters)} clusters; adjusted Rand index against the 100 generating "
         f"centres {ari:.3f}; {noise:.1%} of the points in no cluster; {view.placed:,} placed "
         "without refitting."
