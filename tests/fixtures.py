@@ -250,6 +250,18 @@ def wait_for(c: TestClient, job_id: int, timeout: float = 60.0) -> dict[str, Any
         time.sleep(0.05)
 
 
+def fitted_map(c: TestClient, name: str, **body: Any) -> dict[str, Any]:
+    """Fit collection ``name``'s map (the job's ``body``), wait for it, and read the map."""
+    r = c.post(f"/v1/collections/{name}/map", json=body)
+    assert r.status_code == 202, r.text
+    job = wait_for(c, r.json()["id"], timeout=300)
+    assert job["state"] == "done", job
+    r = c.get(f"/v1/collections/{name}/map")
+    assert r.status_code == 200, r.text
+    view: dict[str, Any] = r.json()
+    return view
+
+
 def release_on_stop(monkeypatch: pytest.MonkeyPatch, release: threading.Event) -> None:
     """Make the runner's stop let a held batch go on once stopping has begun."""
     stop = JobRunner.stop

@@ -4,25 +4,13 @@ something on tiny-shapes (shapes lie apart, clusters are colour × shape, names 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from tests.fixtures import READ_KEY, assert_problem, b64, image_bytes, wait_for
+from tests.fixtures import READ_KEY, assert_problem, b64, fitted_map, image_bytes, wait_for
 
 from latentspace.embedder.models.shapes import COLOURS, SHAPES, ShapeSample
-
-
-def _fit(c: TestClient, name: str, **body: Any) -> dict[str, Any]:
-    r = c.post(f"/v1/collections/{name}/map", json=body)
-    assert r.status_code == 202, r.text
-    job = wait_for(c, r.json()["id"], timeout=300)
-    assert job["state"] == "done", job
-    r = c.get(f"/v1/collections/{name}/map")
-    assert r.status_code == 200, r.text
-    view: dict[str, Any] = r.json()
-    return view
 
 
 def _kinds(shapes: list[ShapeSample]) -> dict[str, str]:
@@ -32,7 +20,7 @@ def _kinds(shapes: list[ShapeSample]) -> dict[str, str]:
 def test_pca_map_keeps_shapes_apart(
     client: TestClient, shapes_collection: str, shapes: list[ShapeSample]
 ) -> None:
-    view = _fit(client, shapes_collection, method="pca")
+    view = fitted_map(client, shapes_collection, method="pca")
     assert view["method"] == "pca"
     assert view["seq"] == view["fitted_seq"]
     assert sorted(view["ids"]) == sorted(f"s{i}" for i in range(200))
@@ -54,7 +42,7 @@ def test_umap_clusters_are_colour_and_shape_named_by_the_vocabulary(
     client: TestClient, shapes_collection: str, shapes: list[ShapeSample]
 ) -> None:
     vocabulary = [f"a drawing of a {c} {s}" for c in COLOURS for s in SHAPES]
-    view = _fit(client, shapes_collection, vocabulary=vocabulary)
+    view = fitted_map(client, shapes_collection, vocabulary=vocabulary)
     assert view["method"] == "umap"  # auto, from 200 items
     kind = _kinds(shapes)
     members: dict[int, list[str]] = {}
@@ -82,7 +70,7 @@ def test_reading_places_new_items_without_refitting(
 ) -> None:
     # PCA places them by its mean and components, UMAP among their nearest fitted points
     name = shapes_collection
-    first = _fit(client, name, method=method)
+    first = fitted_map(client, name, method=method)
     reader = {"Authorization": f"Bearer {READ_KEY}"}
     again = client.get(f"/v1/collections/{name}/map", headers=reader).json()
     assert again == first  # nothing written: the cached map as it is (a read key reads it)
@@ -132,7 +120,7 @@ def test_without_a_vocabulary_clusters_are_named_by_their_nearest_text(
     texts = [f"a drawing of a {c} {s}" for c in ("red", "blue") for s in SHAPES]
     body = {"items": [{"id": f"t{i}", "text": t} for i, t in enumerate(texts)]}
     assert client.post(f"/v1/collections/{shapes_collection}/items", json=body).is_success
-    view = _fit(client, shapes_collection, method="pca")
+    view = fitted_map(client, shapes_collection, method="pca")
     assert view["clusters"]
     for info in view["clusters"]:
         assert info["label"] in texts, info

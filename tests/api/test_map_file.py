@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from tests.fixtures import ADMIN_KEY, assert_problem, wait_for
+from tests.fixtures import ADMIN_KEY, assert_problem, fitted_map
 
 from latentspace.api import create_app
 from latentspace.settings import Settings
@@ -60,14 +60,7 @@ def create(c: TestClient, name: str, x: np.ndarray) -> None:
 
 
 def fit(c: TestClient, name: str, method: str = "pca") -> dict[str, Any]:
-    r = c.post(f"/v1/collections/{name}/map", json={"method": method})
-    assert r.status_code == 202, r.text
-    job = wait_for(c, r.json()["id"], timeout=300)
-    assert job["state"] == "done", job
-    r = c.get(f"/v1/collections/{name}/map")
-    assert r.status_code == 200, r.text
-    view: dict[str, Any] = r.json()
-    return view
+    return fitted_map(c, name, method=method)
 
 
 def folders(settings: Settings) -> set[Path]:

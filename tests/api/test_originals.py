@@ -45,6 +45,21 @@ def _damaged(c: TestClient) -> dict[str, list[str]]:
     return damaged
 
 
+def _stored_then_damaged(
+    c: TestClient, settings: Settings, image: bytes, damage: bytes
+) -> list[dict[str, Any]]:
+    """Collection "pics" holding ``image`` as item "a", whose stored original then holds
+    ``damage`` (a 404 already, named by /readyz); the items sent."""
+    r = c.post("/v1/collections", json={"name": "pics", "model": "tiny-shapes"})
+    assert r.status_code == 201, r.text
+    items = [{"id": "a", "image": b64(image)}]
+    assert c.post("/v1/collections/pics/items", json={"items": items}).status_code == 200
+    _blob(settings, image).write_bytes(damage)
+    assert c.get("/v1/collections/pics/items/a/image").status_code == 404
+    assert "pics" in _damaged(c)
+    return items
+
+
 @pytest.fixture
 def pictures() -> list[bytes]:
     """Two different tiny-shapes PNGs."""
@@ -90,13 +105,7 @@ def test_uploading_the_image_again_repairs_it(
 ) -> None:
     c = client
     mine, other = pictures
-    r = c.post("/v1/collections", json={"name": "pics", "model": "tiny-shapes"})
-    assert r.status_code == 201, r.text
-    items = [{"id": "a", "image": b64(mine)}]
-    assert c.post("/v1/collections/pics/items", json={"items": items}).status_code == 200
-    _blob(settings, mine).write_bytes(other)
-    assert c.get("/v1/collections/pics/items/a/image").status_code == 404
-    assert "pics" in _damaged(c)
+    items = _stored_then_damaged(c, settings, mine, other)
     r = c.post("/v1/collections/pics/items", json={"items": items})  # the same content
     assert r.status_code == 200, r.text
     assert _blob(settings, mine).read_bytes() == mine
@@ -111,13 +120,7 @@ def test_deleting_an_item_takes_the_damage_of_its_original_with_it(
 ) -> None:
     c = client
     mine, _ = pictures
-    r = c.post("/v1/collections", json={"name": "pics", "model": "tiny-shapes"})
-    assert r.status_code == 201, r.text
-    items = [{"id": "a", "image": b64(mine)}]
-    assert c.post("/v1/collections/pics/items", json={"items": items}).status_code == 200
-    _blob(settings, mine).write_bytes(b"garbage")
-    assert c.get("/v1/collections/pics/items/a/image").status_code == 404
-    assert "pics" in _damaged(c)
+    _stored_then_damaged(c, settings, mine, b"garbage")
     assert c.delete("/v1/collections/pics/items/a").status_code == 204
     assert _damaged(c) == {}
 

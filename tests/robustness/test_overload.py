@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 from tests.fixtures import ADMIN_KEY, make_settings, serve
 
 from latentspace.api import create_app
-from latentspace.api.app import served
 from latentspace.api.admission import AdmissionMiddleware
+from latentspace.api.app import served
 from latentspace.settings import ServerSettings
 
 
