@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -26,9 +27,15 @@ def test_snapshot_and_restore_move_a_collection(
         return result.exit_code, result.stdout, result.stderr
 
     assert cli(here, "ingest", "shapes", str(images))[0] == 0
+    lean = tmp_path / "lean.lsnap"
+    code, out, err = cli(here, "snapshot", "shapes", str(lean), "--no-originals")
+    assert code == 0, err
     code, out, err = cli(here, "snapshot", "shapes", str(file))
     assert code == 0, err
     assert "written to" in out
+    with tarfile.open(file) as tar, tarfile.open(lean) as without:
+        assert len([n for n in tar.getnames() if n.startswith("originals/")]) == 40
+        assert not [n for n in without.getnames() if n.startswith("originals/")]
     code, out, err = cli(there, "restore", str(file))
     assert code == 0, err
     assert "shapes: 40 items restored" in out
@@ -43,6 +50,8 @@ def test_snapshot_and_restore_move_a_collection(
     found, expected = json.loads(after), json.loads(before)
     assert found["results"] == expected["results"]
     assert len(found["results"]) == 10
+    blobs = sorted(p.name for p in (there / "blobs").rglob("*") if p.is_file())
+    assert blobs == sorted(p.name for p in (here / "blobs").rglob("*") if p.is_file())
     code, _, err = cli(there, "restore", str(file))  # the name is taken
     assert code == 2
     assert "already exists" in err

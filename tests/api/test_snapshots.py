@@ -22,6 +22,7 @@ from tests.fixtures import (
     resealed,
     tar_members,
     tar_of,
+    wait_for,
 )
 
 from latentspace.api import create_app
@@ -80,8 +81,8 @@ def _answers(c: TestClient, name: str) -> list[list[tuple[str, float]]]:
     return out
 
 
-def _snapshot(c: TestClient, name: str = "shapes") -> bytes:
-    r = c.post(f"/v1/collections/{name}/snapshot")
+def _snapshot(c: TestClient, name: str = "shapes", **body: Any) -> bytes:
+    r = c.post(f"/v1/collections/{name}/snapshot", json=body or None)
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "application/x-tar"
     return r.content
@@ -289,7 +290,7 @@ def _forged_index(kind: str, params: dict[str, Any]) -> Any:
 def test_a_damaged_snapshot_is_refused_and_changes_nothing(
     source: TestClient, spoil: Any, message: str
 ) -> None:
-    data = _snapshot(source)
+    data = _snapshot(source, originals=False)  # the parts alone: the spoilers count members
     bad = spoil(data, tar_members(data))
     before = source.get("/v1/collections").json()
     for path in ("fresh/restore", "shapes/restore?replace=true"):
@@ -321,7 +322,7 @@ def test_a_snapshot_from_a_previous_schema_revision_restores(
         parts["items.jsonl"] = "".join(json.dumps(d) + "\n" for d in docs).encode()
 
     expected = _answers(source, "shapes")
-    data = resealed(tar_members(_snapshot(source)), older)
+    data = resealed(tar_members(_snapshot(source, originals=False)), older)
     assert [name for name, _ in tar_members(data)][-1] == "directions.jsonl"
     r = source.post("/v1/collections/old/restore", content=data, headers=TAR)
     assert r.status_code == 201, r.text
@@ -362,3 +363,65 @@ def test_uploads_have_their_own_size_limit(tmp_path: Path, source: TestClient) -
         r = c.post("/v1/collections/shapes/restore", content=data, headers=TAR)
         assert r.status_code == 201, r.text
         assert not list((tmp_path / "fits" / "tmp").iterdir())  # the upload is removed
+
+
+def test_a_snapshot_carries_the_originals_so_a_restore_elsewhere_serves_and_migrates(
+    tmp_path: Path, source: TestClient
+) -> None:
+    data = _snapshot(source)  # an image collection: originals by default
+    members = dict(tar_members(data))
+    originals = [n for n in members if n.startswith("originals/")]
+    assert len(originals) == 60
+    manifest = json.loads(members["manifest.json"])
+    assert manifest["originals"] == {
+        "count": 60,
+        "bytes": sum(len(members[n]) for n in originals),
+    }
+    image = source.get("/v1/collections/shapes/items/s3/image").content
+    assert len(_snapshot(source, originals=False)) < len(data) / 2
+    for c in _client(tmp_path / "elsewhere"):  # a fresh data directory: no blobs of its own
+        r = c.post("/v1/collections/shapes/restore", content=data, headers=TAR)
+        assert r.status_code == 201, r.text
+        assert _answers(c, "shapes") == _answers(source, "shapes")
+        assert c.get("/v1/collections/shapes/items/s3/image").content == image
+        r = c.post("/v1/collections/shapes/migrate", json={"model": "tiny-shapes-b"})
+        assert r.status_code == 202, r.text
+        job = wait_for(c, r.json()["id"], timeout=120)
+        assert job["state"] == "done", job
+        result = job["params"]["result"]
+        assert result["reencoded"] == 61  # every image from its original, and t1
+        assert result["adapted"] == 0
+
+
+def test_without_originals_a_restore_elsewhere_has_no_images_to_serve(
+    tmp_path: Path, source: TestClient
+) -> None:
+    data = _snapshot(source, originals=False)
+    assert not [n for n, _ in tar_members(data) if n.startswith("originals/")]
+    for c in _client(tmp_path / "elsewhere"):
+        assert c.post("/v1/collections/shapes/restore", content=data, headers=TAR).is_success
+        r = c.get("/v1/collections/shapes/items/s3/image")
+        assert_problem(r, 404, "not-found", "has no stored image")
+
+
+@pytest.mark.parametrize(
+    ("spoil", "message"),
+    [
+        (lambda name, body: (name, body + b"x"), "fails its sha256"),
+        (lambda name, body: ("originals/abc", body), "unexpected member 'originals/abc'"),
+        (lambda name, body: None, "holds 59 originals"),
+    ],
+    ids=["altered", "bad-name", "one-missing"],
+)
+def test_a_forged_original_is_refused(
+    tmp_path: Path, source: TestClient, spoil: Any, message: str
+) -> None:
+    members = tar_members(_snapshot(source))
+    first = next(i for i, (n, _) in enumerate(members) if n.startswith("originals/"))
+    spoiled = spoil(*members[first])
+    members[first : first + 1] = [] if spoiled is None else [spoiled]
+    for c in _client(tmp_path / "elsewhere"):
+        r = c.post("/v1/collections/shapes/restore", content=tar_of(members), headers=TAR)
+        assert_problem(r, 422, "invalid-input", message)
+        assert c.get("/v1/collections/shapes").status_code == 404
+        assert not (tmp_path / "elsewhere" / "blobs").exists()  # nothing written

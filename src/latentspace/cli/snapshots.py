@@ -22,11 +22,22 @@ def snapshot(
     out: Annotated[Path, typer.Argument(help="File to write (replaced if it exists).")],
     url: UrlOpt = None,
     api_key: KeyOpt = None,
+    originals: Annotated[
+        bool | None,
+        typer.Option(
+            "--originals/--no-originals",
+            help="Carry each image's stored original (default: when the collection holds "
+            "images), so a restore elsewhere can serve, re-encode and migrate them.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Write COLLECTION (items, vectors, directions, settings) into one snapshot file OUT."""
+    """Write COLLECTION (items, vectors, directions, settings, and its images' originals)
+    into one snapshot file OUT."""
+    body = None if originals is None else {"originals": originals}
     try:
         with open_client(url, api_key) as client:
-            size = client.download(f"/v1/collections/{collection}/snapshot", out)
+            size = client.download(f"/v1/collections/{collection}/snapshot", out, json=body)
     except ClientError as e:
         raise fail(str(e)) from e
     typer.echo(f"{collection}: snapshot of {size:,} bytes written to {out}")

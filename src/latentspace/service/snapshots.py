@@ -26,7 +26,13 @@ from latentspace.migrations import head_revision
 from latentspace.service import collections, tuning
 from latentspace.service.collections import CollectionStats
 from latentspace.service.context import Context
-from latentspace.service.intake import check_fields
+from latentspace.service.intake import (
+    DamagedOriginal,
+    blob_path,
+    check_fields,
+    read_blob,
+    write_blob,
+)
 from latentspace.store import migrate as migrate_repo
 from latentspace.store import repository as repo
 from latentspace.store.directions import list_directions
@@ -54,8 +60,11 @@ def scratch_dir(ctx: Context) -> Path:
     return path
 
 
-def take(ctx: Context, name: str, out: Path) -> dict[str, object]:
+def take(ctx: Context, name: str, out: Path, *, originals: bool | None = None) -> dict[str, object]:
     """Write a snapshot of collection ``name`` to the file ``out`` (atomically); its manifest.
+    With ``originals`` (by default when it holds images) it carries the stored original of
+    each image whose file is there and whole (a damaged one is left out and named in
+    ``/readyz``).
 
     Raises:
         NotFound: no such collection.
@@ -64,8 +73,10 @@ def take(ctx: Context, name: str, out: Path) -> dict[str, object]:
     collection = collections.get(ctx, name)
     with tempfile.TemporaryDirectory(dir=scratch_dir(ctx)) as tmp:
         parts = Path(tmp)
+        images: set[str] = set()
         with ctx.live.writing(collection):
-            counts = _write_parts(ctx, collection, parts)
+            counts = _write_parts(ctx, collection, parts, images)
+        kept = _originals(ctx, collection, images) if originals is not False else []
         # Assembled beside its destination and renamed into place: a crash leaves no
         # half-written snapshot under the final name.
         partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
@@ -76,6 +87,7 @@ def take(ctx: Context, name: str, out: Path) -> dict[str, object]:
                 collection=_collection_doc(collection),
                 counts=counts,
                 revision=head_revision() or "",
+                originals=kept,
             )
             with partial.open("rb+") as f:
                 os.fsync(f.fileno())
@@ -101,7 +113,22 @@ def _collection_doc(row: CollectionRow) -> dict[str, object]:
     }
 
 
-def _write_parts(ctx: Context, collection: CollectionRow, parts: Path) -> dict[str, int]:
+def _originals(ctx: Context, collection: CollectionRow, images: set[str]) -> list[tuple[str, Path]]:
+    # (sha256, file) of each image's stored original that is there and whole
+    kept = []
+    for sha256 in sorted(images):
+        try:
+            if read_blob(ctx.settings.data_dir, sha256) is not None:
+                kept.append((sha256, blob_path(ctx.settings.data_dir, sha256)))
+        except DamagedOriginal as e:
+            logger.error("collection %s: a snapshot leaves out %s", collection.name, e)
+    return kept
+
+
+def _write_parts(
+    ctx: Context, collection: CollectionRow, parts: Path, images: set[str]
+) -> dict[str, int]:
+    # ``images`` gets the sha256 of each image item written
     count = 0
     with (
         ctx.sessions() as session,
@@ -113,6 +140,8 @@ def _write_parts(ctx: Context, collection: CollectionRow, parts: Path) -> dict[s
             session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         for page in iter_snapshot_items(session=session, collection=collection):
             for item in page:
+                if item.fields["kind"] == "image":
+                    images.add(item.fields["sha256"])
                 doc = {
                     "id": item.external_id,
                     **item.fields,
@@ -164,12 +193,17 @@ def restore(
         InvalidInput: the file is not a sound snapshot (nothing is changed), or the model it
             names makes vectors of another space on this server.
         Conflict: a collection of that name exists and ``replace`` is false.
+
+    The stored originals it carries are written back under ``data_dir/blobs``.
     """
     with tempfile.TemporaryDirectory(dir=scratch_dir(ctx)) as tmp:
         snapshot = read_snapshot(source, Path(tmp))
+        _check_model(ctx, snapshot)
+        _check_items(ctx, snapshot)
+        for sha256 in snapshot.originals:  # content-addressed: nothing else names them
+            data = (Path(tmp) / "originals" / sha256).read_bytes()
+            write_blob(ctx.settings.data_dir, sha256, data)
     target = name or snapshot.collection["name"]
-    _check_model(ctx, snapshot)
-    _check_items(ctx, snapshot)
     fields = snapshot.collection
     # held to what creating a collection takes: a forged manifest must not build an index
     # FAISS aborts on (hnsw m = 0) or that fails every search (ivf nlist = 0)
@@ -228,20 +262,22 @@ def restore_file(
     return restore(ctx, _in_folder(ctx, file, existing=True), name=name, replace=replace)
 
 
-def take_to_folder(ctx: Context, name: str, file: str) -> tuple[Path, dict[str, object]]:
+def take_to_folder(
+    ctx: Context, name: str, file: str, *, originals: bool | None = None
+) -> tuple[Path, dict[str, object]]:
     """Snapshot collection ``name`` as ``file`` in the server's snapshot folder; the path and
     the manifest (see :func:`take`)."""
     out = _in_folder(ctx, file, existing=False)
-    return out, take(ctx, name, out)
+    return out, take(ctx, name, out, originals=originals)
 
 
-def take_temporary(ctx: Context, name: str) -> Path:
+def take_temporary(ctx: Context, name: str, *, originals: bool | None = None) -> Path:
     """Snapshot collection ``name`` into a new scratch file, for the caller to send and
     remove (see :func:`take`)."""
     fd, tmp = tempfile.mkstemp(prefix=f"{name}.", suffix=".lsnap", dir=scratch_dir(ctx))
     os.close(fd)
     try:
-        take(ctx, name, Path(tmp))
+        take(ctx, name, Path(tmp), originals=originals)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -20,6 +20,7 @@ migrate       model migration in SQL: pending vectors, the swap, fitted adapters
 integrity     stored values that no longer read as they should, found and set aside
 snapshots     the SQL side of snapshots: live items out page by page, a restore in
 snapshot_file the snapshot file: one tar, ``manifest.json`` first; read_snapshot checks all
+snapshot_originals  the stored originals a snapshot carries, each named by its sha256
 """
 
 from __future__ import annotations

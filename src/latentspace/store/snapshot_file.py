@@ -4,7 +4,8 @@ Members, in order: ``manifest.json`` (format, version, creator, schema revision,
 collection row, counts, and the byte size and sha256 of every other member),
 ``items.jsonl`` (one live item a line, in id order), ``vectors.f32`` (their vectors,
 little-endian float32, row i for line i), from schema revision 0005 ``adapters.jsonl``
-(the maps between model spaces that migrations fitted), and ``directions.jsonl``. Indexes
+(the maps between model spaces that migrations fitted), and ``directions.jsonl``; then,
+when asked for, the stored originals of its images (:mod:`.snapshot_originals`). Indexes
 are not in it:
 a restore builds them from SQL, so a snapshot moves between SQLite and PostgreSQL, CPU and
 GPU, FAISS versions. :func:`read_snapshot` checks everything (sizes, checksums, counts,
@@ -20,7 +21,7 @@ import io
 import json
 import re
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +34,13 @@ from latentspace import __version__
 from latentspace.atomic import sha256_file
 from latentspace.errors import InvalidInput
 from latentspace.limits import check_id
+from latentspace.store.snapshot_originals import (
+    PREFIX,
+    add_originals,
+    checked_count,
+    extract_original,
+    tally,
+)
 from latentspace.store.snapshots import ITEM_FIELDS, SnapshotItem
 from latentspace.types import as_index_choice, as_metric
 
@@ -73,6 +81,7 @@ class Snapshot:
     items: list[SnapshotItem]
     directions: list[tuple[str, bytes, dict[str, Any], datetime]]
     adapters: list[dict[str, Any]] = field(default_factory=list)
+    originals: list[str] = field(default_factory=list)  # sha256s, in scratch/originals
 
 
 def parts_of(revision: str) -> tuple[str, ...]:
@@ -87,8 +96,10 @@ def write_snapshot(
     collection: dict[str, Any],
     counts: dict[str, int],
     revision: str,
+    originals: Sequence[tuple[str, Path]] = (),
 ) -> dict[str, Any]:
-    """Write the tar of the parts in folder ``parts`` to ``out``; its manifest."""
+    """Write the tar of the parts in folder ``parts`` (and of ``originals``, each a stored
+    image's sha256 and file) to ``out``; its manifest."""
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
@@ -99,6 +110,8 @@ def write_snapshot(
         "counts": counts,
         "parts": {name: _digest(parts / name) for name in parts_of(revision)},
     }
+    if originals:
+        manifest["originals"] = tally(originals)
     data = json.dumps(manifest, indent=2, sort_keys=True).encode()
     with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
         info = tarfile.TarInfo(MANIFEST)
@@ -106,6 +119,7 @@ def write_snapshot(
         tar.addfile(info, io.BytesIO(data))
         for name in parts_of(revision):
             tar.add(parts / name, arcname=name, recursive=False)
+        add_originals(tar, originals)
     return manifest
 
 
@@ -136,7 +150,7 @@ def read_snapshot(source: Path, scratch: Path) -> Snapshot:
     """
     with _opened(source) as tar:
         manifest = _manifest(tar)
-        _extract_parts(tar, manifest, scratch)
+        originals = _extract_parts(tar, manifest, scratch)
     collection = _collection(manifest.get("collection"))
     counts = manifest.get("counts")
     if not isinstance(counts, dict) or not all(
@@ -158,7 +172,7 @@ def read_snapshot(source: Path, scratch: Path) -> Snapshot:
                 f"snapshot holds {len(adapters)} adapters; its manifest says "
                 f"{counts.get('adapters')!r}"
             )
-    return Snapshot(manifest, collection, items, directions, adapters)
+    return Snapshot(manifest, collection, items, directions, adapters, originals)
 
 
 @contextmanager
@@ -209,12 +223,18 @@ def _member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
     return f
 
 
-def _extract_parts(tar: tarfile.TarFile, manifest: dict[str, Any], scratch: Path) -> None:
+def _extract_parts(tar: tarfile.TarFile, manifest: dict[str, Any], scratch: Path) -> list[str]:
     # Members are read as streams into files of our own naming: nothing in the archive
-    # chooses a path, and each one is hashed on the way.
+    # chooses a path, and each one is hashed on the way. The originals come after the
+    # parts; their sha256s are returned.
     seen: set[str] = set()
+    originals: dict[str, int] = {}
     wanted = parts_of(manifest["schema_revision"])
     for member in iter(tar.next, None):
+        if member.name.startswith(PREFIX) and len(seen) == len(wanted):
+            with _member(tar, member) as src:
+                originals[extract_original(member, src, scratch)] = member.size
+            continue
         if member.name not in wanted or member.name in seen or not member.isfile():
             raise InvalidInput(f"snapshot has an unexpected member {member.name!r}")
         seen.add(member.name)
@@ -236,6 +256,8 @@ def _extract_parts(tar: tarfile.TarFile, manifest: dict[str, Any], scratch: Path
     missing = [name for name in wanted if name not in seen]
     if missing:
         raise InvalidInput(f"snapshot is truncated: {', '.join(missing)} missing")
+    checked_count(manifest, originals)
+    return sorted(originals)
 
 
 def _collection(doc: object) -> dict[str, Any]:

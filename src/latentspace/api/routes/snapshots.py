@@ -67,12 +67,15 @@ def snapshot_collection(
     """Every live item (fields, timestamps, vector), the directions and the collection's
     settings, with a manifest of counts, schema revision and the sha256 of every part. The
     collection's writes wait while it is read; searches go on. Without a ``file`` the
-    snapshot is the response body; with one it is saved in the server's snapshot folder."""
+    snapshot is the response body; with one it is saved in the server's snapshot folder.
+    ``originals`` (by default when the collection holds images) adds each image's stored
+    original, so a restore elsewhere can serve, re-encode and migrate them."""
+    originals = body.originals if body is not None else None
     if body is not None and body.file is not None:
-        out, manifest = snapshots.take_to_folder(ctx, name, body.file)
+        out, manifest = snapshots.take_to_folder(ctx, name, body.file, originals=originals)
         saved = SnapshotSaved(file=out.name, bytes=out.stat().st_size, manifest=manifest)
         return JSONResponse(saved.model_dump(), status_code=status.HTTP_201_CREATED)
-    path = snapshots.take_temporary(ctx, name)
+    path = snapshots.take_temporary(ctx, name, originals=originals)
     return FileResponse(
         path,
         media_type=SNAPSHOT_MEDIA_TYPE,

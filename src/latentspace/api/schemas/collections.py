@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from latentspace.api.schemas.common import NAME_PATTERN, StrictModel
 from latentspace.types import IndexChoice, Metric
@@ -188,7 +188,10 @@ class SnapshotRequest(StrictModel):
     """Where a snapshot goes: omit ``file`` to receive it as the response body."""
 
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{}, {"file": "photos-nightly.lsnap"}]}
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{}, {"file": "photos-nightly.lsnap"}, {"originals": False}]
+        },
     )
 
     file: str | None = Field(
@@ -196,6 +199,11 @@ class SnapshotRequest(StrictModel):
         pattern=SNAPSHOT_FILE_PATTERN,
         description="Save it under this name in the server's snapshot folder instead "
         "(replacing a file of that name).",
+    )
+    originals: StrictBool | None = Field(
+        default=None,
+        description="Carry each image's stored original (default: when the collection holds "
+        "images), so a restore on another machine can serve, re-encode and migrate them.",
     )
 
 
