@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Text, case, cast, func, select, update
+from sqlalchemy import Text, case, cast, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from latentspace.store.bulk import insert_oplog
@@ -16,6 +17,7 @@ __all__ = [
     "clear_unreadable_metadata",
     "mistyped_numbers",
     "store_numbers",
+    "suspect",
 ]
 
 # the integer columns an image item carries, each read leniently (tables.StoredInt)
@@ -31,6 +33,25 @@ class UnreadableMetadata:
     raw: str
 
 
+def _not_an_object() -> Any:
+    # not JSON, or JSON but not an object (SQLite may evaluate both sides of an AND, and
+    # json_type fails on malformed text: hence the CASE)
+    text = cast(ItemRow.metadata_, Text)
+    return case((func.json_valid(text) == 1, func.json_type(text) != "object"), else_=True)
+
+
+def suspect(session: Session, collection: CollectionRow) -> bool:
+    """Whether any of the collection's items holds what :func:`clear_unreadable_metadata`
+    or :func:`mistyped_numbers` would find (a read, no lock; SQLite only)."""
+    if session.get_bind().dialect.name != "sqlite":
+        return False
+    mistyped = [func.typeof(getattr(ItemRow, n)).not_in(["integer", "null"]) for n in _NUMBERS]
+    query = select(ItemRow.id).where(
+        ItemRow.collection_id == collection.id, or_(_not_an_object(), *mistyped)
+    )
+    return session.execute(query.limit(1)).first() is not None
+
+
 def clear_unreadable_metadata(
     session: Session, collection: CollectionRow
 ) -> list[UnreadableMetadata]:
@@ -42,14 +63,11 @@ def clear_unreadable_metadata(
     if session.get_bind().dialect.name != "sqlite":
         return []
     text = cast(ItemRow.metadata_, Text)
-    # not JSON, or JSON but not an object (SQLite may evaluate both sides of an AND, and
-    # json_type fails on malformed text: hence the CASE)
-    damaged = case((func.json_valid(text) == 1, func.json_type(text) != "object"), else_=True)
     found = [
         UnreadableMetadata(int(i), str(e), str(raw))
         for i, e, raw in session.execute(
             select(ItemRow.id, ItemRow.external_id, text).where(
-                ItemRow.collection_id == collection.id, damaged
+                ItemRow.collection_id == collection.id, _not_an_object()
             )
         )
     ]
