@@ -81,16 +81,9 @@ class AdmissionMiddleware:
             on_built(self)
 
     def turns_away(self, scope: Scope) -> bool:
-        """Whether a request would be refused at the door (:meth:`_at_the_door`), asked
+        """Whether a request would be refused at the door (:meth:`_door_shut`), asked
         before anything else looks at it; the app then answers it with :meth:`turn_away`."""
-        return (
-            scope["type"] == "http"
-            and scope["path"] not in _EXEMPT
-            and (
-                len(self.waiting) >= self.max_queue
-                or (bool(self.waiting) and self.clock() < self.shedding_until)
-            )
-        )
+        return scope["type"] == "http" and scope["path"] not in _EXEMPT and self._door_shut()
 
     async def turn_away(self, send: Send, path: str) -> None:
         """Answer a request :meth:`turns_away` refused: 503 with ``Retry-After``, and no
@@ -150,14 +143,18 @@ class AdmissionMiddleware:
 
         return replay
 
+    def _door_shut(self) -> bool:
+        """Whether an arrival now would be refused anyway: it finds the queue full, or,
+        while the server sheds load, finds anyone waiting. So under sustained overload a
+        refusal costs as little as it can, and the queue holds at most one request between
+        the slots, instead of work that will wait past target."""
+        return len(self.waiting) >= self.max_queue or (
+            bool(self.waiting) and self.clock() < self.shedding_until
+        )
+
     def _at_the_door(self) -> None:
-        """Refuse before the body is read what would be refused anyway: an arrival that
-        finds the queue full, or, while the server sheds load, finds anyone waiting. So
-        under sustained overload a refusal costs as little as it can, and the queue holds
-        at most one request between the slots, instead of work that will wait past target."""
-        if len(self.waiting) >= self.max_queue or (
-            self.waiting and self.clock() < self.shedding_until
-        ):
+        # Refuse before the body is read what would be refused anyway (_door_shut).
+        if self._door_shut():
             self._overflow()
 
     def _overflow(self) -> None:

@@ -8,6 +8,10 @@ and every other collection, serves as before.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlalchemy.orm import Session
 
 from latentspace.embedder.images import perceptual_hash
 from latentspace.errors import LatentspaceError
@@ -22,6 +26,8 @@ from latentspace.store.tables import CollectionRow
 __all__ = ["check", "check_metadata", "check_numbers"]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _SHOWN = 120  # characters of an unreadable value the damage entry quotes
 
@@ -39,17 +45,15 @@ def check(ctx: Context, collection: CollectionRow) -> int:
 def check_numbers(ctx: Context, collection: CollectionRow) -> int:
     """Store the integer each mistyped ``phash``, ``pixels`` or ``size_bytes`` spells, or
     derive it anew from the stored original, or else null; how many there were."""
-    with ctx.live.writing(collection):
-        with ctx.sessions.begin() as session:
-            oplog.serialize(session=session, collection=collection)
-            found = integrity.mistyped_numbers(session, collection)
-            values = [(f.item_id, f.column, _value(ctx, f)) for f in found]
-            integrity.store_numbers(session, collection, values)
-            seq = oplog.last_seq(session=session, collection=collection)
-        if not found:
-            return 0
-        ctx.live.committed(collection, Commit(seq, stale=sorted({f.item_id for f in found})))
-    for f, (_, _, value) in zip(found, values, strict=True):
+
+    def fix(session: Session) -> list[tuple[integrity.MistypedNumber, int | None]]:
+        found = integrity.mistyped_numbers(session, collection)
+        values = [(f, _value(ctx, f)) for f in found]
+        integrity.store_numbers(session, collection, [(f.item_id, f.column, v) for f, v in values])
+        return values
+
+    values = _rewritten(ctx, collection, fix, lambda fixed: fixed[0].item_id)
+    for f, value in values:
         now = "cleared" if value is None else f"stored as {value}"
         if f.fixed is None and value is not None:
             now += ", derived anew from the stored original"
@@ -65,7 +69,7 @@ def check_numbers(ctx: Context, collection: CollectionRow) -> int:
             f"item {f.external_id!r}: stored {f.column} {f.raw!r} was not an integer; {now}"
             + repair,
         )
-    return len(found)
+    return len(values)
 
 
 def _value(ctx: Context, found: integrity.MistypedNumber) -> int | None:
@@ -86,17 +90,34 @@ def _value(ctx: Context, found: integrity.MistypedNumber) -> int | None:
     return perceptual_hash(image)
 
 
-def check_metadata(ctx: Context, collection: CollectionRow) -> int:
-    """Give every item whose stored metadata is not JSON empty metadata (its text is
-    logged whole and quoted in the damage entry); how many there were."""
+def _rewritten(
+    ctx: Context,
+    collection: CollectionRow,
+    change: Callable[[Session], list[T]],
+    item_of: Callable[[T], int],
+) -> list[T]:
+    # What ``change`` rewrote, in one transaction under the collection's write lock, each
+    # item then re-read by the views (a ``meta`` oplog row each is ``change``'s to write).
     with ctx.live.writing(collection):
         with ctx.sessions.begin() as session:
             oplog.serialize(session=session, collection=collection)
-            found = integrity.clear_unreadable_metadata(session, collection)
+            done = change(session)
             seq = oplog.last_seq(session=session, collection=collection)
-        if not found:
-            return 0
-        ctx.live.committed(collection, Commit(seq, stale=[f.item_id for f in found]))
+        if done:
+            stale = sorted({item_of(d) for d in done})
+            ctx.live.committed(collection, Commit(seq, stale=stale))
+    return done
+
+
+def check_metadata(ctx: Context, collection: CollectionRow) -> int:
+    """Give every item whose stored metadata is not JSON empty metadata (its text is
+    logged whole and quoted in the damage entry); how many there were."""
+    found = _rewritten(
+        ctx,
+        collection,
+        lambda session: integrity.clear_unreadable_metadata(session, collection),
+        lambda f: f.item_id,
+    )
     for f in found:
         logger.error(
             "collection %s: item %r: stored metadata is not JSON, cleared; it was: %s",
