@@ -16,7 +16,6 @@ every field, every vector) before it hands anything back, so a restore that gets
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import json
 import re
@@ -38,6 +37,7 @@ from latentspace.store.snapshot_originals import (
     PREFIX,
     add_originals,
     checked_count,
+    copy_hashed,
     extract_original,
     tally,
 )
@@ -244,12 +244,9 @@ def _extract_parts(tar: tarfile.TarFile, manifest: dict[str, Any], scratch: Path
                 f"snapshot part {member.name} is {member.size} bytes; its manifest says "
                 f"{expected.get('bytes') if isinstance(expected, dict) else expected!r}"
             )
-        h = hashlib.sha256()
-        with _member(tar, member) as src, (scratch / member.name).open("wb") as dst:
-            while chunk := src.read(1 << 20):
-                h.update(chunk)
-                dst.write(chunk)
-        if h.hexdigest() != expected.get("sha256"):
+        with _member(tar, member) as src:
+            digest = copy_hashed(src, scratch / member.name)
+        if digest != expected.get("sha256"):
             raise InvalidInput(
                 f"snapshot part {member.name} fails its sha256: the file was altered or damaged"
             )

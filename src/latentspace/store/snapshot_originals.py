@@ -16,7 +16,14 @@ from typing import IO, Any
 
 from latentspace.errors import InvalidInput
 
-__all__ = ["PREFIX", "add_originals", "checked_count", "extract_original", "tally"]
+__all__ = [
+    "PREFIX",
+    "add_originals",
+    "checked_count",
+    "copy_hashed",
+    "extract_original",
+    "tally",
+]
 
 PREFIX = "originals/"
 _NAME = re.compile(r"originals/[0-9a-f]{64}")
@@ -45,16 +52,21 @@ def extract_original(member: tarfile.TarInfo, source: IO[bytes], scratch: Path) 
     sha256 = member.name.removeprefix(PREFIX)
     folder = scratch / "originals"
     folder.mkdir(exist_ok=True)
-    h = hashlib.sha256()
-    with (folder / sha256).open("wb") as out:
-        while chunk := source.read(1 << 20):
-            h.update(chunk)
-            out.write(chunk)
-    if h.hexdigest() != sha256:
+    if copy_hashed(source, folder / sha256) != sha256:
         raise InvalidInput(
             f"snapshot original {sha256[:12]}… fails its sha256: the file was altered or damaged"
         )
     return sha256
+
+
+def copy_hashed(source: IO[bytes], path: Path) -> str:
+    """Copy a stream into the file ``path``; the sha256 of what was copied."""
+    h = hashlib.sha256()
+    with path.open("wb") as out:
+        while chunk := source.read(1 << 20):
+            h.update(chunk)
+            out.write(chunk)
+    return h.hexdigest()
 
 
 def checked_count(manifest: dict[str, Any], found: dict[str, int]) -> None:
