@@ -425,3 +425,9 @@ def test_a_forged_original_is_refused(
         assert_problem(r, 422, "invalid-input", message)
         assert c.get("/v1/collections/shapes").status_code == 404
         assert not (tmp_path / "elsewhere" / "blobs").exists()  # nothing written
+
+
+@pytest.mark.parametrize("originals", ["yes", 1, [True]])
+def test_originals_takes_a_boolean_only(source: TestClient, originals: Any) -> None:
+    r = source.post("/v1/collections/shapes/snapshot", json={"originals": originals})
+    assert_problem(r, 422, "validation-error", "body.originals", "valid boolean")
