@@ -7,7 +7,7 @@ A test module imports no other test module.
     database     engine, opened, space (each database kind; SQLite always, PostgreSQL when
                  LATENTSPACE_TEST_POSTGRES_URL is set)
     service      DIM, vectors, items, reopen, count: a collection's data and restarts
-    settings     ADMIN_KEY, READ_KEY, make_settings: a test server's settings and keys
+    settings     ADMIN_KEY, READ_KEY, WRITE_KEY, make_settings: a test server's settings and keys
     images       image_bytes, b64, shapes_folder
     HTTP         free_port, serve (a real uvicorn server), assert_problem, unchanged,
                  wait_for, release_on_stop, pair (two servers on one database)
@@ -142,13 +142,14 @@ def count(space: Context, name: str) -> int:
 
 ADMIN_KEY = "test-admin-key"
 READ_KEY = "test-read-key"
+WRITE_KEY = "test-write-key"
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
     """Settings for a test server: CPU, two keys, small limits where a test needs them."""
     values: dict[str, object] = {
         "data_dir": data_dir,
-        "api_keys": f"admin:{ADMIN_KEY},read:{READ_KEY}",
+        "api_keys": f"admin:{ADMIN_KEY},read:{READ_KEY},write:{WRITE_KEY}",
         "encoder": EncoderSettings(device="cpu", decode_workers=0, batch_size=64),
     }
     values.update(overrides)

@@ -357,8 +357,9 @@ class Settings(BaseSettings):
     api_keys: str = Field(
         default="",
         description=(
-            "Comma-separated API keys, each `[read:|admin:]SECRET` (admin when unprefixed); "
-            "SECRET may be given as `sha256:HEX` so the plain key never sits in config."
+            "Comma-separated API keys, each `SCOPE[@COLLECTIONS]:SECRET`: read, write or "
+            "admin (admin when unprefixed), a glob of the collections it reaches (all "
+            "without one); SECRET may be `sha256:HEX` so the plain key never sits in config."
         ),
     )
     auth: Literal["on", "off"] = Field(

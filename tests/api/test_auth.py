@@ -1,8 +1,9 @@
 """API keys and scopes: who may call what, and when the server refuses to serve at all.
 
-Keys come from ``LATENTSPACE_API_KEYS`` (plain or ``sha256:HEX``, read or admin scope);
-with auth on and no keys only loopback clients are served, and ``latentspace serve`` refuses
-a non-loopback host; ``LATENTSPACE_AUTH=off`` turns checking off.
+Keys come from ``LATENTSPACE_API_KEYS`` (plain or ``sha256:HEX``; read, write or admin
+scope; keys that reach some collections only are tested in test_scopes.py); with auth on
+and no keys only loopback clients are served, and ``latentspace serve`` refuses a
+non-loopback host; ``LATENTSPACE_AUTH=off`` turns checking off.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
-from tests.fixtures import ADMIN_KEY, READ_KEY, image_bytes, make_settings
+from tests.fixtures import ADMIN_KEY, READ_KEY, WRITE_KEY, image_bytes, make_settings
 from typer.testing import CliRunner
 
 from latentspace.api import create_app
@@ -27,6 +28,7 @@ from latentspace.settings import Settings
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 READ = {"Authorization": f"Bearer {READ_KEY}"}
+WRITE = {"Authorization": f"Bearer {WRITE_KEY}"}
 C = "/v1/collections/c"
 PNG = image_bytes(Image.new("RGB", (16, 16), "green"))
 TERMS = {"positive": [{"text": "blue"}], "negative": [{"text": "red"}]}
@@ -113,19 +115,23 @@ READ_ROUTES: list[tuple[str, str, dict[str, Any]]] = [
     ("GET", "/v1/models", {}),
     ("GET", "/metrics", {}),
 ]
-ADMIN_ROUTES: list[tuple[str, str, dict[str, Any]]] = [
-    ("POST", "/v1/collections", {"json": {"name": "new", "model": "tiny-shapes"}}),
-    ("DELETE", C, {}),
+# item writes: a write key may, a read key may not
+WRITE_ROUTES: list[tuple[str, str, dict[str, Any]]] = [
     ("POST", f"{C}/items", {"json": {"items": [{"id": "z", "text": "green"}]}}),
     ("POST", f"{C}/images", {"files": [("files", ("z.png", b"x", "image/png"))]}),
     ("PATCH", f"{C}/items/a", {"json": {"metadata": {"k": 2}}}),
     ("DELETE", f"{C}/items/a", {}),
-    ("POST", f"{C}/directions", {"json": {"name": "e", **TERMS}}),
-    ("DELETE", f"{C}/directions/d", {}),
     ("POST", f"{C}/documents", {"json": {"documents": [{"id": "x", "text": "words"}]}}),
     ("DELETE", f"{C}/documents/doc", {}),
     ("POST", f"{C}/duplicates/resolve", {"json": {"keep": ["b"], "trash": ["z"]}}),
     ("POST", f"{C}/trash/restore", {"json": {"ids": ["z"]}}),
+]
+# the collection itself: an admin key only
+ADMIN_ROUTES: list[tuple[str, str, dict[str, Any]]] = [
+    ("POST", "/v1/collections", {"json": {"name": "new", "model": "tiny-shapes"}}),
+    ("DELETE", C, {}),
+    ("POST", f"{C}/directions", {"json": {"name": "e", **TERMS}}),
+    ("DELETE", f"{C}/directions/d", {}),
     ("POST", f"{C}/snapshot", {"json": {"file": "x.lsnap"}}),
     ("POST", "/v1/collections/copy/restore", {"json": {"file": "x.lsnap"}}),
     ("POST", f"{C}/map", {"json": {"method": "pca"}}),
@@ -136,9 +142,10 @@ def _ids(routes: list[tuple[str, str, dict[str, Any]]]) -> list[str]:
     return [f"{m} {p.removeprefix('/v1/').removeprefix('collections/')}" for m, p, _ in routes]
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "kwargs"), READ_ROUTES + ADMIN_ROUTES, ids=_ids(READ_ROUTES + ADMIN_ROUTES)
-)
+ALL_ROUTES = READ_ROUTES + WRITE_ROUTES + ADMIN_ROUTES
+
+
+@pytest.mark.parametrize(("method", "path", "kwargs"), ALL_ROUTES, ids=_ids(ALL_ROUTES))
 def test_no_key_is_401_with_a_challenge(
     seeded: TestClient, method: str, path: str, kwargs: dict[str, Any]
 ) -> None:
@@ -176,13 +183,23 @@ def test_read_key_reads(seeded: TestClient, method: str, path: str, kwargs: dict
     assert r.status_code == 200, r.text
 
 
-@pytest.mark.parametrize(("method", "path", "kwargs"), ADMIN_ROUTES, ids=_ids(ADMIN_ROUTES))
-def test_read_key_cannot_write(
-    seeded: TestClient, method: str, path: str, kwargs: dict[str, Any]
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "key", "needed"),
+    [(*route, READ, "a write key") for route in WRITE_ROUTES]
+    + [(*route, key, "an admin key") for route in ADMIN_ROUTES for key in (READ, WRITE)],
+    ids=_ids(WRITE_ROUTES) + [f"{i}-{k}" for i in _ids(ADMIN_ROUTES) for k in ("read", "write")],
+)
+def test_a_key_short_of_the_scope_changes_nothing(
+    seeded: TestClient,
+    method: str,
+    path: str,
+    kwargs: dict[str, Any],
+    key: dict[str, str],
+    needed: str,
 ) -> None:
     before = snapshot(seeded)
-    r = seeded.request(method, path, headers=READ, **kwargs)
-    assert_problem(r, 403, "forbidden", "needs an admin key")
+    r = seeded.request(method, path, headers=key, **kwargs)
+    assert_problem(r, 403, "forbidden", f"needs {needed}")
     assert "www-authenticate" not in r.headers
     assert snapshot(seeded) == before
 
@@ -192,10 +209,11 @@ def test_admin_key_does_everything(own_seeded: TestClient) -> None:
     for method, path, kwargs in READ_ROUTES:
         r = seeded.request(method, path, headers=ADMIN, **kwargs)
         assert r.status_code == 200, (path, r.text)
-    writes = [(m, p, k) for m, p, k in ADMIN_ROUTES if (m, p) != ("DELETE", C)]
+    create, delete, *admin = ADMIN_ROUTES
+    writes = [create, *WRITE_ROUTES[:4], *admin[:2], *WRITE_ROUTES[4:], *admin[2:]]
     writes[2] = ("POST", f"{C}/images", {"files": [("files", ("z.png", PNG, "image/png"))]})
     for (method, path, kwargs), status in zip(
-        [*writes, ("DELETE", C, {})],
+        [*writes, delete],
         [201, 200, 200, 200, 204, 201, 204, 200, 204, 200, 200, 201, 201, 202, 204],
         strict=True,
     ):

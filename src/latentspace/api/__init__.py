@@ -4,7 +4,7 @@ app          create_app: the FastAPI app; its lifespan opens the database, encod
 routes/      the v1 routes, one module per resource
 schemas/     request and response bodies (``*Create`` in, ``*Public`` out), by resource
 deps         dependencies: the app and service contexts, the auth checks (``Annotated``)
-auth         API keys: bearer tokens kept as sha256 digests, read and admin scopes (KeyRing)
+auth         API keys: sha256 digests, each with a scope and the collections it reaches (Grant)
 security     browser-facing defences: Host allow-list, cross-site writes, headers, throttle
 admission    admission control: bounded work in flight, a bounded queue, fast 503 refusals
 middleware   what every request needs: an id, a body limit, a log line, a metric

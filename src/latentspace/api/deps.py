@@ -14,11 +14,12 @@ from fastapi import Depends, Request, Response
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from latentspace.api.auth import KeyRing, hash_key, is_loopback
+from latentspace.api.auth import FULL, SCOPES, Grant, KeyRing, hash_key, is_loopback
 from latentspace.api.errors import ApiError
 from latentspace.api.lean import JsonRequest, lean_handler, lean_shape
 from latentspace.api.metrics import Metrics
 from latentspace.api.security import FailedKeys
+from latentspace.errors import NotFound
 from latentspace.service import Context
 from latentspace.settings import Settings
 
@@ -27,11 +28,17 @@ __all__ = [
     "AppContext",
     "AuthorizedRoute",
     "ContextDep",
+    "GrantDep",
     "ReadDep",
     "ServiceDep",
+    "WriteDep",
     "authorize",
+    "peek_grant",
     "require_admin",
+    "require_reach",
     "require_read",
+    "require_unscoped",
+    "require_write",
 ]
 
 
@@ -69,21 +76,22 @@ _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: 
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def authorize(request: Request, needed: str) -> str:
-    """The caller's scope, if it may do what needs ``needed`` (read or admin).
+def authorize(request: Request, needed: str) -> Grant:
+    """What the caller may do, if it may do what needs ``needed`` (read, write or admin).
 
     Raises:
-        ApiError: 401 without a valid key, 403 with a read key for admin work, or 403 for a
-            non-loopback client when no key is configured.
+        ApiError: 401 without a valid key, 403 with a key whose scope is short of
+            ``needed``, or 403 for a non-loopback client when no key is configured.
+        NotFound: the route's collection (``{name}``) is beyond the key's reach.
     """
     context: AppContext = request.state.context
     keys = context.keys
     if not keys.enabled:
-        return "admin"
+        return FULL
     if keys.loopback_only:
         host = request.client.host if request.client else None
         if is_loopback(host) and not _FORWARDED.intersection(request.headers):
-            return "admin"
+            return FULL
         raise ApiError(
             403,
             "forbidden",
@@ -113,26 +121,99 @@ def authorize(request: Request, needed: str) -> str:
             "accepted from it still work)",
             headers={"Retry-After": str(wait)},
         )
-    scope = keys.scope_of_digest(digest)
-    if scope is None:
+    grant = keys.grant_of_digest(digest)
+    if grant is None:
         context.failed_keys.failed(client)
         raise ApiError(401, "unauthorized", "invalid API key", headers=challenge)
     context.failed_keys.accepted(client, digest)
-    if needed == "admin" and scope != "admin":
-        raise ApiError(403, "forbidden", "this API key has read scope; this needs an admin key")
-    return scope
+    name = request.path_params.get("name")
+    if isinstance(name, str) and not grant.covers(name):
+        # beyond the key's reach: answered as a collection that does not exist
+        raise NotFound(f"collection {name!r} does not exist")
+    if not grant.allows(needed):
+        raise ApiError(
+            403,
+            "forbidden",
+            f"this API key has {grant.scope} scope; this needs "
+            f"{'an' if needed == 'admin' else 'a'} {needed} key",
+        )
+    return grant
 
 
-async def require_read(request: Request, credentials: BearerDep) -> str:
-    """Any valid key (read or admin). Declared so OpenAPI shows the bearer scheme."""
+def _granted(request: Request, needed: str) -> Grant:
+    grant = authorize(request, needed)
+    request.state.grant = grant
+    return grant
+
+
+async def get_grant(request: Request) -> Grant:
+    """The caller's grant (what :class:`AuthorizedRoute` found; everything when the route
+    checks no key)."""
+    grant: Grant = getattr(request.state, "grant", FULL)
+    return grant
+
+
+GrantDep = Annotated[Grant, Depends(get_grant)]
+
+
+def peek_grant(request: Request) -> Grant | None:
+    """The caller's grant on a route that serves callers without a key too, or None when
+    it shows none (a wrong key still counts against the client, as anywhere)."""
+    try:
+        return authorize(request, "read")
+    except ApiError:
+        return None
+
+
+def require_reach(grant: Grant, name: str) -> None:
+    """Refuse (403) to make collection ``name`` for a key that does not reach it; for
+    collections that exist, :class:`AuthorizedRoute` answers 404 instead.
+
+    Raises:
+        ApiError: 403.
+    """
+    if not grant.covers(name):
+        raise ApiError(
+            403,
+            "forbidden",
+            f"this API key reaches the collections {grant.collections!r} only, and "
+            f"{name!r} is not one of them",
+        )
+
+
+def require_unscoped(grant: Grant, what: str) -> None:
+    """Refuse (403) ``what`` to a key that reaches only some collections: the server's own
+    places (its snapshot folder, its bucket) hold every collection's files.
+
+    Raises:
+        ApiError: 403.
+    """
+    if grant.scoped:
+        raise ApiError(
+            403,
+            "forbidden",
+            f"{what} needs a key that reaches every collection: the server's snapshot "
+            "places are shared by all of them (a key for some collections sends and "
+            "receives its snapshots in the request and the response instead)",
+        )
+
+
+async def require_read(request: Request, credentials: BearerDep) -> Grant:
+    """Any valid key. Declared so OpenAPI shows the bearer scheme."""
     del credentials
-    return authorize(request, "read")
+    return _granted(request, "read")
 
 
-async def require_admin(request: Request, credentials: BearerDep) -> str:
+async def require_write(request: Request, credentials: BearerDep) -> Grant:
+    """A write or admin key."""
+    del credentials
+    return _granted(request, "write")
+
+
+async def require_admin(request: Request, credentials: BearerDep) -> Grant:
     """An admin key."""
     del credentials
-    return authorize(request, "admin")
+    return _granted(request, "admin")
 
 
 def _service_of(request: Request) -> Context:
@@ -155,20 +236,27 @@ class AuthorizedRoute(APIRoute):
             self.dependant,
             self.endpoint,
             service=get_service,
-            checks=frozenset({require_read, require_admin}),
+            checks=frozenset(_NEEDS),
         )
         if shape is not None:
             handler = lean_handler(shape, self.endpoint, handler, _service_of)
-        wanted = {d.dependency for d in self.dependencies}
-        needed = "admin" if require_admin in wanted else "read" if require_read in wanted else None
+        wanted = [_NEEDS[d.dependency] for d in self.dependencies if d.dependency in _NEEDS]
+        needed = max(wanted, key=SCOPES.index) if wanted else None
 
         async def checked(request: Request) -> Response:
             if needed is not None:
-                authorize(request, needed)
+                _granted(request, needed)
             return await handler(JsonRequest(request.scope, request.receive))
 
         return checked
 
 
+_NEEDS: dict[Callable[..., Any], str] = {
+    require_read: "read",
+    require_write: "write",
+    require_admin: "admin",
+}
+
 ReadDep = Depends(require_read)
+WriteDep = Depends(require_write)
 AdminDep = Depends(require_admin)

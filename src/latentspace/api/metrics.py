@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 __all__ = ["Metrics"]
@@ -29,6 +29,23 @@ class _IndexCollector(Collector):
         for name, (count, kind) in sorted(self._sizes().items()):
             gauge.add_metric([name, kind], count)
         yield gauge
+
+
+class _Seen(Collector):
+    # a registry's families with the samples of collections beyond ``covers`` left out
+    def __init__(self, registry: CollectorRegistry, covers: Callable[[str], bool]) -> None:
+        self._registry = registry
+        self._covers = covers
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._registry.collect():
+            seen = Metric(family.name, family.documentation, family.type, family.unit)
+            seen.samples = [
+                s
+                for s in family.samples
+                if "collection" not in s.labels or self._covers(s.labels["collection"])
+            ]
+            yield seen
 
 
 class Metrics:
@@ -75,6 +92,9 @@ class Metrics:
         elif what == "search":
             self.search.labels(label).observe(seconds)
 
-    def render(self) -> bytes:
-        """The text exposition format."""
-        return generate_latest(self.registry)
+    def render(self, covers: Callable[[str], bool] | None = None) -> bytes:
+        """The text exposition format; with ``covers``, only the samples of the collections
+        it accepts (and those of no collection)."""
+        if covers is None:
+            return generate_latest(self.registry)
+        return generate_latest(_Seen(self.registry, covers))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,15 +28,29 @@ __all__ = [
     "create",
     "delete",
     "encoder_of",
+    "every",
     "get",
     "index_sizes",
     "list_all",
     "list_stats",
+    "nothing",
     "raw_vectors_fingerprint",
     "rebuild",
     "save",
     "stats",
 ]
+
+
+def every(name: str) -> bool:
+    """The reach of a caller who may see every collection (``covers`` arguments)."""
+    del name
+    return True
+
+
+def nothing(name: str) -> bool:
+    """The reach of a caller who may see no collection."""
+    del name
+    return False
 
 
 def raw_vectors_fingerprint(dim: int) -> str:
@@ -217,9 +232,10 @@ def _payload_index(ctx: Context, row: CollectionRow) -> dict[str, Any] | None:
     }
 
 
-def list_stats(ctx: Context) -> list[CollectionStats]:
-    """:func:`stats` of every collection, by name (those that cannot serve say why)."""
-    return [stats(ctx, row.name, tolerate=True) for row in list_all(ctx)]
+def list_stats(ctx: Context, covers: Callable[[str], bool] = every) -> list[CollectionStats]:
+    """:func:`stats` of every collection ``covers`` accepts, by name (those that cannot
+    serve say why)."""
+    return [stats(ctx, row.name, tolerate=True) for row in list_all(ctx) if covers(row.name)]
 
 
 def index_sizes(ctx: Context) -> dict[str, tuple[int, str]]:

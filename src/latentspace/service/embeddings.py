@@ -7,7 +7,7 @@ are model-specific.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,32 +30,36 @@ class Embedded:
     tokens: int
 
 
-def _allowed(ctx: Context) -> dict[str, str]:
-    # name -> spec: configured specs, collections' models, and collections by name.
+def _allowed(ctx: Context, covers: Callable[[str], bool]) -> dict[str, str]:
+    # name -> spec: configured specs, and the models and names of the collections covered
     allowed = {
         spec.strip(): spec.strip()
         for spec in ctx.settings.embedding_models.split(",")
         if spec.strip()
     }
     for row in collections.list_all(ctx):
-        if row.model is not None:
+        if row.model is not None and covers(row.name):
             allowed.setdefault(row.model, row.model)
             allowed.setdefault(row.name, row.model)
     return allowed
 
 
-def models(ctx: Context) -> list[str]:
-    """The model names :func:`embed` accepts, sorted."""
-    return sorted(_allowed(ctx))
+def models(ctx: Context, covers: Callable[[str], bool] = collections.every) -> list[str]:
+    """The model names :func:`embed` accepts from a caller who reaches the collections
+    ``covers`` accepts, sorted."""
+    return sorted(_allowed(ctx, covers))
 
 
-def encoder_for(ctx: Context, model: str) -> Encoder:
-    """The encoder of ``model`` (a spec or a collection's name) if it is served here.
+def encoder_for(
+    ctx: Context, model: str, covers: Callable[[str], bool] = collections.every
+) -> Encoder:
+    """The encoder of ``model`` (a spec or a collection's name ``covers`` accepts) if it is
+    served here.
 
     Raises:
         NotFound: it is not.
     """
-    allowed = _allowed(ctx)
+    allowed = _allowed(ctx, covers)
     spec = allowed.get(model)
     if spec is None:
         raise NotFound(
@@ -66,7 +70,12 @@ def encoder_for(ctx: Context, model: str) -> Encoder:
 
 
 def embed(
-    ctx: Context, model: str, inputs: str | Sequence[object], *, dimensions: int | None = None
+    ctx: Context,
+    model: str,
+    inputs: str | Sequence[object],
+    *,
+    dimensions: int | None = None,
+    covers: Callable[[str], bool] = collections.every,
 ) -> Embedded:
     """Embed a string or a list of strings with ``model``.
 
@@ -86,7 +95,7 @@ def embed(
         )
     limit = ctx.settings.limits
     limits.check_batch(limit, strings, "inputs")
-    encoder = encoder_for(ctx, model)
+    encoder = encoder_for(ctx, model, covers)
     if "text" not in encoder.modalities:
         raise InvalidInput(f"model {model!r} cannot embed text")
     if dimensions is not None and dimensions != encoder.dim:

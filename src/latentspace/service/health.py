@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -13,7 +14,7 @@ from latentspace.service.context import Context
 from latentspace.store import oplog
 from latentspace.store.tables import CollectionRow
 
-__all__ = ["Readiness", "readiness"]
+__all__ = ["Readiness", "readiness", "seen_by"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,21 @@ def readiness(ctx: Context) -> Readiness:
         warm=warm,
         below_recall_target=_below_target(ctx, rows),
         damaged=ctx.live.damage.report(),
+    )
+
+
+def seen_by(ready: Readiness, covers: Callable[[str], bool] | None) -> Readiness:
+    """``ready`` as a caller who reaches only the collections ``covers`` accepts sees it
+    (None: every one). Free-text warnings may name any collection, so only a caller who
+    reaches every one sees them; the status stays (it is the whole server's)."""
+    if covers is None:
+        return ready
+    return replace(
+        ready,
+        unavailable={n: why for n, why in ready.unavailable.items() if covers(n)},
+        warnings=[],
+        below_recall_target=[n for n in ready.below_recall_target if covers(n)],
+        damaged={n: found for n, found in ready.damaged.items() if covers(n)},
     )
 
 

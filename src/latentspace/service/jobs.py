@@ -6,11 +6,12 @@ each kind's handler lives in its use-case module (auto-tagging: ``service.autota
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from latentspace.errors import Conflict
+from latentspace.errors import Conflict, NotFound
 from latentspace.service import collections
 from latentspace.service.context import Context
 from latentspace.store import jobs as jobs_repo
@@ -76,14 +77,16 @@ def submit(
     return info
 
 
-def get(ctx: Context, job_id: int) -> JobInfo:
-    """A job by id.
+def get(ctx: Context, job_id: int, covers: Callable[[str], bool] = collections.every) -> JobInfo:
+    """A job by id, if its collection is one that ``covers`` accepts.
 
     Raises:
-        NotFound: no such job.
+        NotFound: no such job (or one of a collection beyond ``covers``).
     """
     with ctx.sessions() as session:
         row, collection = jobs_repo.get_job(session=session, job_id=job_id)
+        if not covers(collection):
+            raise NotFound(f"job {job_id} does not exist")
         return _info(row, collection)
 
 
@@ -98,14 +101,15 @@ def list_all(ctx: Context, name: str) -> list[JobInfo]:
         return [_info(r, name) for r in jobs_repo.list_jobs(session=session, collection=collection)]
 
 
-def cancel(ctx: Context, job_id: int) -> JobInfo:
+def cancel(ctx: Context, job_id: int, covers: Callable[[str], bool] = collections.every) -> JobInfo:
     """Cancel a queued or running job (a running one stops before its next batch; what
     it did so far stays); cancelling a cancelled job changes nothing.
 
     Raises:
-        NotFound: no such job.
+        NotFound: no such job (or one of a collection beyond ``covers``).
         Conflict: the job is already done or failed.
     """
+    get(ctx, job_id, covers)
     with ctx.sessions.begin() as session:
         jobs_repo.get_job(session=session, job_id=job_id)
         moved = jobs_repo.transition(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -164,9 +165,10 @@ def info(ctx: Context, name: str) -> dict[str, Any]:
     }
 
 
-def list_names(ctx: Context) -> dict[str, Any]:
-    """Qdrant's ``CollectionsResponse``: every collection's name."""
-    return {"collections": [{"name": row.name} for row in collections.list_all(ctx)]}
+def list_names(ctx: Context, covers: Callable[[str], bool] = collections.every) -> dict[str, Any]:
+    """Qdrant's ``CollectionsResponse``: the name of every collection ``covers`` accepts."""
+    rows = collections.list_all(ctx)
+    return {"collections": [{"name": row.name} for row in rows if covers(row.name)]}
 
 
 def exists(ctx: Context, name: str) -> dict[str, bool]:
@@ -260,14 +262,17 @@ def delete_snapshot(ctx: Context, name: str, file: str) -> bool:
     return True
 
 
-def recover(ctx: Context, name: str, body: dict[str, Any]) -> bool:
+def recover(
+    ctx: Context, name: str, body: dict[str, Any], covers: Callable[[str], bool] = collections.every
+) -> bool:
     """Restore a snapshot of the snapshot folder in place of collection ``name``:
-    ``location`` is its file name or a ``file://`` URL of a file in that folder.
+    ``location`` is its file name or a ``file://`` URL of a file in that folder, a snapshot
+    of a collection ``covers`` accepts.
 
     Raises:
         InvalidInput: another location (this server fetches nothing over the network),
             or a file that is no sound snapshot (nothing is changed).
-        NotFound: no such file.
+        NotFound: no such file (or a snapshot of a collection beyond ``covers``).
     """
     location = body.get("location") if isinstance(body, dict) else None
     if not isinstance(location, str) or not location:
@@ -282,5 +287,5 @@ def recover(ctx: Context, name: str, body: dict[str, Any]) -> bool:
     folder = ctx.settings.resolved_snapshot_dir().resolve()
     if url.scheme and Path(unquote(url.path)).resolve().parent != folder:
         raise InvalidInput(f"location: only files in the snapshot folder {folder} are read")
-    snapshots.restore_file(ctx, file, name=name, replace=True)
+    snapshots.restore_file(ctx, file, name=name, replace=True, covers=covers)
     return True

@@ -10,7 +10,7 @@ the candidates of a fast first stage).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +18,7 @@ import numpy as np
 from latentspace import limits
 from latentspace.embedder import count_tokens
 from latentspace.errors import InvalidInput
-from latentspace.service import embeddings
+from latentspace.service import collections, embeddings
 from latentspace.service.context import Context
 from latentspace.service.encoders import embed_texts
 
@@ -41,13 +41,20 @@ class Reranked:
     tokens: int
 
 
-def models(ctx: Context) -> list[str]:
-    """The model names :func:`rerank` accepts: cross-encoders, then embedding models."""
-    return [*ctx.live.rerankers.specs, *embeddings.models(ctx)]
+def models(ctx: Context, covers: Callable[[str], bool] = collections.every) -> list[str]:
+    """The model names :func:`rerank` accepts: cross-encoders, then embedding models (those
+    of the collections ``covers`` accepts)."""
+    return [*ctx.live.rerankers.specs, *embeddings.models(ctx, covers)]
 
 
 def rerank(
-    ctx: Context, model: str, query: str, documents: Sequence[str], *, top_n: int | None = None
+    ctx: Context,
+    model: str,
+    query: str,
+    documents: Sequence[str],
+    *,
+    top_n: int | None = None,
+    covers: Callable[[str], bool] = collections.every,
 ) -> Reranked:
     """``documents`` ordered by relevance to ``query`` under ``model``.
 
@@ -74,7 +81,7 @@ def rerank(
         scores = scorer.score(query, documents)
         tokens = scorer.count_tokens(query, documents)
     else:
-        encoder = embeddings.encoder_for(ctx, model)
+        encoder = embeddings.encoder_for(ctx, model, covers)
         vectors = embed_texts(ctx.live.encoders, encoder, [query, *documents], limit)
         scores = (1.0 + np.clip(vectors[1:] @ vectors[0], -1.0, 1.0)) / 2.0
         tokens = sum(count_tokens(encoder, t) for t in [query, *documents])

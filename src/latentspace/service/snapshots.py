@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,12 @@ from latentspace.service.intake import (
 from latentspace.store import migrate as migrate_repo
 from latentspace.store import repository as repo
 from latentspace.store.directions import list_directions
-from latentspace.store.snapshot_file import Snapshot, read_snapshot, write_snapshot
+from latentspace.store.snapshot_file import (
+    Snapshot,
+    read_manifest,
+    read_snapshot,
+    write_snapshot,
+)
 from latentspace.store.snapshots import insert_restored, iter_snapshot_items
 from latentspace.store.tables import AdapterRow, CollectionRow, as_utc, utcnow
 
@@ -251,15 +257,33 @@ def restore(
 
 
 def restore_file(
-    ctx: Context, file: str, *, name: str | None = None, replace: bool = False
+    ctx: Context,
+    file: str,
+    *,
+    name: str | None = None,
+    replace: bool = False,
+    covers: Callable[[str], bool] = collections.every,
 ) -> CollectionStats:
-    """Restore a snapshot file of the server's snapshot folder (see :func:`restore`).
+    """Restore a snapshot file of the server's snapshot folder (see :func:`restore`), if it
+    is a snapshot of a collection ``covers`` accepts.
 
     Raises:
-        NotFound: no such file there.
+        NotFound: no such file there (or a snapshot of a collection beyond ``covers``).
         InvalidInput: the name leaves that folder, or as :func:`restore`.
     """
-    return restore(ctx, _in_folder(ctx, file, existing=True), name=name, replace=replace)
+    path = _in_folder(ctx, file, existing=True)
+    if not covers(_snapshot_of(path)):
+        raise NotFound(f"no snapshot file {file!r} in {path.parent}")
+    return restore(ctx, path, name=name, replace=replace)
+
+
+def _snapshot_of(path: Path) -> str:
+    # the name of the collection a snapshot file holds ("" when the file does not say)
+    try:
+        name = read_manifest(path)["collection"]["name"]
+    except (InvalidInput, KeyError, TypeError):
+        return ""
+    return name if isinstance(name, str) else ""
 
 
 def take_to_folder(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from latentspace.api.convert import item_public
-from latentspace.api.deps import AdminDep, AuthorizedRoute, ReadDep, ServiceDep
+from latentspace.api.deps import AuthorizedRoute, ReadDep, ServiceDep, WriteDep
 from latentspace.api.errors import NOT_FOUND
 from latentspace.api.schemas import (
     ItemList,
@@ -44,7 +44,7 @@ def get_items(name: str, body: ItemsGet, ctx: ServiceDep) -> ItemsGetResult:
     )
 
 
-@router.post("/items:delete", dependencies=[AdminDep], summary="Delete items by ids or by a filter")
+@router.post("/items:delete", dependencies=[WriteDep], summary="Delete items by ids or by a filter")
 def delete_items(name: str, body: ItemsDelete, ctx: ServiceDep) -> ItemsDeleteResult:
     """Delete the items of ``ids``, or every item that passes ``filter``, in one
     transaction. Ids that are not stored are listed in ``missing`` (not an error)."""

@@ -6,7 +6,14 @@ from fastapi import APIRouter, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from latentspace.api.convert import collection_public
-from latentspace.api.deps import AdminDep, AuthorizedRoute, ReadDep, ServiceDep
+from latentspace.api.deps import (
+    AdminDep,
+    AuthorizedRoute,
+    GrantDep,
+    ReadDep,
+    ServiceDep,
+    require_reach,
+)
 from latentspace.api.errors import CONFLICT, NOT_FOUND
 from latentspace.api.schemas import (
     CollectionCreate,
@@ -28,9 +35,11 @@ router = APIRouter(prefix="/v1/collections", tags=["collections"], route_class=A
     summary="Create a collection",
     responses=CONFLICT,
 )
-def create_collection(body: CollectionCreate, ctx: ServiceDep) -> CollectionPublic:
+def create_collection(body: CollectionCreate, ctx: ServiceDep, grant: GrantDep) -> CollectionPublic:
     """Create a collection for a model's space (its dim and fingerprint come from the
-    model) or, without a model, for raw vectors of ``dim``. 409 if the name is taken."""
+    model) or, without a model, for raw vectors of ``dim``. 409 if the name is taken; 403
+    for a name beyond the key's collections."""
+    require_reach(grant, body.name)
     keyword = body.keyword.model_dump() if body.keyword is not None else None
     stats = collections.create(
         ctx,
@@ -64,9 +73,10 @@ def patch_collection(name: str, body: CollectionPatch, ctx: ServiceDep) -> Colle
 
 
 @router.get("", dependencies=[ReadDep], summary="List collections")
-def list_collections(ctx: ServiceDep) -> CollectionList:
-    """Every collection with its statistics."""
-    return CollectionList(collections=[collection_public(s) for s in collections.list_stats(ctx)])
+def list_collections(ctx: ServiceDep, grant: GrantDep) -> CollectionList:
+    """Every collection (the key reaches) with its statistics."""
+    found = collections.list_stats(ctx, grant.covers)
+    return CollectionList(collections=[collection_public(s) for s in found])
 
 
 @router.get("/{name}", dependencies=[ReadDep], summary="Inspect a collection", responses=NOT_FOUND)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from latentspace.api.convert import problem_of
-from latentspace.api.deps import AdminDep, AuthorizedRoute, ServiceDep
+from latentspace.api.deps import AuthorizedRoute, ServiceDep, WriteDep
 from latentspace.api.errors import NOT_FOUND, all_failed
 from latentspace.api.schemas import DocumentsCreate, DocumentsResult, DocumentStatus
 from latentspace.service import documents
@@ -23,7 +23,7 @@ router = APIRouter(
 
 @router.post(
     "",
-    dependencies=[AdminDep],
+    dependencies=[WriteDep],
     response_model=DocumentsResult,
     summary="Chunk, embed and store documents",
 )
@@ -69,7 +69,7 @@ def create_documents(
 @router.delete(
     "/{document_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    dependencies=[AdminDep],
+    dependencies=[WriteDep],
     summary="Delete a document's chunks",
 )
 def delete_document(name: str, document_id: str, ctx: ServiceDep) -> Response:

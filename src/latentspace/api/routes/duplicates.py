@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from latentspace.api.convert import decode_base64
-from latentspace.api.deps import AdminDep, AuthorizedRoute, ReadDep, ServiceDep
+from latentspace.api.deps import AuthorizedRoute, ReadDep, ServiceDep, WriteDep
 from latentspace.api.errors import NOT_FOUND
 from latentspace.api.schemas import (
     ClusterMemberPublic,
@@ -116,7 +116,7 @@ def check_duplicate(
     )
 
 
-@router.post("/resolve", dependencies=[AdminDep], summary="Keep some, trash the others")
+@router.post("/resolve", dependencies=[WriteDep], summary="Keep some, trash the others")
 def resolve_duplicates(name: str, body: ResolveRequest, ctx: ServiceDep) -> ResolveResult:
     """Move `trash` to the trash (restorable for `LATENTSPACE_SEARCH__TRASH_DAYS`), after
     merging their metadata into `keep` when asked."""
@@ -148,7 +148,7 @@ def list_trash(
     )
 
 
-@trash_router.post("/restore", dependencies=[AdminDep], summary="Restore items from the trash")
+@trash_router.post("/restore", dependencies=[WriteDep], summary="Restore items from the trash")
 def restore_trash(name: str, body: RestoreRequest, ctx: ServiceDep) -> RestoreResult:
     """Bring trashed items back, with their stored vectors (nothing is re-encoded)."""
     return RestoreResult(restored=resolve.restore(ctx, name, body.ids))

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from latentspace.api.deps import AuthorizedRoute, ReadDep, ServiceDep
+from latentspace.api.deps import AuthorizedRoute, GrantDep, ReadDep, ServiceDep
 from latentspace.api.schemas.common import OpenAIError
 from latentspace.service import embeddings
 
@@ -95,10 +95,14 @@ class ModelList(BaseModel):
     summary="Embed texts (OpenAI-compatible)",
     responses={**_ERRORS, **_errors(404)},
 )
-def create_embeddings(body: EmbeddingsRequest, ctx: ServiceDep) -> EmbeddingsResponse:
+def create_embeddings(
+    body: EmbeddingsRequest, ctx: ServiceDep, grant: GrantDep
+) -> EmbeddingsResponse:
     """Works unchanged with the ``openai`` client's ``embeddings.create``. Token-id input is
     not accepted (token ids are model-specific); send strings."""
-    done = embeddings.embed(ctx, body.model, body.input, dimensions=body.dimensions)
+    done = embeddings.embed(
+        ctx, body.model, body.input, dimensions=body.dimensions, covers=grant.covers
+    )
     data = [
         Embedding(
             index=i,
@@ -118,5 +122,5 @@ def create_embeddings(body: EmbeddingsRequest, ctx: ServiceDep) -> EmbeddingsRes
     summary="Models /v1/embeddings serves",
     responses=_ERRORS,
 )
-def list_models(ctx: ServiceDep) -> ModelList:
-    return ModelList(data=[ModelCard(id=name) for name in embeddings.models(ctx)])
+def list_models(ctx: ServiceDep, grant: GrantDep) -> ModelList:
+    return ModelList(data=[ModelCard(id=name) for name in embeddings.models(ctx, grant.covers)])

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
-from latentspace.api.deps import AuthorizedRoute, ContextDep, ReadDep
-from latentspace.service import health
+from latentspace.api.deps import AuthorizedRoute, ContextDep, GrantDep, ReadDep, peek_grant
+from latentspace.service import collections, health
 
 __all__ = ["router"]
 
@@ -25,7 +25,7 @@ def healthz() -> dict[str, str]:
     summary="Readiness: database reachable, indexes open",
     responses={503: {"description": "Not ready"}},
 )
-def readyz(context: ContextDep, response: Response) -> dict[str, Any]:
+def readyz(request: Request, context: ContextDep, response: Response) -> dict[str, Any]:
     """``ok`` once the lifespan has opened every index and the database answers;
     ``degraded`` (still 200: the others serve) naming each collection that cannot serve
     and why; 503 when the database does not answer, or holds no collection while the data
@@ -36,8 +36,11 @@ def readyz(context: ContextDep, response: Response) -> dict[str, Any]:
     last save) a recall@10 below the collection's ``recall_target``: they serve, less
     accurately than asked. ``damaged`` names, by collection, damage found in stored data
     (an item's unreadable metadata, a map file that does not load, an original that no
-    longer matches its sha256): contained to what it touches, each with its repair."""
-    ready = health.readiness(context.service)
+    longer matches its sha256): contained to what it touches, each with its repair. With
+    API keys configured, collections are named only to a caller whose key reaches them."""
+    grant = peek_grant(request)
+    covers = collections.nothing if grant is None else grant.covers if grant.scoped else None
+    ready = health.seen_by(health.readiness(context.service), covers)
     if not ready.ready:
         response.status_code = 503
         return {"status": "unavailable", "detail": ready.detail}
@@ -60,6 +63,7 @@ def readyz(context: ContextDep, response: Response) -> dict[str, Any]:
     dependencies=[ReadDep],
     responses={200: {"content": {"text/plain": {}}}},
 )
-def metrics(context: ContextDep) -> Response:
+def metrics(context: ContextDep, grant: GrantDep) -> Response:
     """Request latency per route, encode and search timings, index sizes."""
-    return Response(context.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+    shown = context.metrics.render(grant.covers if grant.scoped else None)
+    return Response(shown, media_type="text/plain; version=0.0.4; charset=utf-8")

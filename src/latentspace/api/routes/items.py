@@ -19,7 +19,7 @@ from latentspace.api.convert import (
     json_response,
     upload_bytes,
 )
-from latentspace.api.deps import AdminDep, AuthorizedRoute, ReadDep, ServiceDep
+from latentspace.api.deps import AuthorizedRoute, ReadDep, ServiceDep, WriteDep
 from latentspace.api.errors import NOT_FOUND, ApiError, all_failed, problem_responses
 from latentspace.api.payload import (
     NPY_MEDIA_TYPE,
@@ -93,7 +93,7 @@ def _answer(request: Request, results: list[ItemResult], seq: int) -> JSONRespon
 
 @router.post(
     "/items",
-    dependencies=[AdminDep],
+    dependencies=[WriteDep],
     response_model=ItemsUpsertResult,
     responses=_BATCH_RESPONSES,
     summary="Upsert items (text, base64 image or vector)",
@@ -124,7 +124,7 @@ def upsert_items(request: Request, name: str, body: ItemsUpsert, ctx: ServiceDep
 
 @router.post(
     "/images",
-    dependencies=[AdminDep],
+    dependencies=[WriteDep],
     response_model=ItemsUpsertResult,
     responses=_BATCH_RESPONSES,
     summary="Upload image files (multipart)",
@@ -189,7 +189,7 @@ _VECTORS_BODY = {
 
 @router.post(
     "/vectors",
-    dependencies=[AdminDep],
+    dependencies=[WriteDep],
     response_model=ItemsUpsertResult,
     responses={**_BATCH_RESPONSES, **problem_responses(415)},
     openapi_extra={"requestBody": _VECTORS_BODY},
@@ -270,7 +270,7 @@ def get_item(name: str, item_id: str, ctx: ServiceDep, include_vector: bool = Fa
 
 @router.patch(
     "/items/{item_id}",
-    dependencies=[AdminDep],
+    dependencies=[WriteDep],
     response_model=ItemPublic,
     summary="Update an item's metadata",
 )
@@ -285,7 +285,7 @@ def patch_item(name: str, item_id: str, body: ItemPatch, ctx: ServiceDep) -> Res
 @router.delete(
     "/items/{item_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    dependencies=[AdminDep],
+    dependencies=[WriteDep],
     summary="Delete an item",
 )
 def delete_item(name: str, item_id: str, ctx: ServiceDep) -> Response:

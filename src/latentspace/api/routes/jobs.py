@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from latentspace.api.convert import job_public
-from latentspace.api.deps import AdminDep, AuthorizedRoute, ReadDep, ServiceDep
+from latentspace.api.deps import AdminDep, AuthorizedRoute, GrantDep, ReadDep, ServiceDep
 from latentspace.api.errors import CONFLICT, NOT_FOUND
 from latentspace.api.schemas import JobList, JobPublic
 from latentspace.service import jobs
@@ -26,10 +26,10 @@ def list_jobs(name: str, ctx: ServiceDep) -> JobList:
 
 
 @router.get("/v1/jobs/{job_id}", dependencies=[ReadDep], summary="A job's state and progress")
-def get_job(job_id: JobId, ctx: ServiceDep) -> JobPublic:
+def get_job(job_id: JobId, ctx: ServiceDep, grant: GrantDep) -> JobPublic:
     """State (queued, running, done, failed or cancelled) and progress (``done`` of
     ``total`` items) of a background job."""
-    return job_public(jobs.get(ctx, job_id))
+    return job_public(jobs.get(ctx, job_id, grant.covers))
 
 
 @router.post(
@@ -38,7 +38,7 @@ def get_job(job_id: JobId, ctx: ServiceDep) -> JobPublic:
     summary="Cancel a job",
     responses=CONFLICT,
 )
-def cancel_job(job_id: JobId, ctx: ServiceDep) -> JobPublic:
+def cancel_job(job_id: JobId, ctx: ServiceDep, grant: GrantDep) -> JobPublic:
     """Cancel a queued or running job: a running one stops before its next batch, and what
     it wrote stays. 409 when the job is already done or failed."""
-    return job_public(jobs.cancel(ctx, job_id))
+    return job_public(jobs.cancel(ctx, job_id, grant.covers))

@@ -19,7 +19,14 @@ from starlette.routing import Match
 from starlette.types import Scope
 
 from latentspace import __version__
-from latentspace.api.deps import AdminDep, AuthorizedRoute, ReadDep, ServiceDep
+from latentspace.api.deps import (
+    AdminDep,
+    AuthorizedRoute,
+    GrantDep,
+    ReadDep,
+    ServiceDep,
+    WriteDep,
+)
 from latentspace.api.errors import QDRANT_PREFIX
 from latentspace.api.lean import inline_when
 from latentspace.api.schemas.qdrant import QdrantBody
@@ -94,9 +101,9 @@ def healthz() -> PlainTextResponse:
 
 
 @router.get("/collections", dependencies=[ReadDep], summary="Qdrant: list collections")
-def list_collections(ctx: ServiceDep) -> Response:
+def list_collections(ctx: ServiceDep, grant: GrantDep) -> Response:
     started = time.perf_counter()
-    return _ok(coll.list_names(ctx), started)
+    return _ok(coll.list_names(ctx, grant.covers), started)
 
 
 @router.get("/aliases", dependencies=[ReadDep], summary="Qdrant: aliases (none)")
@@ -150,7 +157,7 @@ def collection_exists(name: str, ctx: ServiceDep) -> Response:
     return _ok(coll.exists(ctx, name), started)
 
 
-@router.put(POINTS, dependencies=[AdminDep], summary="Qdrant: upsert points")
+@router.put(POINTS, dependencies=[WriteDep], summary="Qdrant: upsert points")
 def upsert_points(name: str, ctx: ServiceDep, body: JsonBody = None) -> Response:
     started = time.perf_counter()
     return _updated(points.upsert(ctx, name, body or {}), started)
@@ -170,33 +177,33 @@ def retrieve_points(name: str, ctx: ServiceDep, body: JsonBody = None) -> Respon
     return _ok(found, started)
 
 
-@router.post(POINTS + "/delete", dependencies=[AdminDep], summary="Qdrant: delete points")
+@router.post(POINTS + "/delete", dependencies=[WriteDep], summary="Qdrant: delete points")
 def delete_points(name: str, ctx: ServiceDep, body: JsonBody = None) -> Response:
     started = time.perf_counter()
     return _updated(points.delete(ctx, name, body or {}), started)
 
 
-@router.post(POINTS + "/payload", dependencies=[AdminDep], summary="Qdrant: set payload")
+@router.post(POINTS + "/payload", dependencies=[WriteDep], summary="Qdrant: set payload")
 def set_payload(name: str, ctx: ServiceDep, body: JsonBody = None) -> Response:
     started = time.perf_counter()
     return _updated(points.change_payload(ctx, name, "set", body or {}), started)
 
 
-@router.put(POINTS + "/payload", dependencies=[AdminDep], summary="Qdrant: overwrite payload")
+@router.put(POINTS + "/payload", dependencies=[WriteDep], summary="Qdrant: overwrite payload")
 def overwrite_payload(name: str, ctx: ServiceDep, body: JsonBody = None) -> Response:
     started = time.perf_counter()
     return _updated(points.change_payload(ctx, name, "overwrite", body or {}), started)
 
 
 @router.post(
-    POINTS + "/payload/delete", dependencies=[AdminDep], summary="Qdrant: delete payload keys"
+    POINTS + "/payload/delete", dependencies=[WriteDep], summary="Qdrant: delete payload keys"
 )
 def delete_payload(name: str, ctx: ServiceDep, body: JsonBody = None) -> Response:
     started = time.perf_counter()
     return _updated(points.change_payload(ctx, name, "delete", body or {}), started)
 
 
-@router.post(POINTS + "/payload/clear", dependencies=[AdminDep], summary="Qdrant: clear payload")
+@router.post(POINTS + "/payload/clear", dependencies=[WriteDep], summary="Qdrant: clear payload")
 def clear_payload(name: str, ctx: ServiceDep, body: JsonBody = None) -> Response:
     started = time.perf_counter()
     return _updated(points.change_payload(ctx, name, "clear", body or {}), started)
@@ -275,9 +282,11 @@ def list_snapshots(name: str, ctx: ServiceDep) -> Response:
 
 
 @router.put(COLLECTION + "/snapshots/recover", dependencies=[AdminDep], summary="Qdrant: recover")
-def recover_snapshot(name: str, ctx: ServiceDep, body: JsonBody = None) -> Response:
+def recover_snapshot(
+    name: str, ctx: ServiceDep, grant: GrantDep, body: JsonBody = None
+) -> Response:
     started = time.perf_counter()
-    return _ok(coll.recover(ctx, name, body or {}), started)
+    return _ok(coll.recover(ctx, name, body or {}, grant.covers), started)
 
 
 @router.get(

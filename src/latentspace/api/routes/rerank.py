@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
-from latentspace.api.deps import AuthorizedRoute, ReadDep, ServiceDep
+from latentspace.api.deps import AuthorizedRoute, GrantDep, ReadDep, ServiceDep
 from latentspace.api.errors import NOT_FOUND
 from latentspace.service import rerank as reranking
 
@@ -75,11 +75,13 @@ class RerankResponse(BaseModel):
     summary="Rerank documents against a query (Cohere/Jina-compatible)",
     responses=NOT_FOUND,
 )
-def rerank(body: RerankRequest, ctx: ServiceDep) -> RerankResponse:
+def rerank(body: RerankRequest, ctx: ServiceDep, grant: GrantDep) -> RerankResponse:
     """``model`` is a cross-encoder of ``LATENTSPACE_RERANK_MODELS`` or any model
     ``/v1/embeddings`` serves (its cosine, mapped to [0, 1])."""
     texts = [d if isinstance(d, str) else d.text for d in body.documents]
-    done = reranking.rerank(ctx, body.model, body.query, texts, top_n=body.top_n)
+    done = reranking.rerank(
+        ctx, body.model, body.query, texts, top_n=body.top_n, covers=grant.covers
+    )
     results = [
         RerankResult(
             index=r.index,
