@@ -32,7 +32,7 @@ from latentspace.service import collections, items, lifecycle
 from latentspace.service import search as search_module
 from latentspace.service.context import Context
 from latentspace.settings import Settings
-from latentspace.store import repository as repo
+from latentspace.store import lookups
 from latentspace.store.filters import validate_filter
 from latentspace.store.payload import PayloadIndex
 from results import machine, write_section
@@ -119,7 +119,7 @@ def run(ctx: Context, x: np.ndarray, queries: np.ndarray) -> list[dict[str, Any]
 
             def in_sql(checked: dict[str, Any] = checked) -> None:
                 with ctx.sessions() as session:
-                    repo.filter_item_ids(session=session, collection=collection, spec=checked)
+                    lookups.filter_item_ids(session=session, collection=collection, spec=checked)
 
             sql = statistics.median(timed(in_sql, 5))
             payload = statistics.median(

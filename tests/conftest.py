@@ -156,5 +156,6 @@ def static_st_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 from tests.fixtures import engine, opened, space  # noqa: E402  (shared by every test folder)
+from tests.s3_server import s3_server  # noqa: E402
 
-__all__ = ["engine", "opened", "space"]
+__all__ = ["engine", "opened", "s3_server", "space"]

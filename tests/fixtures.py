@@ -94,12 +94,12 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
 
 @pytest.fixture
 def opened() -> Iterator[list[Context]]:
-    """Every context a test opens; each gives its data directory up at the end."""
+    """Every context a test opens; each is stopped at the end (its threads joined, its
+    database connections closed before the database goes, its data directory given up)."""
     contexts: list[Context] = []
     yield contexts
     for ctx in contexts:
-        if ctx.lock is not None:
-            ctx.lock.release()
+        lifecycle.stop(ctx, save=False)
 
 
 @pytest.fixture

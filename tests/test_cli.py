@@ -95,6 +95,6 @@ def test_db_upgrade_current_downgrade(
     monkeypatch.setenv("LATENTSPACE_DATA_DIR", str(tmp_path / "data"))
     assert runner.invoke(app, ["db", "current"]).stdout.strip() == "empty (no revision)"
     assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
-    assert runner.invoke(app, ["db", "current"]).stdout.strip() == "0006"
+    assert runner.invoke(app, ["db", "current"]).stdout.strip() == "0007"
     assert runner.invoke(app, ["db", "downgrade", "base"]).exit_code == 0
     assert runner.invoke(app, ["db", "current"]).stdout.strip() == "empty (no revision)"

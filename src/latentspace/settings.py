@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from latentspace.backup_settings import BackupSettings
 from latentspace.types import GpuMode
 
 # A single exact search ``auto`` collections may take before they move to HNSW (ms).
@@ -25,6 +26,7 @@ PILLOW_PIXEL_GUARD = 178_956_970
 __all__ = [
     "EXACT_LATENCY_MS",
     "PILLOW_PIXEL_GUARD",
+    "BackupSettings",
     "ClassifySettings",
     "ClusterSettings",
     "EncoderSettings",
@@ -184,6 +186,13 @@ class ServerSettings(BaseModel):
         le=32,
         description="Background jobs (maps, migrations, auto-tagging) that run at once, each "
         "of another collection; one collection's jobs run one at a time.",
+    )
+    expiry_sweep: float = Field(
+        default=10.0,
+        gt=0,
+        le=86400,
+        description="Seconds between sweeps that delete expired items (reads skip them at "
+        "once; the sweep frees their room, and replicas follow its deletes).",
     )
 
 
@@ -413,6 +422,7 @@ class Settings(BaseSettings):
     classify: ClassifySettings = Field(default_factory=ClassifySettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     migrate: MigrateSettings = Field(default_factory=MigrateSettings)
+    backup: BackupSettings = Field(default_factory=BackupSettings)
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.fixtures import ADMIN_KEY, make_settings, serve
+from tests.s3_server import S3Server
 
 from latentspace.settings import ServerSettings
 
@@ -21,10 +22,18 @@ pytestmark = pytest.mark.slow
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 
-def test_schemathesis_finds_no_server_error_or_schema_violation(tmp_path: Path) -> None:
+def test_schemathesis_finds_no_server_error_or_schema_violation(
+    tmp_path: Path, s3_server: S3Server
+) -> None:
     # schemathesis sends wrong keys on purpose (to check that auth is enforced): let them all
-    # be answered 401 rather than lock the client out with 429 halfway through the run
-    settings = make_settings(tmp_path / "data", server=ServerSettings(max_key_failures=10**6))
+    # be answered 401 rather than lock the client out with 429 halfway through the run.
+    # Snapshot targets and sources (s3://my-backups/... in the examples) reach a real S3
+    # server, where that bucket does not exist: a 404, as documented.
+    settings = make_settings(
+        tmp_path / "data",
+        server=ServerSettings(max_key_failures=10**6),
+        backup=s3_server.settings(),
+    )
     with serve(settings) as url:
         headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
         with httpx.Client(base_url=url, headers=headers, timeout=120) as c:

@@ -301,3 +301,87 @@ def test_readiness_names_collections_only_to_keys_that_reach_them() -> None:
     assert health.seen_by(ready, None) == ready
     nothing = health.seen_by(ready, collections.nothing)
     assert (nothing.unavailable, nothing.below_recall_target, nothing.damaged) == ({}, [], {})
+
+
+def test_a_scoped_admin_snapshots_through_the_request_only(tmp_path: Path) -> None:
+    keys = "admin:root,admin@t-*:ta"
+    with TestClient(create_app(make_settings(tmp_path, api_keys=keys))) as c:
+        root, tenant = auth("root"), auth("ta")
+        for name in ("t-1", "u-1"):
+            assert (
+                c.post("/v1/collections", json={"name": name, "dim": 2}, headers=root).status_code
+                == 201
+            )
+            body = {"items": [{"id": f"{name}.a", "vector": [1, 0]}]}
+            assert (
+                c.post(f"/v1/collections/{name}/items", json=body, headers=root).status_code == 200
+            )
+        # the snapshot folder is the server's: another tenant's files live there
+        r = c.post("/v1/collections/t-1/snapshot", json={"file": "t.lsnap"}, headers=tenant)
+        assert r.status_code == 403, r.text
+        assert "reaches every collection" in r.json()["detail"]
+        assert (
+            c.post(
+                "/v1/collections/u-1/snapshot", json={"file": "u.lsnap"}, headers=root
+            ).status_code
+            == 201
+        )
+        r = c.post("/v1/collections/t-2/restore", json={"file": "u.lsnap"}, headers=tenant)
+        assert r.status_code == 403, r.text
+        # Qdrant's recover reads the folder too: only snapshots of its own collections
+        r = c.put(
+            "/qdrant/collections/t-2/snapshots/recover",
+            json={"location": "u.lsnap"},
+            headers=tenant,
+        )
+        assert r.status_code == 404, r.text
+        assert c.get("/v1/collections/t-2", headers=root).status_code == 404
+        # downloaded and uploaded in the request, a snapshot goes round
+        tar = c.post("/v1/collections/t-1/snapshot", headers=tenant)
+        assert tar.status_code == 200, tar.text
+        r = c.post(
+            "/v1/collections/t-2/restore",
+            content=tar.content,
+            headers={**tenant, "Content-Type": "application/x-tar"},
+        )
+        assert r.status_code == 201, r.text
+        assert c.get("/v1/collections/t-2/items/t-1.a", headers=tenant).status_code == 200
+        r = c.post(
+            "/v1/collections/u-2/restore",
+            content=tar.content,
+            headers={**tenant, "Content-Type": "application/x-tar"},
+        )
+        assert r.status_code == 404, r.text  # beyond its reach
+
+
+def _routes_of(app: Any) -> list[tuple[str, str]]:
+    """(method, path) of every API route that names a collection (``{name}``)."""
+    from fastapi.routing import APIRoute
+
+    found = []
+    stack = list(app.router.routes)
+    while stack:
+        route = stack.pop()
+        if isinstance(route, APIRoute) and "{name}" in route.path_format:
+            found += [(m, route.path_format) for m in sorted(route.methods - {"HEAD"})]
+        inner = getattr(route, "original_router", route)  # FastAPI's included routers
+        stack += getattr(inner, "routes", [])
+    return sorted(set(found))
+
+
+def test_every_route_of_a_collection_answers_404_beyond_a_keys_reach(
+    tenants: tuple[TestClient, dict[str, int]],
+) -> None:
+    client, _ = tenants
+    routes = _routes_of(client.app)
+    assert len(routes) > 60  # every route of the native and the Qdrant API
+    for secret in ("ra", "wa", "ab"):
+        reach = grant(secret)
+        for method, template in routes:
+            for name in NAMES:
+                if reach.covers(name):
+                    continue
+                path = re.sub(r"\{(?!name\})\w+\}", "x", template).replace("{name}", name)
+                r = client.request(method, path, headers=auth(secret), json={})
+                assert r.status_code == 404, (secret, method, path, r.text)
+                assert not leaked(r.text, path, reach), (method, path, r.text)

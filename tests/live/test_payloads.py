@@ -17,13 +17,13 @@ from latentspace.service import items as item_service
 from latentspace.service import search as search_module
 from latentspace.service.search import search_vector
 from latentspace.settings import ClusterSettings, Settings
-from latentspace.store import repository as repo
+from latentspace.store import lookups
 
 
 def sql_ids(space: Context, spec: dict[str, object]) -> list[int]:
     with space.sessions() as session:
         row = collections.get(space, "c")
-        return sorted(repo.filter_item_ids(session=session, collection=row, spec=spec).tolist())
+        return sorted(lookups.filter_item_ids(session=session, collection=row, spec=spec).tolist())
 
 
 def test_filters_follow_every_committed_change(space: Context) -> None:

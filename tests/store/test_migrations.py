@@ -21,7 +21,7 @@ def diff(engine: Engine) -> list[object]:
 def test_upgrade_matches_the_models_and_downgrade_works(engine: Engine) -> None:
     url = engine.url.render_as_string(hide_password=False)
     upgrade(url, engine=engine)
-    assert current_revision(engine) == "0006"
+    assert current_revision(engine) == "0007"
     assert set(inspect(engine).get_table_names()) >= TABLES
     assert diff(engine) == []
     downgrade(url, "base", engine=engine)
@@ -72,7 +72,7 @@ def test_0002_backfills_the_checksums_of_vectors_stored_before_it(engine: Engine
         )
         conn.execute(text("INSERT INTO item_vectors (item_id, vector) VALUES (1, :v)"), {"v": blob})
     upgrade(url, engine=engine)
-    assert current_revision(engine) == "0006"
+    assert current_revision(engine) == "0007"
     with engine.connect() as conn:
         checksum = conn.execute(text("SELECT checksum FROM item_vectors")).scalar()
     assert checksum == zlib.crc32(blob)

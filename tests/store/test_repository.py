@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from latentspace.errors import Conflict, InvalidInput, NotFound
 from latentspace.migrations import upgrade
-from latentspace.store import oplog
+from latentspace.store import lookups, oplog
 from latentspace.store import repository as repo
 from latentspace.store.engine import make_session_factory
 from latentspace.store.repository import ItemInput
@@ -121,7 +121,9 @@ def test_metadata_patch_and_filters(sessions: sessionmaker[Session]) -> None:
             "even": False,
             "t": "x",
         }
-        ids = repo.filter_item_ids(session=s, collection=c, spec={"even": True, "n": {"$gte": 2}})
+        ids = lookups.filter_item_ids(
+            session=s, collection=c, spec={"even": True, "n": {"$gte": 2}}
+        )
         names = {
             r.external_id for r in repo.items_by_ids(session=s, item_ids=ids.tolist()).values()
         }

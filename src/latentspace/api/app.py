@@ -54,6 +54,7 @@ from latentspace.api.security import FailedKeys, SecurityMiddleware
 from latentspace.live import EncoderFactory
 from latentspace.service import Context, collections, lifecycle
 from latentspace.settings import Settings
+from latentspace.store.expiry import Clock
 from latentspace.web import WEB_DIR
 
 __all__ = ["create_app", "create_app_from_env", "served"]
@@ -80,6 +81,7 @@ def create_app(
     engine: Engine | None = None,
     url: str | None = None,
     warm: bool = True,
+    clock: Clock | None = None,
 ) -> FastAPI:
     """Build the app; nothing is opened until its lifespan starts.
 
@@ -91,6 +93,7 @@ def create_app(
             commands on the same directory talk to this server.
         warm: load every collection's encoder at start-up, so a server's first queries do
             not wait for it (the in-process CLI loads one only when it encodes).
+        clock: the UTC time items expire by (tests control it); default the system's.
 
     Raises:
         InvalidInput: malformed API keys in the settings.
@@ -102,6 +105,7 @@ def create_app(
     metrics.watch_indexes(
         lambda: collections.index_sizes(holder["service"]) if "service" in holder else {}
     )
+    metrics.watch_expiry(lambda: _swept(holder.get("service")))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -114,6 +118,7 @@ def create_app(
                 warm=warm,
                 url=url,
                 follow=True,
+                clock=clock,
             )
         )
         holder["service"] = service
@@ -222,6 +227,11 @@ def served(app: FastAPI) -> ASGIApp:
         await app(scope, receive, send)
 
     return door_first
+
+
+def _swept(service: Context | None) -> dict[str, int]:
+    # items the sweep deleted, by collection (none while stopped, or in a replica)
+    return {} if service is None or service.sweeper is None else service.sweeper.swept
 
 
 def create_app_from_env() -> ASGIApp:

@@ -36,7 +36,7 @@ from latentspace.service.jobs import JobInfo
 from latentspace.service.terms import default_weight
 from latentspace.service.tiers import DuplicatePolicy
 from latentspace.settings import LimitSettings
-from latentspace.store.tables import ItemRow
+from latentspace.store.tables import ItemRow, as_utc
 from latentspace.types import DUPLICATE_ACTIONS
 
 __all__ = [
@@ -184,6 +184,7 @@ def item_public(row: ItemRow, vector: np.ndarray | None = None) -> ItemPublic:
         document_id=row.document_id,
         created_at=row.created_at.isoformat(),
         updated_at=row.updated_at.isoformat(),
+        expires_at=as_utc(row.expires_at).isoformat() if row.expires_at is not None else None,
         vector=_listed(vector),
     )
 
@@ -328,6 +329,7 @@ def collection_public(stats: CollectionStats) -> CollectionPublic:
         ),
         keyword=KeywordSettings.model_validate(stats.keyword),
         created_at=stats.created_at,
+        ttl_seconds=stats.ttl_seconds,
         payload_index=PayloadIndexInfo.model_validate(stats.payload_index)
         if stats.payload_index is not None
         else None,

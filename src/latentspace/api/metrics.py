@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 __all__ = ["Metrics"]
@@ -29,6 +29,21 @@ class _IndexCollector(Collector):
         for name, (count, kind) in sorted(self._sizes().items()):
             gauge.add_metric([name, kind], count)
         yield gauge
+
+
+class _SweptCollector(Collector):
+    def __init__(self, swept: Callable[[], dict[str, int]]) -> None:
+        self._swept = swept
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        counter = CounterMetricFamily(
+            "latentspace_expired_items_deleted",
+            "Items the sweep deleted after their expiry, by collection (this process).",
+            labels=["collection"],
+        )
+        for name, count in sorted(self._swept().items()):
+            counter.add_metric([name], count)
+        yield counter
 
 
 class _Seen(Collector):
@@ -84,6 +99,10 @@ class Metrics:
     def watch_indexes(self, sizes: IndexSizes) -> None:
         """Report index sizes from ``sizes`` at every scrape."""
         self.registry.register(_IndexCollector(sizes))
+
+    def watch_expiry(self, swept: Callable[[], dict[str, int]]) -> None:
+        """Report the expired items the sweep deleted, by collection, at every scrape."""
+        self.registry.register(_SweptCollector(swept))
 
     def timing(self, what: str, label: str, seconds: float) -> None:
         """The service's timing hook: ``("encode", modality)`` or ``("search", kind)``."""

@@ -195,6 +195,11 @@ def empty_answer(queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.full(shape, -1, np.int64), np.full(shape, -np.inf, np.float32)
 
 
+def outside(excluded: np.ndarray) -> Predicate:
+    """A predicate true for the ids not in ``excluded``."""
+    return lambda ids: np.isin(ids, excluded, invert=True)
+
+
 def both(first: Predicate | None, second: Predicate) -> Predicate:
     """A predicate true where ``first`` (if any) and ``second`` are."""
     if first is None:

@@ -9,6 +9,7 @@
     payloads     per-collection payload indexes (tailed): filters from memory (store.payload)
     hits         the fields search hits show, in memory
     phashes      per-collection Hamming indexes of images' perceptual hashes
+    expiries     per-collection expiries (tailed): the ids past theirs, which reads skip
     maps         fitted maps and their latest extension (memory and data_dir/maps)
     rows         collection rows by name
     encoders     one encoder per model spec, built on first use

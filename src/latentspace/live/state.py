@@ -30,6 +30,7 @@ from latentspace.live.commit import Commit, View
 from latentspace.live.crossencoders import CrossEncoderPool
 from latentspace.live.damage import DamageLog
 from latentspace.live.encoders import EncoderFactory, EncoderPool
+from latentspace.live.expiries import Expiries
 from latentspace.live.hits import HitCache
 from latentspace.live.indexes import LiveIndexes, LocalIndexes
 from latentspace.live.keywords import KeywordIndexes
@@ -87,6 +88,7 @@ class LiveState:
         self.payloads = PayloadIndexes(sessions)
         self.hits = HitCache(sessions, budget_bytes=settings.search.hit_cache_mb * 2**20)
         self.phashes = PhashIndexes(sessions)
+        self.expiries = Expiries(sessions)
         self.maps = MapViews(settings.data_dir)
         self.encoders = EncoderPool(settings.encoder, factory=encoder_factory, on_timing=on_timing)
         self.rerankers = CrossEncoderPool(
@@ -100,6 +102,7 @@ class LiveState:
             self.payloads,
             self.hits,
             self.phashes,
+            self.expiries,
             self.maps,
             self.damage,
         )

@@ -30,6 +30,8 @@
     embeddings   OpenAI-style embeddings by model name
     maps         the map job (projection + clusters) and the map as of now
     snapshots    a collection into one file and back
+    backups      snapshots to and from S3-compatible storage; the backup schedule and its job
+    expiry       items that expire (expires_at, a collection's ttl_seconds) and the sweep
     migrate      model migration: re-encode, or serve through a fitted adapter
     health       readiness
     qdrant_collections  Qdrant's collections and snapshots API over collections
@@ -47,6 +49,7 @@ from __future__ import annotations
 from latentspace.service import (
     adapters,
     autotag,
+    backups,
     bulk,
     classify,
     collections,
@@ -92,6 +95,7 @@ __all__ = [
     "SearchAnswer",
     "adapters",
     "autotag",
+    "backups",
     "build_context",
     "bulk",
     "classify",

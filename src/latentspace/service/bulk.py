@@ -22,10 +22,11 @@ from latentspace.errors import InvalidInput
 from latentspace.live import Commit
 from latentspace.service import collections
 from latentspace.service.context import Context
-from latentspace.service.matching import checked_filter, matching_ids
+from latentspace.service.matching import checked_filter, expired_ids, matching_ids
 from latentspace.store import lookups, oplog
 from latentspace.store import repository as repo
 from latentspace.store.bulk import replace_metadata
+from latentspace.store.expiry import visible
 from latentspace.store.tables import CollectionRow, ItemRow
 
 __all__ = ["Deleted", "Found", "count", "delete", "get", "rewrite_metadata", "scroll"]
@@ -64,7 +65,7 @@ def _live_rows(session: Session, collection: CollectionRow, ids: list[str]) -> d
             select(ItemRow).where(
                 ItemRow.collection_id == collection.id,
                 ItemRow.external_id.in_(ids[start : start + _CHUNK]),
-                ItemRow.deleted.is_(False),
+                visible(session),
             )
         )
         by_id.update((row.external_id, row) for row in rows)
@@ -194,7 +195,7 @@ def _chosen(
         by_id = _live_rows(session, collection, wanted)
         return [by_id[i] for i in wanted if i in by_id]
     deadline = ctx.settings.limits.max_query_seconds
-    matched = repo.filter_item_ids(
+    matched = lookups.filter_item_ids(
         session=session, collection=collection, spec=spec, deadline=deadline
     )
     return _rows_of(session, matched)
@@ -243,5 +244,5 @@ def count(ctx: Context, name: str, filter: dict[str, Any] | None = None) -> int:
     """
     collection = collections.get(ctx, name)
     if filter is None:
-        return ctx.live.indexes.stats(collection).count
+        return ctx.live.indexes.stats(collection).count - int(expired_ids(ctx, collection).size)
     return int(matching_ids(ctx, collection, filter).shape[0])

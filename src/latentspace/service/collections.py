@@ -83,6 +83,7 @@ class CollectionStats:
     index_bytes: int = 0
     rebuilding: bool = False
     recall_target: float = 0.95
+    ttl_seconds: int | None = None  # items without their own expiry get one this far ahead
 
 
 def get(ctx: Context, name: str) -> CollectionRow:
@@ -112,12 +113,14 @@ def create(
     index: IndexChoice | str = "auto",
     index_params: dict[str, Any] | None = None,
     keyword: dict[str, Any] | None = None,
+    ttl_seconds: int | None = None,
 ) -> CollectionStats:
     """Create a collection of ``model``'s vectors, or of raw vectors of ``dim``; its stats.
+    With ``ttl_seconds``, items written without an expiry expire that long after.
 
     Raises:
         InvalidInput: unknown metric or index kind, no model and no dim, a dim that
-            is not the model's, or unknown keyword analysis settings.
+            is not the model's, unknown keyword analysis settings, or a ttl below 1.
         Conflict: the name is taken.
         EncoderError: the model cannot be loaded.
     """
@@ -129,13 +132,15 @@ def create(
         dim, fingerprint = encoder.dim, fingerprint or encoder.fingerprint
     if dim is None:
         raise InvalidInput("a collection needs a model, or a dim for raw vectors")
+    if ttl_seconds is not None and ttl_seconds < 1:
+        raise InvalidInput(f"ttl_seconds must be at least 1, got {ttl_seconds}")
     checked_metric, choice = as_metric(metric), as_index_choice(index)
     analysis = checked_keyword(keyword)
     index_params = tuning.checked_codes(
         dim=dim, metric=checked_metric, index=choice, params=index_params
     )
     with ctx.sessions.begin() as session:
-        repo.create_collection(
+        row = repo.create_collection(
             session=session,
             name=name,
             model=model,
@@ -146,6 +151,7 @@ def create(
             index_params=index_params,
             keyword=analysis,
         )
+        row.ttl_seconds = ttl_seconds
     return stats(ctx, name)
 
 
@@ -216,6 +222,7 @@ def stats(ctx: Context, name: str, *, tolerate: bool = False) -> CollectionStats
         else None,
         index_bytes=index_bytes,
         rebuilding=rebuilding,
+        ttl_seconds=row.ttl_seconds,
         recall_target=tuning.recall_target_of(row.index_params),
     )
 

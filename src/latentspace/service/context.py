@@ -11,6 +11,7 @@ functions take a session.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy import Engine
@@ -21,9 +22,10 @@ from latentspace.live import EncoderFactory, LiveState
 from latentspace.runner import JobRunner
 from latentspace.settings import Settings
 from latentspace.store.engine import make_engine, make_session_factory
+from latentspace.store.expiry import Clock
 from latentspace.types import TimingHook
 
-__all__ = ["Background", "Context", "Warming", "build_context"]
+__all__ = ["Background", "Context", "Sweeping", "Warming", "build_context"]
 
 
 class Background(Protocol):
@@ -31,6 +33,14 @@ class Background(Protocol):
 
     def stop(self) -> None:
         """Stop and wait for the thread."""
+
+
+class Sweeping(Background, Protocol):
+    """The thread that deletes expired items."""
+
+    @property
+    def swept(self) -> dict[str, int]:
+        """Items it deleted since start, by collection."""
 
 
 class Warming(Background, Protocol):
@@ -51,7 +61,9 @@ class Context:
     reports, and ``refusal`` what makes it refuse readiness outright; ``follower`` the
     thread applying other processes' writes (``service.replica``), when one runs;
     ``warmer`` the thread that fills the hit cache and builds the payload indexes after
-    start-up (``lifecycle.Warmer``).
+    start-up (``lifecycle.Warmer``); ``backups`` the thread that queues scheduled backups
+    (``backups.BackupScheduler``), when a schedule is set; ``sweeper`` the thread that
+    deletes expired items (``expiry.Sweeper``), when this process writes.
     """
 
     settings: Settings
@@ -63,8 +75,15 @@ class Context:
     lock: DataDirLock | None = None
     follower: Background | None = None
     warmer: Warming | None = None
+    backups: Background | None = None
+    sweeper: Sweeping | None = None
     warnings: list[str] = field(default_factory=list)
     refusal: str | None = None  # why this instance must not call itself ready
+
+    def now(self) -> datetime:
+        """The time expiry is judged by: the session factory's clock (UTC)."""
+        clock: Clock = self.sessions.kw["info"]["clock"]
+        return clock()
 
 
 def build_context(
@@ -73,6 +92,7 @@ def build_context(
     engine: Engine | None = None,
     encoder_factory: EncoderFactory | None = None,
     on_timing: TimingHook | None = None,
+    clock: Clock | None = None,
 ) -> Context:
     """Assemble a context; opens nothing but the engine (see ``lifecycle.start``).
 
@@ -82,13 +102,14 @@ def build_context(
         encoder_factory: builds an encoder from a spec (tests inject fakes); default the
             registry's ``create_encoder``.
         on_timing: called with ``(what, label, seconds)`` after each encode and search.
+        clock: the UTC time items expire by (tests control it); default the system's.
 
     Raises:
         VectorIndexError: the settings ask for a GPU that is not there.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = engine or make_engine(settings.resolved_database_url())
-    sessions = make_session_factory(engine)
+    sessions = make_session_factory(engine, clock)
     live = LiveState(settings, sessions, encoder_factory=encoder_factory, on_timing=on_timing)
     runner = JobRunner(sessions, workers=settings.server.job_workers)
     return Context(settings, engine, sessions, live, runner)

@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,7 @@ class NewItem:
     metadata: dict[str, Any] = field(default_factory=dict)
     uri: str | None = None
     document_id: str | None = None
+    expires_at: datetime | None = None  # aware; None: the collection's ttl_seconds decides
     unreadable: InvalidInput | None = None
 
 

@@ -11,6 +11,7 @@ import io
 import mimetypes
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 import numpy as np
@@ -101,8 +102,11 @@ def ingest(
     collection = collections.get(ctx, name)
     results: dict[int, ItemResult] = {}
     prepared: list[Prepared] = []
+    now = ctx.now()
     for i, item in enumerate(items):
         try:
+            if item.expires_at is not None and item.expires_at <= now:
+                raise InvalidInput(f"expires_at {item.expires_at.isoformat()} is not in the future")
             prepared.append(identify(i, item, limit))
         except InvalidInput as e:
             results[i] = ItemResult(i, item.id, "error", e)
@@ -142,6 +146,7 @@ def ingest(
             phash=p.phash,
             pixels=p.pixels,
             size_bytes=len(p.item.image) if p.item.image is not None else None,
+            expires_at=p.item.expires_at.astimezone(UTC) if p.item.expires_at else None,
         )
         for p in ready
         if p.vector is not None

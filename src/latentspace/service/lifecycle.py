@@ -1,5 +1,5 @@
 """Starting and stopping a service instance: migrate, open every index, load encoders,
-resume background jobs; stop the jobs, save."""
+resume background jobs, start the backup schedule; stop them, save."""
 
 from __future__ import annotations
 
@@ -13,11 +13,20 @@ from latentspace import migrations
 from latentspace.datadir import DataDirLock
 from latentspace.errors import LatentspaceError, StoreError, Unavailable
 from latentspace.live import EncoderFactory, OpenReport
-from latentspace.service import autotag, collections, integrity, maps, migrate
+from latentspace.service import (
+    autotag,
+    backups,
+    collections,
+    expiry,
+    integrity,
+    maps,
+    migrate,
+)
 from latentspace.service.context import Context, build_context
 from latentspace.service.replica import Follower
 from latentspace.settings import Settings
 from latentspace.store.engine import reserve_collection_ids
+from latentspace.store.expiry import Clock
 from latentspace.types import TimingHook
 
 __all__ = ["Warmer", "open_indexes", "start", "stop", "warm_encoders"]
@@ -34,6 +43,7 @@ def start(
     warm: bool = False,
     url: str | None = None,
     follow: bool = False,
+    clock: Clock | None = None,
 ) -> Context:
     """A context whose database is at the newest schema and whose indexes agree with SQL.
 
@@ -44,7 +54,9 @@ def start(
         url: where this instance serves HTTP, written beside the data-directory lock so a
             CLI command on the same directory talks to it.
         follow: apply what other processes write to the same database, every
-            ``cluster.poll_ms`` (a server does; a one-off CLI command need not).
+            ``cluster.poll_ms``, and (when this process writes the data directory) sweep
+            expired items away (a server does; a one-off CLI command need not).
+        clock: the UTC time items expire by (tests control it); default the system's.
 
     With ``cluster.replica`` the data directory may be shared: when another process holds
     it, this one runs beside it as a replica (it neither saves index files nor resumes
@@ -60,7 +72,11 @@ def start(
     )
     try:
         ctx = build_context(
-            settings, engine=engine, encoder_factory=encoder_factory, on_timing=on_timing
+            settings,
+            engine=engine,
+            encoder_factory=encoder_factory,
+            on_timing=on_timing,
+            clock=clock,
         )
     except BaseException:
         lock.release()
@@ -75,6 +91,10 @@ def start(
             follower = Follower(ctx)
             follower.start()
             ctx.follower = follower
+            if ctx.live.writes_files:  # one process deletes: the one that holds the files
+                sweeper = expiry.Sweeper(ctx)
+                sweeper.start()
+                ctx.sweeper = sweeper
     except BaseException:
         stop(ctx, save=False)
         raise
@@ -117,9 +137,14 @@ def _prepare(ctx: Context, *, warm: bool) -> None:
             autotag.KIND: lambda job, stop: autotag.run(ctx, job, stop),
             maps.KIND: lambda job, stop: maps.run(ctx, job, stop),
             migrate.KIND: lambda job, stop: migrate.run(ctx, job, stop),
+            backups.KIND: lambda job, stop: backups.run(ctx, job, stop),
         },
         resume=ctx.live.writes_files,
     )
+    scheduler = backups.BackupScheduler.from_settings(ctx)
+    if scheduler is not None and ctx.live.writes_files:  # one process backs up: the holder
+        ctx.backups = scheduler
+        scheduler.start()
 
 
 def _reserve_folder_ids(ctx: Context) -> None:
@@ -238,9 +263,15 @@ def stop(ctx: Context, *, save: bool = True) -> None:
         if ctx.follower is not None:
             ctx.follower.stop()
             ctx.follower = None
+        if ctx.sweeper is not None:
+            ctx.sweeper.stop()
+            ctx.sweeper = None
         if ctx.warmer is not None:
             ctx.warmer.stop()
             ctx.warmer = None
+        if ctx.backups is not None:
+            ctx.backups.stop()
+            ctx.backups = None
         ctx.jobs.stop()
         if save:
             ctx.live.indexes.close(collections.list_all(ctx))

@@ -1,5 +1,6 @@
 """The items a filter lets through: the filter checked against the limits, then answered
-by the collection's payload index (SQL is its reference)."""
+by the collection's payload index (SQL is its reference), less the items past their
+expiry (which no read serves, though the sweep has not deleted them yet)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from latentspace.service.context import Context
 from latentspace.store.filters import count_nodes, validate_filter
 from latentspace.store.tables import CollectionRow
 
-__all__ = ["checked_filter", "matching_ids"]
+__all__ = ["checked_filter", "expired_ids", "matching_ids"]
 
 
 def checked_filter(ctx: Context, filter: dict[str, Any]) -> dict[str, Any]:
@@ -35,4 +36,12 @@ def matching_ids(ctx: Context, collection: CollectionRow, filter: dict[str, Any]
     """
     spec = checked_filter(ctx, filter)
     seconds = ctx.settings.limits.max_query_seconds
-    return ctx.live.payloads.matching(collection, spec, seconds=seconds)
+    matching = ctx.live.payloads.matching(collection, spec, seconds=seconds)
+    expired = expired_ids(ctx, collection)
+    return np.setdiff1d(matching, expired, assume_unique=True) if expired.size else matching
+
+
+def expired_ids(ctx: Context, collection: CollectionRow) -> np.ndarray:
+    """The sorted ids of the collection's items past their expiry that the sweep has not
+    deleted yet: every read skips them."""
+    return ctx.live.expiries.expired(collection, ctx.now().timestamp())

@@ -31,14 +31,14 @@ from latentspace import limits
 from latentspace.errors import InvalidInput
 from latentspace.index import SearchParams
 from latentspace.index.algebra import Term, combine, explain
-from latentspace.index.base import Predicate
+from latentspace.index.base import Predicate, both, outside
 from latentspace.index.fusion import Candidate, Fusion, Leg, LegScore
 from latentspace.index.fusion import fuse as fuse_legs
 from latentspace.index.spec import exact_below
 from latentspace.service import collections, diversity, replica
 from latentspace.service import rerank as reranking
 from latentspace.service.context import Context
-from latentspace.service.matching import matching_ids
+from latentspace.service.matching import expired_ids, matching_ids
 from latentspace.service.queries import (
     Hit,
     HitGroup,
@@ -224,6 +224,12 @@ def plan_vector(
         with ctx.sessions() as session:
             named = lookups.live_ids(session=session, collection=collection, external_ids=ids)
         allow = named if allow is None else np.intersect1d(allow, named)
+    # items past their expiry that the sweep has not deleted yet: never found
+    expired = expired_ids(ctx, collection)
+    if expired.size and allow is not None:
+        allow = np.setdiff1d(allow, expired, assume_unique=True)
+    elif expired.size:
+        predicate = both(predicate, outside(expired))
     return Plan(collection, query, k, offset, min_score, params, allow, predicate, matched)
 
 

@@ -115,6 +115,7 @@ def _collection_doc(row: CollectionRow) -> dict[str, object]:
         "index_kind": row.index_kind,
         "index_params": row.index_params or {},
         "keyword": row.keyword,
+        "ttl_seconds": row.ttl_seconds,
         "created_at": as_utc(row.created_at).isoformat(),
     }
 
@@ -237,6 +238,7 @@ def restore(
             index_params=index_params,
             keyword=collections.checked_keyword(fields["keyword"]),
         )
+        row.ttl_seconds = fields["ttl_seconds"]
         insert_restored(
             session=session,
             collection=row,

@@ -15,12 +15,14 @@ oplog         the oplog and index manifests: what each collection's index must h
 notify        OplogListener: wakes replicas at once on PostgreSQL (``LISTEN``)
 directions    named directions: put, get, list, delete
 dedup         the duplicate tiers and the trash (soft deletion, restore)
+expiry        which items a read serves now (visible), those past their expiry, the clock
 jobs          background jobs, changed only by conditional updates
 migrate       model migration in SQL: pending vectors, the swap, fitted adapters
 integrity     stored values that no longer read as they should, found and set aside
 snapshots     the SQL side of snapshots: live items out page by page, a restore in
 snapshot_file the snapshot file: one tar, ``manifest.json`` first; read_snapshot checks all
 snapshot_originals  the stored originals a snapshot carries, each named by its sha256
+s3            objects in an S3-compatible store (backups): upload, read, list, delete
 """
 
 from __future__ import annotations

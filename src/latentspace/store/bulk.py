@@ -58,6 +58,8 @@ class ItemInput:
     phash: int | None = None
     pixels: int | None = None
     size_bytes: int | None = None
+    # when it stops being served (None: the collection's ttl_seconds, if any, decides)
+    expires_at: datetime | None = None
 
 
 def vector_bytes(vector: np.ndarray, dim: int, external_id: str) -> bytes:
@@ -111,9 +113,14 @@ def driver_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]
 
 
 def insert_items(
-    session: Session, collection: CollectionRow, items: Sequence[ItemInput], now: datetime
+    session: Session,
+    collection: CollectionRow,
+    items: Sequence[ItemInput],
+    now: datetime,
+    expires: datetime | None = None,
 ) -> list[int]:
-    """Insert new item rows; their ids, in the items' order."""
+    """Insert new item rows; their ids, in the items' order. ``expires``: the expiry of
+    items that carry none."""
     rows = [
         {
             "collection_id": collection.id,
@@ -130,6 +137,7 @@ def insert_items(
             "phash": item.phash,
             "pixels": item.pixels,
             "size_bytes": item.size_bytes,
+            "expires_at": item.expires_at or expires,
         }
         for item in items
     ]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
@@ -13,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from latentspace.errors import QueryTimeout
+from latentspace.store.tables import utcnow
 
 __all__ = [
     "Unreadable",
@@ -64,9 +66,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions that keep loaded attributes after commit (results are read after writes)."""
-    return sessionmaker(engine, expire_on_commit=False)
+def make_session_factory(
+    engine: Engine, clock: Callable[[], datetime] | None = None
+) -> sessionmaker[Session]:
+    """Sessions that keep loaded attributes after commit (results are read after writes),
+    whose "now" for expiry is ``clock`` (default: the system's UTC time; see
+    :mod:`latentspace.store.expiry`)."""
+    return sessionmaker(engine, expire_on_commit=False, info={"clock": clock or utcnow})
 
 
 @contextmanager

@@ -23,7 +23,9 @@ __all__ = [
     "claim",
     "collection_by_id",
     "create_job",
+    "finish_with",
     "get_job",
+    "latest_job",
     "list_jobs",
     "transition",
     "unfinished_jobs",
@@ -97,6 +99,16 @@ def list_jobs(*, session: Session, collection: CollectionRow) -> list[JobRow]:
     )
 
 
+def latest_job(*, session: Session, collection: CollectionRow, kind: str) -> JobRow | None:
+    """The collection's newest job of ``kind``, or None."""
+    return session.scalars(
+        select(JobRow)
+        .where(JobRow.collection_id == collection.id, JobRow.kind == kind)
+        .order_by(JobRow.id.desc())
+        .limit(1)
+    ).first()
+
+
 def unfinished_jobs(*, session: Session) -> list[int]:
     """Ids of the jobs that were queued or running, oldest first (what a restart resumes)."""
     return list(
@@ -138,3 +150,13 @@ def advance(*, session: Session, job_id: int, done: int, total: int, cursor: int
         .values(done=done, total=total, cursor=cursor, updated_at=utcnow())
     )
     return bool(cast(CursorResult[Any], result).rowcount)
+
+
+def finish_with(*, session: Session, job_id: int, done: int, result: dict[str, Any]) -> bool:
+    """Record a running job's last progress (``done`` of ``done``) and its ``params.result``;
+    False when it is no longer running (cancelled, or its collection deleted)."""
+    row = session.get(JobRow, job_id, populate_existing=True)
+    if row is None or row.state != "running":
+        return False
+    row.params = {**row.params, "result": result}
+    return advance(session=session, job_id=job_id, done=done, total=done, cursor=0)

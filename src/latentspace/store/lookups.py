@@ -1,17 +1,22 @@
-"""Lookups by content hash, document and position: duplicates, documents and listing."""
+"""Lookups by content hash, document, position and filter: duplicates, documents, listing."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from latentspace.store.engine import statement_deadline
+from latentspace.store.expiry import visible
+from latentspace.store.filters import compile_filter
 from latentspace.store.tables import CollectionRow, ItemRow
 
 __all__ = [
     "document_items",
+    "filter_item_ids",
     "ids_by_sha256",
     "item_id_of",
     "list_items",
@@ -32,7 +37,7 @@ def live_ids(
             select(ItemRow.id).where(
                 ItemRow.collection_id == collection.id,
                 ItemRow.external_id.in_(unique[start : start + 5000]),
-                ItemRow.deleted.is_(False),
+                visible(session),
             )
         )
     return np.unique(np.asarray(found, dtype=np.int64))
@@ -42,9 +47,7 @@ def live_sha256(*, session: Session, collection: CollectionRow) -> set[str]:
     """The content hashes of the collection's live items."""
     return set(
         session.scalars(
-            select(ItemRow.sha256).where(
-                ItemRow.collection_id == collection.id, ItemRow.deleted.is_(False)
-            )
+            select(ItemRow.sha256).where(ItemRow.collection_id == collection.id, visible(session))
         )
     )
 
@@ -61,7 +64,7 @@ def ids_by_sha256(
         .where(
             ItemRow.collection_id == collection.id,
             ItemRow.sha256.in_(list(set(digests))),
-            ItemRow.deleted.is_(False),
+            visible(session),
         )
         .order_by(ItemRow.id)
     )
@@ -75,7 +78,7 @@ def sha256_groups(*, session: Session, collection: CollectionRow) -> list[list[I
     """Groups of two or more live items with the same content hash (exact duplicates)."""
     shared = (
         select(ItemRow.sha256)
-        .where(ItemRow.collection_id == collection.id, ItemRow.deleted.is_(False))
+        .where(ItemRow.collection_id == collection.id, visible(session))
         .group_by(ItemRow.sha256)
         .having(func.count() > 1)
     )
@@ -83,7 +86,7 @@ def sha256_groups(*, session: Session, collection: CollectionRow) -> list[list[I
         select(ItemRow)
         .where(
             ItemRow.collection_id == collection.id,
-            ItemRow.deleted.is_(False),
+            visible(session),
             ItemRow.sha256.in_(shared),
         )
         .order_by(ItemRow.sha256, ItemRow.id)
@@ -120,7 +123,7 @@ def list_items(
             select(ItemRow)
             .where(
                 ItemRow.collection_id == collection.id,
-                ItemRow.deleted.is_(False),
+                visible(session),
                 ItemRow.id > after,
             )
             .order_by(ItemRow.id)
@@ -137,3 +140,29 @@ def item_id_of(*, session: Session, collection: CollectionRow, external_id: str)
             ItemRow.collection_id == collection.id, ItemRow.external_id == external_id
         )
     )
+
+
+def filter_item_ids(
+    *,
+    session: Session,
+    collection: CollectionRow,
+    spec: dict[str, Any],
+    limit: int | None = None,
+    deadline: float | None = None,
+) -> np.ndarray:
+    """Ids of live items whose metadata matches the filter ``spec``.
+
+    Raises:
+        InvalidInput: the filter does not validate.
+        QueryTimeout: the statement ran past ``deadline`` seconds.
+    """
+    dialect = session.get_bind().dialect.name
+    query = select(ItemRow.id).where(
+        ItemRow.collection_id == collection.id,
+        visible(session),
+        compile_filter(spec, ItemRow.metadata_, dialect),
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    with statement_deadline(session, deadline):
+        return np.fromiter(session.scalars(query), dtype=np.int64)

@@ -11,6 +11,7 @@ import numpy as np
 from sqlalchemy import Connection, Result, Row, select
 from sqlalchemy.orm import Session
 
+from latentspace.store.expiry import visible
 from latentspace.store.repository import intact_vector
 from latentspace.store.tables import CollectionRow, ItemRow, ItemVectorRow
 
@@ -46,7 +47,7 @@ def hit_rows(*, session: Session, item_ids: Sequence[int]) -> dict[int, Row[Any]
     if not item_ids:
         return {}
     rows = session.execute(
-        select(*HIT_COLUMNS).where(ItemRow.id.in_(list(item_ids)), ItemRow.deleted.is_(False))
+        select(*HIT_COLUMNS).where(ItemRow.id.in_(list(item_ids)), visible(session))
     )
     return {row.id: row for row in rows}
 

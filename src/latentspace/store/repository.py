@@ -16,6 +16,7 @@ import re
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from latentspace.errors import Conflict, CorruptVector, InvalidInput, NotFound
+from latentspace.store import expiry
 from latentspace.store.bulk import (
     ItemInput,
     insert_items,
@@ -32,8 +34,7 @@ from latentspace.store.bulk import (
     replace_vectors,
     vector_bytes,
 )
-from latentspace.store.engine import statement_deadline
-from latentspace.store.filters import compile_filter
+from latentspace.store.expiry import visible
 from latentspace.store.tables import (
     CollectionRow,
     DirectionRow,
@@ -41,6 +42,7 @@ from latentspace.store.tables import (
     ItemRow,
     ItemVectorRow,
     OplogRow,
+    as_utc,
     utcnow,
 )
 from latentspace.types import IndexChoice, Metric, WriteStatus
@@ -53,7 +55,6 @@ __all__ = [
     "create_collection",
     "delete_collection",
     "delete_items",
-    "filter_item_ids",
     "fingerprint_of",
     "get_collection",
     "get_item",
@@ -190,7 +191,9 @@ def upsert_items(
         )
     }
     outcomes: list[UpsertOutcome | None] = []
-    now = utcnow()
+    now = expiry.now(session)
+    ttl = collection.ttl_seconds
+    default = now + timedelta(seconds=ttl) if ttl else None  # for items without their own
     fresh: list[tuple[int, ItemInput, bytes]] = []  # inserted in bulk below
     vectors: list[tuple[int, bytes]] = []  # (item id, blob) of updated rows
     logged: list[tuple[str, int]] = []
@@ -204,17 +207,18 @@ def upsert_items(
         revived = row.deleted
         content_changed = revived or row.sha256 != item.sha256 or row.kind != item.kind
         text_changed = row.text != item.text  # the keyword index tails the oplog for it
+        expires = item.expires_at or default
         fields_changed = (row.metadata_, row.text, row.uri, row.document_id) != (
             item.metadata,
             item.text,
             item.uri,
             item.document_id,
-        )
+        ) or (row.expires_at and as_utc(row.expires_at)) != expires
         if not content_changed and not fields_changed:
             outcomes.append(UpsertOutcome(item.external_id, row.id, "unchanged", False))
             continue
         row.kind, row.sha256, row.uri, row.text = item.kind, item.sha256, item.uri, item.text
-        row.metadata_, row.document_id = item.metadata, item.document_id
+        row.metadata_, row.document_id, row.expires_at = item.metadata, item.document_id, expires
         row.deleted, row.trashed_at, row.updated_at = False, None, now
         if content_changed:
             row.phash, row.pixels, row.size_bytes = item.phash, item.pixels, item.size_bytes
@@ -228,7 +232,7 @@ def upsert_items(
     if vectors:
         replace_vectors(session, vectors)
     if fresh:
-        new_ids = insert_items(session, collection, [item for _, item, _ in fresh], now)
+        new_ids = insert_items(session, collection, [i for _, i, _ in fresh], now, default)
         vectors = [(item_id, blob) for item_id, (_, _, blob) in zip(new_ids, fresh, strict=True)]
         insert_vectors(session, vectors)
         for item_id, (position, item, _) in zip(new_ids, fresh, strict=True):
@@ -248,7 +252,7 @@ def get_item(*, session: Session, collection: CollectionRow, external_id: str) -
         select(ItemRow).where(
             ItemRow.collection_id == collection.id,
             ItemRow.external_id == external_id,
-            ItemRow.deleted.is_(False),
+            visible(session),
         )
     )
     if row is None:
@@ -295,9 +299,7 @@ def items_by_ids(*, session: Session, item_ids: Sequence[int]) -> dict[int, Item
     """Live items by primary key, in one query."""
     if not item_ids:
         return {}
-    rows = session.scalars(
-        select(ItemRow).where(ItemRow.id.in_(list(item_ids)), ItemRow.deleted.is_(False))
-    )
+    rows = session.scalars(select(ItemRow).where(ItemRow.id.in_(list(item_ids)), visible(session)))
     return {row.id: row for row in rows}
 
 
@@ -416,33 +418,7 @@ def count_live(*, session: Session, collection: CollectionRow) -> int:
         session.scalar(
             select(func.count())
             .select_from(ItemRow)
-            .where(ItemRow.collection_id == collection.id, ItemRow.deleted.is_(False))
+            .where(ItemRow.collection_id == collection.id, visible(session))
         )
         or 0
     )
-
-
-def filter_item_ids(
-    *,
-    session: Session,
-    collection: CollectionRow,
-    spec: dict[str, Any],
-    limit: int | None = None,
-    deadline: float | None = None,
-) -> np.ndarray:
-    """Ids of live items whose metadata matches the filter ``spec``.
-
-    Raises:
-        InvalidInput: the filter does not validate.
-        QueryTimeout: the statement ran past ``deadline`` seconds.
-    """
-    dialect = session.get_bind().dialect.name
-    query = select(ItemRow.id).where(
-        ItemRow.collection_id == collection.id,
-        ItemRow.deleted.is_(False),
-        compile_filter(spec, ItemRow.metadata_, dialect),
-    )
-    if limit is not None:
-        query = query.limit(limit)
-    with statement_deadline(session, deadline):
-        return np.fromiter(session.scalars(query), dtype=np.int64)

@@ -63,8 +63,8 @@ _PART_ADDED_IN = {"adapters.jsonl": "0005"}
 # Schema revisions a version-1 snapshot may have been taken at, oldest first; the last is
 # the migrations' head (a test holds them together). Item columns added since a revision
 # are absent from its snapshots and restore as null.
-READABLE_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006")
-_ADDED_IN = {"phash": "0004", "pixels": "0004", "size_bytes": "0004"}
+READABLE_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")
+_ADDED_IN = {"phash": "0004", "pixels": "0004", "size_bytes": "0004", "expires_at": "0007"}
 _MANIFEST_BYTES = 1 << 20
 _KINDS = ("text", "image", "vector")
 _HEX = re.compile(r"[0-9a-f]{64}")
@@ -130,8 +130,8 @@ def _digest(path: Path) -> dict[str, Any]:
 # -- reading -------------------------------------------------------------------------------
 
 
-def read_manifest(source: Path) -> dict[str, Any]:
-    """The manifest of snapshot file ``source`` (only it is read; nothing is verified).
+def read_manifest(source: Path | IO[bytes]) -> dict[str, Any]:
+    """The manifest of snapshot ``source`` (its file, or a stream of its start; unverified).
 
     Raises:
         InvalidInput: not a snapshot, or an unknown format, version or schema revision.
@@ -176,10 +176,11 @@ def read_snapshot(source: Path, scratch: Path) -> Snapshot:
 
 
 @contextmanager
-def _opened(source: Path) -> Iterator[tarfile.TarFile]:
+def _opened(source: Path | IO[bytes]) -> Iterator[tarfile.TarFile]:
     # The tar, read member by member; a damaged or foreign file is an InvalidInput.
     try:
-        with tarfile.open(source, "r:") as tar:
+        path, stream = (source, None) if isinstance(source, Path) else (None, source)
+        with tarfile.open(path, "r:", stream) as tar:
             yield tar
     except (tarfile.TarError, EOFError, OSError) as e:
         raise InvalidInput(f"not a readable snapshot file (truncated, or not a tar): {e}") from e
@@ -280,7 +281,14 @@ def _collection(doc: object) -> dict[str, Any]:
         "index_kind": as_index_choice(str(doc.get("index_kind", "auto"))),
         "index_params": doc.get("index_params") or {},
         "keyword": doc.get("keyword"),  # checked by the collection's creation
+        "ttl_seconds": _ttl(doc.get("ttl_seconds")),
     }
+
+
+def _ttl(value: object) -> int | None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise InvalidInput("snapshot collection ttl_seconds must be a positive integer or null")
+    return value
 
 
 def _lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -368,6 +376,8 @@ def _check_fields(fields: dict[str, Any], lacking: set[str], where: str) -> None
             not isinstance(value, int) or isinstance(value, bool) or not -(2**63) <= value < 2**63
         ):
             raise InvalidInput(f"{where}: {key} must be a 64-bit integer or null")
+    expires = None if "expires_at" in lacking else fields["expires_at"]
+    fields["expires_at"] = None if expires is None else _timestamp(expires, f"{where}: expires_at")
 
 
 def _directions(path: Path, dim: int) -> list[tuple[str, bytes, dict[str, Any], datetime]]:

@@ -35,6 +35,7 @@ ITEM_FIELDS = (
     "phash",
     "pixels",
     "size_bytes",
+    "expires_at",
 )
 
 
@@ -77,6 +78,7 @@ def iter_snapshot_items(
                 "phash": row.phash,
                 "pixels": row.pixels,
                 "size_bytes": row.size_bytes,
+                "expires_at": as_utc(row.expires_at).isoformat() if row.expires_at else None,
             }
             created, updated = as_utc(row.created_at), as_utc(row.updated_at)
             out.append(SnapshotItem(row.external_id, fields, created, updated, bytes(blob)))

@@ -96,6 +96,8 @@ class CollectionRow(Base):
     index_params: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
     # how the keyword leg analyses text (stemmer, stop words, BM25 k1/b); null: defaults
     keyword: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc, nullable=True)
+    # items written without an expiry get one this many seconds after the write
+    ttl_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -107,6 +109,7 @@ class ItemRow(Base):
         UniqueConstraint("collection_id", "external_id", name="uq_items_collection_external"),
         Index("ix_items_collection_sha256", "collection_id", "sha256"),
         Index("ix_items_collection_document", "collection_id", "document_id"),
+        Index("ix_items_collection_expires", "collection_id", "expires_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -132,6 +135,8 @@ class ItemRow(Base):
     size_bytes: Mapped[int | None] = mapped_column(StoredInt, nullable=True)
     # set when a duplicate resolution moved the item to the trash (deleted, restorable)
     trashed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # when the item stops being served (reads skip it at once; the sweep deletes it)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class ItemVectorRow(Base):

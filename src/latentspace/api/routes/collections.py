@@ -49,6 +49,7 @@ def create_collection(body: CollectionCreate, ctx: ServiceDep, grant: GrantDep) 
         metric=body.metric,
         index=body.index,
         keyword=keyword,
+        ttl_seconds=body.ttl_seconds,
         index_params={
             "quantization": body.quantization,
             "rescore": body.rescore,

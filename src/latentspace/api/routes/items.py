@@ -114,6 +114,7 @@ def upsert_items(request: Request, name: str, body: ItemsUpsert, ctx: ServiceDep
                 vector=item.vector,
                 metadata=item.metadata,
                 uri=item.uri,
+                expires_at=item.expires_at,
                 unreadable=unreadable,
             )
         )

@@ -38,6 +38,7 @@ from latentspace.api.schemas.collections import (
     SnapshotRequest,
     SnapshotRestore,
     SnapshotSaved,
+    SnapshotUploaded,
 )
 from latentspace.api.schemas.common import Problem
 from latentspace.api.schemas.documents import (
@@ -185,6 +186,7 @@ __all__ = [
     "SnapshotRequest",
     "SnapshotRestore",
     "SnapshotSaved",
+    "SnapshotUploaded",
     "TermIn",
     "TierName",
     "TrashList",

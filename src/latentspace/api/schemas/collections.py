@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from latentspace.api.schemas.common import NAME_PATTERN, StrictModel
 from latentspace.types import IndexChoice, Metric
@@ -18,10 +18,20 @@ __all__ = [
     "SnapshotRequest",
     "SnapshotRestore",
     "SnapshotSaved",
+    "SnapshotUploaded",
 ]
 
 # A snapshot file's name in the server's snapshot folder: no folders, no leading dot.
 SNAPSHOT_FILE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$"
+# s3:// + a bucket name (63) + / + a key (1024 bytes) with room for multi-byte characters
+S3_URL_MAX_LENGTH = 2048
+
+
+MAX_TTL_SECONDS = 10 * 366 * 86_400  # ten years
+TTL_DOC = (
+    "Items written without an `expires_at` expire this many seconds after the write (reads "
+    "skip them from then on; a sweep deletes them). Null: they never expire."
+)
 
 
 class KeywordSettings(StrictModel):
@@ -95,6 +105,7 @@ class CollectionCreate(StrictModel):
     quantization: QuantizationChoice = Field(default="auto", description=QUANTIZATION_DOC)
     rescore: int | None = Field(default=None, ge=1, le=100, description=RESCORE_DOC)
     recall_target: float = Field(default=0.95, gt=0, le=1, description=RECALL_TARGET_DOC)
+    ttl_seconds: int | None = Field(default=None, ge=1, le=MAX_TTL_SECONDS, description=TTL_DOC)
 
 
 class CollectionPatch(StrictModel):
@@ -172,6 +183,7 @@ class CollectionPublic(BaseModel):
     index: IndexInfo
     keyword: KeywordSettings
     created_at: str
+    ttl_seconds: int | None = Field(default=None, description=TTL_DOC)
     payload_index: PayloadIndexInfo | None = Field(
         default=None,
         description="Null until built: in the background after a start, or by the first filter.",
@@ -185,12 +197,18 @@ class CollectionList(BaseModel):
 
 
 class SnapshotRequest(StrictModel):
-    """Where a snapshot goes: omit ``file`` to receive it as the response body."""
+    """Where a snapshot goes: omit ``file`` and ``target`` to receive it as the response
+    body."""
 
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{}, {"file": "photos-nightly.lsnap"}, {"originals": False}]
+            "examples": [
+                {},
+                {"file": "photos-nightly.lsnap"},
+                {"target": "s3://my-backups/photos/2024-06-01.lsnap"},
+                {"originals": False},
+            ]
         },
     )
 
@@ -200,11 +218,23 @@ class SnapshotRequest(StrictModel):
         description="Save it under this name in the server's snapshot folder instead "
         "(replacing a file of that name).",
     )
+    target: str | None = Field(
+        default=None,
+        max_length=S3_URL_MAX_LENGTH,
+        description="Upload it to this object (`s3://bucket/key`, replaced if it exists) in "
+        "the S3-compatible store the server's LATENTSPACE_BACKUP__ settings name.",
+    )
     originals: StrictBool | None = Field(
         default=None,
         description="Carry each image's stored original (default: when the collection holds "
         "images), so a restore on another machine can serve, re-encode and migrate them.",
     )
+
+    @model_validator(mode="after")
+    def _one_place(self) -> SnapshotRequest:
+        if self.file is not None and self.target is not None:
+            raise ValueError("give file (the server's snapshot folder) or target (s3://), not both")
+        return self
 
 
 class SnapshotSaved(BaseModel):
@@ -215,8 +245,17 @@ class SnapshotSaved(BaseModel):
     manifest: dict[str, Any]
 
 
+class SnapshotUploaded(BaseModel):
+    """A snapshot uploaded to S3-compatible storage."""
+
+    target: str = Field(description="The object it went to (`s3://bucket/key`).")
+    bytes: int
+    manifest: dict[str, Any]
+
+
 class SnapshotRestore(StrictModel):
-    """A snapshot file in the server's snapshot folder to restore."""
+    """A snapshot to restore: a file in the server's snapshot folder, or an object in
+    S3-compatible storage (one of the two)."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -224,11 +263,29 @@ class SnapshotRestore(StrictModel):
             "examples": [
                 {"file": "photos-nightly.lsnap"},
                 {"file": "photos-nightly.lsnap", "replace": True},
-            ]
+                {"source": "s3://my-backups/photos/2024-06-01.lsnap"},
+            ],
+            "anyOf": [{"required": ["file"]}, {"required": ["source"]}],
         },
     )
 
-    file: str = Field(pattern=SNAPSHOT_FILE_PATTERN, description="Its name in that folder.")
+    file: str | None = Field(
+        default=None, pattern=SNAPSHOT_FILE_PATTERN, description="Its name in that folder."
+    )
+    source: str | None = Field(
+        default=None,
+        max_length=S3_URL_MAX_LENGTH,
+        description="The object (`s3://bucket/key`) in the store the server's "
+        "LATENTSPACE_BACKUP__ settings name; downloaded and verified whole first.",
+    )
     replace: bool = Field(
         default=False, description="Replace a collection of that name (in one transaction)."
     )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SnapshotRestore:
+        if (self.file is None) == (self.source is None):
+            raise ValueError(
+                "give file (in the server's snapshot folder) or source (s3://bucket/key): one"
+            )
+        return self

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from latentspace.api.schemas.common import Problem, StrictModel
 from latentspace.limits import MAX_URI_CHARS
@@ -51,6 +51,12 @@ class ItemCreate(StrictModel):
     vector: list[float] | None = Field(default=None, min_length=1, max_length=65_536)
     metadata: dict[str, Any] = Field(default_factory=dict)
     uri: str | None = Field(default=None, max_length=MAX_URI_CHARS)
+    expires_at: AwareDatetime | None = Field(
+        default=None,
+        description="When the item stops being served (ISO 8601 with its zone, in the "
+        "future); reads skip it from then on and a sweep deletes it. Default: the "
+        "collection's `ttl_seconds` after the write, if it has one, else never.",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> ItemCreate:
@@ -178,6 +184,7 @@ class ItemPublic(BaseModel):
     document_id: str | None
     created_at: str
     updated_at: str
+    expires_at: str | None = None
     vector: list[float] | None = None
 
 
