@@ -32,6 +32,7 @@
     snapshots    a collection into one file and back
     backups      snapshots to and from S3-compatible storage; the backup schedule and its job
     expiry       items that expire (expires_at, a collection's ttl_seconds) and the sweep
+    periodic     Periodic: a thread that does one thing every few seconds until stopped
     migrate      model migration: re-encode, or serve through a fitted adapter
     health       readiness
     qdrant_collections  Qdrant's collections and snapshots API over collections

@@ -22,7 +22,6 @@ import logging
 import os
 import re
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from latentspace.service import collections, jobs, snapshots
 from latentspace.service.collections import CollectionStats
 from latentspace.service.context import Context
 from latentspace.service.jobs import JobInfo
+from latentspace.service.periodic import Periodic
 from latentspace.store import jobs as jobs_repo
 from latentspace.store import s3
 from latentspace.store.snapshot_file import read_manifest
@@ -185,7 +185,7 @@ def run(ctx: Context, job: ClaimedJob, should_stop: Callable[[], bool]) -> JobOu
     return "done"
 
 
-class BackupScheduler:
+class BackupScheduler(Periodic):
     """The thread that queues a backup job of every collection when ``schedule`` says one
     is due (checked every ``poll`` seconds against ``clock``; tests call :meth:`run_due`
     with the time they choose instead)."""
@@ -205,9 +205,12 @@ class BackupScheduler:
         self._target = target
         self._keep = keep
         self._clock = clock
-        self._poll = poll
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(
+            poll,
+            name="latentspace-backup",
+            failure="checking which backups are due failed",
+            at_once=True,
+        )
 
     @classmethod
     def from_settings(cls, ctx: Context) -> BackupScheduler | None:
@@ -217,18 +220,6 @@ class BackupScheduler:
             return None
         schedule, target = planned
         return cls(ctx, schedule, target, ctx.settings.backup.keep)
-
-    def start(self) -> None:
-        """Start checking (once)."""
-        self._thread = threading.Thread(target=self._run, name="latentspace-backup", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop checking (queued and running backups are the job runner's), and wait."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=60)
-            self._thread = None
 
     def run_due(self, now: datetime) -> list[JobInfo]:
         """Queue a backup of each collection whose last scheduled one (by the time it was
@@ -257,10 +248,6 @@ class BackupScheduler:
             logger.info("backup due: %s", ", ".join(j.collection for j in queued))
         return queued
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_due(self._clock())
-            except Exception:  # a missed check is retried at the next; the thread stays
-                logger.exception("checking which backups are due failed")
-            self._stop.wait(self._poll)
+    def tick(self) -> None:
+        """Queue the backups due now (queued and running ones are the job runner's)."""
+        self.run_due(self._clock())

@@ -18,6 +18,7 @@ from collections import Counter
 from latentspace.live import Commit
 from latentspace.service import collections
 from latentspace.service.context import Context
+from latentspace.service.periodic import Periodic
 from latentspace.store import expiry, oplog
 from latentspace.store import repository as repo
 from latentspace.store.tables import CollectionRow
@@ -53,14 +54,18 @@ def _sweep_batch(ctx: Context, collection: CollectionRow, batch: int) -> int:
     return len(item_ids)
 
 
-class Sweeper:
+class Sweeper(Periodic):
     """A thread that runs :func:`sweep` every ``server.expiry_sweep`` seconds; ``swept``
     counts the items it deleted, by collection (``/metrics``)."""
 
     def __init__(self, ctx: Context) -> None:
+        super().__init__(
+            ctx.settings.server.expiry_sweep,
+            name="latentspace-sweep",
+            failure="sweeping expired items failed; trying again next round",
+            at_once=False,
+        )
         self._ctx = ctx
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._swept: Counter[str] = Counter()
 
@@ -70,17 +75,9 @@ class Sweeper:
         with self._lock:
             return dict(self._swept)
 
-    def start(self) -> None:
-        """Start sweeping (once)."""
-        self._thread = threading.Thread(target=self._run, name="latentspace-sweep", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop, and wait for the sweep in progress."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=60)
-            self._thread = None
+    def tick(self) -> None:
+        """One sweep."""
+        self.run_once()
 
     def run_once(self) -> dict[str, int]:
         """One sweep now; what it deleted (counted in :attr:`swept`)."""
@@ -90,10 +87,3 @@ class Sweeper:
         for name, n in done.items():
             logger.info("collection %s: %d expired item(s) deleted", name, n)
         return done
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._ctx.settings.server.expiry_sweep):
-            try:
-                self.run_once()
-            except Exception:  # a database hiccup must not end the thread; retry next round
-                logger.exception("sweeping expired items failed; trying again next round")
