@@ -36,6 +36,10 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 PAIRS = [("red", "circle"), ("blue", "square"), ("green", "triangle")]
 
+# Ray's own metrics exporter thread once crashed a CI run (SIGSEGV in its OpenTelemetry
+# collection at Ray 2.60); nothing reads metrics in a loopback-only namespace, so it is off.
+NO_RAY_METRICS = {"RAY_enable_metrics_collection": "0"}
+
 
 def loopback_only(command: list[str], env: dict[str, str], *, expect: int = 0) -> Any:
     """Run ``command`` in a new network namespace holding only ``lo``; its last JSON line."""
@@ -83,6 +87,7 @@ def test_ingest_on_ray_stores_what_local_encoding_gives_and_resumes(tmp_path: Pa
         "LATENTSPACE_ENCODER__DEVICE": "cpu",
         "HF_HUB_OFFLINE": "1",
         "RAY_USAGE_STATS_ENABLED": "0",
+        **NO_RAY_METRICS,
     }
     cli = [sys.executable, "-m", "latentspace.cli", "ingest"]
     photos = [*cli, "shapes", str(tmp_path / "photos"), "--ray", "--json"]
@@ -126,7 +131,7 @@ def test_ingest_on_ray_stores_what_local_encoding_gives_and_resumes(tmp_path: Pa
 @pytest.mark.timeout(600)
 def test_sharded_search_on_ray_serve_merges_to_the_exact_answer(tmp_path: Path) -> None:
     # Two Serve shards behind the HTTP API (tests/ray_jobs.py), 3,000 × 16-d vectors.
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0", **NO_RAY_METRICS}
     root = Path(__file__).resolve().parents[1]
     env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
     got = loopback_only([sys.executable, "-m", "tests.ray_jobs", "shards", str(tmp_path)], env)
