@@ -224,8 +224,9 @@ def plan_vector(
         with ctx.sessions() as session:
             named = lookups.live_ids(session=session, collection=collection, external_ids=ids)
         allow = named if allow is None else np.intersect1d(allow, named)
-    # items past their expiry that the sweep has not deleted yet: never found
-    expired = expired_ids(ctx, collection)
+    # items past their expiry that the sweep has not deleted yet: never found (a filter's
+    # matching ids left them out already)
+    expired = expired_ids(ctx, collection) if filter is None else np.empty(0, np.int64)
     if expired.size and allow is not None:
         allow = np.setdiff1d(allow, expired, assume_unique=True)
     elif expired.size:
